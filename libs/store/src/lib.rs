@@ -1,0 +1,34 @@
+//! The storage seam. Each aggregate has its own trait ([`UserStore`], [`RoomStore`],
+//! [`MessageStore`], [`ConfigStore`]); [`Store`] is all of them, and [`StoreRef`] the cheap
+//! handle everybody holds. [`SqliteStore`] is the embedded implementation; the MongoDB one runs
+//! the same contract suite (`testsuite`).
+//!
+//! Rules every implementation keeps:
+//! - a write returns only after it is durable (committed);
+//! - the writes of one [`RoomWrite`] are atomic: a message, the room's new sequence number and
+//!   the subscription changes land together or not at all;
+//! - reads never wait behind writes.
+//!
+//! Only this crate talks to a database.
+
+mod error;
+mod rooms;
+pub mod sqlite;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+mod users;
+
+use std::sync::Arc;
+
+pub use error::{StoreError, StoreResult};
+pub use rooms::*;
+pub use sqlite::SqliteStore;
+pub use users::*;
+
+/// Every aggregate's store: what a backend implements.
+pub trait Store: UserStore + RoomStore + MessageStore + ConfigStore {}
+
+impl<T: UserStore + RoomStore + MessageStore + ConfigStore> Store for T {}
+
+/// The handle services hold.
+pub type StoreRef = Arc<dyn Store>;

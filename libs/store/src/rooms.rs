@@ -1,0 +1,128 @@
+use apogee_types::{Message, Millis, Page, PageRequest, Permission, Role, Room, RoomType, Setting, Subscription};
+use async_trait::async_trait;
+
+use crate::StoreResult;
+
+/// A change to a room, applied inside the store's transaction to the current stored room.
+pub type RoomMutation = Box<dyn FnOnce(&mut Room) -> StoreResult<()> + Send>;
+/// A change to one subscription; it sees the room as it is after this write's messages.
+pub type SubscriptionMutation = Box<dyn FnOnce(&mut Subscription, &Room) + Send>;
+/// A change to a stored message.
+pub type MessageMutation = Box<dyn FnOnce(&mut Message) -> StoreResult<()> + Send>;
+
+/// Everything one room event changes, written atomically by [`RoomStore::write_room`].
+///
+/// Order of application: create or mutate the room, append `messages` (each gets the next
+/// sequence number, and the room's `msgs`, `lm` and `lastMessage` follow), add subscriptions,
+/// apply subscription mutations, remove subscriptions, recount `usersCount`, or delete the room
+/// with everything in it.
+#[derive(Default)]
+pub struct RoomWrite {
+    pub rid: String,
+    /// Insert this room (`Conflict` when the id or name is taken).
+    pub create: Option<Room>,
+    pub mutate: Option<RoomMutation>,
+    pub messages: Vec<Message>,
+    /// `Conflict` when the user already has a subscription to the room.
+    pub add_subscriptions: Vec<Subscription>,
+    /// By user id; a user without a subscription is skipped.
+    pub update_subscriptions: Vec<(String, SubscriptionMutation)>,
+    /// By user id; recorded as removed so `subscriptions.get?updatedSince` reports them.
+    pub remove_subscriptions: Vec<String>,
+    /// Delete the room, its subscriptions and its messages.
+    pub delete: bool,
+}
+
+impl RoomWrite {
+    pub fn new(rid: impl Into<String>) -> Self {
+        Self { rid: rid.into(), ..Self::default() }
+    }
+}
+
+/// What a [`RoomWrite`] left behind.
+#[derive(Debug, Clone, Default)]
+pub struct RoomWriteOutcome {
+    /// The room after the write; `None` when it was deleted.
+    pub room: Option<Room>,
+    /// The appended messages, with their sequence numbers.
+    pub messages: Vec<Message>,
+    /// Added and updated subscriptions, as stored.
+    pub subscriptions: Vec<Subscription>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct RoomFilter {
+    pub types: Vec<RoomType>,
+    /// Case-insensitive substring of the name.
+    pub text: Option<String>,
+    pub default_only: bool,
+}
+
+/// A removed document, as `subscriptions.get` and `rooms.get` report it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Removed {
+    pub id: String,
+    pub deleted_at: Millis,
+}
+
+/// Rooms and subscriptions. Subscriptions come back with `unread` derived from the room's
+/// messages after their `last_read_seq`.
+#[async_trait]
+pub trait RoomStore: Send + Sync + 'static {
+    async fn write_room(&self, write: RoomWrite) -> StoreResult<RoomWriteOutcome>;
+    async fn room_by_id(&self, id: &str) -> StoreResult<Option<Room>>;
+    /// Case-insensitive; direct messages have no name.
+    async fn room_by_name(&self, name: &str) -> StoreResult<Option<Room>>;
+    /// Sorted by name.
+    async fn list_rooms(&self, filter: &RoomFilter, page: PageRequest) -> StoreResult<Page<Room>>;
+    /// Rooms the user has a subscription to, of the given types (all when empty), by name.
+    async fn rooms_of_user(&self, uid: &str, types: &[RoomType], page: PageRequest)
+    -> StoreResult<Page<Room>>;
+    /// Rooms of the user changed after `since` (all when `None`).
+    async fn rooms_of_user_updated_since(&self, uid: &str, since: Option<Millis>) -> StoreResult<Vec<Room>>;
+    async fn removed_rooms_since(&self, since: Millis) -> StoreResult<Vec<Removed>>;
+
+    async fn subscription(&self, rid: &str, uid: &str) -> StoreResult<Option<Subscription>>;
+    /// The user's subscriptions whose own `_updatedAt` or whose room's last message is after
+    /// `since` (all when `None`).
+    async fn subscriptions_of_user(&self, uid: &str, since: Option<Millis>) -> StoreResult<Vec<Subscription>>;
+    async fn removed_subscriptions_since(&self, uid: &str, since: Millis) -> StoreResult<Vec<Removed>>;
+    /// Members of a room by username.
+    async fn subscriptions_of_room(&self, rid: &str, page: PageRequest) -> StoreResult<Page<Subscription>>;
+}
+
+/// A window of history, newest first (Rocket.Chat's `channels.history`).
+#[derive(Debug, Clone, Default)]
+pub struct HistoryQuery {
+    pub latest: Option<Millis>,
+    pub oldest: Option<Millis>,
+    pub inclusive: bool,
+    pub offset: u64,
+    pub count: Option<u64>,
+    /// Include thread replies not shown in the channel.
+    pub show_thread_messages: bool,
+}
+
+#[async_trait]
+pub trait MessageStore: Send + Sync + 'static {
+    async fn message_by_id(&self, id: &str) -> StoreResult<Option<Message>>;
+    async fn history(&self, rid: &str, query: &HistoryQuery) -> StoreResult<Vec<Message>>;
+    /// All messages of a room (thread replies and system messages too), newest first unless `ascending`.
+    async fn list_messages(&self, rid: &str, page: PageRequest, ascending: bool) -> StoreResult<Page<Message>>;
+    /// Messages counted as unread for `uid`: after `after_seq`, by others, not system messages.
+    async fn count_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<u64>;
+    /// The oldest message that `count_unread` counts, if any.
+    async fn first_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<Option<Message>>;
+    async fn update_message(&self, id: &str, mutation: MessageMutation) -> StoreResult<Message>;
+}
+
+/// Settings, permissions and roles: small tables read whole at start.
+#[async_trait]
+pub trait ConfigStore: Send + Sync + 'static {
+    async fn settings(&self) -> StoreResult<Vec<Setting>>;
+    async fn upsert_setting(&self, setting: Setting) -> StoreResult<()>;
+    async fn permissions(&self) -> StoreResult<Vec<Permission>>;
+    async fn upsert_permission(&self, permission: Permission) -> StoreResult<()>;
+    async fn roles(&self) -> StoreResult<Vec<Role>>;
+    async fn upsert_role(&self, role: Role) -> StoreResult<()>;
+}

@@ -1,0 +1,246 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Writes go to one writer thread that owns the only write connection. It takes whatever jobs
+//! are queued (up to [`MAX_BATCH`]) and runs them in one transaction, each inside its own
+//! savepoint so one failing job does not undo the others, then commits once and only then
+//! answers every job of the batch. Under load that turns many small commits into one fsync.
+//! Reads use a small pool of read-only connections on the blocking thread pool; in WAL mode
+//! they never wait for the writer.
+
+mod config;
+mod messages;
+mod migrations;
+mod rooms;
+mod users;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{StoreError, StoreResult};
+
+/// Most jobs one transaction takes.
+const MAX_BATCH: usize = 512;
+/// Jobs that may wait for the writer; senders wait beyond this (backpressure, never unbounded).
+const QUEUE_DEPTH: usize = 4096;
+/// Read connections kept open.
+const READ_POOL: usize = 8;
+
+type Reply = Box<dyn FnOnce(StoreResult<()>) + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// The SQLite implementation of every store trait.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    jobs: mpsc::Sender<Job>,
+    /// Idle read connections. A std mutex: held only to push or pop, never across an await.
+    readers: Mutex<Vec<Connection>>,
+    /// Keeps the directory of a temporary store alive as long as the store.
+    #[cfg(feature = "testsuite")]
+    _temp: Option<Arc<tempfile::TempDir>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and migrates its schema.
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let mut writer = Connection::open(path).map_err(unavailable)?;
+        configure(&writer)?;
+        migrations::migrate(&mut writer)?;
+        let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(writer, rx))
+            .map_err(|e| StoreError::Unavailable(format!("spawn writer thread: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                path: path.to_owned(),
+                jobs,
+                readers: Mutex::new(Vec::new()),
+                #[cfg(feature = "testsuite")]
+                _temp: None,
+            }),
+        })
+    }
+
+    /// Opens a store in a fresh temporary directory, removed when the store is dropped.
+    #[cfg(feature = "testsuite")]
+    pub fn open_temp() -> StoreResult<Self> {
+        let dir = tempfile::tempdir().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut store = Self::open(&dir.path().join("apogee.db"))?;
+        let inner = Arc::get_mut(&mut store.inner).expect("a store just opened has one handle");
+        inner._temp = Some(Arc::new(dir));
+        Ok(store)
+    }
+
+    /// Runs `f` in the writer's transaction and returns once it is committed.
+    pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<StoreResult<T>>();
+        let job: Job = Box::new(move |conn| {
+            let result = in_savepoint(conn, f);
+            Box::new(move |committed: StoreResult<()>| {
+                // The caller may have gone away; the write stands either way.
+                let _ = tx.send(result.and_then(|v| committed.map(|()| v)));
+            })
+        });
+        self.inner.jobs.send(job).await.map_err(|_| writer_gone())?;
+        rx.await.map_err(|_| writer_gone())?
+    }
+
+    /// Runs `f` on a read connection on the blocking pool.
+    pub(crate) async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let pooled = inner.readers.lock().map_err(|_| poisoned())?.pop();
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => open_reader(&inner.path)?,
+            };
+            let result = f(&conn);
+            let mut readers = inner.readers.lock().map_err(|_| poisoned())?;
+            if readers.len() < READ_POOL {
+                readers.push(conn);
+            }
+            result
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+    }
+}
+
+fn configure(conn: &Connection) -> StoreResult<()> {
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = NORMAL;
+         PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(unavailable)
+}
+
+fn open_reader(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(unavailable)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(unavailable)?;
+    Ok(conn)
+}
+
+fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    conn.execute_batch("SAVEPOINT job").map_err(unavailable)?;
+    match f(conn) {
+        Ok(v) => {
+            conn.execute_batch("RELEASE job").map_err(unavailable)?;
+            Ok(v)
+        }
+        Err(e) => {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job").map_err(unavailable)?;
+            Err(e)
+        }
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let (committed, replies) = run_batch(&conn, &mut batch);
+        for reply in replies {
+            reply(committed.clone());
+        }
+    }
+}
+
+/// Runs the batch in one transaction; returns the commit result and the replies to send after it.
+fn run_batch(conn: &Connection, batch: &mut Vec<Job>) -> (StoreResult<()>, Vec<Reply>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Dropping the jobs drops their reply channels: each caller sees the write fail.
+        batch.clear();
+        tracing::error!(error = %e, "sqlite transaction could not start");
+        return (Err(unavailable(e)), Vec::new());
+    }
+    let replies: Vec<Reply> = batch.drain(..).map(|job| job(conn)).collect();
+    let committed = conn.execute_batch("COMMIT").map_err(unavailable);
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+        tracing::error!(error = ?committed, "sqlite commit failed");
+    }
+    (committed, replies)
+}
+
+pub(crate) fn unavailable(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Unavailable("sqlite writer stopped".into())
+}
+
+fn poisoned() -> StoreError {
+    StoreError::Unavailable("read pool lock poisoned".into())
+}
+
+/// Decodes a JSON document column.
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(entity: &'static str, doc: &str) -> StoreResult<T> {
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt { entity, detail: e.to_string() })
+}
+
+pub(crate) fn encode<T: serde::Serialize>(entity: &'static str, value: &T) -> StoreResult<String> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt { entity, detail: e.to_string() })
+}
+
+/// Maps a unique-constraint violation to `Conflict`, anything else to `Unavailable`.
+pub(crate) fn conflict_or(entity: &'static str, key: &str) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    move |e| match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict { entity, key: key.to_owned() },
+        _ => unavailable(e),
+    }
+}
+
+/// `LIMIT` for an optional count (`-1` is SQLite's "no limit").
+pub(crate) fn limit(count: Option<u64>) -> i64 {
+    count.map_or(-1, |c| i64::try_from(c).unwrap_or(i64::MAX))
+}
+
+pub(crate) fn offset(offset: u64) -> i64 {
+    i64::try_from(offset).unwrap_or(i64::MAX)
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub(crate) fn like_pattern(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[cfg(all(test, feature = "testsuite"))]
+mod tests;

@@ -1,0 +1,147 @@
+use apogee_types::{Message, Millis, Page, PageRequest};
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
+
+use super::{SqliteStore, conflict_or, decode, encode, limit, offset, unavailable};
+use crate::{HistoryQuery, MessageMutation, MessageStore, StoreError, StoreResult};
+
+const ENTITY: &str = "message";
+
+pub(super) fn insert_message(conn: &Connection, message: &Message) -> StoreResult<()> {
+    let doc = encode(ENTITY, message)?;
+    conn.execute(
+        "INSERT INTO messages (id, rid, seq, ts, updated_at, uid, counts_unread, in_thread_only, doc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        params![
+            message.id,
+            message.rid,
+            i64::try_from(message.seq).unwrap_or(i64::MAX),
+            message.ts.0,
+            message.updated_at.0,
+            message.u.id,
+            message.counts_as_unread(),
+            message.tmid.is_some() && !message.tshow,
+            doc
+        ],
+    )
+    .map_err(conflict_or(ENTITY, &message.id))?;
+    Ok(())
+}
+
+pub(super) fn count_unread_in(conn: &Connection, rid: &str, uid: &str, after_seq: u64) -> StoreResult<u64> {
+    let n: i64 = conn
+        .query_row(
+            "SELECT COUNT(*) FROM messages
+             WHERE rid = ?1 AND seq > ?2 AND uid <> ?3 AND counts_unread = 1",
+            params![rid, i64::try_from(after_seq).unwrap_or(i64::MAX), uid],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)?;
+    Ok(n.try_into().unwrap_or(0))
+}
+
+fn messages_from(conn: &Connection, sql: &str, args: &[rusqlite::types::Value]) -> StoreResult<Vec<Message>> {
+    let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
+    let docs = stmt
+        .query_map(params_from_iter(args.iter()), |row| row.get::<_, String>(0))
+        .map_err(unavailable)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(unavailable)?;
+    docs.iter().map(|d| decode(ENTITY, d)).collect()
+}
+
+fn load_message(conn: &Connection, id: &str) -> StoreResult<Option<Message>> {
+    let doc: Option<String> = conn
+        .query_row("SELECT doc FROM messages WHERE id = ?1", [id], |row| row.get(0))
+        .optional()
+        .map_err(unavailable)?;
+    doc.map(|d| decode(ENTITY, &d)).transpose()
+}
+
+#[async_trait]
+impl MessageStore for SqliteStore {
+    async fn message_by_id(&self, id: &str) -> StoreResult<Option<Message>> {
+        let id = id.to_owned();
+        self.read(move |conn| load_message(conn, &id)).await
+    }
+
+    async fn history(&self, rid: &str, query: &HistoryQuery) -> StoreResult<Vec<Message>> {
+        let (lt, gt) = if query.inclusive { ("<=", ">=") } else { ("<", ">") };
+        let mut sql = format!("SELECT doc FROM messages WHERE rid = ?1 AND ts {lt} ?2");
+        let mut args: Vec<rusqlite::types::Value> =
+            vec![rid.to_owned().into(), query.latest.unwrap_or(Millis(i64::MAX)).0.into()];
+        if let Some(oldest) = query.oldest {
+            args.push(oldest.0.into());
+            sql.push_str(&format!(" AND ts {gt} ?{}", args.len()));
+        }
+        if !query.show_thread_messages {
+            sql.push_str(" AND in_thread_only = 0");
+        }
+        args.push(limit(query.count).into());
+        args.push(offset(query.offset).into());
+        sql.push_str(&format!(" ORDER BY ts DESC, seq DESC LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
+        self.read(move |conn| messages_from(conn, &sql, &args)).await
+    }
+
+    async fn list_messages(&self, rid: &str, page: PageRequest, ascending: bool) -> StoreResult<Page<Message>> {
+        let rid = rid.to_owned();
+        let order = if ascending { "ASC" } else { "DESC" };
+        let (lim, off) = (limit(page.count), offset(page.offset));
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row("SELECT COUNT(*) FROM messages WHERE rid = ?1", [&rid], |row| row.get(0))
+                .map_err(unavailable)?;
+            let items = messages_from(
+                conn,
+                &format!("SELECT doc FROM messages WHERE rid = ?1 ORDER BY ts {order}, seq {order} LIMIT ?2 OFFSET ?3"),
+                &[rid.into(), lim.into(), off.into()],
+            )?;
+            Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
+        })
+        .await
+    }
+
+    async fn count_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<u64> {
+        let (rid, uid) = (rid.to_owned(), uid.to_owned());
+        self.read(move |conn| count_unread_in(conn, &rid, &uid, after_seq)).await
+    }
+
+    async fn first_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<Option<Message>> {
+        let args: Vec<rusqlite::types::Value> =
+            vec![rid.to_owned().into(), i64::try_from(after_seq).unwrap_or(i64::MAX).into(), uid.to_owned().into()];
+        self.read(move |conn| {
+            Ok(messages_from(
+                conn,
+                "SELECT doc FROM messages WHERE rid = ?1 AND seq > ?2 AND uid <> ?3 AND counts_unread = 1
+                 ORDER BY seq LIMIT 1",
+                &args,
+            )?
+            .into_iter()
+            .next())
+        })
+        .await
+    }
+
+    async fn update_message(&self, id: &str, mutation: MessageMutation) -> StoreResult<Message> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            let mut message =
+                load_message(conn, &id)?.ok_or_else(|| StoreError::NotFound { entity: ENTITY, id: id.clone() })?;
+            mutation(&mut message)?;
+            let doc = encode(ENTITY, &message)?;
+            conn.execute(
+                "UPDATE messages SET updated_at = ?2, counts_unread = ?3, in_thread_only = ?4, doc = ?5 WHERE id = ?1",
+                params![
+                    id,
+                    message.updated_at.0,
+                    message.counts_as_unread(),
+                    message.tmid.is_some() && !message.tshow,
+                    doc
+                ],
+            )
+            .map_err(unavailable)?;
+            Ok(message)
+        })
+        .await
+    }
+}

@@ -1,0 +1,84 @@
+//! Schema migrations, applied in order at start; `user_version` records how far a file got.
+//! Documents are JSON in `doc`; the columns beside them are what queries filter and sort on.
+
+use rusqlite::Connection;
+
+use crate::StoreResult;
+use crate::sqlite::unavailable;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE users (
+        id TEXT PRIMARY KEY,
+        username TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        email TEXT UNIQUE COLLATE NOCASE,
+        name TEXT,
+        active INTEGER NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE TABLE login_tokens (
+        hashed_token TEXT PRIMARY KEY,
+        user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        name TEXT
+     );
+     CREATE INDEX login_tokens_user ON login_tokens(user_id, created_at);
+     CREATE TABLE rooms (
+        id TEXT PRIMARY KEY,
+        t TEXT NOT NULL,
+        name TEXT UNIQUE COLLATE NOCASE,
+        is_default INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE TABLE subscriptions (
+        id TEXT PRIMARY KEY,
+        rid TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        uid TEXT NOT NULL,
+        username TEXT NOT NULL,
+        updated_at INTEGER NOT NULL,
+        doc TEXT NOT NULL,
+        UNIQUE (rid, uid)
+     );
+     CREATE INDEX subscriptions_user ON subscriptions(uid);
+     CREATE TABLE messages (
+        id TEXT PRIMARY KEY,
+        rid TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        uid TEXT NOT NULL,
+        counts_unread INTEGER NOT NULL,
+        in_thread_only INTEGER NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX messages_room_ts ON messages(rid, ts);
+     CREATE INDEX messages_room_seq ON messages(rid, seq);
+     CREATE INDEX messages_room_updated ON messages(rid, updated_at);
+     CREATE TABLE trash (
+        collection TEXT NOT NULL,
+        id TEXT NOT NULL,
+        uid TEXT,
+        deleted_at INTEGER NOT NULL
+     );
+     CREATE INDEX trash_lookup ON trash(collection, deleted_at);
+     CREATE TABLE settings (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE permissions (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
+     CREATE TABLE roles (id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
+];
+
+pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let current: usize = conn
+        .query_row("PRAGMA user_version", [], |row| row.get::<_, i64>(0))
+        .map_err(unavailable)?
+        .try_into()
+        .unwrap_or(0);
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction().map_err(unavailable)?;
+        tx.execute_batch(sql).map_err(unavailable)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1)).map_err(unavailable)?;
+        tx.commit().map_err(unavailable)?;
+        tracing::info!(version = index + 1, "applied sqlite migration");
+    }
+    Ok(())
+}

@@ -1,0 +1,475 @@
+//! The contract every store backend keeps. Each function takes a fresh, empty store; a backend's
+//! tests instantiate them all with [`store_contract_tests!`](crate::store_contract_tests).
+#![allow(clippy::unwrap_used)]
+
+use apogee_types::{Email, LoginToken, Message, Millis, PageRequest, Room, RoomType, Subscription, User, UserRef};
+
+use crate::{HistoryQuery, RoomFilter, RoomWrite, Store, StoreError, UserFilter};
+
+/// Instantiates every contract test for a backend. `$make` is an async expression that yields
+/// a fresh, empty store.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make:expr) => {
+        $crate::store_contract_tests!(@tests $make;
+            users_roundtrip, usernames_and_emails_are_unique, users_list_filters_and_pages,
+            update_user_applies_mutation, login_tokens_resolve_and_revoke, prune_keeps_newest_tokens,
+            room_create_with_subscriptions, room_names_are_unique, messages_get_sequence_numbers,
+            duplicate_message_id_writes_nothing, unread_is_derived_from_last_read, history_windows,
+            subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
+            mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count);
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $name() {
+                let store = $make;
+                $crate::testsuite::$name(&store).await;
+            }
+        )*
+    };
+}
+
+pub fn user(id: &str, username: &str, email: &str) -> User {
+    User {
+        id: id.into(),
+        username: username.into(),
+        name: Some(format!("{username} name")),
+        emails: vec![Email { address: email.into(), verified: false }],
+        roles: vec!["user".into()],
+        kind: "user".into(),
+        active: true,
+        status: "offline".into(),
+        status_default: "online".into(),
+        status_text: String::new(),
+        utc_offset: 0.0,
+        created_at: Millis(1),
+        updated_at: Millis(1),
+        last_login: None,
+        password_bcrypt: None,
+        require_password_change: false,
+        language: None,
+        nickname: None,
+        bio: None,
+        custom_fields: Default::default(),
+        preferences: Default::default(),
+    }
+}
+
+pub fn room(id: &str, name: &str) -> Room {
+    Room {
+        id: id.into(),
+        t: RoomType::Channel,
+        name: Some(name.into()),
+        fname: Some(name.into()),
+        u: Some(UserRef { id: "u1".into(), username: "alice".into(), name: None }),
+        ts: Millis(1),
+        updated_at: Millis(1),
+        msgs: 0,
+        users_count: 0,
+        lm: None,
+        last_message: None,
+        topic: None,
+        description: None,
+        announcement: None,
+        purpose: None,
+        ro: false,
+        archived: false,
+        default: false,
+        featured: false,
+        broadcast: false,
+        encrypted: false,
+        sys_mes: None,
+        uids: vec![],
+        usernames: vec![],
+        join_code: None,
+        muted: vec![],
+        custom_fields: Default::default(),
+    }
+}
+
+pub fn subscription(rid: &str, uid: &str, username: &str) -> Subscription {
+    Subscription {
+        id: format!("{rid}-{uid}"),
+        rid: rid.into(),
+        u: UserRef { id: uid.into(), username: username.into(), name: None },
+        t: RoomType::Channel,
+        name: rid.into(),
+        fname: None,
+        ts: Millis(1),
+        updated_at: Millis(1),
+        open: true,
+        alert: false,
+        user_mentions: 0,
+        group_mentions: 0,
+        ls: None,
+        lr: None,
+        f: false,
+        roles: vec![],
+        archived: false,
+        last_read_seq: 0,
+        unread: 0,
+    }
+}
+
+pub fn message(id: &str, rid: &str, uid: &str, ts: i64) -> Message {
+    Message {
+        id: id.into(),
+        rid: rid.into(),
+        msg: format!("text of {id}"),
+        ts: Millis(ts),
+        u: UserRef { id: uid.into(), username: uid.into(), name: None },
+        updated_at: Millis(ts),
+        t: None,
+        mentions: vec![],
+        channels: vec![],
+        tmid: None,
+        tshow: false,
+        groupable: None,
+        seq: 0,
+        extra: Default::default(),
+    }
+}
+
+async fn room_with_members(store: &dyn Store, rid: &str, members: &[(&str, &str)]) {
+    let mut write = RoomWrite::new(rid);
+    write.create = Some(room(rid, rid));
+    write.add_subscriptions = members.iter().map(|(uid, name)| subscription(rid, uid, name)).collect();
+    store.write_room(write).await.unwrap();
+}
+
+const ALL: PageRequest = PageRequest { offset: 0, count: None };
+
+pub async fn users_roundtrip(store: &dyn Store) {
+    store.insert_user(user("u1", "Alice", "alice@example.com")).await.unwrap();
+    let got = store.user_by_id("u1").await.unwrap().unwrap();
+    assert_eq!(got, user("u1", "Alice", "alice@example.com"));
+    assert_eq!(store.user_by_username("alice").await.unwrap().unwrap().id, "u1");
+    assert_eq!(store.user_by_email("ALICE@example.com").await.unwrap().unwrap().id, "u1");
+    assert!(store.user_by_id("nope").await.unwrap().is_none());
+    store.delete_user("u1").await.unwrap();
+    assert!(store.user_by_id("u1").await.unwrap().is_none());
+    assert!(matches!(store.delete_user("u1").await, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn usernames_and_emails_are_unique(store: &dyn Store) {
+    store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
+    let dup_name = store.insert_user(user("u2", "ALICE", "other@x.io")).await;
+    assert!(matches!(dup_name, Err(StoreError::Conflict { .. })), "{dup_name:?}");
+    let dup_mail = store.insert_user(user("u3", "bob", "A@X.io")).await;
+    assert!(matches!(dup_mail, Err(StoreError::Conflict { .. })), "{dup_mail:?}");
+    assert!(store.user_by_id("u2").await.unwrap().is_none());
+}
+
+pub async fn users_list_filters_and_pages(store: &dyn Store) {
+    for (i, name) in ["carol", "alice", "bob", "alina"].iter().enumerate() {
+        store.insert_user(user(&format!("u{i}"), name, &format!("{name}@x.io"))).await.unwrap();
+    }
+    let page = store.list_users(&UserFilter::default(), PageRequest { offset: 1, count: Some(2) }).await.unwrap();
+    assert_eq!(page.total, 4);
+    let names: Vec<_> = page.items.iter().map(|u| u.username.as_str()).collect();
+    assert_eq!(names, ["alina", "bob"]);
+    let filter = UserFilter { text: Some("ali".into()), ..Default::default() };
+    let page = store.list_users(&filter, ALL).await.unwrap();
+    assert_eq!(page.total, 2);
+    let filter = UserFilter { text: Some("%".into()), ..Default::default() };
+    assert_eq!(store.list_users(&filter, ALL).await.unwrap().total, 0, "LIKE wildcards are escaped");
+    let filter = UserFilter { roles: vec!["admin".into()], ..Default::default() };
+    assert_eq!(store.list_users(&filter, ALL).await.unwrap().total, 0);
+    let ids = store.users_by_ids(&["u1".into(), "u3".into(), "zz".into()]).await.unwrap();
+    assert_eq!(ids.len(), 2);
+}
+
+pub async fn update_user_applies_mutation(store: &dyn Store) {
+    store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
+    let updated = store
+        .update_user(
+            "u1",
+            Box::new(|u| {
+                u.username = "alicia".into();
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.username, "alicia");
+    assert!(store.user_by_username("alice").await.unwrap().is_none());
+    assert!(store.user_by_username("alicia").await.unwrap().is_some());
+    let missing = store.update_user("zz", Box::new(|_| Ok(()))).await;
+    assert!(matches!(missing, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn login_tokens_resolve_and_revoke(store: &dyn Store) {
+    store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
+    let token = LoginToken { hashed_token: "h1".into(), user_id: "u1".into(), created_at: Millis(5), name: None };
+    store.insert_login_token(token.clone()).await.unwrap();
+    let (u, t) = store.user_by_token("h1").await.unwrap().unwrap();
+    assert_eq!((u.id.as_str(), t), ("u1", token));
+    store.delete_login_token("h1").await.unwrap();
+    assert!(store.user_by_token("h1").await.unwrap().is_none());
+    store
+        .insert_login_token(LoginToken { hashed_token: "h2".into(), user_id: "u1".into(), created_at: Millis(6), name: None })
+        .await
+        .unwrap();
+    store.delete_user("u1").await.unwrap();
+    assert!(store.user_by_token("h2").await.unwrap().is_none(), "tokens go with their user");
+}
+
+pub async fn prune_keeps_newest_tokens(store: &dyn Store) {
+    store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
+    for i in 0..5 {
+        let t = LoginToken { hashed_token: format!("h{i}"), user_id: "u1".into(), created_at: Millis(i), name: None };
+        store.insert_login_token(t).await.unwrap();
+    }
+    let pat = LoginToken { hashed_token: "pat".into(), user_id: "u1".into(), created_at: Millis(0), name: Some("ci".into()) };
+    store.insert_login_token(pat).await.unwrap();
+    store.prune_login_tokens("u1", 2, Millis(100)).await.unwrap();
+    for (hash, kept) in [("h0", false), ("h2", false), ("h3", true), ("h4", true), ("pat", true)] {
+        assert_eq!(store.user_by_token(hash).await.unwrap().is_some(), kept, "{hash}");
+    }
+}
+
+pub async fn room_create_with_subscriptions(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice"), ("u2", "bob")]).await;
+    let got = store.room_by_id("r1").await.unwrap().unwrap();
+    assert_eq!(got.users_count, 2);
+    assert_eq!(store.room_by_name("R1").await.unwrap().unwrap().id, "r1");
+    let sub = store.subscription("r1", "u2").await.unwrap().unwrap();
+    assert_eq!(sub.u.username, "bob");
+    let members = store.subscriptions_of_room("r1", ALL).await.unwrap();
+    assert_eq!(members.total, 2);
+    assert_eq!(members.items[0].u.username, "alice");
+    let mine = store.rooms_of_user("u1", &[RoomType::Channel], ALL).await.unwrap();
+    assert_eq!(mine.total, 1);
+    assert_eq!(store.rooms_of_user("u1", &[RoomType::Group], ALL).await.unwrap().total, 0);
+    let mut again = RoomWrite::new("r1");
+    again.add_subscriptions = vec![subscription("r1", "u1", "alice")];
+    assert!(matches!(store.write_room(again).await, Err(StoreError::Conflict { .. })));
+}
+
+pub async fn room_names_are_unique(store: &dyn Store) {
+    room_with_members(store, "r1", &[]).await;
+    let mut write = RoomWrite::new("r2");
+    write.create = Some(room("r2", "R1"));
+    assert!(matches!(store.write_room(write).await, Err(StoreError::Conflict { .. })));
+    assert!(store.room_by_id("r2").await.unwrap().is_none());
+}
+
+pub async fn messages_get_sequence_numbers(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m1", "r1", "u1", 10), message("m2", "r1", "u1", 11)];
+    let out = store.write_room(write).await.unwrap();
+    assert_eq!(out.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [1, 2]);
+    let room = store.room_by_id("r1").await.unwrap().unwrap();
+    assert_eq!(room.msgs, 2);
+    assert_eq!(room.lm, Some(Millis(11)));
+    assert_eq!(room.last_message.unwrap().id, "m2");
+    assert_eq!(store.message_by_id("m1").await.unwrap().unwrap().seq, 1);
+}
+
+pub async fn duplicate_message_id_writes_nothing(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m1", "r1", "u1", 10)];
+    store.write_room(write).await.unwrap();
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m1", "r1", "u1", 12)];
+    assert!(matches!(store.write_room(write).await, Err(StoreError::Conflict { .. })));
+    let room = store.room_by_id("r1").await.unwrap().unwrap();
+    assert_eq!(room.msgs, 1, "the room's count is unchanged");
+    assert_eq!(store.message_by_id("m1").await.unwrap().unwrap().ts, Millis(10));
+}
+
+pub async fn unread_is_derived_from_last_read(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice"), ("u2", "bob")]).await;
+    let mut write = RoomWrite::new("r1");
+    let mut sys = message("s1", "r1", "u2", 9);
+    sys.t = Some("uj".into());
+    let mut reply = message("m3", "r1", "u1", 12);
+    reply.tmid = Some("m1".into());
+    write.messages = vec![sys, message("m1", "r1", "u1", 10), message("m2", "r1", "u1", 11), reply];
+    write.update_subscriptions = vec![(
+        "u1".into(),
+        Box::new(|s: &mut Subscription, r: &apogee_types::Room| s.last_read_seq = r.msgs),
+    )];
+    store.write_room(write).await.unwrap();
+    let bob = store.subscription("r1", "u2").await.unwrap().unwrap();
+    assert_eq!(bob.unread, 2, "system messages, own messages and hidden thread replies do not count");
+    assert_eq!(store.subscription("r1", "u1").await.unwrap().unwrap().unread, 0);
+    assert_eq!(store.first_unread("r1", "u2", 0).await.unwrap().unwrap().id, "m1");
+    let mut read = RoomWrite::new("r1");
+    read.update_subscriptions =
+        vec![("u2".into(), Box::new(|s: &mut Subscription, r: &apogee_types::Room| s.last_read_seq = r.msgs))];
+    store.write_room(read).await.unwrap();
+    assert_eq!(store.subscription("r1", "u2").await.unwrap().unwrap().unread, 0);
+}
+
+pub async fn history_windows(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = (1..=5).map(|i| message(&format!("m{i}"), "r1", "u1", i * 10)).collect();
+    let mut reply = message("t1", "r1", "u1", 60);
+    reply.tmid = Some("m1".into());
+    write.messages.push(reply);
+    store.write_room(write).await.unwrap();
+    let ids = |v: Vec<Message>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let all = store.history("r1", &HistoryQuery::default()).await.unwrap();
+    assert_eq!(ids(all), ["m5", "m4", "m3", "m2", "m1"]);
+    let q = HistoryQuery { show_thread_messages: true, count: Some(2), ..Default::default() };
+    assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["t1", "m5"]);
+    let q = HistoryQuery { latest: Some(Millis(40)), oldest: Some(Millis(20)), ..Default::default() };
+    assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["m3"]);
+    let q = HistoryQuery { latest: Some(Millis(40)), oldest: Some(Millis(20)), inclusive: true, ..Default::default() };
+    assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["m4", "m3", "m2"]);
+    let q = HistoryQuery { offset: 4, ..Default::default() };
+    assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["m1"]);
+    let page = store.list_messages("r1", PageRequest { offset: 0, count: Some(2) }, true).await.unwrap();
+    assert_eq!((page.total, ids(page.items)), (6, vec!["m1".to_owned(), "m2".to_owned()]));
+}
+
+pub async fn subscriptions_since_and_removed(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice"), ("u2", "bob")]).await;
+    room_with_members(store, "r2", &[("u1", "alice")]).await;
+    assert_eq!(store.subscriptions_of_user("u1", None).await.unwrap().len(), 2);
+    let before = Millis::now();
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m1", "r1", "u2", Millis::now().0)];
+    write.remove_subscriptions = vec![];
+    store.write_room(write).await.unwrap();
+    let mut leave = RoomWrite::new("r2");
+    leave.remove_subscriptions = vec!["u1".into()];
+    store.write_room(leave).await.unwrap();
+    let changed = store.subscriptions_of_user("u1", Some(before)).await.unwrap();
+    assert_eq!(changed.iter().map(|s| s.rid.as_str()).collect::<Vec<_>>(), ["r1"]);
+    assert_eq!(changed[0].unread, 1);
+    let removed = store.removed_subscriptions_since("u1", before).await.unwrap();
+    assert_eq!(removed.len(), 1);
+    assert_eq!(removed[0].id, "r2-u1");
+    assert!(store.subscription("r2", "u1").await.unwrap().is_none());
+    assert_eq!(store.room_by_id("r2").await.unwrap().unwrap().users_count, 0);
+    let rooms = store.rooms_of_user_updated_since("u1", Some(before)).await.unwrap();
+    assert_eq!(rooms.len(), 1);
+}
+
+pub async fn delete_room_removes_everything(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m1", "r1", "u1", 10)];
+    store.write_room(write).await.unwrap();
+    let before = Millis(0);
+    let mut delete = RoomWrite::new("r1");
+    delete.delete = true;
+    store.write_room(delete).await.unwrap();
+    assert!(store.room_by_id("r1").await.unwrap().is_none());
+    assert!(store.message_by_id("m1").await.unwrap().is_none());
+    assert!(store.subscription("r1", "u1").await.unwrap().is_none());
+    assert_eq!(store.removed_rooms_since(before).await.unwrap().len(), 1);
+    assert_eq!(store.removed_subscriptions_since("u1", before).await.unwrap().len(), 1);
+    let mut missing = RoomWrite::new("r1");
+    missing.messages = vec![message("m2", "r1", "u1", 10)];
+    assert!(matches!(store.write_room(missing).await, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn list_rooms_filters(store: &dyn Store) {
+    room_with_members(store, "r1", &[]).await;
+    let mut write = RoomWrite::new("r2");
+    let mut group = room("r2", "secret");
+    group.t = RoomType::Group;
+    write.create = Some(group);
+    store.write_room(write).await.unwrap();
+    let mut write = RoomWrite::new("r3");
+    let mut general = room("r3", "general");
+    general.default = true;
+    write.create = Some(general);
+    store.write_room(write).await.unwrap();
+    let channels = RoomFilter { types: vec![RoomType::Channel], ..Default::default() };
+    let page = store.list_rooms(&channels, ALL).await.unwrap();
+    assert_eq!(page.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r3", "r1"]);
+    let text = RoomFilter { text: Some("CRE".into()), ..Default::default() };
+    assert_eq!(store.list_rooms(&text, ALL).await.unwrap().items[0].id, "r2");
+    let defaults = RoomFilter { default_only: true, ..Default::default() };
+    assert_eq!(store.list_rooms(&defaults, ALL).await.unwrap().total, 1);
+}
+
+pub async fn mutation_rejection_writes_nothing(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m1", "r1", "u1", 10)];
+    write.mutate = Some(Box::new(|_room| Err(StoreError::Rejected("room is archived".into()))));
+    assert_eq!(store.write_room(write).await.unwrap_err(), StoreError::Rejected("room is archived".into()));
+    assert!(store.message_by_id("m1").await.unwrap().is_none());
+    assert_eq!(store.room_by_id("r1").await.unwrap().unwrap().msgs, 0);
+}
+
+pub async fn config_upserts(store: &dyn Store) {
+    let setting = apogee_types::Setting {
+        id: "Site_Name".into(),
+        value: "Apogee".into(),
+        package_value: "Rocket.Chat".into(),
+        kind: "string".into(),
+        public: true,
+        group: "General".into(),
+        updated_at: Millis(1),
+    };
+    store.upsert_setting(setting.clone()).await.unwrap();
+    let mut changed = setting.clone();
+    changed.value = "Other".into();
+    store.upsert_setting(changed.clone()).await.unwrap();
+    assert_eq!(store.settings().await.unwrap(), vec![changed]);
+    let perm = apogee_types::Permission { id: "create-c".into(), roles: vec!["admin".into()], updated_at: Millis(1) };
+    store.upsert_permission(perm.clone()).await.unwrap();
+    assert_eq!(store.permissions().await.unwrap(), vec![perm]);
+    let role = apogee_types::Role {
+        id: "admin".into(),
+        name: "admin".into(),
+        description: "Admin".into(),
+        scope: "Users".into(),
+        protected: true,
+        mandatory_2fa: false,
+        updated_at: Millis(1),
+    };
+    store.upsert_role(role.clone()).await.unwrap();
+    assert_eq!(store.roles().await.unwrap(), vec![role]);
+}
+
+pub async fn concurrent_posts_keep_count(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut tasks = Vec::new();
+    for i in 0..64 {
+        tasks.push(async move {
+            let mut write = RoomWrite::new("r1");
+            write.messages = vec![message(&format!("m{i}"), "r1", "u1", i)];
+            store.write_room(write).await.unwrap()
+        });
+    }
+    let outcomes = futures_join_all(tasks).await;
+    let mut seqs: Vec<u64> = outcomes.iter().map(|o| o.messages[0].seq).collect();
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=64).collect::<Vec<_>>(), "every message got its own sequence number");
+    assert_eq!(store.room_by_id("r1").await.unwrap().unwrap().msgs, 64);
+}
+
+/// Polls all futures concurrently on the current task (no extra dependency for one test).
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut set = Vec::with_capacity(futures.len());
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut outputs: Vec<Option<F::Output>> = (0..set.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, fut) in set.iter_mut().enumerate() {
+            if outputs[i].is_none() {
+                match fut.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => outputs[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.unwrap()).collect()
+}

@@ -1,0 +1,45 @@
+use apogee_types::{LoginToken, Millis, PageRequest, Page, User};
+use async_trait::async_trait;
+
+use crate::StoreResult;
+
+/// What to list users by.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Case-insensitive substring of username or name.
+    pub text: Option<String>,
+    /// Only users holding one of these roles.
+    pub roles: Vec<String>,
+    pub active: Option<bool>,
+    /// Only these ids (when non-empty).
+    pub ids: Vec<String>,
+}
+
+/// A change to one user, applied inside the store's transaction.
+pub type UserMutation = Box<dyn FnOnce(&mut User) -> StoreResult<()> + Send>;
+
+/// Users and their login tokens.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Inserts a user; `Conflict` when the id, username or an e-mail is taken.
+    async fn insert_user(&self, user: User) -> StoreResult<()>;
+    async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>>;
+    /// Case-insensitive.
+    async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>>;
+    /// Case-insensitive.
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>>;
+    /// Sorted by username.
+    async fn list_users(&self, filter: &UserFilter, page: PageRequest) -> StoreResult<Page<User>>;
+    /// Applies `mutation` to the stored user and returns the result; `NotFound` if absent.
+    async fn update_user(&self, id: &str, mutation: UserMutation) -> StoreResult<User>;
+    /// Deletes the user and every token of theirs.
+    async fn delete_user(&self, id: &str) -> StoreResult<()>;
+
+    async fn insert_login_token(&self, token: LoginToken) -> StoreResult<()>;
+    /// Returns the token's owner if the hashed token exists.
+    async fn user_by_token(&self, hashed_token: &str) -> StoreResult<Option<(User, LoginToken)>>;
+    async fn delete_login_token(&self, hashed_token: &str) -> StoreResult<()>;
+    /// Deletes the user's resume tokens created before `before` beyond the newest `keep`.
+    async fn prune_login_tokens(&self, user_id: &str, keep: usize, before: Millis) -> StoreResult<()>;
+}

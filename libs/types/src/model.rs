@@ -1,0 +1,351 @@
+//! Stored shapes. Field names follow Rocket.Chat's documents where they exist, so the MongoDB
+//! backend can store them as they are; dates are [`Millis`].
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::Millis;
+
+/// Who is calling, as established by the auth service from a token. Services trust nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Principal {
+    pub user_id: String,
+    pub username: String,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+}
+
+impl Principal {
+    pub fn user_ref(&self) -> UserRef {
+        UserRef { id: self.user_id.clone(), username: self.username.clone(), name: self.name.clone() }
+    }
+
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+}
+
+/// The `{_id, username, name}` triple Rocket.Chat embeds in rooms and messages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UserRef {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Email {
+    pub address: String,
+    pub verified: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub username: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub emails: Vec<Email>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// `user`, `bot` or `app`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub active: bool,
+    pub status: String,
+    #[serde(rename = "statusDefault")]
+    pub status_default: String,
+    #[serde(rename = "statusText", default)]
+    pub status_text: String,
+    #[serde(rename = "utcOffset", default)]
+    pub utc_offset: f64,
+    #[serde(rename = "createdAt")]
+    pub created_at: Millis,
+    #[serde(rename = "_updatedAt")]
+    pub updated_at: Millis,
+    #[serde(rename = "lastLogin", default)]
+    pub last_login: Option<Millis>,
+    /// bcrypt of the SHA-256 hex digest of the password, as Rocket.Chat stores it.
+    #[serde(default)]
+    pub password_bcrypt: Option<String>,
+    #[serde(rename = "requirePasswordChange", default)]
+    pub require_password_change: bool,
+    #[serde(default)]
+    pub language: Option<String>,
+    #[serde(default)]
+    pub nickname: Option<String>,
+    #[serde(default)]
+    pub bio: Option<String>,
+    #[serde(rename = "customFields", default)]
+    pub custom_fields: Map<String, Value>,
+    /// The user's own preferences, overlaid on the `Accounts_Default_User_Preferences_*` settings.
+    #[serde(default)]
+    pub preferences: Map<String, Value>,
+}
+
+impl User {
+    pub fn user_ref(&self) -> UserRef {
+        UserRef { id: self.id.clone(), username: self.username.clone(), name: self.name.clone() }
+    }
+
+    pub fn principal(&self) -> Principal {
+        Principal {
+            user_id: self.id.clone(),
+            username: self.username.clone(),
+            name: self.name.clone(),
+            roles: self.roles.clone(),
+        }
+    }
+}
+
+/// One login token; only its hash is stored (`base64(sha256(token))`, as Rocket.Chat).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginToken {
+    pub hashed_token: String,
+    pub user_id: String,
+    pub created_at: Millis,
+    /// `None` for resume tokens, `Some(name)` for personal access tokens.
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RoomType {
+    #[serde(rename = "c")]
+    Channel,
+    #[serde(rename = "p")]
+    Group,
+    #[serde(rename = "d")]
+    Direct,
+}
+
+impl RoomType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoomType::Channel => "c",
+            RoomType::Group => "p",
+            RoomType::Direct => "d",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "c" => Some(RoomType::Channel),
+            "p" => Some(RoomType::Group),
+            "d" => Some(RoomType::Direct),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Room {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub t: RoomType,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub fname: Option<String>,
+    /// Creator; absent on direct messages.
+    #[serde(default)]
+    pub u: Option<UserRef>,
+    pub ts: Millis,
+    #[serde(rename = "_updatedAt")]
+    pub updated_at: Millis,
+    /// Message count, which is also the room's message sequence: the n-th message has `seq` n.
+    pub msgs: u64,
+    #[serde(rename = "usersCount")]
+    pub users_count: u64,
+    #[serde(default)]
+    pub lm: Option<Millis>,
+    #[serde(rename = "lastMessage", default)]
+    pub last_message: Option<Box<Message>>,
+    #[serde(default)]
+    pub topic: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub announcement: Option<String>,
+    #[serde(default)]
+    pub purpose: Option<String>,
+    #[serde(default)]
+    pub ro: bool,
+    #[serde(default)]
+    pub archived: bool,
+    #[serde(default)]
+    pub default: bool,
+    #[serde(default)]
+    pub featured: bool,
+    #[serde(default)]
+    pub broadcast: bool,
+    #[serde(default)]
+    pub encrypted: bool,
+    #[serde(rename = "sysMes", default)]
+    pub sys_mes: Option<Value>,
+    /// Direct messages: member ids, sorted.
+    #[serde(default)]
+    pub uids: Vec<String>,
+    /// Direct messages: member usernames.
+    #[serde(default)]
+    pub usernames: Vec<String>,
+    #[serde(rename = "joinCode", default)]
+    pub join_code: Option<String>,
+    #[serde(default)]
+    pub muted: Vec<String>,
+    #[serde(rename = "customFields", default)]
+    pub custom_fields: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subscription {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub rid: String,
+    pub u: UserRef,
+    pub t: RoomType,
+    pub name: String,
+    #[serde(default)]
+    pub fname: Option<String>,
+    pub ts: Millis,
+    #[serde(rename = "_updatedAt")]
+    pub updated_at: Millis,
+    pub open: bool,
+    /// Set when something happened that the user has not seen (besides unread messages).
+    #[serde(default)]
+    pub alert: bool,
+    #[serde(rename = "userMentions", default)]
+    pub user_mentions: u64,
+    #[serde(rename = "groupMentions", default)]
+    pub group_mentions: u64,
+    #[serde(default)]
+    pub ls: Option<Millis>,
+    #[serde(default)]
+    pub lr: Option<Millis>,
+    #[serde(default)]
+    pub f: bool,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub archived: bool,
+    /// The room sequence number of the last message this user has read: `unread` is derived from it.
+    #[serde(default)]
+    pub last_read_seq: u64,
+    /// Derived on read from the room's messages after `last_read_seq`; never stored.
+    #[serde(skip)]
+    pub unread: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Mention {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelMention {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub rid: String,
+    pub msg: String,
+    pub ts: Millis,
+    pub u: UserRef,
+    #[serde(rename = "_updatedAt")]
+    pub updated_at: Millis,
+    /// System message type (`uj`, `ul`, `r`, …); `None` for what people write.
+    #[serde(default)]
+    pub t: Option<String>,
+    #[serde(default)]
+    pub mentions: Vec<Mention>,
+    #[serde(default)]
+    pub channels: Vec<ChannelMention>,
+    #[serde(default)]
+    pub tmid: Option<String>,
+    #[serde(default)]
+    pub tshow: bool,
+    #[serde(default)]
+    pub groupable: Option<bool>,
+    /// Position in the room: 1 for the first message.
+    #[serde(default)]
+    pub seq: u64,
+    /// Everything else Rocket.Chat carries on a message (alias, emoji, avatar, attachments,
+    /// bot, customFields, role, editedAt, …), stored and returned as sent.
+    #[serde(default)]
+    pub extra: Map<String, Value>,
+}
+
+impl Message {
+    /// Whether the message counts towards members' unread counts.
+    pub fn counts_as_unread(&self) -> bool {
+        self.t.is_none() && (self.tmid.is_none() || self.tshow)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Setting {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub value: Value,
+    pub package_value: Value,
+    /// `boolean`, `string`, `int`, `select`, `code`, …
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub public: bool,
+    pub group: String,
+    #[serde(rename = "_updatedAt")]
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Permission {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub roles: Vec<String>,
+    #[serde(rename = "_updatedAt")]
+    pub updated_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Role {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// `Users` or `Subscriptions`.
+    pub scope: String,
+    pub protected: bool,
+    #[serde(rename = "mandatory2fa")]
+    pub mandatory_2fa: bool,
+    #[serde(rename = "_updatedAt")]
+    pub updated_at: Millis,
+}
+
+/// One page of a listing: `offset`/`count` as asked, `total` as found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRequest {
+    pub offset: u64,
+    /// `None` means everything (Rocket.Chat's `count=0`).
+    pub count: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub offset: u64,
+    pub total: u64,
+}
