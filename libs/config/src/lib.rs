@@ -1,1 +1,302 @@
+//! Configuration. [`load`] merges, in increasing precedence: defaults, an optional TOML file,
+//! the environment (Rocket.Chat's own variable names where one exists, `APOGEE_*` for ours) and
+//! command-line flags. It never reads the process environment itself: `main` passes it in, tests
+//! pass a map.
 
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `apogee serve` needs, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// The public URL clients use (`Site_Url`); defaults to `http://localhost:<port>`.
+    pub root_url: String,
+    pub data_dir: PathBuf,
+    /// Created on an empty store.
+    pub admin: Option<AdminSeed>,
+    /// Rocket.Chat's `TEST_MODE=true`: the test-suite admin, no rate limits.
+    pub test_mode: bool,
+    /// `OVERWRITE_SETTING_<id>=<value>`: forced at every start.
+    pub setting_overrides: BTreeMap<String, String>,
+    pub limits: Limits,
+    pub log_json: bool,
+    pub shutdown_grace_period: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminSeed {
+    pub username: String,
+    pub password: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Largest accepted request body (JSON routes).
+    pub max_body_bytes: usize,
+    /// Failed logins per user (and per address × 5) before logins are blocked for `login_block`.
+    pub failed_logins_per_user: u32,
+    pub login_block: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_body_bytes: 1 << 20, failed_logins_per_user: 10, login_block: Duration::from_secs(300) }
+    }
+}
+
+/// Flags given on the command line; `None` means "not given".
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    pub config_file: Option<PathBuf>,
+    pub port: Option<u16>,
+    pub host: Option<IpAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub root_url: Option<String>,
+    pub test_mode: Option<bool>,
+}
+
+/// The TOML file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    port: Option<u16>,
+    host: Option<IpAddr>,
+    root_url: Option<String>,
+    data_dir: Option<PathBuf>,
+    test_mode: Option<bool>,
+    log_format: Option<String>,
+    shutdown_grace_period_secs: Option<u64>,
+    admin: Option<FileAdmin>,
+    limits: Option<FileLimits>,
+    #[serde(default)]
+    settings: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAdmin {
+    username: String,
+    password: Option<String>,
+    email: Option<String>,
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileLimits {
+    max_body_bytes: Option<usize>,
+    failed_logins_per_user: Option<u32>,
+    login_block_secs: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("parse config file {path}: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("invalid value for {key}: {value:?} ({expected})")]
+    Invalid { key: String, value: String, expected: &'static str },
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+/// The environment variables Apogee reads, for `--help`.
+pub const ENV_HELP: &str = "\
+Environment (flags win over environment, environment over the config file):
+  PORT                        HTTP port (default 3000)
+  APOGEE_HOST                 address to bind (default 0.0.0.0)
+  ROOT_URL                    public URL of the server (default http://localhost:<port>)
+  APOGEE_DATA_DIR             data directory (default ./data)
+  APOGEE_CONFIG               TOML configuration file
+  ADMIN_USERNAME, ADMIN_PASS, ADMIN_EMAIL, ADMIN_NAME
+                              first admin, created on an empty store
+  TEST_MODE                   'true': Rocket.Chat's test mode (test admin, no rate limits)
+  OVERWRITE_SETTING_<id>      force setting <id> to a value at every start
+  APOGEE_MAX_BODY_BYTES       largest request body (default 1048576)
+  APOGEE_LOG_FORMAT           'json' for JSON logs; RUST_LOG sets the filter
+  APOGEE_SHUTDOWN_GRACE_SECS  how long shutdown waits for requests in flight (default 10)";
+
+fn parse_env<T: std::str::FromStr>(
+    env: &HashMap<String, String>,
+    key: &str,
+    expected: &'static str,
+) -> Result<Option<T>, ConfigError> {
+    match env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ConfigError::Invalid { key: key.into(), value: v.into(), expected }),
+    }
+}
+
+fn env_str(env: &HashMap<String, String>, key: &str) -> Option<String> {
+    env.get(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}
+
+fn toml_to_string(value: &toml::Value) -> String {
+    match value {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Merges every source into a validated [`Config`].
+pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    let file_path = cli.config_file.clone().or_else(|| env_str(env, "APOGEE_CONFIG").map(PathBuf::from));
+    let file = match &file_path {
+        Some(path) => read_file(path)?,
+        None => FileConfig::default(),
+    };
+
+    let port = cli.port.or(parse_env(env, "PORT", "a port number")?).or(file.port).unwrap_or(3000);
+    let host = cli
+        .host
+        .or(parse_env(env, "APOGEE_HOST", "an IP address")?)
+        .or(file.host)
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let root_url = cli
+        .root_url
+        .clone()
+        .or_else(|| env_str(env, "ROOT_URL"))
+        .or(file.root_url)
+        .unwrap_or_else(|| format!("http://localhost:{port}"));
+    let root_url = root_url.trim_end_matches('/').to_owned();
+    if !(root_url.starts_with("http://") || root_url.starts_with("https://")) {
+        return Err(ConfigError::Invalid { key: "ROOT_URL".into(), value: root_url, expected: "an http(s) URL" });
+    }
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .or_else(|| env_str(env, "APOGEE_DATA_DIR").map(PathBuf::from))
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    // Rocket.Chat compares with the exact string "true".
+    let test_mode = cli.test_mode.or(env.get("TEST_MODE").map(|v| v == "true")).or(file.test_mode).unwrap_or(false);
+
+    let admin = match (env_str(env, "ADMIN_USERNAME"), env_str(env, "ADMIN_PASS")) {
+        (Some(username), Some(password)) => Some(AdminSeed {
+            username,
+            password,
+            email: env_str(env, "ADMIN_EMAIL"),
+            name: env_str(env, "ADMIN_NAME"),
+        }),
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ConfigError::Inconsistent("ADMIN_USERNAME and ADMIN_PASS must be given together".into()));
+        }
+        (None, None) => match file.admin {
+            Some(FileAdmin { username, password: Some(password), email, name }) => {
+                Some(AdminSeed { username, password, email, name })
+            }
+            Some(FileAdmin { password: None, .. }) => {
+                return Err(ConfigError::Inconsistent(
+                    "[admin] needs a password; give it in ADMIN_PASS rather than the file".into(),
+                ));
+            }
+            None => None,
+        },
+    };
+
+    let mut setting_overrides: BTreeMap<String, String> =
+        file.settings.iter().map(|(k, v)| (k.clone(), toml_to_string(v))).collect();
+    for (key, value) in env {
+        if let Some(id) = key.strip_prefix("OVERWRITE_SETTING_").filter(|id| !id.is_empty()) {
+            setting_overrides.insert(id.to_owned(), value.clone());
+        }
+    }
+
+    let file_limits = file.limits.unwrap_or_default();
+    let defaults = Limits::default();
+    let limits = Limits {
+        max_body_bytes: parse_env(env, "APOGEE_MAX_BODY_BYTES", "a byte count")?
+            .or(file_limits.max_body_bytes)
+            .unwrap_or(defaults.max_body_bytes),
+        failed_logins_per_user: file_limits.failed_logins_per_user.unwrap_or(defaults.failed_logins_per_user),
+        login_block: file_limits.login_block_secs.map(Duration::from_secs).unwrap_or(defaults.login_block),
+    };
+    if limits.max_body_bytes < 1024 {
+        return Err(ConfigError::Inconsistent("max_body_bytes must be at least 1024".into()));
+    }
+    let log_json = env_str(env, "APOGEE_LOG_FORMAT").or(file.log_format).is_some_and(|f| f == "json");
+    let grace = parse_env(env, "APOGEE_SHUTDOWN_GRACE_SECS", "seconds")?
+        .or(file.shutdown_grace_period_secs)
+        .unwrap_or(10);
+
+    Ok(Config {
+        listen: SocketAddr::new(host, port),
+        root_url,
+        data_dir,
+        admin,
+        test_mode,
+        setting_overrides,
+        limits,
+        log_json,
+        shutdown_grace_period: Duration::from_secs(grace),
+    })
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = load(&CliOverrides::default(), &HashMap::new()).unwrap();
+        assert_eq!(c.listen.port(), 3000);
+        assert_eq!(c.root_url, "http://localhost:3000");
+        assert_eq!(c.data_dir, PathBuf::from("./data"));
+        assert!(!c.test_mode && c.admin.is_none());
+    }
+
+    #[test]
+    fn precedence_file_env_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apogee.toml");
+        std::fs::write(&path, "port = 4000\ndata_dir = \"/f\"\n[settings]\nSite_Name = \"From file\"\n").unwrap();
+        let e = env(&[("PORT", "5000"), ("OVERWRITE_SETTING_Site_Name", "From env"), ("TEST_MODE", "true")]);
+        let cli = CliOverrides { config_file: Some(path.clone()), ..Default::default() };
+        let c = load(&cli, &e).unwrap();
+        assert_eq!(c.listen.port(), 5000);
+        assert_eq!(c.data_dir, PathBuf::from("/f"));
+        assert_eq!(c.setting_overrides["Site_Name"], "From env");
+        assert!(c.test_mode);
+        let cli = CliOverrides { config_file: Some(path), port: Some(6000), ..Default::default() };
+        assert_eq!(load(&cli, &e).unwrap().listen.port(), 6000);
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = load(&CliOverrides::default(), &env(&[("PORT", "http")])).unwrap_err();
+        assert!(err.to_string().contains("PORT"), "{err}");
+        let err = load(&CliOverrides::default(), &env(&[("ADMIN_USERNAME", "root")])).unwrap_err();
+        assert!(err.to_string().contains("ADMIN_PASS"), "{err}");
+        assert!(!load(&CliOverrides::default(), &env(&[("TEST_MODE", "1")])).unwrap().test_mode);
+    }
+
+    #[test]
+    fn unknown_file_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("apogee.toml");
+        std::fs::write(&path, "prot = 1\n").unwrap();
+        let cli = CliOverrides { config_file: Some(path), ..Default::default() };
+        assert!(matches!(load(&cli, &HashMap::new()), Err(ConfigError::Parse { .. })));
+    }
+}

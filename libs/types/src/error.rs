@@ -44,13 +44,17 @@ pub struct ServiceError {
     pub error_type: String,
     pub message: String,
     pub details: Option<serde_json::Value>,
+    /// `error` is the message alone, without the ` [code]` suffix (Rocket.Chat's
+    /// `API.v1.failure(text, code)`), while `errorType` still carries the code.
+    #[serde(default)]
+    pub bare_text: bool,
 }
 
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
 impl ServiceError {
     pub fn new(kind: ErrorKind, error_type: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { kind, error_type: error_type.into(), message: message.into(), details: None }
+        Self { kind, error_type: error_type.into(), message: message.into(), details: None, bare_text: false }
     }
 
     /// A Meteor-style failure: `"<message> [<code>]"` with `errorType: <code>`.
@@ -61,6 +65,11 @@ impl ServiceError {
     /// A failure with a bare text and no `errorType` (Rocket.Chat's `API.v1.failure("text")`).
     pub fn failure(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::InvalidArgument, "", message)
+    }
+
+    /// `API.v1.failure(text, code)`: `error` is `text` as is, `errorType` is `code`.
+    pub fn failure_typed(error_type: &str, message: impl Into<String>) -> Self {
+        Self { bare_text: true, ..Self::new(ErrorKind::InvalidArgument, error_type, message) }
     }
 
     pub fn not_found(error_type: &str, message: impl Into<String>) -> Self {
@@ -96,7 +105,7 @@ impl ServiceError {
 
     /// Rocket.Chat's `error` text: Meteor formats thrown errors as `"<reason> [<code>]"`.
     pub fn client_text(&self) -> String {
-        if self.error_type.is_empty() || self.kind == ErrorKind::PermissionDenied {
+        if self.error_type.is_empty() || self.bare_text || self.kind == ErrorKind::PermissionDenied {
             self.message.clone()
         } else if self.message.is_empty() {
             format!("[{}]", self.error_type)

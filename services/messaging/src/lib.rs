@@ -1,1 +1,16 @@
+//! The messaging service: rooms, subscriptions and messages, with Rocket.Chat's rules for who
+//! may see, join, post and change what.
+//!
+//! Every change to a room is one [`RoomWrite`](apogee_store::RoomWrite): the message, the room's
+//! new sequence number and the subscription changes commit together, and the call returns only
+//! after the commit. Unread counts are derived from the room sequence and each member's
+//! last-read sequence, so a message writes the room and the sender's subscription, plus one
+//! subscription per mentioned user, never one per member.
 
+mod access;
+mod messages;
+mod rooms;
+mod service;
+mod subscriptions;
+
+pub use service::Messaging;

@@ -1,0 +1,155 @@
+use std::sync::Arc;
+
+use apogee_types::{Page, PageRequest, Permission, Principal, Role, ServiceResult, Setting, User};
+use async_trait::async_trait;
+use serde_json::Value;
+
+/// A password as clients send it: plain (REST, SDK 0.2.x) or as a SHA-256 hex digest (DDP).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Password {
+    Plain(String),
+    Digest { digest: String, algorithm: String },
+}
+
+/// Who is logging in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoginUser {
+    Username(String),
+    Email(String),
+    /// A bare `user` string: an e-mail if it contains `@`, else a username.
+    UsernameOrEmail(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Credentials {
+    Password { user: LoginUser, password: Password },
+    Resume { token: String },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginRequest {
+    pub credentials: Credentials,
+    /// The client's address, for the failed-login lockout.
+    pub client_ip: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoginResponse {
+    pub user: User,
+    /// The plain token; only its hash is stored.
+    pub token: String,
+    /// When the token stops working (milliseconds since the epoch).
+    pub token_expires: apogee_types::Millis,
+}
+
+/// A user to create (`users.create` by an admin, `users.register` by anyone).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewUser {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+    pub name: Option<String>,
+    /// `None`: the `Accounts_Registration_Users_Default_Roles` setting.
+    pub roles: Option<Vec<String>>,
+    pub active: Option<bool>,
+    pub verified: bool,
+    pub join_default_channels: bool,
+    pub require_password_change: bool,
+    pub kind: Option<String>,
+    pub custom_fields: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum UserSelector {
+    Id(String),
+    Username(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserListQuery {
+    pub text: Option<String>,
+    pub page: Option<PageRequest>,
+}
+
+/// Users, credentials, tokens, roles, permissions and settings.
+#[async_trait]
+pub trait AuthService: Send + Sync + 'static {
+    async fn login(&self, req: LoginRequest) -> ServiceResult<LoginResponse>;
+    /// Resolves `X-User-Id` + `X-Auth-Token` to a principal.
+    async fn authenticate(&self, user_id: &str, token: &str) -> ServiceResult<Principal>;
+    /// Revokes the given token of the caller.
+    async fn logout(&self, who: &Principal, token: &str) -> ServiceResult<()>;
+
+    async fn me(&self, who: &Principal) -> ServiceResult<User>;
+    /// `users.create`: needs `create-user`.
+    async fn create_user(&self, who: &Principal, user: NewUser) -> ServiceResult<User>;
+    /// `users.register`: anonymous, governed by `Accounts_RegistrationForm`.
+    async fn register_user(&self, user: NewUser) -> ServiceResult<User>;
+    async fn user_info(&self, who: &Principal, selector: UserSelector) -> ServiceResult<User>;
+    async fn list_users(&self, who: &Principal, query: UserListQuery, page: PageRequest) -> ServiceResult<Page<User>>;
+    /// For other services: users by id, without a permission check.
+    async fn users_by_ids(&self, ids: &[String]) -> ServiceResult<Vec<User>>;
+    /// For other services: one user by username or id, without a permission check.
+    async fn find_user(&self, selector: UserSelector) -> ServiceResult<Option<User>>;
+    /// The server defaults for user preferences overlaid by the user's own.
+    async fn user_preferences(&self, user: &User) -> ServiceResult<serde_json::Map<String, Value>>;
+
+    /// Public settings, optionally only the given ids, by id.
+    async fn public_settings(&self, ids: Option<Vec<String>>, page: PageRequest) -> ServiceResult<Page<Setting>>;
+    /// One setting, for admins (`view-privileged-setting`).
+    async fn get_setting(&self, who: &Principal, id: &str) -> ServiceResult<Setting>;
+    /// Writes a setting (`edit-privileged-setting`); the value must have the setting's type.
+    async fn set_setting(&self, who: &Principal, id: &str, value: Value) -> ServiceResult<()>;
+    /// For other services: a setting's current value.
+    async fn setting_value(&self, id: &str) -> ServiceResult<Option<Value>>;
+
+    async fn permissions(&self, who: &Principal) -> ServiceResult<Vec<Permission>>;
+    /// `permissions.update` (`access-permissions`).
+    async fn update_permissions(&self, who: &Principal, changes: Vec<(String, Vec<String>)>)
+    -> ServiceResult<Vec<Permission>>;
+    async fn roles(&self, who: &Principal) -> ServiceResult<Vec<Role>>;
+    /// Whether any of `roles` holds `permission`.
+    async fn roles_have_permission(&self, roles: &[String], permission: &str) -> ServiceResult<bool>;
+}
+
+/// The handle to the auth service.
+#[derive(Clone)]
+pub struct AuthClient(Arc<dyn AuthService>);
+
+impl AuthClient {
+    pub fn local(service: Arc<dyn AuthService>) -> Self {
+        Self(service)
+    }
+}
+
+impl std::ops::Deref for AuthClient {
+    type Target = dyn AuthService;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+/// Settings with a typed read, for services that consult them on every call.
+impl AuthClient {
+    pub async fn setting_bool(&self, id: &str, default: bool) -> bool {
+        match self.setting_value(id).await {
+            Ok(Some(Value::Bool(b))) => b,
+            _ => default,
+        }
+    }
+
+    pub async fn setting_i64(&self, id: &str, default: i64) -> i64 {
+        match self.setting_value(id).await {
+            Ok(Some(v)) => v.as_i64().unwrap_or(default),
+            _ => default,
+        }
+    }
+
+    pub async fn setting_string(&self, id: &str) -> Option<String> {
+        match self.setting_value(id).await {
+            Ok(Some(Value::String(s))) => Some(s),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,174 @@
+use std::sync::Arc;
+
+use apogee_types::{Message, Millis, Page, PageRequest, Principal, Room, RoomType, ServiceResult, Subscription, User};
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+
+use crate::UserSelector;
+
+/// How a request names a room: by id or by name, and which family the route belongs to
+/// (`channels.*` only finds `c` rooms, `groups.*` only `p`, `im.*` only `d`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RoomSelector {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub family: Option<RoomType>,
+}
+
+impl RoomSelector {
+    pub fn id(id: impl Into<String>) -> Self {
+        Self { id: Some(id.into()), name: None, family: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreateRoom {
+    pub t: Option<RoomType>,
+    pub name: String,
+    /// Usernames to add besides the creator.
+    pub members: Vec<String>,
+    pub read_only: bool,
+    pub exclude_self: bool,
+    pub topic: Option<String>,
+    pub broadcast: bool,
+    pub encrypted: bool,
+    pub custom_fields: Map<String, Value>,
+}
+
+/// A change of one room attribute, each with the system message Rocket.Chat writes for it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomChange {
+    Topic(String),
+    Description(String),
+    Purpose(String),
+    Announcement(String),
+    Name(String),
+    Archived(bool),
+    ReadOnly(bool),
+    Default(bool),
+    JoinCode(String),
+    CustomFields(Map<String, Value>),
+    Type(RoomType),
+}
+
+/// Which rooms to list.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomListScope {
+    /// Every public channel (`channels.list`).
+    Public,
+    /// Rooms of the given types the caller is a member of (`*.list.joined`, `groups.list`, `im.list`).
+    Joined(Vec<RoomType>),
+    /// Every room of the given types, for admins (`groups.listAll`, `im.list.everyone`).
+    All(Vec<RoomType>),
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HistoryRequest {
+    pub latest: Option<Millis>,
+    pub oldest: Option<Millis>,
+    pub inclusive: bool,
+    pub offset: u64,
+    pub count: Option<u64>,
+    pub unreads: bool,
+    pub show_thread_messages: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct History {
+    pub messages: Vec<Message>,
+    /// With `unreads`: unread messages older than the window.
+    pub unread_not_loaded: Option<u64>,
+    pub first_unread: Option<Message>,
+}
+
+/// A message to post.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct NewMessage {
+    /// A client-chosen id (`chat.sendMessage`, DDP `sendMessage`).
+    pub id: Option<String>,
+    pub rid: String,
+    pub msg: String,
+    pub tmid: Option<String>,
+    pub tshow: bool,
+    pub groupable: Option<bool>,
+    /// Everything else the client sent that Rocket.Chat keeps: alias, emoji, avatar,
+    /// attachments, customFields, bot, …
+    pub extra: Map<String, Value>,
+}
+
+/// `*.counters`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counters {
+    pub joined: bool,
+    pub members: u64,
+    pub unreads: Option<u64>,
+    pub unreads_from: Option<Millis>,
+    pub msgs: u64,
+    pub latest: Option<Millis>,
+    pub user_mentions: u64,
+}
+
+/// `subscriptions.get` / `rooms.get`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Changes<T> {
+    pub update: Vec<T>,
+    pub remove: Vec<(String, Millis)>,
+}
+
+/// Rooms, subscriptions and messages.
+#[async_trait]
+pub trait MessagingService: Send + Sync + 'static {
+    async fn create_room(&self, who: &Principal, req: CreateRoom) -> ServiceResult<Room>;
+    /// Finds or creates the direct-message room between the caller and `usernames`.
+    async fn create_direct(&self, who: &Principal, usernames: Vec<String>, exclude_self: bool) -> ServiceResult<Room>;
+    /// A room the caller may see.
+    async fn room_info(&self, who: &Principal, selector: RoomSelector) -> ServiceResult<Room>;
+    async fn list_rooms(&self, who: &Principal, scope: RoomListScope, text: Option<String>, page: PageRequest)
+    -> ServiceResult<Page<Room>>;
+    async fn join_room(&self, who: &Principal, rid: &str, join_code: Option<String>) -> ServiceResult<Room>;
+    async fn leave_room(&self, who: &Principal, rid: &str) -> ServiceResult<Room>;
+    /// Adds a user to a room (`invite`); `Room` after the change.
+    async fn add_member(&self, who: &Principal, rid: &str, user: UserSelector) -> ServiceResult<Room>;
+    /// Removes a user from a room (`kick`).
+    async fn remove_member(&self, who: &Principal, rid: &str, user: UserSelector) -> ServiceResult<Room>;
+    async fn update_room(&self, who: &Principal, rid: &str, change: RoomChange) -> ServiceResult<Room>;
+    /// Shows or hides the room in the caller's sidebar (`open` / `close`).
+    async fn set_open(&self, who: &Principal, rid: &str, open: bool) -> ServiceResult<()>;
+    async fn delete_room(&self, who: &Principal, rid: &str) -> ServiceResult<()>;
+
+    async fn history(&self, who: &Principal, rid: &str, req: HistoryRequest) -> ServiceResult<History>;
+    /// Every message of the room, newest first (`*.messages`).
+    async fn room_messages(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<Message>>;
+    async fn members(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<User>>;
+    async fn counters(&self, who: &Principal, rid: &str, user_id: Option<String>) -> ServiceResult<Counters>;
+
+    async fn send_message(&self, who: &Principal, msg: NewMessage) -> ServiceResult<Message>;
+    async fn get_message(&self, who: &Principal, id: &str) -> ServiceResult<Message>;
+
+    async fn subscriptions(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Subscription>>;
+    async fn subscription(&self, who: &Principal, rid: &str) -> ServiceResult<Option<Subscription>>;
+    /// Marks everything in the room read for the caller.
+    async fn mark_read(&self, who: &Principal, rid: &str) -> ServiceResult<()>;
+    async fn rooms(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Room>>;
+    /// Adds a user to every default room they are not in yet (new users); `silent` writes no
+    /// join message.
+    async fn join_default_rooms(&self, user: &User, silent: bool) -> ServiceResult<()>;
+}
+
+/// The handle to the messaging service.
+#[derive(Clone)]
+pub struct MessagingClient(Arc<dyn MessagingService>);
+
+impl MessagingClient {
+    pub fn local(service: Arc<dyn MessagingService>) -> Self {
+        Self(service)
+    }
+}
+
+impl std::ops::Deref for MessagingClient {
+    type Target = dyn MessagingService;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}

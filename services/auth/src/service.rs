@@ -1,0 +1,184 @@
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock, RwLock};
+use std::time::Duration;
+
+use apogee_api::{
+    AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, UserListQuery, UserSelector,
+};
+use apogee_store::{StoreError, StoreRef};
+use apogee_types::{Page, PageRequest, Permission, Principal, Role, ServiceError, ServiceResult, Setting, User};
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::login::Failures;
+
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `ROOT_URL`: the `Site_Url` setting.
+    pub site_url: String,
+    pub test_mode: bool,
+    /// Failed logins per user before logins are blocked (per address: five times as many).
+    pub failed_logins_per_user: u32,
+    pub login_block: Duration,
+}
+
+/// The auth service.
+pub struct Auth {
+    pub(crate) store: StoreRef,
+    pub(crate) cfg: AuthConfig,
+    /// Read on nearly every request; std locks, never held across an await.
+    pub(crate) settings: RwLock<HashMap<String, Setting>>,
+    pub(crate) permissions: RwLock<HashMap<String, Permission>>,
+    pub(crate) roles: RwLock<Vec<Role>>,
+    /// Set once at wiring time: new users join the default rooms through messaging, which in
+    /// turn needs auth, so the link is made after both exist.
+    pub(crate) messaging: OnceLock<MessagingClient>,
+    /// Failed login counts by user and by address (the lockout of `Block_Multiple_Failed_Logins_*`).
+    pub(crate) failures: Mutex<Failures>,
+}
+
+impl Auth {
+    pub fn new(store: StoreRef, cfg: AuthConfig) -> Self {
+        Self {
+            store,
+            cfg,
+            settings: RwLock::default(),
+            permissions: RwLock::default(),
+            roles: RwLock::default(),
+            messaging: OnceLock::new(),
+            failures: Mutex::default(),
+        }
+    }
+
+    /// Links the messaging service (for default rooms). Call once, before serving.
+    pub fn set_messaging(&self, messaging: MessagingClient) {
+        let _ = self.messaging.set(messaging);
+    }
+
+    pub(crate) fn setting(&self, id: &str) -> Option<Value> {
+        self.settings.read().ok()?.get(id).map(|s| s.value.clone())
+    }
+
+    pub(crate) fn setting_bool(&self, id: &str) -> bool {
+        matches!(self.setting(id), Some(Value::Bool(true)))
+    }
+
+    pub(crate) fn setting_i64(&self, id: &str, default: i64) -> i64 {
+        self.setting(id).and_then(|v| v.as_i64()).unwrap_or(default)
+    }
+
+    pub(crate) fn has_permission(&self, roles: &[String], permission: &str) -> bool {
+        let Ok(permissions) = self.permissions.read() else { return false };
+        permissions.get(permission).is_some_and(|p| p.roles.iter().any(|r| roles.contains(r)))
+    }
+
+    pub(crate) fn require(&self, who: &Principal, permission: &str) -> ServiceResult<()> {
+        if self.has_permission(&who.roles, permission) { Ok(()) } else { Err(ServiceError::permission_required()) }
+    }
+}
+
+/// The one place store errors become service errors.
+pub(crate) fn store_error(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::NotFound { entity, .. } => ServiceError::not_found("error-not-found", format!("{entity} not found")),
+        StoreError::Conflict { key, .. } => {
+            ServiceError::invalid("error-field-unavailable", format!("{key} is already in use :("))
+        }
+        StoreError::Rejected(message) => ServiceError::not_allowed(message),
+        StoreError::Unavailable(detail) | StoreError::Corrupt { detail, .. } => {
+            tracing::error!(%detail, "auth store failed");
+            ServiceError::new(apogee_types::ErrorKind::Unavailable, "", "Service Unavailable")
+        }
+    }
+}
+
+#[async_trait]
+impl AuthService for Auth {
+    async fn login(&self, req: LoginRequest) -> ServiceResult<LoginResponse> {
+        self.login_impl(req).await
+    }
+
+    async fn authenticate(&self, user_id: &str, token: &str) -> ServiceResult<Principal> {
+        self.authenticate_impl(user_id, token).await
+    }
+
+    async fn logout(&self, who: &Principal, token: &str) -> ServiceResult<()> {
+        self.logout_impl(who, token).await
+    }
+
+    async fn me(&self, who: &Principal) -> ServiceResult<User> {
+        self.store
+            .user_by_id(&who.user_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ServiceError::new(apogee_types::ErrorKind::Unauthenticated, "", "You must be logged in to do this."))
+    }
+
+    async fn create_user(&self, who: &Principal, user: NewUser) -> ServiceResult<User> {
+        self.require(who, "create-user")?;
+        self.insert_new_user(user, true).await
+    }
+
+    async fn register_user(&self, user: NewUser) -> ServiceResult<User> {
+        self.register_impl(user).await
+    }
+
+    async fn user_info(&self, who: &Principal, selector: UserSelector) -> ServiceResult<User> {
+        self.user_info_impl(who, selector).await
+    }
+
+    async fn list_users(&self, who: &Principal, query: UserListQuery, page: PageRequest) -> ServiceResult<Page<User>> {
+        self.list_users_impl(who, query, page).await
+    }
+
+    async fn users_by_ids(&self, ids: &[String]) -> ServiceResult<Vec<User>> {
+        self.store.users_by_ids(ids).await.map_err(store_error)
+    }
+
+    async fn find_user(&self, selector: UserSelector) -> ServiceResult<Option<User>> {
+        match selector {
+            UserSelector::Id(id) => self.store.user_by_id(&id).await,
+            UserSelector::Username(name) => self.store.user_by_username(&name).await,
+        }
+        .map_err(store_error)
+    }
+
+    async fn user_preferences(&self, user: &User) -> ServiceResult<serde_json::Map<String, Value>> {
+        Ok(self.preferences_of(user))
+    }
+
+    async fn public_settings(&self, ids: Option<Vec<String>>, page: PageRequest) -> ServiceResult<Page<Setting>> {
+        Ok(self.public_settings_impl(ids, page))
+    }
+
+    async fn get_setting(&self, who: &Principal, id: &str) -> ServiceResult<Setting> {
+        self.get_setting_impl(who, id)
+    }
+
+    async fn set_setting(&self, who: &Principal, id: &str, value: Value) -> ServiceResult<()> {
+        self.set_setting_impl(who, id, value).await
+    }
+
+    async fn setting_value(&self, id: &str) -> ServiceResult<Option<Value>> {
+        Ok(self.setting(id))
+    }
+
+    async fn permissions(&self, _who: &Principal) -> ServiceResult<Vec<Permission>> {
+        let map = self.permissions.read().map_err(|_| ServiceError::internal("permissions lock poisoned"))?;
+        let mut all: Vec<Permission> = map.values().cloned().collect();
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(all)
+    }
+
+    async fn update_permissions(&self, who: &Principal, changes: Vec<(String, Vec<String>)>) -> ServiceResult<Vec<Permission>> {
+        self.update_permissions_impl(who, changes).await
+    }
+
+    async fn roles(&self, _who: &Principal) -> ServiceResult<Vec<Role>> {
+        Ok(self.roles.read().map_err(|_| ServiceError::internal("roles lock poisoned"))?.clone())
+    }
+
+    async fn roles_have_permission(&self, roles: &[String], permission: &str) -> ServiceResult<bool> {
+        Ok(self.has_permission(roles, permission))
+    }
+}

@@ -1,0 +1,198 @@
+//! Creating, finding and listing users.
+
+use apogee_api::{NewUser, UserListQuery, UserSelector};
+use apogee_store::UserFilter;
+use apogee_types::{Email, ErrorKind, Millis, Page, PageRequest, Principal, ServiceError, ServiceResult, User, random_id};
+use serde_json::{Map, Value};
+
+use crate::crypto::hash_password;
+use crate::service::{Auth, store_error};
+
+/// Rocket.Chat's fallback when `UTF8_User_Names_Validation` is not a usable pattern.
+const DEFAULT_NAME_PATTERN: &str = "[0-9a-zA-Z-_.]+";
+
+/// Whether `name` matches `^<pattern>$`, the way Rocket.Chat validates user and room names.
+pub(crate) fn name_is_valid(pattern: Option<&str>, name: &str) -> bool {
+    let anchored = |p: &str| regex_lite::Regex::new(&format!("^(?:{p})$"));
+    let regex = pattern.and_then(|p| anchored(p).ok()).or_else(|| anchored(DEFAULT_NAME_PATTERN).ok());
+    match regex {
+        Some(regex) => regex.is_match(name),
+        None => name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && !name.is_empty(),
+    }
+}
+
+fn email_is_valid(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else { return false };
+    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+        && !email.chars().any(char::is_whitespace)
+}
+
+impl Auth {
+    /// Validates and stores a new user; `by_admin` allows roles and activation to be chosen.
+    pub(crate) async fn insert_new_user(&self, new: NewUser, by_admin: bool) -> ServiceResult<User> {
+        let username = new.username.trim().to_owned();
+        let name = new.name.as_deref().map(str::trim).unwrap_or_default().to_owned();
+        if self.setting_bool("Accounts_RequireNameForSignUp") && name.is_empty() {
+            return Err(ServiceError::invalid("error-the-field-is-required", "The field Name is required"));
+        }
+        if username.is_empty() {
+            return Err(ServiceError::invalid("error-the-field-is-required", "The field Username is required"));
+        }
+        let pattern = self.setting("UTF8_User_Names_Validation").and_then(|v| v.as_str().map(str::to_owned));
+        if !name_is_valid(pattern.as_deref(), &username) {
+            return Err(ServiceError::invalid(
+                "error-input-is-not-a-valid-field",
+                format!("{} is not a valid username", html_escape(&username)),
+            ));
+        }
+        if new.password.is_empty() {
+            return Err(ServiceError::invalid("error-the-field-is-required", "The field Password is required"));
+        }
+        let email = new.email.trim().to_lowercase();
+        if !email_is_valid(&email) {
+            return Err(ServiceError::invalid("error-invalid-email", format!("Invalid email {}", html_escape(&email))));
+        }
+        let roles = match new.roles {
+            Some(roles) if by_admin => roles,
+            _ => self.default_roles(),
+        };
+        let known: Vec<String> =
+            self.roles.read().map_err(|_| ServiceError::internal("roles lock poisoned"))?.iter().map(|r| r.id.clone()).collect();
+        if roles.iter().any(|r| !known.contains(r)) {
+            return Err(ServiceError::invalid("error-action-not-allowed", "The field Roles consist invalid role id"));
+        }
+        if self.store.user_by_username(&username).await.map_err(store_error)?.is_some() {
+            return Err(ServiceError::invalid(
+                "error-field-unavailable",
+                format!("{} is already in use :(", html_escape(&username)),
+            ));
+        }
+        if self.store.user_by_email(&email).await.map_err(store_error)?.is_some() {
+            return Err(ServiceError::invalid(
+                "error-field-unavailable",
+                format!("{} is already in use :(", html_escape(&email)),
+            ));
+        }
+        let now = Millis::now();
+        let user = User {
+            id: random_id(),
+            username,
+            name: Some(name).filter(|n| !n.is_empty()),
+            emails: vec![Email { address: email, verified: new.verified }],
+            roles,
+            kind: new.kind.unwrap_or_else(|| "user".into()),
+            active: if by_admin { new.active.unwrap_or(true) } else { true },
+            status: "offline".into(),
+            status_default: "online".into(),
+            status_text: String::new(),
+            utc_offset: 0.0,
+            created_at: now,
+            updated_at: now,
+            last_login: None,
+            password_bcrypt: Some(hash_password(&new.password).await?),
+            require_password_change: new.require_password_change,
+            language: None,
+            nickname: None,
+            bio: None,
+            custom_fields: new.custom_fields,
+            preferences: Map::new(),
+        };
+        self.store.insert_user(user.clone()).await.map_err(store_error)?;
+        if new.join_default_channels {
+            if let Some(messaging) = self.messaging.get() {
+                messaging.join_default_rooms(&user, false).await?;
+            }
+        }
+        Ok(user)
+    }
+
+    fn default_roles(&self) -> Vec<String> {
+        self.setting("Accounts_Registration_Users_Default_Roles")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "user".into())
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    pub(crate) async fn register_impl(&self, new: NewUser) -> ServiceResult<User> {
+        let form = self.setting("Accounts_RegistrationForm").and_then(|v| v.as_str().map(str::to_owned));
+        if form.as_deref() == Some("Disabled") {
+            return Err(ServiceError::invalid("error-user-registration-disabled", "User registration is disabled"));
+        }
+        if form.as_deref() == Some("Secret URL") {
+            return Err(ServiceError::invalid("error-user-registration-secret", "User registration is only allowed via Secret URL"));
+        }
+        let new = NewUser { roles: None, active: None, join_default_channels: true, ..new };
+        self.insert_new_user(new, false).await
+    }
+
+    pub(crate) async fn user_info_impl(&self, _who: &Principal, selector: UserSelector) -> ServiceResult<User> {
+        let found = match &selector {
+            UserSelector::Id(id) => self.store.user_by_id(id).await,
+            UserSelector::Username(name) => self.store.user_by_username(name).await,
+        }
+        .map_err(store_error)?;
+        found.ok_or_else(|| ServiceError::new(ErrorKind::NotFound, "error-invalid-user", "Invalid user"))
+    }
+
+    pub(crate) async fn list_users_impl(
+        &self,
+        who: &Principal,
+        query: UserListQuery,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>> {
+        if !self.has_permission(&who.roles, "view-d-room") {
+            return Err(ServiceError::unauthorized());
+        }
+        let filter = UserFilter { text: query.text, ..Default::default() };
+        self.store.list_users(&filter, page).await.map_err(store_error)
+    }
+
+    /// `Accounts_Default_User_Preferences_*` overlaid with the user's own preferences.
+    pub(crate) fn preferences_of(&self, user: &User) -> Map<String, Value> {
+        const PREFIX: &str = "Accounts_Default_User_Preferences_";
+        let mut preferences = Map::new();
+        if let Ok(settings) = self.settings.read() {
+            for (id, setting) in settings.iter() {
+                if let Some(key) = id.strip_prefix(PREFIX) {
+                    preferences.insert(key.to_owned(), setting.value.clone());
+                }
+            }
+        }
+        for (k, v) in &user.preferences {
+            preferences.insert(k.clone(), v.clone());
+        }
+        preferences
+    }
+}
+
+/// Rocket.Chat escapes names it echoes in errors (`_.escape`).
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_setting() {
+        assert!(name_is_valid(None, "alice.b-c_1"));
+        assert!(!name_is_valid(None, "al ice"));
+        assert!(!name_is_valid(None, ""));
+        assert!(name_is_valid(Some("[a-z]+"), "abc"));
+        assert!(!name_is_valid(Some("[a-z]+"), "ABC"));
+        assert!(name_is_valid(Some("(unclosed"), "fallback.ok"), "a broken pattern falls back");
+    }
+
+    #[test]
+    fn emails() {
+        assert!(email_is_valid("a@b.co"));
+        assert!(!email_is_valid("a@b"));
+        assert!(!email_is_valid("ab.co"));
+        assert!(!email_is_valid("a b@c.de"));
+    }
+}

@@ -1,0 +1,234 @@
+//! Posting, reading and paging messages.
+
+use apogee_api::{History, HistoryRequest, NewMessage, UserSelector};
+use apogee_store::{HistoryQuery, RoomWrite};
+use apogee_types::{
+    ChannelMention, Mention, Message, Millis, Principal, Room, RoomType, ServiceError, ServiceResult, Subscription,
+    random_id,
+};
+
+use crate::service::{Messaging, store_error};
+
+/// `@name` and `#name` tokens in a message, as Rocket.Chat's mention parser finds them.
+pub(crate) fn mention_tokens(msg: &str, sigil: char) -> Vec<String> {
+    let mut found: Vec<String> = Vec::new();
+    let mut prev: Option<char> = None;
+    let mut chars = msg.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let at_boundary = prev.is_none_or(|p| p.is_whitespace() || matches!(p, '(' | '[' | '{' | '"' | '\'' | ','));
+        prev = Some(c);
+        if c != sigil || !at_boundary {
+            continue;
+        }
+        let rest = &msg[i + c.len_utf8()..];
+        let token: String =
+            rest.chars().take_while(|ch| ch.is_alphanumeric() || matches!(ch, '.' | '_' | '-')).collect();
+        let token = token.trim_end_matches(['.', '-']).to_owned();
+        if !token.is_empty() && !found.contains(&token) {
+            found.push(token);
+        }
+        if let Some((_, next)) = chars.peek() {
+            prev = Some(*next);
+        }
+    }
+    found
+}
+
+impl Messaging {
+    pub(crate) async fn send_message_impl(&self, who: &Principal, new: NewMessage) -> ServiceResult<Message> {
+        let room = self.room_by_id(&new.rid).await?;
+        let sub = self.store.subscription(&room.id, &who.user_id).await.map_err(store_error)?;
+        if sub.is_none() && !(room.t == RoomType::Direct && room.uids.contains(&who.user_id)) {
+            return Err(ServiceError::not_allowed("Not allowed"));
+        }
+        if room.archived {
+            return Err(ServiceError::invalid("error-room-archived", "Room is archived"));
+        }
+        if room.ro && !self.has_in_room(who, sub.as_ref(), "post-readonly").await? {
+            return Err(ServiceError::not_allowed("You can't send messages because the room is readonly."));
+        }
+        if room.muted.contains(&who.username) {
+            return Err(ServiceError::invalid("error-user-muted", "You have been muted and cannot speak in this room"));
+        }
+        let max = self.auth.setting_i64("Message_MaxAllowedSize", 5000).await;
+        if i64::try_from(new.msg.chars().count()).unwrap_or(i64::MAX) > max {
+            return Err(ServiceError::invalid("error-message-size-exceeded", "Message size exceeds Message_MaxAllowedSize"));
+        }
+        let impersonates = ["alias", "avatar"].iter().any(|k| new.extra.get(*k).is_some_and(|v| !v.is_null()));
+        if impersonates && !self.has_in_room(who, sub.as_ref(), "message-impersonate").await? {
+            return Err(ServiceError::invalid("error-action-not-allowed", "Not enough permission"));
+        }
+        let tmid = match &new.tmid {
+            Some(tmid) => Some(self.thread_root(&room, tmid).await?),
+            None => None,
+        };
+        if new.tshow && tmid.is_none() {
+            return Err(ServiceError::invalid("invalid-params", "tshow provided but missing tmid"));
+        }
+
+        let now = Millis::now();
+        let (mentions, mentioned_ids, group_mention) = self.resolve_mentions(&new.msg).await?;
+        let channels = self.resolve_channels(&new.msg).await?;
+        let message = Message {
+            id: new.id.filter(|id| !id.is_empty()).unwrap_or_else(random_id),
+            rid: room.id.clone(),
+            msg: new.msg,
+            ts: now,
+            u: who.user_ref(),
+            updated_at: now,
+            t: None,
+            mentions,
+            channels,
+            tmid,
+            tshow: new.tshow,
+            groupable: new.groupable,
+            seq: 0,
+            extra: new.extra,
+        };
+
+        let mut write = RoomWrite::new(room.id.clone());
+        write.messages = vec![message];
+        let sender = who.user_id.clone();
+        write.update_subscriptions.push((
+            sender.clone(),
+            Box::new(|s: &mut Subscription, r: &Room| {
+                s.last_read_seq = r.msgs;
+                s.ls = r.lm;
+                s.open = true;
+            }),
+        ));
+        let mut touched: Vec<String> = vec![sender.clone()];
+        for uid in mentioned_ids.into_iter().filter(|id| id != &sender) {
+            touched.push(uid.clone());
+            write.update_subscriptions.push((
+                uid,
+                Box::new(|s: &mut Subscription, _: &Room| {
+                    s.user_mentions += 1;
+                    s.alert = true;
+                    s.open = true;
+                }),
+            ));
+        }
+        if group_mention || room.t == RoomType::Direct {
+            // Group mentions count for every member; a DM reopens for its members.
+            let members = self
+                .store
+                .subscriptions_of_room(&room.id, apogee_types::PageRequest { offset: 0, count: None })
+                .await
+                .map_err(store_error)?;
+            for member in members.items.into_iter().filter(|m| !touched.contains(&m.u.id)) {
+                write.update_subscriptions.push((
+                    member.u.id,
+                    Box::new(move |s: &mut Subscription, _: &Room| {
+                        if group_mention {
+                            s.group_mentions += 1;
+                        }
+                        s.alert = true;
+                        s.open = true;
+                    }),
+                ));
+            }
+        }
+        let mut outcome = self.store.write_room(write).await.map_err(store_error)?;
+        outcome.messages.pop().ok_or_else(|| ServiceError::internal("posted message vanished"))
+    }
+
+    /// The thread a reply belongs to: replies to a reply join the root's thread.
+    async fn thread_root(&self, room: &Room, tmid: &str) -> ServiceResult<String> {
+        if !self.auth.setting_bool("Threads_enabled", true).await {
+            return Err(ServiceError::not_allowed("not-allowed"));
+        }
+        let parent = self.store.message_by_id(tmid).await.map_err(store_error)?;
+        match parent {
+            Some(parent) if parent.rid == room.id => Ok(parent.tmid.unwrap_or(parent.id)),
+            _ => Err(ServiceError::invalid("error-invalid-message", "Invalid thread message")),
+        }
+    }
+
+    /// Mentioned users that exist, their ids, and whether `@all`/`@here` was used.
+    async fn resolve_mentions(&self, msg: &str) -> ServiceResult<(Vec<Mention>, Vec<String>, bool)> {
+        let mut mentions = Vec::new();
+        let mut ids = Vec::new();
+        let mut group = false;
+        for token in mention_tokens(msg, '@') {
+            if token == "all" || token == "here" {
+                group = true;
+                mentions.push(Mention { id: token.clone(), username: token, name: None, kind: None });
+                continue;
+            }
+            if let Some(user) = self.auth.find_user(UserSelector::Username(token)).await? {
+                ids.push(user.id.clone());
+                mentions.push(Mention { id: user.id, username: user.username, name: user.name, kind: Some("user".into()) });
+            }
+        }
+        Ok((mentions, ids, group))
+    }
+
+    async fn resolve_channels(&self, msg: &str) -> ServiceResult<Vec<ChannelMention>> {
+        let mut channels = Vec::new();
+        for token in mention_tokens(msg, '#') {
+            if let Some(room) = self.store.room_by_name(&token).await.map_err(store_error)? {
+                if room.t == RoomType::Channel {
+                    channels.push(ChannelMention { id: room.id, name: room.name.unwrap_or(token) });
+                }
+            }
+        }
+        Ok(channels)
+    }
+
+    pub(crate) async fn get_message_impl(&self, who: &Principal, id: &str) -> ServiceResult<Message> {
+        let not_found = || ServiceError::invalid("error-invalid-message", "Message not found");
+        let message = self.store.message_by_id(id).await.map_err(store_error)?.ok_or_else(not_found)?;
+        let room = self.room_by_id(&message.rid).await?;
+        if !self.can_read(who, &room).await? {
+            return Err(ServiceError::not_allowed("Not allowed"));
+        }
+        Ok(message)
+    }
+
+    pub(crate) async fn history_impl(&self, who: &Principal, rid: &str, req: HistoryRequest) -> ServiceResult<History> {
+        let room = self.room_by_id(rid).await?;
+        self.ensure_can_read(who, &room).await?;
+        let query = HistoryQuery {
+            latest: req.latest,
+            oldest: req.oldest,
+            inclusive: req.inclusive,
+            offset: req.offset,
+            count: req.count,
+            show_thread_messages: req.show_thread_messages,
+        };
+        let messages = self.store.history(rid, &query).await.map_err(store_error)?;
+        let mut history = History { messages, unread_not_loaded: None, first_unread: None };
+        if req.unreads {
+            let sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
+            let after = sub.map_or(room.msgs, |s| s.last_read_seq);
+            let oldest_loaded = history.messages.last().map(|m| m.seq);
+            let total_unread = self.store.count_unread(rid, &who.user_id, after).await.map_err(store_error)?;
+            let loaded_unread = history
+                .messages
+                .iter()
+                .filter(|m| m.seq > after && m.u.id != who.user_id && m.counts_as_unread())
+                .count() as u64;
+            let not_loaded = total_unread.saturating_sub(loaded_unread);
+            history.unread_not_loaded = Some(not_loaded);
+            if not_loaded > 0 && req.oldest.is_some() && oldest_loaded.is_some() {
+                history.first_unread = self.store.first_unread(rid, &who.user_id, after).await.map_err(store_error)?;
+            }
+        }
+        Ok(history)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_mentions_at_word_starts() {
+        assert_eq!(mention_tokens("hi @bob and @alice.b, see #dev", '@'), ["bob", "alice.b"]);
+        assert_eq!(mention_tokens("mail me at x@y.io", '@'), Vec::<String>::new());
+        assert_eq!(mention_tokens("@all @all (@here)", '@'), ["all", "here"]);
+        assert_eq!(mention_tokens("#dev-team. and #ops", '#'), ["dev-team", "ops"]);
+        assert_eq!(mention_tokens("@ alone", '@'), Vec::<String>::new());
+    }
+}

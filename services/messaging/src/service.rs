@@ -1,0 +1,150 @@
+use std::sync::Arc;
+
+use apogee_api::{
+    AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MessagingService, NewMessage, RoomChange,
+    RoomListScope, RoomSelector, UserSelector,
+};
+use apogee_store::{StoreError, StoreRef};
+use apogee_types::{
+    ErrorKind, Message, Millis, Page, PageRequest, Principal, Room, ServiceError, ServiceResult, Subscription, User,
+};
+use async_trait::async_trait;
+
+/// The messaging service.
+pub struct Messaging {
+    pub(crate) store: StoreRef,
+    pub(crate) auth: AuthClient,
+}
+
+impl Messaging {
+    pub fn new(store: StoreRef, auth: AuthClient) -> Arc<Self> {
+        Arc::new(Self { store, auth })
+    }
+}
+
+/// The one place store errors become service errors.
+pub(crate) fn store_error(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::NotFound { entity: "room", .. } => {
+            ServiceError::not_found("error-room-not-found", "The required \"roomId\" param provided does not match any room")
+        }
+        StoreError::NotFound { entity, .. } => ServiceError::not_found("error-not-found", format!("{entity} not found")),
+        StoreError::Conflict { entity: "room", key } => ServiceError::invalid(
+            "error-duplicate-channel-name",
+            format!("A channel with name '{key}' exists"),
+        )
+        .with_details(serde_json::json!({ "channel_name": key })),
+        StoreError::Conflict { entity: "message", key } => {
+            ServiceError::invalid("error-duplicate-message", format!("A message with id '{key}' already exists"))
+        }
+        StoreError::Conflict { entity, key } => {
+            ServiceError::invalid("error-duplicate", format!("{entity} {key} already exists"))
+        }
+        StoreError::Rejected(message) => ServiceError::not_allowed(message),
+        StoreError::Unavailable(detail) | StoreError::Corrupt { detail, .. } => {
+            tracing::error!(%detail, "messaging store failed");
+            ServiceError::new(ErrorKind::Unavailable, "", "Service Unavailable")
+        }
+    }
+}
+
+#[async_trait]
+impl MessagingService for Messaging {
+    async fn create_room(&self, who: &Principal, req: CreateRoom) -> ServiceResult<Room> {
+        self.create_room_impl(who, req).await
+    }
+
+    async fn create_direct(&self, who: &Principal, usernames: Vec<String>, exclude_self: bool) -> ServiceResult<Room> {
+        self.create_direct_impl(who, usernames, exclude_self).await
+    }
+
+    async fn room_info(&self, who: &Principal, selector: RoomSelector) -> ServiceResult<Room> {
+        let room = self.find_room(who, &selector).await?;
+        self.ensure_can_read(who, &room).await?;
+        Ok(room)
+    }
+
+    async fn list_rooms(
+        &self,
+        who: &Principal,
+        scope: RoomListScope,
+        text: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Room>> {
+        self.list_rooms_impl(who, scope, text, page).await
+    }
+
+    async fn join_room(&self, who: &Principal, rid: &str, join_code: Option<String>) -> ServiceResult<Room> {
+        self.join_room_impl(who, rid, join_code).await
+    }
+
+    async fn leave_room(&self, who: &Principal, rid: &str) -> ServiceResult<Room> {
+        self.leave_room_impl(who, rid).await
+    }
+
+    async fn add_member(&self, who: &Principal, rid: &str, user: UserSelector) -> ServiceResult<Room> {
+        self.add_member_impl(who, rid, user).await
+    }
+
+    async fn remove_member(&self, who: &Principal, rid: &str, user: UserSelector) -> ServiceResult<Room> {
+        self.remove_member_impl(who, rid, user).await
+    }
+
+    async fn update_room(&self, who: &Principal, rid: &str, change: RoomChange) -> ServiceResult<Room> {
+        self.update_room_impl(who, rid, change).await
+    }
+
+    async fn set_open(&self, who: &Principal, rid: &str, open: bool) -> ServiceResult<()> {
+        self.set_open_impl(who, rid, open).await
+    }
+
+    async fn delete_room(&self, who: &Principal, rid: &str) -> ServiceResult<()> {
+        self.delete_room_impl(who, rid).await
+    }
+
+    async fn history(&self, who: &Principal, rid: &str, req: HistoryRequest) -> ServiceResult<History> {
+        self.history_impl(who, rid, req).await
+    }
+
+    async fn room_messages(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<Message>> {
+        let room = self.room_by_id(rid).await?;
+        self.ensure_can_read(who, &room).await?;
+        self.store.list_messages(rid, page, false).await.map_err(store_error)
+    }
+
+    async fn members(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<User>> {
+        self.members_impl(who, rid, page).await
+    }
+
+    async fn counters(&self, who: &Principal, rid: &str, user_id: Option<String>) -> ServiceResult<Counters> {
+        self.counters_impl(who, rid, user_id).await
+    }
+
+    async fn send_message(&self, who: &Principal, msg: NewMessage) -> ServiceResult<Message> {
+        self.send_message_impl(who, msg).await
+    }
+
+    async fn get_message(&self, who: &Principal, id: &str) -> ServiceResult<Message> {
+        self.get_message_impl(who, id).await
+    }
+
+    async fn subscriptions(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Subscription>> {
+        self.subscriptions_impl(who, since).await
+    }
+
+    async fn subscription(&self, who: &Principal, rid: &str) -> ServiceResult<Option<Subscription>> {
+        self.store.subscription(rid, &who.user_id).await.map_err(store_error)
+    }
+
+    async fn mark_read(&self, who: &Principal, rid: &str) -> ServiceResult<()> {
+        self.mark_read_impl(who, rid).await
+    }
+
+    async fn rooms(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Room>> {
+        self.rooms_impl(who, since).await
+    }
+
+    async fn join_default_rooms(&self, user: &User, silent: bool) -> ServiceResult<()> {
+        self.join_default_rooms_impl(user, silent).await
+    }
+}

@@ -1,0 +1,110 @@
+//! The caller's subscriptions and rooms, read state, members and counters.
+
+use apogee_api::{Changes, Counters};
+use apogee_store::RoomWrite;
+use apogee_types::{Millis, Page, PageRequest, Principal, Room, ServiceError, ServiceResult, Subscription, User};
+
+use crate::service::{Messaging, store_error};
+
+impl Messaging {
+    pub(crate) async fn subscriptions_impl(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Subscription>> {
+        let update = self.store.subscriptions_of_user(&who.user_id, since).await.map_err(store_error)?;
+        let remove = match since {
+            Some(since) => self
+                .store
+                .removed_subscriptions_since(&who.user_id, since)
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .map(|r| (r.id, r.deleted_at))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Changes { update, remove })
+    }
+
+    pub(crate) async fn rooms_impl(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Room>> {
+        let update = self.store.rooms_of_user_updated_since(&who.user_id, since).await.map_err(store_error)?;
+        let remove = match since {
+            Some(since) => self
+                .store
+                .removed_rooms_since(since)
+                .await
+                .map_err(store_error)?
+                .into_iter()
+                .map(|r| (r.id, r.deleted_at))
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(Changes { update, remove })
+    }
+
+    pub(crate) async fn mark_read_impl(&self, who: &Principal, rid: &str) -> ServiceResult<()> {
+        if self.store.subscription(rid, &who.user_id).await.map_err(store_error)?.is_none() {
+            return Err(ServiceError::invalid("error-invalid-subscription", "Invalid subscription"));
+        }
+        let now = Millis::now();
+        let mut write = RoomWrite::new(rid);
+        write.update_subscriptions = vec![(
+            who.user_id.clone(),
+            Box::new(move |s: &mut Subscription, room: &Room| {
+                s.last_read_seq = room.msgs;
+                s.ls = Some(now);
+                s.lr = Some(now);
+                s.alert = false;
+                s.user_mentions = 0;
+                s.group_mentions = 0;
+            }),
+        )];
+        self.store.write_room(write).await.map_err(store_error)?;
+        Ok(())
+    }
+
+    pub(crate) async fn members_impl(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<User>> {
+        let room = self.room_by_id(rid).await?;
+        self.ensure_can_read(who, &room).await?;
+        let subs = self.store.subscriptions_of_room(rid, page).await.map_err(store_error)?;
+        let ids: Vec<String> = subs.items.iter().map(|s| s.u.id.clone()).collect();
+        let mut users = self.auth.users_by_ids(&ids).await?;
+        // Keep the subscriptions' order (by username).
+        users.sort_by_key(|u| ids.iter().position(|id| id == &u.id));
+        Ok(Page { items: users, offset: subs.offset, total: subs.total })
+    }
+
+    pub(crate) async fn counters_impl(&self, who: &Principal, rid: &str, user_id: Option<String>) -> ServiceResult<Counters> {
+        let room = self.room_by_id(rid).await?;
+        let uid = match user_id.filter(|u| u != &who.user_id) {
+            Some(other) => {
+                if !self.has_global(who, "view-room-administration").await? {
+                    return Err(ServiceError::unauthorized());
+                }
+                other
+            }
+            None => {
+                self.ensure_can_read(who, &room).await?;
+                who.user_id.clone()
+            }
+        };
+        let sub = self.store.subscription(rid, &uid).await.map_err(store_error)?;
+        Ok(match sub {
+            Some(sub) => Counters {
+                joined: true,
+                members: room.users_count,
+                unreads: Some(sub.unread),
+                unreads_from: sub.ls.or(Some(sub.ts)),
+                msgs: room.msgs,
+                latest: room.lm.or(Some(room.ts)),
+                user_mentions: sub.user_mentions,
+            },
+            None => Counters {
+                joined: false,
+                members: room.users_count,
+                unreads: None,
+                unreads_from: None,
+                msgs: room.msgs,
+                latest: None,
+                user_mentions: 0,
+            },
+        })
+    }
+}
