@@ -1,1 +1,105 @@
+//! Wiring: builds the services from a [`Config`](apogee_config::Config) and runs them. The
+//! binary (`main.rs`) parses flags and calls [`serve`]; tests call [`start`] with port 0.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use apogee_api::{AuthClient, MessagingClient};
+use apogee_auth::{Auth, AuthConfig, Bootstrap};
+use apogee_config::Config;
+use apogee_gateway::{GatewayConfig, GatewayState};
+use apogee_messaging::Messaging;
+use apogee_store::{SqliteStore, StoreRef};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// A running all-in-one server.
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub shutdown: CancellationToken,
+    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Opens the store, bootstraps the services and starts serving on `listener`.
+pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
+    let db = config.data_dir.join("apogee.db");
+    let store: StoreRef = Arc::new(SqliteStore::open(&db).with_context(|| format!("open store {}", db.display()))?);
+
+    let auth = Arc::new(Auth::new(
+        store.clone(),
+        AuthConfig {
+            site_url: config.root_url.clone(),
+            test_mode: config.test_mode,
+            failed_logins_per_user: config.limits.failed_logins_per_user,
+            login_block: config.limits.login_block,
+        },
+    ));
+    let auth_client = AuthClient::local(auth.clone());
+    let messaging = Messaging::new(store, auth_client.clone());
+    let messaging_client = MessagingClient::local(messaging.clone());
+    auth.set_messaging(messaging_client.clone());
+
+    messaging.init().await.map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
+    let boot = Bootstrap {
+        admin: config.admin.as_ref().map(|a| (a.username.clone(), a.password.clone(), a.email.clone(), a.name.clone())),
+        setting_overrides: config.setting_overrides.clone(),
+    };
+    auth.init(boot).await.map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
+
+    let gateway = GatewayState::new(
+        auth_client,
+        messaging_client,
+        GatewayConfig {
+            site_url: config.root_url.clone(),
+            test_mode: config.test_mode,
+            max_body_bytes: config.limits.max_body_bytes,
+            logins_per_minute: 60,
+        },
+    );
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(apogee_gateway::serve(listener, gateway, shutdown.clone()));
+    Ok(Running { addr, shutdown, task })
+}
+
+/// Runs until SIGINT or SIGTERM, then drains requests in flight for up to the grace period.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
+    let running = start(&config, listener).await?;
+    tracing::info!(addr = %running.addr, url = %config.root_url, test_mode = config.test_mode, "apogee is ready");
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown.cancel();
+    match tokio::time::timeout(config.shutdown_grace_period, running.task).await {
+        Ok(_) => tracing::info!("shutdown completed gracefully"),
+        Err(_) => tracing::warn!(grace = ?config.shutdown_grace_period, "shutdown did not complete in time, terminating"),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// How long tests wait for a server to drain.
+pub const TEST_GRACE: Duration = Duration::from_secs(5);

@@ -1,1 +1,54 @@
+//! The gateway: Rocket.Chat's REST API v1 (and, with the realtime issue, DDP) in front of the
+//! services. Handlers extract, authenticate to a [`Principal`](apogee_types::Principal), call a
+//! service client and render Rocket.Chat's JSON; rules live in the services.
+//!
+//! **Architecture invariant:** the gateway holds no durable state and depends on no service
+//! crate, only on their traits in `apogee-api`.
 
+mod error;
+mod extract;
+mod limiter;
+mod reply;
+mod router;
+mod v1;
+
+use std::net::SocketAddr;
+
+pub use router::router;
+
+use apogee_api::{AuthClient, MessagingClient};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// What the gateway needs to know about its deployment.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Public base URL (`ROOT_URL`), for absolute links such as `avatarUrl`.
+    pub site_url: String,
+    pub test_mode: bool,
+    pub max_body_bytes: usize,
+    /// Login attempts per client address per minute (before authentication we only know the address).
+    pub logins_per_minute: u32,
+}
+
+/// Shared by every handler; cheap to clone.
+#[derive(Clone)]
+pub struct GatewayState {
+    pub auth: AuthClient,
+    pub messaging: MessagingClient,
+    pub cfg: std::sync::Arc<GatewayConfig>,
+    pub(crate) login_limiter: std::sync::Arc<limiter::RateLimiter>,
+}
+
+impl GatewayState {
+    pub fn new(auth: AuthClient, messaging: MessagingClient, cfg: GatewayConfig) -> Self {
+        let login_limiter = limiter::RateLimiter::new(cfg.logins_per_minute, std::time::Duration::from_secs(60));
+        Self { auth, messaging, cfg: std::sync::Arc::new(cfg), login_limiter: std::sync::Arc::new(login_limiter) }
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` fires, then lets requests in flight finish.
+pub async fn serve(listener: TcpListener, state: GatewayState, shutdown: CancellationToken) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+}

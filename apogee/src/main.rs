@@ -1,0 +1,64 @@
+//! `apogee`: the one binary. `apogee serve` runs every service in one process on an embedded
+//! SQLite store; the distributed roles arrive with issue #4.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "apogee", version, about = "A team-chat server that speaks the Rocket.Chat client protocol")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every service in this process: REST API on one port, SQLite store in the data dir.
+    #[command(after_help = apogee_config::ENV_HELP)]
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// TOML configuration file [env: APOGEE_CONFIG]
+    #[arg(long, short = 'c')]
+    config: Option<PathBuf>,
+    /// HTTP port [env: PORT] [default: 3000]
+    #[arg(long, short = 'p')]
+    port: Option<u16>,
+    /// Address to bind [env: APOGEE_HOST] [default: 0.0.0.0]
+    #[arg(long)]
+    host: Option<IpAddr>,
+    /// Data directory (SQLite database) [env: APOGEE_DATA_DIR] [default: ./data]
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Public URL of the server [env: ROOT_URL] [default: http://localhost:<port>]
+    #[arg(long)]
+    root_url: Option<String>,
+    /// Rocket.Chat's test mode: the test-suite admin, no rate limits [env: TEST_MODE=true]
+    #[arg(long)]
+    test_mode: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let env: HashMap<String, String> = std::env::vars().collect();
+    match cli.command {
+        Command::Serve(args) => {
+            let overrides = apogee_config::CliOverrides {
+                config_file: args.config,
+                port: args.port,
+                host: args.host,
+                data_dir: args.data_dir,
+                root_url: args.root_url,
+                test_mode: args.test_mode.then_some(true),
+            };
+            let config = apogee_config::load(&overrides, &env)?;
+            apogee_telemetry::init(env.get("RUST_LOG").map(String::as_str), config.log_json);
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(apogee::serve(config))
+        }
+    }
+}

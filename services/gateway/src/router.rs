@@ -1,0 +1,115 @@
+//! The route table and the one layer stack.
+
+use axum::Extension;
+use axum::Router;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::routing::{get, post};
+use serde_json::json;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::GatewayState;
+use crate::reply::json;
+use crate::v1::rooms::{CHANNELS, Family, GROUPS, IMS};
+use crate::v1::{auth, chat, misc, rooms, subscriptions, users};
+
+/// Routes every family shares, under `/api/v1/<prefix>.*`.
+fn family(prefix: &str, f: Family) -> Router<GatewayState> {
+    let path = |name: &str| format!("/api/v1/{prefix}.{name}");
+    let mut r = Router::new()
+        .route(&path("history"), get(rooms::history))
+        .route(&path("messages"), get(rooms::messages))
+        .route(&path("members"), get(rooms::members))
+        .route(&path("counters"), get(rooms::counters))
+        .route(&path("setTopic"), post(rooms::set_topic))
+        .route(&path("open"), post(rooms::open))
+        .route(&path("close"), post(rooms::close))
+        .route(&path("delete"), post(rooms::delete));
+    if f.t == apogee_types::RoomType::Direct {
+        r = r
+            .route(&path("create"), post(rooms::create_direct))
+            .route(&path("list"), get(rooms::list_joined))
+            .route(&path("list.everyone"), get(rooms::list_all));
+    } else {
+        r = r
+            .route(&path("create"), post(rooms::create))
+            .route(&path("info"), get(rooms::info))
+            .route(&path("list.joined"), get(rooms::list_joined))
+            .route(&path("leave"), post(rooms::leave))
+            .route(&path("invite"), post(rooms::invite))
+            .route(&path("kick"), post(rooms::kick))
+            .route(&path("setDescription"), post(rooms::set_description))
+            .route(&path("setPurpose"), post(rooms::set_purpose))
+            .route(&path("setAnnouncement"), post(rooms::set_announcement))
+            .route(&path("rename"), post(rooms::rename))
+            .route(&path("archive"), post(rooms::archive))
+            .route(&path("unarchive"), post(rooms::unarchive));
+    }
+    if f.t == apogee_types::RoomType::Channel {
+        r = r.route(&path("list"), get(rooms::list_public)).route(&path("join"), post(rooms::join));
+    }
+    if f.t == apogee_types::RoomType::Group {
+        r = r.route(&path("list"), get(rooms::list_joined)).route(&path("listAll"), get(rooms::list_all));
+    }
+    r.layer(Extension(f))
+}
+
+/// The whole HTTP surface.
+pub fn router(state: GatewayState) -> Router {
+    let max_body = state.cfg.max_body_bytes;
+    Router::new()
+        .route("/api/info", get(misc::info))
+        .route("/health", get(health))
+        .route("/api/v1/login", post(auth::login))
+        .route("/api/v1/logout", post(auth::logout).get(auth::logout))
+        .route("/api/v1/me", get(auth::me))
+        .route("/api/v1/users.create", post(users::create))
+        .route("/api/v1/users.register", post(users::register))
+        .route("/api/v1/users.info", get(users::info))
+        .route("/api/v1/users.list", get(users::list))
+        .route("/api/v1/chat.postMessage", post(chat::post_message))
+        .route("/api/v1/chat.sendMessage", post(chat::send_message))
+        .route("/api/v1/chat.getMessage", get(chat::get_message))
+        .route("/api/v1/subscriptions.get", get(subscriptions::get))
+        .route("/api/v1/subscriptions.getOne", get(subscriptions::get_one))
+        .route("/api/v1/subscriptions.read", post(subscriptions::read))
+        .route("/api/v1/rooms.get", get(rooms::rooms_get))
+        .route("/api/v1/rooms.info", get(rooms::rooms_info))
+        .route("/api/v1/settings.public", get(misc::settings_public))
+        .route("/api/v1/settings.oauth", get(misc::settings_oauth))
+        .route("/api/v1/settings/{id}", get(misc::get_setting).post(misc::set_setting))
+        .route("/api/v1/permissions.listAll", get(misc::permissions_list_all))
+        .route("/api/v1/permissions.update", post(misc::permissions_update))
+        .route("/api/v1/roles.list", get(misc::roles_list))
+        .merge(family("channels", CHANNELS))
+        .merge(family("groups", GROUPS))
+        .merge(family("im", IMS))
+        .merge(family("dm", IMS))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(CatchPanicLayer::custom(|_| json(StatusCode::INTERNAL_SERVER_ERROR, &json!({"success": false, "error": "Internal error occured"}))))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("access-control-allow-origin"),
+            HeaderValue::from_static("*"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static("access-control-allow-headers"),
+            HeaderValue::from_static("Origin, X-Requested-With, Content-Type, Accept, X-User-Id, X-Auth-Token"),
+        ))
+        .with_state(state)
+}
+
+async fn health() -> Response {
+    json(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+async fn not_found() -> Response {
+    json(StatusCode::NOT_FOUND, &json!({ "success": false, "status": "error", "message": "API endpoint does not exist", "error": "Resource not found" }))
+}
+
+async fn method_not_allowed() -> Response {
+    json(StatusCode::METHOD_NOT_ALLOWED, &json!({ "success": false, "status": "error", "message": "API endpoint does not exist" }))
+}

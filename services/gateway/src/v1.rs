@@ -1,0 +1,8 @@
+//! REST API v1 handlers, grouped as Rocket.Chat groups its route files.
+
+pub(crate) mod auth;
+pub(crate) mod chat;
+pub(crate) mod misc;
+pub(crate) mod rooms;
+pub(crate) mod subscriptions;
+pub(crate) mod users;

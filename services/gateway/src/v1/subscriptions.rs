@@ -1,0 +1,42 @@
+//! `subscriptions.get`, `subscriptions.getOne`, `subscriptions.read`.
+
+use apogee_rc::{Dates, iso};
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::GatewayState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Caller, Query, body_str, date_param};
+use crate::reply::ok;
+
+pub(crate) async fn get(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+    // The route's schema allows `updatedSince` and nothing else.
+    if query.keys().any(|k| k != "updatedSince") {
+        return Err(ApiError::invalid_params("must NOT have additional properties"));
+    }
+    let since = date_param(
+        query.get("updatedSince"),
+        "error-roomId-param-invalid",
+        "The \"lastUpdate\" query parameter must be a valid date.",
+    )?;
+    let changes = state.messaging.subscriptions(&caller.principal, since).await?;
+    let update: Vec<Value> = changes.update.iter().map(|s| apogee_rc::subscription(s, Dates::Iso)).collect();
+    let remove: Vec<Value> = changes.remove.iter().map(|(id, at)| json!({ "_id": id, "_deletedAt": iso(*at) })).collect();
+    Ok(ok!("update" => update, "remove" => remove))
+}
+
+pub(crate) async fn get_one(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+    let Some(rid) = query.get("roomId").filter(|r| !r.is_empty()) else {
+        return Err(ApiError::invalid_params("must have required property 'roomId'"));
+    };
+    let sub = state.messaging.subscription(&caller.principal, rid).await?;
+    Ok(ok!("subscription" => sub.map_or(Value::Null, |s| apogee_rc::subscription(&s, Dates::Iso))))
+}
+
+pub(crate) async fn read(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+    let Some(rid) = body_str(&body, "rid").or_else(|| body_str(&body, "roomId")).filter(|r| !r.is_empty()) else {
+        return Err(ApiError::invalid_params("must have required property 'rid'"));
+    };
+    state.messaging.mark_read(&caller.principal, rid).await?;
+    Ok(ok!())
+}

@@ -1,0 +1,101 @@
+//! `users.create`, `users.register`, `users.info`, `users.list`.
+
+use apogee_api::{NewUser, UserListQuery, UserSelector};
+use apogee_rc::Dates;
+use apogee_types::{ErrorKind, ServiceError};
+use axum::extract::State;
+use serde_json::{Map, Value};
+
+use crate::GatewayState;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Body, Caller, Query, body_str, page, require_str};
+use crate::reply::ok;
+
+fn optional_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
+    match body.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(ApiError::invalid_params(format!("must be boolean: '{key}'"))),
+    }
+}
+
+pub(crate) async fn create(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+    for key in ["email", "name", "password", "username"] {
+        require_str(&body, key)?;
+    }
+    let roles = match body.get("roles") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) => Some(
+            a.iter()
+                .map(|r| r.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| ApiError::invalid_params("must be array of strings: 'roles'"))?,
+        ),
+        Some(_) => return Err(ApiError::invalid_params("must be array: 'roles'")),
+    };
+    let new = NewUser {
+        username: require_str(&body, "username")?.to_owned(),
+        email: require_str(&body, "email")?.to_owned(),
+        password: require_str(&body, "password")?.to_owned(),
+        name: Some(require_str(&body, "name")?.to_owned()),
+        roles,
+        active: optional_bool(&body, "active")?,
+        verified: optional_bool(&body, "verified")?.unwrap_or(false),
+        join_default_channels: optional_bool(&body, "joinDefaultChannels")?.unwrap_or(true),
+        require_password_change: optional_bool(&body, "requirePasswordChange")?.unwrap_or(false),
+        kind: None,
+        custom_fields: body.get("customFields").and_then(Value::as_object).cloned().unwrap_or_default(),
+    };
+    let user = state.auth.create_user(&caller.principal, new).await?;
+    Ok(ok!("user" => apogee_rc::user_public(&user, Dates::Iso, true)))
+}
+
+pub(crate) async fn register(State(state): State<GatewayState>, Body(body): Body) -> ApiResult {
+    for key in ["username", "email", "pass", "name"] {
+        require_str(&body, key)?;
+    }
+    let new = NewUser {
+        username: require_str(&body, "username")?.to_owned(),
+        email: require_str(&body, "email")?.to_owned(),
+        password: require_str(&body, "pass")?.to_owned(),
+        name: body_str(&body, "name").map(str::to_owned),
+        ..NewUser::default()
+    };
+    let user = state.auth.register_user(new).await?;
+    Ok(ok!("user" => apogee_rc::user_public(&user, Dates::Iso, true)))
+}
+
+pub(crate) async fn info(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+    let selector = match (query.get("userId"), query.get("username")) {
+        (Some(id), _) if !id.is_empty() => UserSelector::Id(id.clone()),
+        (_, Some(name)) if !name.is_empty() => UserSelector::Username(name.clone()),
+        _ => {
+            return Err(ApiError::typed(
+                "error-user-param-not-provided",
+                "The required \"userId\" or \"username\" param was not provided",
+            ));
+        }
+    };
+    let user = state.auth.user_info(&caller.principal, selector).await.map_err(|e| {
+        if e.kind == ErrorKind::NotFound {
+            ApiError(ServiceError::invalid(
+                "error-invalid-user",
+                "The required \"userId\" or \"username\" param provided does not match any users",
+            ))
+        } else {
+            ApiError(e)
+        }
+    })?;
+    let full = user.id == caller.principal.user_id
+        || state.auth.roles_have_permission(&caller.principal.roles, "view-full-other-user-info").await?;
+    Ok(ok!("user" => apogee_rc::user_public(&user, Dates::Iso, full)))
+}
+
+pub(crate) async fn list(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+    let page = page(&state, &query).await?;
+    let text = query.get("text").or_else(|| query.get("filter")).filter(|t| !t.is_empty()).cloned();
+    let found = state.auth.list_users(&caller.principal, UserListQuery { text, page: Some(page) }, page).await?;
+    let full = state.auth.roles_have_permission(&caller.principal.roles, "view-full-other-user-info").await?;
+    let users: Vec<Value> = found.items.iter().map(|u| apogee_rc::user_public(u, Dates::Iso, full)).collect();
+    Ok(ok!("users" => users.clone(), "count" => users.len(), "offset" => found.offset, "total" => found.total))
+}
