@@ -33,7 +33,6 @@ pub(crate) fn settings(now: Millis, site_url: &str, unique_id: &str) -> Vec<Sett
     out.push(setting("Site_Url", "string", true, "General", site_url.into(), now));
     out.push(setting("uniqueID", "string", true, "General", unique_id.into(), now));
     out.push(setting("Hide_System_Messages", "multiSelect", true, "Message", Value::Array(vec![]), now));
-    out.push(setting("Accounts_Default_User_Preferences_language", "language", true, "Accounts", "".into(), now));
     out
 }
 
@@ -87,7 +86,7 @@ mod tests {
         let impersonate = perms.iter().find(|p| p.id == "message-impersonate").map(|p| p.roles.clone());
         assert_eq!(impersonate, Some(vec!["bot".to_owned(), "app".to_owned()]));
         let settings = settings(Millis(0), "http://x", "id");
-        assert_eq!(settings.len(), SETTINGS.lines().count() + 4);
+        assert_eq!(settings.len(), SETTINGS.lines().count() + 3);
         let max = settings.iter().find(|s| s.id == "Message_MaxAllowedSize").map(|s| s.value.clone());
         assert_eq!(max, Some(Value::from(5000)));
     }
