@@ -2,7 +2,7 @@
 
 use apogee_api::{Credentials, LoginRequest, LoginUser, Password};
 use apogee_rc::Dates;
-use apogee_types::ServiceError;
+use apogee_types::{ErrorKind, ServiceError};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -80,7 +80,10 @@ pub(crate) async fn login(
     };
     let response = match state.auth.login(LoginRequest { credentials, client_ip: ip }).await {
         Ok(r) => r,
-        Err(e) if e.kind == apogee_types::ErrorKind::Unauthenticated => return Ok(login_failure(&e)),
+        // Rocket.Chat answers every refused login with 401.
+        Err(e) if matches!(e.kind, ErrorKind::Unauthenticated | ErrorKind::InvalidArgument | ErrorKind::NotFound) => {
+            return Ok(login_failure(&e));
+        }
         Err(e) => return Err(e.into()),
     };
     let preferences = state.auth.user_preferences(&response.user).await?;
