@@ -26,7 +26,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
     let db = config.data_dir.join("apogee.db");
-    let store: StoreRef = Arc::new(SqliteStore::open(&db).with_context(|| format!("open store {}", db.display()))?);
+    let store: StoreRef =
+        Arc::new(SqliteStore::open(&db).with_context(|| format!("open store {}", db.display()))?);
 
     let auth = Arc::new(Auth::new(
         store.clone(),
@@ -42,12 +43,24 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let messaging_client = MessagingClient::local(messaging.clone());
     auth.set_messaging(messaging_client.clone());
 
-    messaging.init().await.map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
+    messaging
+        .init()
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
     let boot = Bootstrap {
-        admin: config.admin.as_ref().map(|a| (a.username.clone(), a.password.clone(), a.email.clone(), a.name.clone())),
+        admin: config.admin.as_ref().map(|a| {
+            (
+                a.username.clone(),
+                a.password.clone(),
+                a.email.clone(),
+                a.name.clone(),
+            )
+        }),
         setting_overrides: config.setting_overrides.clone(),
     };
-    auth.init(boot).await.map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
+    auth.init(boot)
+        .await
+        .map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
 
     let gateway = GatewayState::new(
         auth_client,
@@ -67,7 +80,9 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
 
 /// Runs until SIGINT or SIGTERM, then drains requests in flight for up to the grace period.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("bind {}", config.listen))?;
     let running = start(&config, listener).await?;
     tracing::info!(addr = %running.addr, url = %config.root_url, test_mode = config.test_mode, "apogee is ready");
     shutdown_signal().await;
@@ -75,7 +90,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     running.shutdown.cancel();
     match tokio::time::timeout(config.shutdown_grace_period, running.task).await {
         Ok(_) => tracing::info!("shutdown completed gracefully"),
-        Err(_) => tracing::warn!(grace = ?config.shutdown_grace_period, "shutdown did not complete in time, terminating"),
+        Err(_) => {
+            tracing::warn!(grace = ?config.shutdown_grace_period, "shutdown did not complete in time, terminating")
+        }
     }
     Ok(())
 }

@@ -20,27 +20,60 @@ async fn post_message_targets_and_shape() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let alice = server.user("alice").await;
-    let posted = alice.ok_post("chat.postMessage", json!({"channel": "#general", "text": "hello @bob #general"})).await;
+    let posted = alice
+        .ok_post(
+            "chat.postMessage",
+            json!({"channel": "#general", "text": "hello @bob #general"}),
+        )
+        .await;
     assert!(posted["ts"].is_number(), "Slack-style epoch ms: {posted}");
     assert_eq!(posted["channel"], "#general");
     let m = &posted["message"];
-    assert_eq!((m["rid"].as_str(), m["msg"].as_str(), m["u"]["username"].as_str()), (Some("GENERAL"), Some("hello @bob #general"), Some("alice")));
+    assert_eq!(
+        (m["rid"].as_str(), m["msg"].as_str(), m["u"]["username"].as_str()),
+        (Some("GENERAL"), Some("hello @bob #general"), Some("alice"))
+    );
     assert_eq!(m["groupable"], false);
     assert_eq!(m["channels"], json!([{"_id": "GENERAL", "name": "general"}]));
     assert_eq!(m["mentions"], json!([]), "bob does not exist");
     assert!(m["ts"].as_str().unwrap().ends_with('Z') && m["_updatedAt"].is_string());
 
     server.user("bob").await;
-    let dm = alice.ok_post("chat.postMessage", json!({"channel": "@bob", "text": "hi @bob"})).await;
+    let dm = alice
+        .ok_post("chat.postMessage", json!({"channel": "@bob", "text": "hi @bob"}))
+        .await;
     assert_eq!(dm["message"]["mentions"][0]["username"], "bob");
-    let by_id = alice.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "msg": "by id"})).await;
+    let by_id = alice
+        .ok_post("chat.postMessage", json!({"roomId": "GENERAL", "msg": "by id"}))
+        .await;
     assert_eq!(by_id["channel"], "GENERAL");
-    assert_error(&alice.post("chat.postMessage", json!({"channel": "#nope", "text": "x"})).await, 400, Some("error-room-not-found"));
-    assert_error(&alice.post("chat.postMessage", json!({"channel": "nope", "text": "x"})).await, 400, Some("invalid-channel"));
-    assert_error(&alice.post("chat.postMessage", json!({"text": "x"})).await, 400, Some("error-invalid-channel"));
+    assert_error(
+        &alice
+            .post("chat.postMessage", json!({"channel": "#nope", "text": "x"}))
+            .await,
+        400,
+        Some("error-room-not-found"),
+    );
+    assert_error(
+        &alice
+            .post("chat.postMessage", json!({"channel": "nope", "text": "x"}))
+            .await,
+        400,
+        Some("invalid-channel"),
+    );
+    assert_error(
+        &alice.post("chat.postMessage", json!({"text": "x"})).await,
+        400,
+        Some("error-invalid-channel"),
+    );
 
     let joined = admin.ok_post("channels.create", json!({"name": "auto"})).await;
-    let newcomer = alice.ok_post("chat.postMessage", json!({"channel": "#auto", "text": "joins on post"})).await;
+    let newcomer = alice
+        .ok_post(
+            "chat.postMessage",
+            json!({"channel": "#auto", "text": "joins on post"}),
+        )
+        .await;
     assert_eq!(newcomer["message"]["rid"], joined["channel"]["_id"]);
 }
 
@@ -48,27 +81,91 @@ async fn post_message_targets_and_shape() {
 async fn send_message_honours_client_ids_and_refuses_bad_input() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let sent = alice.ok_post("chat.sendMessage", json!({"message": {"_id": "abc123def456", "rid": "GENERAL", "msg": "mine"}})).await;
+    let sent = alice
+        .ok_post(
+            "chat.sendMessage",
+            json!({"message": {"_id": "abc123def456", "rid": "GENERAL", "msg": "mine"}}),
+        )
+        .await;
     assert_eq!(sent["message"]["_id"], "abc123def456");
-    let dup = alice.post("chat.sendMessage", json!({"message": {"_id": "abc123def456", "rid": "GENERAL", "msg": "again"}})).await;
+    let dup = alice
+        .post(
+            "chat.sendMessage",
+            json!({"message": {"_id": "abc123def456", "rid": "GENERAL", "msg": "again"}}),
+        )
+        .await;
     assert_error(&dup, 400, Some("error-duplicate-message"));
     let fetched = alice.ok_get("chat.getMessage?msgId=abc123def456").await;
     assert_eq!(fetched["message"]["msg"], "mine", "the duplicate changed nothing");
 
     let long = "x".repeat(5001);
-    assert_error(&alice.post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": long}})).await, 400, Some("error-message-size-exceeded"));
-    assert_error(&alice.post("chat.sendMessage", json!({})).await, 400, Some("error-invalid-params"));
-    assert_error(&alice.post("chat.sendMessage", json!({"message": {"msg": "no room"}})).await, 400, Some("error-invalid-params"));
-    assert_error(&alice.post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": 5}})).await, 400, Some("invalid-params"));
-    assert_error(&alice.post("chat.sendMessage", json!({"message": {"rid": "nowhere", "msg": "x"}})).await, 400, Some("error-room-not-found"));
-    let impersonate = alice.post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "x", "alias": "CEO"}})).await;
-    assert_eq!(impersonate.1["error"], "Not enough permission [error-action-not-allowed]");
+    assert_error(
+        &alice
+            .post(
+                "chat.sendMessage",
+                json!({"message": {"rid": "GENERAL", "msg": long}}),
+            )
+            .await,
+        400,
+        Some("error-message-size-exceeded"),
+    );
+    assert_error(
+        &alice.post("chat.sendMessage", json!({})).await,
+        400,
+        Some("error-invalid-params"),
+    );
+    assert_error(
+        &alice
+            .post("chat.sendMessage", json!({"message": {"msg": "no room"}}))
+            .await,
+        400,
+        Some("error-invalid-params"),
+    );
+    assert_error(
+        &alice
+            .post(
+                "chat.sendMessage",
+                json!({"message": {"rid": "GENERAL", "msg": 5}}),
+            )
+            .await,
+        400,
+        Some("invalid-params"),
+    );
+    assert_error(
+        &alice
+            .post(
+                "chat.sendMessage",
+                json!({"message": {"rid": "nowhere", "msg": "x"}}),
+            )
+            .await,
+        400,
+        Some("error-room-not-found"),
+    );
+    let impersonate = alice
+        .post(
+            "chat.sendMessage",
+            json!({"message": {"rid": "GENERAL", "msg": "x", "alias": "CEO"}}),
+        )
+        .await;
+    assert_eq!(
+        impersonate.1["error"],
+        "Not enough permission [error-action-not-allowed]"
+    );
     let admin = server.admin().await;
-    let as_admin = admin.post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "x", "avatar": "http://x/y.png"}})).await;
+    let as_admin = admin
+        .post(
+            "chat.sendMessage",
+            json!({"message": {"rid": "GENERAL", "msg": "x", "avatar": "http://x/y.png"}}),
+        )
+        .await;
     assert_eq!(as_admin.0, 400, "admin does not bypass message-impersonate");
     let (status, body) = alice.post_raw("chat.sendMessage", "{\"message\": ").await;
     assert_error(&(status, body), 400, Some("error-invalid-json"));
-    assert_error(&alice.get("chat.getMessage?msgId=missing").await, 400, Some("error-invalid-message"));
+    assert_error(
+        &alice.get("chat.getMessage?msgId=missing").await,
+        400,
+        Some("error-invalid-message"),
+    );
 
     let history = alice.ok_get("channels.history?roomId=GENERAL").await;
     assert_eq!(said(&history), ["mine"], "no refused message was stored");
@@ -78,16 +175,49 @@ async fn send_message_honours_client_ids_and_refuses_bad_input() {
 async fn threads_attach_to_their_root() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let root = alice.ok_post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "root"}})).await["message"]["_id"].as_str().unwrap().to_owned();
-    let reply = alice.ok_post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "r1", "tmid": root}})).await;
+    let root = alice
+        .ok_post(
+            "chat.sendMessage",
+            json!({"message": {"rid": "GENERAL", "msg": "root"}}),
+        )
+        .await["message"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reply = alice
+        .ok_post(
+            "chat.sendMessage",
+            json!({"message": {"rid": "GENERAL", "msg": "r1", "tmid": root}}),
+        )
+        .await;
     let reply_id = reply["message"]["_id"].as_str().unwrap().to_owned();
-    let nested = alice.ok_post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "r2", "tmid": reply_id}})).await;
-    assert_eq!(nested["message"]["tmid"], root.as_str(), "a reply to a reply joins the root's thread");
+    let nested = alice
+        .ok_post(
+            "chat.sendMessage",
+            json!({"message": {"rid": "GENERAL", "msg": "r2", "tmid": reply_id}}),
+        )
+        .await;
+    assert_eq!(
+        nested["message"]["tmid"],
+        root.as_str(),
+        "a reply to a reply joins the root's thread"
+    );
     let history = alice.ok_get("channels.history?roomId=GENERAL").await;
     assert_eq!(said(&history), ["root"], "thread replies stay out of the channel");
-    let with_threads = alice.ok_get("channels.history?roomId=GENERAL&showThreadMessages=true").await;
+    let with_threads = alice
+        .ok_get("channels.history?roomId=GENERAL&showThreadMessages=true")
+        .await;
     assert_eq!(said(&with_threads), ["r2", "r1", "root"]);
-    assert_error(&alice.post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "x", "tshow": true}})).await, 400, Some("invalid-params"));
+    assert_error(
+        &alice
+            .post(
+                "chat.sendMessage",
+                json!({"message": {"rid": "GENERAL", "msg": "x", "tshow": true}}),
+            )
+            .await,
+        400,
+        Some("invalid-params"),
+    );
 }
 
 #[tokio::test]
@@ -96,38 +226,109 @@ async fn unread_counts_mentions_and_read() {
     let admin = server.admin().await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
-    let rid = admin.ok_post("channels.create", json!({"name": "team", "members": ["alice", "bob"]})).await["channel"]["_id"].as_str().unwrap().to_owned();
+    let rid = admin
+        .ok_post(
+            "channels.create",
+            json!({"name": "team", "members": ["alice", "bob"]}),
+        )
+        .await["channel"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let before = bob.ok_get("subscriptions.get").await;
-    let since = before["update"].as_array().unwrap().iter().map(|s| s["_updatedAt"].as_str().unwrap().to_owned()).max().unwrap();
+    let since = before["update"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["_updatedAt"].as_str().unwrap().to_owned())
+        .max()
+        .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
 
-    alice.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "one"}})).await;
-    alice.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "two @bob"}})).await;
+    alice
+        .ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "one"}}))
+        .await;
+    alice
+        .ok_post(
+            "chat.sendMessage",
+            json!({"message": {"rid": rid, "msg": "two @bob"}}),
+        )
+        .await;
     let sub = bob.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await["subscription"].clone();
-    assert_eq!((sub["unread"].clone(), sub["alert"].clone(), sub["userMentions"].clone()), (json!(2), json!(true), json!(1)));
-    for key in ["_id", "rid", "u", "t", "name", "fname", "ts", "_updatedAt", "open", "ls"] {
+    assert_eq!(
+        (
+            sub["unread"].clone(),
+            sub["alert"].clone(),
+            sub["userMentions"].clone()
+        ),
+        (json!(2), json!(true), json!(1))
+    );
+    for key in [
+        "_id",
+        "rid",
+        "u",
+        "t",
+        "name",
+        "fname",
+        "ts",
+        "_updatedAt",
+        "open",
+        "ls",
+    ] {
         assert!(sub.get(key).is_some(), "{key} in {sub}");
     }
     let own = alice.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await["subscription"].clone();
     assert_eq!(own["unread"], 0, "own messages are read");
 
-    let changed = bob.ok_get(&format!("subscriptions.get?updatedSince={since}")).await;
-    let rids: Vec<&str> = changed["update"].as_array().unwrap().iter().map(|s| s["rid"].as_str().unwrap()).collect();
+    let changed = bob
+        .ok_get(&format!("subscriptions.get?updatedSince={since}"))
+        .await;
+    let rids: Vec<&str> = changed["update"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["rid"].as_str().unwrap())
+        .collect();
     assert_eq!(rids, [rid.as_str()], "only the room with news");
     assert_eq!(changed["remove"], json!([]));
 
     bob.ok_post("subscriptions.read", json!({"rid": rid})).await;
     let sub = bob.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await["subscription"].clone();
-    assert_eq!((sub["unread"].clone(), sub["alert"].clone(), sub["userMentions"].clone()), (json!(0), json!(false), json!(0)));
-    assert_error(&bob.post("subscriptions.read", json!({})).await, 400, Some("invalid-params"));
-    assert_error(&bob.post("subscriptions.read", json!({"rid": "nowhere"})).await, 400, Some("error-invalid-subscription"));
+    assert_eq!(
+        (
+            sub["unread"].clone(),
+            sub["alert"].clone(),
+            sub["userMentions"].clone()
+        ),
+        (json!(0), json!(false), json!(0))
+    );
+    assert_error(
+        &bob.post("subscriptions.read", json!({})).await,
+        400,
+        Some("invalid-params"),
+    );
+    assert_error(
+        &bob.post("subscriptions.read", json!({"rid": "nowhere"})).await,
+        400,
+        Some("error-invalid-subscription"),
+    );
 
     bob.ok_post("channels.leave", json!({"roomId": rid})).await;
-    let changed = bob.ok_get(&format!("subscriptions.get?updatedSince={since}")).await;
+    let changed = bob
+        .ok_get(&format!("subscriptions.get?updatedSince={since}"))
+        .await;
     assert_eq!(changed["remove"][0]["_id"], sub["_id"], "{changed}");
     assert!(changed["remove"][0]["_deletedAt"].is_string());
-    assert_error(&bob.get("subscriptions.get?updatedSince=garbage").await, 400, Some("error-roomId-param-invalid"));
-    assert_error(&bob.get("subscriptions.get?foo=1").await, 400, Some("invalid-params"));
+    assert_error(
+        &bob.get("subscriptions.get?updatedSince=garbage").await,
+        400,
+        Some("error-roomId-param-invalid"),
+    );
+    assert_error(
+        &bob.get("subscriptions.get?foo=1").await,
+        400,
+        Some("invalid-params"),
+    );
     let null = bob.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await;
     assert_eq!(null["subscription"], Value::Null);
 }
@@ -137,16 +338,30 @@ async fn rooms_get_and_info() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let all = alice.ok_get("rooms.get").await;
-    let ids: Vec<&str> = all["update"].as_array().unwrap().iter().map(|r| r["_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = all["update"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["GENERAL"], "new users are in the default channel");
     assert_eq!(all["remove"], json!([]));
     let stamp = all["update"][0]["_updatedAt"].as_str().unwrap().to_owned();
     let none = alice.ok_get(&format!("rooms.get?updatedSince={stamp}")).await;
     assert_eq!(none["update"], json!([]));
-    alice.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": "news"})).await;
+    alice
+        .ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": "news"}))
+        .await;
     let changed = alice.ok_get(&format!("rooms.get?updatedSince={stamp}")).await;
     assert_eq!(changed["update"][0]["lastMessage"]["msg"], "news");
     let info = alice.ok_get("rooms.info?roomName=general").await;
-    assert_eq!((info["room"]["_id"].as_str(), info["room"]["default"].as_bool()), (Some("GENERAL"), Some(true)));
-    assert_error(&alice.get("rooms.get?updatedSince=nope").await, 400, Some("error-updatedSince-param-invalid"));
+    assert_eq!(
+        (info["room"]["_id"].as_str(), info["room"]["default"].as_bool()),
+        (Some("GENERAL"), Some(true))
+    );
+    assert_error(
+        &alice.get("rooms.get?updatedSince=nope").await,
+        400,
+        Some("error-updatedSince-param-invalid"),
+    );
 }

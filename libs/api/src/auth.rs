@@ -86,7 +86,12 @@ pub trait AuthService: Send + Sync + 'static {
     /// `users.register`: anonymous, governed by `Accounts_RegistrationForm`.
     async fn register_user(&self, user: NewUser) -> ServiceResult<User>;
     async fn user_info(&self, who: &Principal, selector: UserSelector) -> ServiceResult<User>;
-    async fn list_users(&self, who: &Principal, query: UserListQuery, page: PageRequest) -> ServiceResult<Page<User>>;
+    async fn list_users(
+        &self,
+        who: &Principal,
+        query: UserListQuery,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>>;
     /// For other services: users by id, without a permission check.
     async fn users_by_ids(&self, ids: &[String]) -> ServiceResult<Vec<User>>;
     /// For other services: one user by username or id, without a permission check.
@@ -95,7 +100,11 @@ pub trait AuthService: Send + Sync + 'static {
     async fn user_preferences(&self, user: &User) -> ServiceResult<serde_json::Map<String, Value>>;
 
     /// Public settings, optionally only the given ids, by id.
-    async fn public_settings(&self, ids: Option<Vec<String>>, page: PageRequest) -> ServiceResult<Page<Setting>>;
+    async fn public_settings(
+        &self,
+        ids: Option<Vec<String>>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Setting>>;
     /// One setting, for admins (`view-privileged-setting`).
     async fn get_setting(&self, who: &Principal, id: &str) -> ServiceResult<Setting>;
     /// Writes a setting (`edit-privileged-setting`); the value must have the setting's type.
@@ -105,8 +114,11 @@ pub trait AuthService: Send + Sync + 'static {
 
     async fn permissions(&self, who: &Principal) -> ServiceResult<Vec<Permission>>;
     /// `permissions.update` (`access-permissions`).
-    async fn update_permissions(&self, who: &Principal, changes: Vec<(String, Vec<String>)>)
-    -> ServiceResult<Vec<Permission>>;
+    async fn update_permissions(
+        &self,
+        who: &Principal,
+        changes: Vec<(String, Vec<String>)>,
+    ) -> ServiceResult<Vec<Permission>>;
     async fn roles(&self, who: &Principal) -> ServiceResult<Vec<Role>>;
     /// Whether any of `roles` holds `permission`.
     async fn roles_have_permission(&self, roles: &[String], permission: &str) -> ServiceResult<bool>;

@@ -1,6 +1,8 @@
 use std::sync::Arc;
 
-use apogee_types::{Message, Millis, Page, PageRequest, Principal, Room, RoomType, ServiceResult, Subscription, User};
+use apogee_types::{
+    Message, Millis, Page, PageRequest, Principal, Room, RoomType, ServiceResult, Subscription, User,
+};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 
@@ -17,7 +19,11 @@ pub struct RoomSelector {
 
 impl RoomSelector {
     pub fn id(id: impl Into<String>) -> Self {
-        Self { id: Some(id.into()), name: None, family: None }
+        Self {
+            id: Some(id.into()),
+            name: None,
+            family: None,
+        }
     }
 }
 
@@ -120,11 +126,21 @@ pub struct Changes<T> {
 pub trait MessagingService: Send + Sync + 'static {
     async fn create_room(&self, who: &Principal, req: CreateRoom) -> ServiceResult<Room>;
     /// Finds or creates the direct-message room between the caller and `usernames`.
-    async fn create_direct(&self, who: &Principal, usernames: Vec<String>, exclude_self: bool) -> ServiceResult<Room>;
+    async fn create_direct(
+        &self,
+        who: &Principal,
+        usernames: Vec<String>,
+        exclude_self: bool,
+    ) -> ServiceResult<Room>;
     /// A room the caller may see.
     async fn room_info(&self, who: &Principal, selector: RoomSelector) -> ServiceResult<Room>;
-    async fn list_rooms(&self, who: &Principal, scope: RoomListScope, text: Option<String>, page: PageRequest)
-    -> ServiceResult<Page<Room>>;
+    async fn list_rooms(
+        &self,
+        who: &Principal,
+        scope: RoomListScope,
+        text: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Room>>;
     async fn join_room(&self, who: &Principal, rid: &str, join_code: Option<String>) -> ServiceResult<Room>;
     async fn leave_room(&self, who: &Principal, rid: &str) -> ServiceResult<Room>;
     /// Adds a user to a room (`invite`); `Room` after the change.
@@ -138,14 +154,23 @@ pub trait MessagingService: Send + Sync + 'static {
 
     async fn history(&self, who: &Principal, rid: &str, req: HistoryRequest) -> ServiceResult<History>;
     /// Every message of the room, newest first (`*.messages`).
-    async fn room_messages(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<Message>>;
+    async fn room_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
     async fn members(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<User>>;
     async fn counters(&self, who: &Principal, rid: &str, user_id: Option<String>) -> ServiceResult<Counters>;
 
     async fn send_message(&self, who: &Principal, msg: NewMessage) -> ServiceResult<Message>;
     async fn get_message(&self, who: &Principal, id: &str) -> ServiceResult<Message>;
 
-    async fn subscriptions(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Subscription>>;
+    async fn subscriptions(
+        &self,
+        who: &Principal,
+        since: Option<Millis>,
+    ) -> ServiceResult<Changes<Subscription>>;
     async fn subscription(&self, who: &Principal, rid: &str) -> ServiceResult<Option<Subscription>>;
     /// Marks everything in the room read for the caller.
     async fn mark_read(&self, who: &Principal, rid: &str) -> ServiceResult<()>;

@@ -1,4 +1,6 @@
-use apogee_types::{Message, Millis, Page, PageRequest, Permission, Role, Room, RoomType, Setting, Subscription};
+use apogee_types::{
+    Message, Millis, Page, PageRequest, Permission, Role, Room, RoomType, Setting, Subscription,
+};
 use async_trait::async_trait;
 
 use crate::StoreResult;
@@ -35,7 +37,10 @@ pub struct RoomWrite {
 
 impl RoomWrite {
     pub fn new(rid: impl Into<String>) -> Self {
-        Self { rid: rid.into(), ..Self::default() }
+        Self {
+            rid: rid.into(),
+            ..Self::default()
+        }
     }
 }
 
@@ -76,8 +81,12 @@ pub trait RoomStore: Send + Sync + 'static {
     /// Sorted by name.
     async fn list_rooms(&self, filter: &RoomFilter, page: PageRequest) -> StoreResult<Page<Room>>;
     /// Rooms the user has a subscription to, of the given types (all when empty), by name.
-    async fn rooms_of_user(&self, uid: &str, types: &[RoomType], page: PageRequest)
-    -> StoreResult<Page<Room>>;
+    async fn rooms_of_user(
+        &self,
+        uid: &str,
+        types: &[RoomType],
+        page: PageRequest,
+    ) -> StoreResult<Page<Room>>;
     /// Rooms of the user changed after `since` (all when `None`).
     async fn rooms_of_user_updated_since(&self, uid: &str, since: Option<Millis>) -> StoreResult<Vec<Room>>;
     async fn removed_rooms_since(&self, since: Millis) -> StoreResult<Vec<Removed>>;
@@ -85,7 +94,8 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn subscription(&self, rid: &str, uid: &str) -> StoreResult<Option<Subscription>>;
     /// The user's subscriptions whose own `_updatedAt` or whose room's last message is after
     /// `since` (all when `None`).
-    async fn subscriptions_of_user(&self, uid: &str, since: Option<Millis>) -> StoreResult<Vec<Subscription>>;
+    async fn subscriptions_of_user(&self, uid: &str, since: Option<Millis>)
+    -> StoreResult<Vec<Subscription>>;
     async fn removed_subscriptions_since(&self, uid: &str, since: Millis) -> StoreResult<Vec<Removed>>;
     /// Members of a room by username.
     async fn subscriptions_of_room(&self, rid: &str, page: PageRequest) -> StoreResult<Page<Subscription>>;
@@ -108,7 +118,12 @@ pub trait MessageStore: Send + Sync + 'static {
     async fn message_by_id(&self, id: &str) -> StoreResult<Option<Message>>;
     async fn history(&self, rid: &str, query: &HistoryQuery) -> StoreResult<Vec<Message>>;
     /// All messages of a room (thread replies and system messages too), newest first unless `ascending`.
-    async fn list_messages(&self, rid: &str, page: PageRequest, ascending: bool) -> StoreResult<Page<Message>>;
+    async fn list_messages(
+        &self,
+        rid: &str,
+        page: PageRequest,
+        ascending: bool,
+    ) -> StoreResult<Page<Message>>;
     /// Messages counted as unread for `uid`: after `after_seq`, by others, not system messages.
     async fn count_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<u64>;
     /// The oldest message that `count_unread` counts, if any.

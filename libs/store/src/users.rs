@@ -1,4 +1,4 @@
-use apogee_types::{LoginToken, Millis, PageRequest, Page, User};
+use apogee_types::{LoginToken, Millis, Page, PageRequest, User};
 use async_trait::async_trait;
 
 use crate::StoreResult;

@@ -58,7 +58,10 @@ mod tests {
 
     #[test]
     fn matches_rocket_chat_formats() {
-        assert_eq!(password_digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            password_digest("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(hash_token("abc"), "ungWv48Bz+pBQUDeXa4iI7ADYaOWF3qctBD/YfIAFa0=");
     }
 
@@ -67,11 +70,21 @@ mod tests {
         let stored = hash_password("s3cret").await.unwrap_or_default();
         let plain = prehash(&Password::Plain("s3cret".into())).unwrap_or_default();
         assert!(verify_password(plain, &stored).await.unwrap_or(false));
-        let upper = Password::Digest { digest: password_digest("s3cret").to_uppercase(), algorithm: "sha-256".into() };
-        assert!(verify_password(prehash(&upper).unwrap_or_default(), &stored).await.unwrap_or(false));
+        let upper = Password::Digest {
+            digest: password_digest("s3cret").to_uppercase(),
+            algorithm: "sha-256".into(),
+        };
+        assert!(
+            verify_password(prehash(&upper).unwrap_or_default(), &stored)
+                .await
+                .unwrap_or(false)
+        );
         let wrong = prehash(&Password::Plain("nope".into())).unwrap_or_default();
         assert!(!verify_password(wrong, &stored).await.unwrap_or(true));
-        let md5 = Password::Digest { digest: "x".into(), algorithm: "md5".into() };
+        let md5 = Password::Digest {
+            digest: "x".into(),
+            algorithm: "md5".into(),
+        };
         assert!(prehash(&md5).is_err());
     }
 }

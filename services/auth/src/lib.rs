@@ -5,7 +5,6 @@
 //! Settings, permissions and roles are small and read on every request, so they are held in
 //! memory and written through to the store.
 
-
 mod bootstrap;
 mod crypto;
 mod defaults;
@@ -17,4 +16,3 @@ mod users;
 pub use bootstrap::{Bootstrap, TEST_ADMIN};
 pub use crypto::{hash_token, password_digest};
 pub use service::{Auth, AuthConfig};
-

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 
 use apogee_api::{Credentials, LoginRequest, LoginResponse, LoginUser};
-use apogee_types::{ErrorKind, LoginToken, Millis, Principal, ServiceError, ServiceResult, User, random_secret};
+use apogee_types::{
+    ErrorKind, LoginToken, Millis, Principal, ServiceError, ServiceResult, User, random_secret,
+};
 use tokio::time::Instant;
 
 use crate::crypto::{hash_token, prehash, verify_password};
@@ -25,8 +27,14 @@ struct Failure {
 impl Failures {
     fn blocked(&mut self, key: &str, now: Instant) -> bool {
         match self.0.get(key) {
-            Some(Failure { blocked_until: Some(until), .. }) if *until > now => true,
-            Some(Failure { blocked_until: Some(_), .. }) => {
+            Some(Failure {
+                blocked_until: Some(until),
+                ..
+            }) if *until > now => true,
+            Some(Failure {
+                blocked_until: Some(_),
+                ..
+            }) => {
                 // The block has run out: start counting afresh.
                 self.0.remove(key);
                 false
@@ -36,7 +44,10 @@ impl Failures {
     }
 
     fn record(&mut self, key: String, limit: u32, block: std::time::Duration, now: Instant) {
-        let entry = self.0.entry(key).or_insert(Failure { count: 0, blocked_until: None });
+        let entry = self.0.entry(key).or_insert(Failure {
+            count: 0,
+            blocked_until: None,
+        });
         entry.count += 1;
         if entry.count >= limit {
             entry.blocked_until = Some(now + block);
@@ -53,7 +64,10 @@ fn unauthenticated(error: &str, message: &str) -> ServiceError {
 }
 
 pub(crate) fn logged_out() -> ServiceError {
-    unauthenticated("403", "You've been logged out by the server. Please log in again.")
+    unauthenticated(
+        "403",
+        "You've been logged out by the server. Please log in again.",
+    )
 }
 
 impl Auth {
@@ -102,14 +116,23 @@ impl Auth {
             return Ok(());
         }
         let now = Instant::now();
-        let mut failures = self.failures.lock().map_err(|_| ServiceError::internal("failures lock poisoned"))?;
-        if let Some(ip) = ip_key {
-            if failures.blocked(ip, now) {
-                return Err(unauthenticated("error-login-blocked-for-ip", "Login has been temporarily blocked For IP"));
-            }
+        let mut failures = self
+            .failures
+            .lock()
+            .map_err(|_| ServiceError::internal("failures lock poisoned"))?;
+        if let Some(ip) = ip_key
+            && failures.blocked(ip, now)
+        {
+            return Err(unauthenticated(
+                "error-login-blocked-for-ip",
+                "Login has been temporarily blocked For IP",
+            ));
         }
         if failures.blocked(user_key, now) {
-            return Err(unauthenticated("error-login-blocked-for-user", "Login has been temporarily blocked For User"));
+            return Err(unauthenticated(
+                "error-login-blocked-for-user",
+                "Login has been temporarily blocked For User",
+            ));
         }
         Ok(())
     }
@@ -151,10 +174,16 @@ impl Auth {
 
     fn check_can_login(&self, user: &User) -> ServiceResult<()> {
         if user.kind == "app" {
-            return Err(unauthenticated("error-app-user-is-not-allowed-to-login", "App user is not allowed to login"));
+            return Err(unauthenticated(
+                "error-app-user-is-not-allowed-to-login",
+                "App user is not allowed to login",
+            ));
         }
         if !user.active {
-            return Err(unauthenticated("error-user-is-not-activated", "User is not activated"));
+            return Err(unauthenticated(
+                "error-user-is-not-activated",
+                "User is not activated",
+            ));
         }
         Ok(())
     }
@@ -162,10 +191,20 @@ impl Auth {
     async fn issue_token(&self, user: User) -> ServiceResult<LoginResponse> {
         let token = random_secret();
         let now = Millis::now();
-        let login_token =
-            LoginToken { hashed_token: hash_token(&token), user_id: user.id.clone(), created_at: now, name: None };
-        self.store.insert_login_token(login_token).await.map_err(store_error)?;
-        self.store.prune_login_tokens(&user.id, TOKENS_PER_USER, now).await.map_err(store_error)?;
+        let login_token = LoginToken {
+            hashed_token: hash_token(&token),
+            user_id: user.id.clone(),
+            created_at: now,
+            name: None,
+        };
+        self.store
+            .insert_login_token(login_token)
+            .await
+            .map_err(store_error)?;
+        self.store
+            .prune_login_tokens(&user.id, TOKENS_PER_USER, now)
+            .await
+            .map_err(store_error)?;
         let user = self
             .store
             .update_user(
@@ -177,18 +216,35 @@ impl Auth {
             )
             .await
             .map_err(store_error)?;
-        Ok(LoginResponse { user, token, token_expires: Millis(now.0 + self.token_lifetime_ms()) })
+        Ok(LoginResponse {
+            user,
+            token,
+            token_expires: Millis(now.0 + self.token_lifetime_ms()),
+        })
     }
 
     async fn resume(&self, token: &str) -> ServiceResult<LoginResponse> {
-        let found = self.store.user_by_token(&hash_token(token)).await.map_err(store_error)?;
-        let Some((user, stored)) = found else { return Err(logged_out()) };
+        let found = self
+            .store
+            .user_by_token(&hash_token(token))
+            .await
+            .map_err(store_error)?;
+        let Some((user, stored)) = found else {
+            return Err(logged_out());
+        };
         if self.expired(&stored) {
-            return Err(unauthenticated("403", "Your session has expired. Please log in again."));
+            return Err(unauthenticated(
+                "403",
+                "Your session has expired. Please log in again.",
+            ));
         }
         self.check_can_login(&user)?;
         let expires = Millis(stored.created_at.0 + self.token_lifetime_ms());
-        Ok(LoginResponse { user, token: token.to_owned(), token_expires: expires })
+        Ok(LoginResponse {
+            user,
+            token: token.to_owned(),
+            token_expires: expires,
+        })
     }
 
     pub(crate) async fn authenticate_impl(&self, user_id: &str, token: &str) -> ServiceResult<Principal> {
@@ -196,7 +252,11 @@ impl Auth {
         if user_id.is_empty() || token.is_empty() {
             return Err(not_logged_in());
         }
-        let found = self.store.user_by_token(&hash_token(token)).await.map_err(store_error)?;
+        let found = self
+            .store
+            .user_by_token(&hash_token(token))
+            .await
+            .map_err(store_error)?;
         match found {
             Some((user, stored)) if user.id == user_id && user.active && !self.expired(&stored) => {
                 Ok(user.principal())

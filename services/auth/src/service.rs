@@ -6,7 +6,9 @@ use apogee_api::{
     AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, UserListQuery, UserSelector,
 };
 use apogee_store::{StoreError, StoreRef};
-use apogee_types::{Page, PageRequest, Permission, Principal, Role, ServiceError, ServiceResult, Setting, User};
+use apogee_types::{
+    Page, PageRequest, Permission, Principal, Role, ServiceError, ServiceResult, Setting, User,
+};
 use async_trait::async_trait;
 use serde_json::Value;
 
@@ -68,19 +70,29 @@ impl Auth {
     }
 
     pub(crate) fn has_permission(&self, roles: &[String], permission: &str) -> bool {
-        let Ok(permissions) = self.permissions.read() else { return false };
-        permissions.get(permission).is_some_and(|p| p.roles.iter().any(|r| roles.contains(r)))
+        let Ok(permissions) = self.permissions.read() else {
+            return false;
+        };
+        permissions
+            .get(permission)
+            .is_some_and(|p| p.roles.iter().any(|r| roles.contains(r)))
     }
 
     pub(crate) fn require(&self, who: &Principal, permission: &str) -> ServiceResult<()> {
-        if self.has_permission(&who.roles, permission) { Ok(()) } else { Err(ServiceError::permission_required()) }
+        if self.has_permission(&who.roles, permission) {
+            Ok(())
+        } else {
+            Err(ServiceError::permission_required())
+        }
     }
 }
 
 /// The one place store errors become service errors.
 pub(crate) fn store_error(e: StoreError) -> ServiceError {
     match e {
-        StoreError::NotFound { entity, .. } => ServiceError::not_found("error-not-found", format!("{entity} not found")),
+        StoreError::NotFound { entity, .. } => {
+            ServiceError::not_found("error-not-found", format!("{entity} not found"))
+        }
         StoreError::Conflict { key, .. } => {
             ServiceError::invalid("error-field-unavailable", format!("{key} is already in use :("))
         }
@@ -111,7 +123,13 @@ impl AuthService for Auth {
             .user_by_id(&who.user_id)
             .await
             .map_err(store_error)?
-            .ok_or_else(|| ServiceError::new(apogee_types::ErrorKind::Unauthenticated, "", "You must be logged in to do this."))
+            .ok_or_else(|| {
+                ServiceError::new(
+                    apogee_types::ErrorKind::Unauthenticated,
+                    "",
+                    "You must be logged in to do this.",
+                )
+            })
     }
 
     async fn create_user(&self, who: &Principal, user: NewUser) -> ServiceResult<User> {
@@ -127,7 +145,12 @@ impl AuthService for Auth {
         self.user_info_impl(who, selector).await
     }
 
-    async fn list_users(&self, who: &Principal, query: UserListQuery, page: PageRequest) -> ServiceResult<Page<User>> {
+    async fn list_users(
+        &self,
+        who: &Principal,
+        query: UserListQuery,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>> {
         self.list_users_impl(who, query, page).await
     }
 
@@ -147,7 +170,11 @@ impl AuthService for Auth {
         Ok(self.preferences_of(user))
     }
 
-    async fn public_settings(&self, ids: Option<Vec<String>>, page: PageRequest) -> ServiceResult<Page<Setting>> {
+    async fn public_settings(
+        &self,
+        ids: Option<Vec<String>>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Setting>> {
         Ok(self.public_settings_impl(ids, page))
     }
 
@@ -164,18 +191,29 @@ impl AuthService for Auth {
     }
 
     async fn permissions(&self, _who: &Principal) -> ServiceResult<Vec<Permission>> {
-        let map = self.permissions.read().map_err(|_| ServiceError::internal("permissions lock poisoned"))?;
+        let map = self
+            .permissions
+            .read()
+            .map_err(|_| ServiceError::internal("permissions lock poisoned"))?;
         let mut all: Vec<Permission> = map.values().cloned().collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(all)
     }
 
-    async fn update_permissions(&self, who: &Principal, changes: Vec<(String, Vec<String>)>) -> ServiceResult<Vec<Permission>> {
+    async fn update_permissions(
+        &self,
+        who: &Principal,
+        changes: Vec<(String, Vec<String>)>,
+    ) -> ServiceResult<Vec<Permission>> {
         self.update_permissions_impl(who, changes).await
     }
 
     async fn roles(&self, _who: &Principal) -> ServiceResult<Vec<Role>> {
-        Ok(self.roles.read().map_err(|_| ServiceError::internal("roles lock poisoned"))?.clone())
+        Ok(self
+            .roles
+            .read()
+            .map_err(|_| ServiceError::internal("roles lock poisoned"))?
+            .clone())
     }
 
     async fn roles_have_permission(&self, roles: &[String], permission: &str) -> ServiceResult<bool> {

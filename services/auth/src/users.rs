@@ -2,7 +2,9 @@
 
 use apogee_api::{NewUser, UserListQuery, UserSelector};
 use apogee_store::UserFilter;
-use apogee_types::{Email, ErrorKind, Millis, Page, PageRequest, Principal, ServiceError, ServiceResult, User, random_id};
+use apogee_types::{
+    Email, ErrorKind, Millis, Page, PageRequest, Principal, ServiceError, ServiceResult, User, random_id,
+};
 use serde_json::{Map, Value};
 
 use crate::crypto::hash_password;
@@ -14,16 +16,27 @@ const DEFAULT_NAME_PATTERN: &str = "[0-9a-zA-Z-_.]+";
 /// Whether `name` matches `^<pattern>$`, the way Rocket.Chat validates user and room names.
 pub(crate) fn name_is_valid(pattern: Option<&str>, name: &str) -> bool {
     let anchored = |p: &str| regex_lite::Regex::new(&format!("^(?:{p})$"));
-    let regex = pattern.and_then(|p| anchored(p).ok()).or_else(|| anchored(DEFAULT_NAME_PATTERN).ok());
+    let regex = pattern
+        .and_then(|p| anchored(p).ok())
+        .or_else(|| anchored(DEFAULT_NAME_PATTERN).ok());
     match regex {
         Some(regex) => regex.is_match(name),
-        None => name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) && !name.is_empty(),
+        None => {
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && !name.is_empty()
+        }
     }
 }
 
 fn email_is_valid(email: &str) -> bool {
-    let Some((local, domain)) = email.split_once('@') else { return false };
-    !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.')
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
         && !email.chars().any(char::is_whitespace)
 }
 
@@ -33,12 +46,20 @@ impl Auth {
         let username = new.username.trim().to_owned();
         let name = new.name.as_deref().map(str::trim).unwrap_or_default().to_owned();
         if self.setting_bool("Accounts_RequireNameForSignUp") && name.is_empty() {
-            return Err(ServiceError::invalid("error-the-field-is-required", "The field Name is required"));
+            return Err(ServiceError::invalid(
+                "error-the-field-is-required",
+                "The field Name is required",
+            ));
         }
         if username.is_empty() {
-            return Err(ServiceError::invalid("error-the-field-is-required", "The field Username is required"));
+            return Err(ServiceError::invalid(
+                "error-the-field-is-required",
+                "The field Username is required",
+            ));
         }
-        let pattern = self.setting("UTF8_User_Names_Validation").and_then(|v| v.as_str().map(str::to_owned));
+        let pattern = self
+            .setting("UTF8_User_Names_Validation")
+            .and_then(|v| v.as_str().map(str::to_owned));
         if !name_is_valid(pattern.as_deref(), &username) {
             return Err(ServiceError::invalid(
                 "error-input-is-not-a-valid-field",
@@ -46,28 +67,54 @@ impl Auth {
             ));
         }
         if new.password.is_empty() {
-            return Err(ServiceError::invalid("error-the-field-is-required", "The field Password is required"));
+            return Err(ServiceError::invalid(
+                "error-the-field-is-required",
+                "The field Password is required",
+            ));
         }
         let email = new.email.trim().to_lowercase();
         if !email_is_valid(&email) {
-            return Err(ServiceError::invalid("error-invalid-email", format!("Invalid email {}", html_escape(&email))));
+            return Err(ServiceError::invalid(
+                "error-invalid-email",
+                format!("Invalid email {}", html_escape(&email)),
+            ));
         }
         let roles = match new.roles {
             Some(roles) if by_admin => roles,
             _ => self.default_roles(),
         };
-        let known: Vec<String> =
-            self.roles.read().map_err(|_| ServiceError::internal("roles lock poisoned"))?.iter().map(|r| r.id.clone()).collect();
+        let known: Vec<String> = self
+            .roles
+            .read()
+            .map_err(|_| ServiceError::internal("roles lock poisoned"))?
+            .iter()
+            .map(|r| r.id.clone())
+            .collect();
         if roles.iter().any(|r| !known.contains(r)) {
-            return Err(ServiceError::invalid("error-action-not-allowed", "The field Roles consist invalid role id"));
+            return Err(ServiceError::invalid(
+                "error-action-not-allowed",
+                "The field Roles consist invalid role id",
+            ));
         }
-        if self.store.user_by_username(&username).await.map_err(store_error)?.is_some() {
+        if self
+            .store
+            .user_by_username(&username)
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
             return Err(ServiceError::invalid(
                 "error-field-unavailable",
                 format!("{} is already in use :(", html_escape(&username)),
             ));
         }
-        if self.store.user_by_email(&email).await.map_err(store_error)?.is_some() {
+        if self
+            .store
+            .user_by_email(&email)
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
             return Err(ServiceError::invalid(
                 "error-field-unavailable",
                 format!("{} is already in use :(", html_escape(&email)),
@@ -78,10 +125,17 @@ impl Auth {
             id: random_id(),
             username,
             name: Some(name).filter(|n| !n.is_empty()),
-            emails: vec![Email { address: email, verified: new.verified }],
+            emails: vec![Email {
+                address: email,
+                verified: new.verified,
+            }],
             roles,
             kind: new.kind.unwrap_or_else(|| "user".into()),
-            active: if by_admin { new.active.unwrap_or(true) } else { true },
+            active: if by_admin {
+                new.active.unwrap_or(true)
+            } else {
+                true
+            },
             status: "offline".into(),
             status_default: "online".into(),
             status_text: String::new(),
@@ -98,10 +152,10 @@ impl Auth {
             preferences: Map::new(),
         };
         self.store.insert_user(user.clone()).await.map_err(store_error)?;
-        if new.join_default_channels {
-            if let Some(messaging) = self.messaging.get() {
-                messaging.join_default_rooms(&user, false).await?;
-            }
+        if new.join_default_channels
+            && let Some(messaging) = self.messaging.get()
+        {
+            messaging.join_default_rooms(&user, false).await?;
         }
         Ok(user)
     }
@@ -118,18 +172,35 @@ impl Auth {
     }
 
     pub(crate) async fn register_impl(&self, new: NewUser) -> ServiceResult<User> {
-        let form = self.setting("Accounts_RegistrationForm").and_then(|v| v.as_str().map(str::to_owned));
+        let form = self
+            .setting("Accounts_RegistrationForm")
+            .and_then(|v| v.as_str().map(str::to_owned));
         if form.as_deref() == Some("Disabled") {
-            return Err(ServiceError::invalid("error-user-registration-disabled", "User registration is disabled"));
+            return Err(ServiceError::invalid(
+                "error-user-registration-disabled",
+                "User registration is disabled",
+            ));
         }
         if form.as_deref() == Some("Secret URL") {
-            return Err(ServiceError::invalid("error-user-registration-secret", "User registration is only allowed via Secret URL"));
+            return Err(ServiceError::invalid(
+                "error-user-registration-secret",
+                "User registration is only allowed via Secret URL",
+            ));
         }
-        let new = NewUser { roles: None, active: None, join_default_channels: true, ..new };
+        let new = NewUser {
+            roles: None,
+            active: None,
+            join_default_channels: true,
+            ..new
+        };
         self.insert_new_user(new, false).await
     }
 
-    pub(crate) async fn user_info_impl(&self, _who: &Principal, selector: UserSelector) -> ServiceResult<User> {
+    pub(crate) async fn user_info_impl(
+        &self,
+        _who: &Principal,
+        selector: UserSelector,
+    ) -> ServiceResult<User> {
         let found = match &selector {
             UserSelector::Id(id) => self.store.user_by_id(id).await,
             UserSelector::Username(name) => self.store.user_by_username(name).await,
@@ -147,7 +218,10 @@ impl Auth {
         if !self.has_permission(&who.roles, "view-d-room") {
             return Err(ServiceError::unauthorized());
         }
-        let filter = UserFilter { text: query.text, ..Default::default() };
+        let filter = UserFilter {
+            text: query.text,
+            ..Default::default()
+        };
         self.store.list_users(&filter, page).await.map_err(store_error)
     }
 
@@ -171,7 +245,11 @@ impl Auth {
 
 /// Rocket.Chat escapes names it echoes in errors (`_.escape`).
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 #[cfg(test)]
@@ -185,7 +263,10 @@ mod tests {
         assert!(!name_is_valid(None, ""));
         assert!(name_is_valid(Some("[a-z]+"), "abc"));
         assert!(!name_is_valid(Some("[a-z]+"), "ABC"));
-        assert!(name_is_valid(Some("(unclosed"), "fallback.ok"), "a broken pattern falls back");
+        assert!(
+            name_is_valid(Some("(unclosed"), "fallback.ok"),
+            "a broken pattern falls back"
+        );
     }
 
     #[test]

@@ -55,10 +55,16 @@ impl IntoResponse for ApiError {
         match e.kind {
             ErrorKind::Unauthenticated => return not_logged_in(),
             ErrorKind::Internal => {
-                return json(status, &serde_json::json!({"success": false, "error": "Internal error occured"}));
+                return json(
+                    status,
+                    &serde_json::json!({"success": false, "error": "Internal error occured"}),
+                );
             }
             ErrorKind::Unavailable => {
-                return json(status, &serde_json::json!({"success": false, "error": "Service Unavailable"}));
+                return json(
+                    status,
+                    &serde_json::json!({"success": false, "error": "Service Unavailable"}),
+                );
             }
             _ => {}
         }

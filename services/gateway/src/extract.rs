@@ -24,7 +24,13 @@ impl FromRequestParts<GatewayState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &GatewayState) -> Result<Self, Self::Rejection> {
         let header = |name: &str| {
-            parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or_default().to_owned()
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .unwrap_or_default()
+                .to_owned()
         };
         let (user_id, token) = (header("x-user-id"), header("x-auth-token"));
         if user_id.is_empty() || token.is_empty() {
@@ -45,7 +51,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip().to_string())))
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(a)| a.ip().to_string()),
+        ))
     }
 }
 
@@ -58,7 +69,8 @@ impl<S: Send + Sync> FromRequest<S> for Body {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
             let status = e.status();
-            let mut response = ApiError::failure(format!("Invalid request body: {}", e.body_text())).into_response();
+            let mut response =
+                ApiError::failure(format!("Invalid request body: {}", e.body_text())).into_response();
             if status == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 *response.status_mut() = status;
             }
@@ -70,7 +82,9 @@ impl<S: Send + Sync> FromRequest<S> for Body {
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(map)) => Ok(Body(map)),
             Ok(_) => Err(ApiError::invalid_params("must be object").into_response()),
-            Err(e) => Err(ApiError::typed("error-invalid-json", format!("Invalid JSON body: {e}")).into_response()),
+            Err(e) => {
+                Err(ApiError::typed("error-invalid-json", format!("Invalid JSON body: {e}")).into_response())
+            }
         }
     }
 }
@@ -93,11 +107,12 @@ pub(crate) fn parse_query(query: &str) -> HashMap<String, String> {
         let key = percent_decode(key);
         let value = percent_decode(value);
         // `ids[]=a&ids[]=b`: join repeated keys with commas, as Rocket.Chat's list params read them.
-        map.entry(key).and_modify(|v: &mut String| {
-            v.push(',');
-            v.push_str(&value);
-        })
-        .or_insert(value);
+        map.entry(key)
+            .and_modify(|v: &mut String| {
+                v.push(',');
+                v.push_str(&value);
+            })
+            .or_insert(value);
     }
     map
 }
@@ -141,17 +156,25 @@ pub(crate) fn require_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result
     match body.get(key) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(ApiError::invalid_params(format!("must be string: '{key}'"))),
-        None => Err(ApiError::invalid_params(format!("must have required property '{key}'"))),
+        None => Err(ApiError::invalid_params(format!(
+            "must have required property '{key}'"
+        ))),
     }
 }
 
 /// Pagination from a query: `offset`, `count` (clamped by the `API_*_Count` settings), as
 /// `helpers/getPaginationItems.ts` does.
-pub(crate) async fn page(state: &GatewayState, query: &HashMap<String, String>) -> Result<PageRequest, ApiError> {
+pub(crate) async fn page(
+    state: &GatewayState,
+    query: &HashMap<String, String>,
+) -> Result<PageRequest, ApiError> {
     let number = |key: &str| -> Result<Option<i64>, ApiError> {
         match query.get(key).map(|v| v.trim()).filter(|v| !v.is_empty()) {
             None => Ok(None),
-            Some(v) => v.parse::<i64>().map(Some).map_err(|_| ApiError::invalid_params(format!("{key} must be a number"))),
+            Some(v) => v
+                .parse::<i64>()
+                .map(Some)
+                .map_err(|_| ApiError::invalid_params(format!("{key} must be a number"))),
         }
     };
     let offset = number("offset")?.unwrap_or(0).max(0);
@@ -167,15 +190,18 @@ pub(crate) async fn page(state: &GatewayState, query: &HashMap<String, String>) 
     if let Some(sort) = query.get("sort") {
         validate_sort(sort)?;
     }
-    if let Some(fields) = query.get("fields") {
-        if serde_json::from_str::<Map<String, Value>>(fields).is_err() {
-            return Err(ApiError::typed("error-invalid-fields", "Invalid fields parameter"));
-        }
+    if let Some(fields) = query.get("fields")
+        && serde_json::from_str::<Map<String, Value>>(fields).is_err()
+    {
+        return Err(ApiError::typed(
+            "error-invalid-fields",
+            "Invalid fields parameter",
+        ));
     }
-    if let Some(q) = query.get("query") {
-        if serde_json::from_str::<Map<String, Value>>(q).is_err() {
-            return Err(ApiError::typed("error-invalid-query", "Invalid query parameter"));
-        }
+    if let Some(q) = query.get("query")
+        && serde_json::from_str::<Map<String, Value>>(q).is_err()
+    {
+        return Err(ApiError::typed("error-invalid-query", "Invalid query parameter"));
     }
     Ok(PageRequest {
         offset: u64::try_from(offset).unwrap_or(0),
@@ -186,11 +212,22 @@ pub(crate) async fn page(state: &GatewayState, query: &HashMap<String, String>) 
 fn validate_sort(sort: &str) -> Result<(), ApiError> {
     let invalid = || ApiError::typed("error-invalid-sort", "Invalid sort parameter provided");
     let map: Map<String, Value> = serde_json::from_str(sort).map_err(|_| invalid())?;
-    if map.values().all(|v| v.as_i64().is_some_and(|n| n == 1 || n == -1)) { Ok(()) } else { Err(invalid()) }
+    if map
+        .values()
+        .all(|v| v.as_i64().is_some_and(|n| n == 1 || n == -1))
+    {
+        Ok(())
+    } else {
+        Err(invalid())
+    }
 }
 
 /// An optional date parameter; `error_type` names Rocket.Chat's error for a bad one.
-pub(crate) fn date_param(value: Option<&String>, error_type: &str, message: &str) -> Result<Option<Millis>, ApiError> {
+pub(crate) fn date_param(
+    value: Option<&String>,
+    error_type: &str,
+    message: &str,
+) -> Result<Option<Millis>, ApiError> {
     match value.map(|v| v.trim()).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(v) => apogee_rc::parse_date(&Value::String(v.to_owned()))

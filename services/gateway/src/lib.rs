@@ -42,13 +42,25 @@ pub struct GatewayState {
 
 impl GatewayState {
     pub fn new(auth: AuthClient, messaging: MessagingClient, cfg: GatewayConfig) -> Self {
-        let login_limiter = limiter::RateLimiter::new(cfg.logins_per_minute, std::time::Duration::from_secs(60));
-        Self { auth, messaging, cfg: std::sync::Arc::new(cfg), login_limiter: std::sync::Arc::new(login_limiter) }
+        let login_limiter =
+            limiter::RateLimiter::new(cfg.logins_per_minute, std::time::Duration::from_secs(60));
+        Self {
+            auth,
+            messaging,
+            cfg: std::sync::Arc::new(cfg),
+            login_limiter: std::sync::Arc::new(login_limiter),
+        }
     }
 }
 
 /// Serves HTTP on `listener` until `shutdown` fires, then lets requests in flight finish.
-pub async fn serve(listener: TcpListener, state: GatewayState, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: GatewayState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
 }

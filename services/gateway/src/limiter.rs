@@ -16,13 +16,19 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     pub(crate) fn new(limit: u32, window: Duration) -> Self {
-        Self { limit, window, windows: Mutex::default() }
+        Self {
+            limit,
+            window,
+            windows: Mutex::default(),
+        }
     }
 
     /// Counts a call; `Err(seconds to wait)` when over the limit.
     pub(crate) fn check(&self, key: &str) -> Result<(), u64> {
         let now = Instant::now();
-        let Ok(mut windows) = self.windows.lock() else { return Ok(()) };
+        let Ok(mut windows) = self.windows.lock() else {
+            return Ok(());
+        };
         if windows.len() > 100_000 {
             // Bound memory under a flood of distinct keys: forget expired windows.
             windows.retain(|_, (start, _)| now.duration_since(*start) < self.window);

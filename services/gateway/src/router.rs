@@ -48,10 +48,14 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
             .route(&path("unarchive"), post(rooms::unarchive));
     }
     if f.t == apogee_types::RoomType::Channel {
-        r = r.route(&path("list"), get(rooms::list_public)).route(&path("join"), post(rooms::join));
+        r = r
+            .route(&path("list"), get(rooms::list_public))
+            .route(&path("join"), post(rooms::join));
     }
     if f.t == apogee_types::RoomType::Group {
-        r = r.route(&path("list"), get(rooms::list_joined)).route(&path("listAll"), get(rooms::list_all));
+        r = r
+            .route(&path("list"), get(rooms::list_joined))
+            .route(&path("listAll"), get(rooms::list_all));
     }
     r.layer(Extension(f))
 }
@@ -79,7 +83,10 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/rooms.info", get(rooms::rooms_info))
         .route("/api/v1/settings.public", get(misc::settings_public))
         .route("/api/v1/settings.oauth", get(misc::settings_oauth))
-        .route("/api/v1/settings/{id}", get(misc::get_setting).post(misc::set_setting))
+        .route(
+            "/api/v1/settings/{id}",
+            get(misc::get_setting).post(misc::set_setting),
+        )
         .route("/api/v1/permissions.listAll", get(misc::permissions_list_all))
         .route("/api/v1/permissions.update", post(misc::permissions_update))
         .route("/api/v1/roles.list", get(misc::roles_list))
@@ -90,14 +97,21 @@ pub fn router(state: GatewayState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(RequestBodyLimitLayer::new(max_body))
-        .layer(CatchPanicLayer::custom(|_| json(StatusCode::INTERNAL_SERVER_ERROR, &json!({"success": false, "error": "Internal error occured"}))))
+        .layer(CatchPanicLayer::custom(|_| {
+            json(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"success": false, "error": "Internal error occured"}),
+            )
+        }))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("access-control-allow-origin"),
             HeaderValue::from_static("*"),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             HeaderName::from_static("access-control-allow-headers"),
-            HeaderValue::from_static("Origin, X-Requested-With, Content-Type, Accept, X-User-Id, X-Auth-Token"),
+            HeaderValue::from_static(
+                "Origin, X-Requested-With, Content-Type, Accept, X-User-Id, X-Auth-Token",
+            ),
         ))
         .with_state(state)
 }
@@ -107,9 +121,15 @@ async fn health() -> Response {
 }
 
 async fn not_found() -> Response {
-    json(StatusCode::NOT_FOUND, &json!({ "success": false, "status": "error", "message": "API endpoint does not exist", "error": "Resource not found" }))
+    json(
+        StatusCode::NOT_FOUND,
+        &json!({ "success": false, "status": "error", "message": "API endpoint does not exist", "error": "Resource not found" }),
+    )
 }
 
 async fn method_not_allowed() -> Response {
-    json(StatusCode::METHOD_NOT_ALLOWED, &json!({ "success": false, "status": "error", "message": "API endpoint does not exist" }))
+    json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        &json!({ "success": false, "status": "error", "message": "API endpoint does not exist" }),
+    )
 }

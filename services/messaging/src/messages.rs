@@ -3,8 +3,8 @@
 use apogee_api::{History, HistoryRequest, NewMessage, UserSelector};
 use apogee_store::{HistoryQuery, RoomWrite};
 use apogee_types::{
-    ChannelMention, Mention, Message, Millis, Principal, Room, RoomType, ServiceError, ServiceResult, Subscription,
-    random_id,
+    ChannelMention, Mention, Message, Millis, Principal, Room, RoomType, ServiceError, ServiceResult,
+    Subscription, random_id,
 };
 
 use crate::service::{Messaging, store_error};
@@ -15,14 +15,17 @@ pub(crate) fn mention_tokens(msg: &str, sigil: char) -> Vec<String> {
     let mut prev: Option<char> = None;
     let mut chars = msg.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
-        let at_boundary = prev.is_none_or(|p| p.is_whitespace() || matches!(p, '(' | '[' | '{' | '"' | '\'' | ','));
+        let at_boundary =
+            prev.is_none_or(|p| p.is_whitespace() || matches!(p, '(' | '[' | '{' | '"' | '\'' | ','));
         prev = Some(c);
         if c != sigil || !at_boundary {
             continue;
         }
         let rest = &msg[i + c.len_utf8()..];
-        let token: String =
-            rest.chars().take_while(|ch| ch.is_alphanumeric() || matches!(ch, '.' | '_' | '-')).collect();
+        let token: String = rest
+            .chars()
+            .take_while(|ch| ch.is_alphanumeric() || matches!(ch, '.' | '_' | '-'))
+            .collect();
         let token = token.trim_end_matches(['.', '-']).to_owned();
         if !token.is_empty() && !found.contains(&token) {
             found.push(token);
@@ -37,7 +40,11 @@ pub(crate) fn mention_tokens(msg: &str, sigil: char) -> Vec<String> {
 impl Messaging {
     pub(crate) async fn send_message_impl(&self, who: &Principal, new: NewMessage) -> ServiceResult<Message> {
         let room = self.room_by_id(&new.rid).await?;
-        let sub = self.store.subscription(&room.id, &who.user_id).await.map_err(store_error)?;
+        let sub = self
+            .store
+            .subscription(&room.id, &who.user_id)
+            .await
+            .map_err(store_error)?;
         if sub.is_none() && !(room.t == RoomType::Direct && room.uids.contains(&who.user_id)) {
             return Err(ServiceError::not_allowed("Not allowed"));
         }
@@ -45,25 +52,41 @@ impl Messaging {
             return Err(ServiceError::invalid("error-room-archived", "Room is archived"));
         }
         if room.ro && !self.has_in_room(who, sub.as_ref(), "post-readonly").await? {
-            return Err(ServiceError::not_allowed("You can't send messages because the room is readonly."));
+            return Err(ServiceError::not_allowed(
+                "You can't send messages because the room is readonly.",
+            ));
         }
         if room.muted.contains(&who.username) {
-            return Err(ServiceError::invalid("error-user-muted", "You have been muted and cannot speak in this room"));
+            return Err(ServiceError::invalid(
+                "error-user-muted",
+                "You have been muted and cannot speak in this room",
+            ));
         }
         let max = self.auth.setting_i64("Message_MaxAllowedSize", 5000).await;
         if i64::try_from(new.msg.chars().count()).unwrap_or(i64::MAX) > max {
-            return Err(ServiceError::invalid("error-message-size-exceeded", "Message size exceeds Message_MaxAllowedSize"));
+            return Err(ServiceError::invalid(
+                "error-message-size-exceeded",
+                "Message size exceeds Message_MaxAllowedSize",
+            ));
         }
-        let impersonates = ["alias", "avatar"].iter().any(|k| new.extra.get(*k).is_some_and(|v| !v.is_null()));
+        let impersonates = ["alias", "avatar"]
+            .iter()
+            .any(|k| new.extra.get(*k).is_some_and(|v| !v.is_null()));
         if impersonates && !self.has_in_room(who, sub.as_ref(), "message-impersonate").await? {
-            return Err(ServiceError::invalid("error-action-not-allowed", "Not enough permission"));
+            return Err(ServiceError::invalid(
+                "error-action-not-allowed",
+                "Not enough permission",
+            ));
         }
         let tmid = match &new.tmid {
             Some(tmid) => Some(self.thread_root(&room, tmid).await?),
             None => None,
         };
         if new.tshow && tmid.is_none() {
-            return Err(ServiceError::invalid("invalid-params", "tshow provided but missing tmid"));
+            return Err(ServiceError::invalid(
+                "invalid-params",
+                "tshow provided but missing tmid",
+            ));
         }
 
         let now = Millis::now();
@@ -113,7 +136,13 @@ impl Messaging {
             // Group mentions count for every member; a DM reopens for its members.
             let members = self
                 .store
-                .subscriptions_of_room(&room.id, apogee_types::PageRequest { offset: 0, count: None })
+                .subscriptions_of_room(
+                    &room.id,
+                    apogee_types::PageRequest {
+                        offset: 0,
+                        count: None,
+                    },
+                )
                 .await
                 .map_err(store_error)?;
             for member in members.items.into_iter().filter(|m| !touched.contains(&m.u.id)) {
@@ -130,7 +159,10 @@ impl Messaging {
             }
         }
         let mut outcome = self.store.write_room(write).await.map_err(store_error)?;
-        outcome.messages.pop().ok_or_else(|| ServiceError::internal("posted message vanished"))
+        outcome
+            .messages
+            .pop()
+            .ok_or_else(|| ServiceError::internal("posted message vanished"))
     }
 
     /// The thread a reply belongs to: replies to a reply join the root's thread.
@@ -141,7 +173,10 @@ impl Messaging {
         let parent = self.store.message_by_id(tmid).await.map_err(store_error)?;
         match parent {
             Some(parent) if parent.rid == room.id => Ok(parent.tmid.unwrap_or(parent.id)),
-            _ => Err(ServiceError::invalid("error-invalid-message", "Invalid thread message")),
+            _ => Err(ServiceError::invalid(
+                "error-invalid-message",
+                "Invalid thread message",
+            )),
         }
     }
 
@@ -153,12 +188,22 @@ impl Messaging {
         for token in mention_tokens(msg, '@') {
             if token == "all" || token == "here" {
                 group = true;
-                mentions.push(Mention { id: token.clone(), username: token, name: None, kind: None });
+                mentions.push(Mention {
+                    id: token.clone(),
+                    username: token,
+                    name: None,
+                    kind: None,
+                });
                 continue;
             }
             if let Some(user) = self.auth.find_user(UserSelector::Username(token)).await? {
                 ids.push(user.id.clone());
-                mentions.push(Mention { id: user.id, username: user.username, name: user.name, kind: Some("user".into()) });
+                mentions.push(Mention {
+                    id: user.id,
+                    username: user.username,
+                    name: user.name,
+                    kind: Some("user".into()),
+                });
             }
         }
         Ok((mentions, ids, group))
@@ -167,10 +212,13 @@ impl Messaging {
     async fn resolve_channels(&self, msg: &str) -> ServiceResult<Vec<ChannelMention>> {
         let mut channels = Vec::new();
         for token in mention_tokens(msg, '#') {
-            if let Some(room) = self.store.room_by_name(&token).await.map_err(store_error)? {
-                if room.t == RoomType::Channel {
-                    channels.push(ChannelMention { id: room.id, name: room.name.unwrap_or(token) });
-                }
+            if let Some(room) = self.store.room_by_name(&token).await.map_err(store_error)?
+                && room.t == RoomType::Channel
+            {
+                channels.push(ChannelMention {
+                    id: room.id,
+                    name: room.name.unwrap_or(token),
+                });
             }
         }
         Ok(channels)
@@ -178,7 +226,12 @@ impl Messaging {
 
     pub(crate) async fn get_message_impl(&self, who: &Principal, id: &str) -> ServiceResult<Message> {
         let not_found = || ServiceError::invalid("error-invalid-message", "Message not found");
-        let message = self.store.message_by_id(id).await.map_err(store_error)?.ok_or_else(not_found)?;
+        let message = self
+            .store
+            .message_by_id(id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(not_found)?;
         let room = self.room_by_id(&message.rid).await?;
         if !self.can_read(who, &room).await? {
             return Err(ServiceError::not_allowed("Not allowed"));
@@ -186,7 +239,12 @@ impl Messaging {
         Ok(message)
     }
 
-    pub(crate) async fn history_impl(&self, who: &Principal, rid: &str, req: HistoryRequest) -> ServiceResult<History> {
+    pub(crate) async fn history_impl(
+        &self,
+        who: &Principal,
+        rid: &str,
+        req: HistoryRequest,
+    ) -> ServiceResult<History> {
         let room = self.room_by_id(rid).await?;
         self.ensure_can_read(who, &room).await?;
         let query = HistoryQuery {
@@ -198,12 +256,24 @@ impl Messaging {
             show_thread_messages: req.show_thread_messages,
         };
         let messages = self.store.history(rid, &query).await.map_err(store_error)?;
-        let mut history = History { messages, unread_not_loaded: None, first_unread: None };
+        let mut history = History {
+            messages,
+            unread_not_loaded: None,
+            first_unread: None,
+        };
         if req.unreads {
-            let sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
+            let sub = self
+                .store
+                .subscription(rid, &who.user_id)
+                .await
+                .map_err(store_error)?;
             let after = sub.map_or(room.msgs, |s| s.last_read_seq);
             let oldest_loaded = history.messages.last().map(|m| m.seq);
-            let total_unread = self.store.count_unread(rid, &who.user_id, after).await.map_err(store_error)?;
+            let total_unread = self
+                .store
+                .count_unread(rid, &who.user_id, after)
+                .await
+                .map_err(store_error)?;
             let loaded_unread = history
                 .messages
                 .iter()
@@ -212,7 +282,11 @@ impl Messaging {
             let not_loaded = total_unread.saturating_sub(loaded_unread);
             history.unread_not_loaded = Some(not_loaded);
             if not_loaded > 0 && req.oldest.is_some() && oldest_loaded.is_some() {
-                history.first_unread = self.store.first_unread(rid, &who.user_id, after).await.map_err(store_error)?;
+                history.first_unread = self
+                    .store
+                    .first_unread(rid, &who.user_id, after)
+                    .await
+                    .map_err(store_error)?;
             }
         }
         Ok(history)
@@ -225,7 +299,10 @@ mod tests {
 
     #[test]
     fn finds_mentions_at_word_starts() {
-        assert_eq!(mention_tokens("hi @bob and @alice.b, see #dev", '@'), ["bob", "alice.b"]);
+        assert_eq!(
+            mention_tokens("hi @bob and @alice.b, see #dev", '@'),
+            ["bob", "alice.b"]
+        );
         assert_eq!(mention_tokens("mail me at x@y.io", '@'), Vec::<String>::new());
         assert_eq!(mention_tokens("@all @all (@here)", '@'), ["all", "here"]);
         assert_eq!(mention_tokens("#dev-team. and #ops", '#'), ["dev-team", "ops"]);

@@ -1,12 +1,13 @@
 use std::sync::Arc;
 
 use apogee_api::{
-    AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MessagingService, NewMessage, RoomChange,
-    RoomListScope, RoomSelector, UserSelector,
+    AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MessagingService, NewMessage,
+    RoomChange, RoomListScope, RoomSelector, UserSelector,
 };
 use apogee_store::{StoreError, StoreRef};
 use apogee_types::{
-    ErrorKind, Message, Millis, Page, PageRequest, Principal, Room, ServiceError, ServiceResult, Subscription, User,
+    ErrorKind, Message, Millis, Page, PageRequest, Principal, Room, ServiceError, ServiceResult,
+    Subscription, User,
 };
 use async_trait::async_trait;
 
@@ -25,18 +26,25 @@ impl Messaging {
 /// The one place store errors become service errors.
 pub(crate) fn store_error(e: StoreError) -> ServiceError {
     match e {
-        StoreError::NotFound { entity: "room", .. } => {
-            ServiceError::not_found("error-room-not-found", "The required \"roomId\" param provided does not match any room")
+        StoreError::NotFound { entity: "room", .. } => ServiceError::not_found(
+            "error-room-not-found",
+            "The required \"roomId\" param provided does not match any room",
+        ),
+        StoreError::NotFound { entity, .. } => {
+            ServiceError::not_found("error-not-found", format!("{entity} not found"))
         }
-        StoreError::NotFound { entity, .. } => ServiceError::not_found("error-not-found", format!("{entity} not found")),
         StoreError::Conflict { entity: "room", key } => ServiceError::invalid(
             "error-duplicate-channel-name",
             format!("A channel with name '{key}' exists"),
         )
         .with_details(serde_json::json!({ "channel_name": key })),
-        StoreError::Conflict { entity: "message", key } => {
-            ServiceError::invalid("error-duplicate-message", format!("A message with id '{key}' already exists"))
-        }
+        StoreError::Conflict {
+            entity: "message",
+            key,
+        } => ServiceError::invalid(
+            "error-duplicate-message",
+            format!("A message with id '{key}' already exists"),
+        ),
         StoreError::Conflict { entity, key } => {
             ServiceError::invalid("error-duplicate", format!("{entity} {key} already exists"))
         }
@@ -54,7 +62,12 @@ impl MessagingService for Messaging {
         self.create_room_impl(who, req).await
     }
 
-    async fn create_direct(&self, who: &Principal, usernames: Vec<String>, exclude_self: bool) -> ServiceResult<Room> {
+    async fn create_direct(
+        &self,
+        who: &Principal,
+        usernames: Vec<String>,
+        exclude_self: bool,
+    ) -> ServiceResult<Room> {
         self.create_direct_impl(who, usernames, exclude_self).await
     }
 
@@ -106,10 +119,18 @@ impl MessagingService for Messaging {
         self.history_impl(who, rid, req).await
     }
 
-    async fn room_messages(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<Message>> {
+    async fn room_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>> {
         let room = self.room_by_id(rid).await?;
         self.ensure_can_read(who, &room).await?;
-        self.store.list_messages(rid, page, false).await.map_err(store_error)
+        self.store
+            .list_messages(rid, page, false)
+            .await
+            .map_err(store_error)
     }
 
     async fn members(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<User>> {
@@ -128,12 +149,19 @@ impl MessagingService for Messaging {
         self.get_message_impl(who, id).await
     }
 
-    async fn subscriptions(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Subscription>> {
+    async fn subscriptions(
+        &self,
+        who: &Principal,
+        since: Option<Millis>,
+    ) -> ServiceResult<Changes<Subscription>> {
         self.subscriptions_impl(who, since).await
     }
 
     async fn subscription(&self, who: &Principal, rid: &str) -> ServiceResult<Option<Subscription>> {
-        self.store.subscription(rid, &who.user_id).await.map_err(store_error)
+        self.store
+            .subscription(rid, &who.user_id)
+            .await
+            .map_err(store_error)
     }
 
     async fn mark_read(&self, who: &Principal, rid: &str) -> ServiceResult<()> {

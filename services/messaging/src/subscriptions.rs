@@ -2,13 +2,23 @@
 
 use apogee_api::{Changes, Counters};
 use apogee_store::RoomWrite;
-use apogee_types::{Millis, Page, PageRequest, Principal, Room, ServiceError, ServiceResult, Subscription, User};
+use apogee_types::{
+    Millis, Page, PageRequest, Principal, Room, ServiceError, ServiceResult, Subscription, User,
+};
 
 use crate::service::{Messaging, store_error};
 
 impl Messaging {
-    pub(crate) async fn subscriptions_impl(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Subscription>> {
-        let update = self.store.subscriptions_of_user(&who.user_id, since).await.map_err(store_error)?;
+    pub(crate) async fn subscriptions_impl(
+        &self,
+        who: &Principal,
+        since: Option<Millis>,
+    ) -> ServiceResult<Changes<Subscription>> {
+        let update = self
+            .store
+            .subscriptions_of_user(&who.user_id, since)
+            .await
+            .map_err(store_error)?;
         let remove = match since {
             Some(since) => self
                 .store
@@ -23,8 +33,16 @@ impl Messaging {
         Ok(Changes { update, remove })
     }
 
-    pub(crate) async fn rooms_impl(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Room>> {
-        let update = self.store.rooms_of_user_updated_since(&who.user_id, since).await.map_err(store_error)?;
+    pub(crate) async fn rooms_impl(
+        &self,
+        who: &Principal,
+        since: Option<Millis>,
+    ) -> ServiceResult<Changes<Room>> {
+        let update = self
+            .store
+            .rooms_of_user_updated_since(&who.user_id, since)
+            .await
+            .map_err(store_error)?;
         let remove = match since {
             Some(since) => self
                 .store
@@ -40,8 +58,17 @@ impl Messaging {
     }
 
     pub(crate) async fn mark_read_impl(&self, who: &Principal, rid: &str) -> ServiceResult<()> {
-        if self.store.subscription(rid, &who.user_id).await.map_err(store_error)?.is_none() {
-            return Err(ServiceError::invalid("error-invalid-subscription", "Invalid subscription"));
+        if self
+            .store
+            .subscription(rid, &who.user_id)
+            .await
+            .map_err(store_error)?
+            .is_none()
+        {
+            return Err(ServiceError::invalid(
+                "error-invalid-subscription",
+                "Invalid subscription",
+            ));
         }
         let now = Millis::now();
         let mut write = RoomWrite::new(rid);
@@ -60,18 +87,36 @@ impl Messaging {
         Ok(())
     }
 
-    pub(crate) async fn members_impl(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<User>> {
+    pub(crate) async fn members_impl(
+        &self,
+        who: &Principal,
+        rid: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>> {
         let room = self.room_by_id(rid).await?;
         self.ensure_can_read(who, &room).await?;
-        let subs = self.store.subscriptions_of_room(rid, page).await.map_err(store_error)?;
+        let subs = self
+            .store
+            .subscriptions_of_room(rid, page)
+            .await
+            .map_err(store_error)?;
         let ids: Vec<String> = subs.items.iter().map(|s| s.u.id.clone()).collect();
         let mut users = self.auth.users_by_ids(&ids).await?;
         // Keep the subscriptions' order (by username).
         users.sort_by_key(|u| ids.iter().position(|id| id == &u.id));
-        Ok(Page { items: users, offset: subs.offset, total: subs.total })
+        Ok(Page {
+            items: users,
+            offset: subs.offset,
+            total: subs.total,
+        })
     }
 
-    pub(crate) async fn counters_impl(&self, who: &Principal, rid: &str, user_id: Option<String>) -> ServiceResult<Counters> {
+    pub(crate) async fn counters_impl(
+        &self,
+        who: &Principal,
+        rid: &str,
+        user_id: Option<String>,
+    ) -> ServiceResult<Counters> {
         let room = self.room_by_id(rid).await?;
         let uid = match user_id.filter(|u| u != &who.user_id) {
             Some(other) => {

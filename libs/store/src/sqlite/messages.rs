@@ -68,8 +68,10 @@ impl MessageStore for SqliteStore {
     async fn history(&self, rid: &str, query: &HistoryQuery) -> StoreResult<Vec<Message>> {
         let (lt, gt) = if query.inclusive { ("<=", ">=") } else { ("<", ">") };
         let mut sql = format!("SELECT doc FROM messages WHERE rid = ?1 AND ts {lt} ?2");
-        let mut args: Vec<rusqlite::types::Value> =
-            vec![rid.to_owned().into(), query.latest.unwrap_or(Millis(i64::MAX)).0.into()];
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            rid.to_owned().into(),
+            query.latest.unwrap_or(Millis(i64::MAX)).0.into(),
+        ];
         if let Some(oldest) = query.oldest {
             args.push(oldest.0.into());
             sql.push_str(&format!(" AND ts {gt} ?{}", args.len()));
@@ -79,11 +81,20 @@ impl MessageStore for SqliteStore {
         }
         args.push(limit(query.count).into());
         args.push(offset(query.offset).into());
-        sql.push_str(&format!(" ORDER BY ts DESC, seq DESC LIMIT ?{} OFFSET ?{}", args.len() - 1, args.len()));
+        sql.push_str(&format!(
+            " ORDER BY ts DESC, seq DESC LIMIT ?{} OFFSET ?{}",
+            args.len() - 1,
+            args.len()
+        ));
         self.read(move |conn| messages_from(conn, &sql, &args)).await
     }
 
-    async fn list_messages(&self, rid: &str, page: PageRequest, ascending: bool) -> StoreResult<Page<Message>> {
+    async fn list_messages(
+        &self,
+        rid: &str,
+        page: PageRequest,
+        ascending: bool,
+    ) -> StoreResult<Page<Message>> {
         let rid = rid.to_owned();
         let order = if ascending { "ASC" } else { "DESC" };
         let (lim, off) = (limit(page.count), offset(page.offset));
@@ -103,12 +114,16 @@ impl MessageStore for SqliteStore {
 
     async fn count_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<u64> {
         let (rid, uid) = (rid.to_owned(), uid.to_owned());
-        self.read(move |conn| count_unread_in(conn, &rid, &uid, after_seq)).await
+        self.read(move |conn| count_unread_in(conn, &rid, &uid, after_seq))
+            .await
     }
 
     async fn first_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<Option<Message>> {
-        let args: Vec<rusqlite::types::Value> =
-            vec![rid.to_owned().into(), i64::try_from(after_seq).unwrap_or(i64::MAX).into(), uid.to_owned().into()];
+        let args: Vec<rusqlite::types::Value> = vec![
+            rid.to_owned().into(),
+            i64::try_from(after_seq).unwrap_or(i64::MAX).into(),
+            uid.to_owned().into(),
+        ];
         self.read(move |conn| {
             Ok(messages_from(
                 conn,

@@ -12,12 +12,26 @@ use crate::extract::{Body, Caller, Query};
 use crate::reply::ok;
 
 /// Fields a client may set on a message besides its text; everything else is the server's.
-const CLIENT_FIELDS: &[&str] = &["alias", "emoji", "avatar", "attachments", "blocks", "customFields", "bot", "parseUrls"];
+const CLIENT_FIELDS: &[&str] = &[
+    "alias",
+    "emoji",
+    "avatar",
+    "attachments",
+    "blocks",
+    "customFields",
+    "bot",
+    "parseUrls",
+];
 
 fn client_extra(source: &Map<String, Value>) -> Map<String, Value> {
     CLIENT_FIELDS
         .iter()
-        .filter_map(|k| source.get(*k).filter(|v| !v.is_null()).map(|v| ((*k).to_owned(), v.clone())))
+        .filter_map(|k| {
+            source
+                .get(*k)
+                .filter(|v| !v.is_null())
+                .map(|v| ((*k).to_owned(), v.clone()))
+        })
         .collect()
 }
 
@@ -34,18 +48,36 @@ fn optional_string(source: &Map<String, Value>, key: &str) -> ApiResult<Option<S
 async fn post_target(state: &GatewayState, who: &Principal, target: &str) -> ApiResult<String> {
     let invalid = || ApiError::typed("invalid-channel", "Invalid channel");
     if let Some(username) = target.strip_prefix('@') {
-        let room = state.messaging.create_direct(who, vec![username.to_owned()], false).await?;
+        let room = state
+            .messaging
+            .create_direct(who, vec![username.to_owned()], false)
+            .await?;
         return Ok(room.id);
     }
     let (selector, join) = match target.strip_prefix('#') {
-        Some(name) => (RoomSelector { id: None, name: Some(name.to_owned()), family: None }, true),
+        Some(name) => (
+            RoomSelector {
+                id: None,
+                name: Some(name.to_owned()),
+                family: None,
+            },
+            true,
+        ),
         None => (RoomSelector::id(target), false),
     };
     let room = match state.messaging.room_info(who, selector).await {
         Ok(room) => room,
         Err(_) if !join => {
-            let by_name = RoomSelector { id: None, name: Some(target.to_owned()), family: None };
-            state.messaging.room_info(who, by_name).await.map_err(|_| invalid())?
+            let by_name = RoomSelector {
+                id: None,
+                name: Some(target.to_owned()),
+                family: None,
+            };
+            state
+                .messaging
+                .room_info(who, by_name)
+                .await
+                .map_err(|_| invalid())?
         }
         Err(e) => return Err(e.into()),
     };
@@ -55,15 +87,28 @@ async fn post_target(state: &GatewayState, who: &Principal, target: &str) -> Api
     Ok(room.id)
 }
 
-pub(crate) async fn post_message(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn post_message(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let target = match (body.get("roomId"), body.get("channel")) {
         (Some(Value::String(s)), _) | (None, Some(Value::String(s))) => s.clone(),
-        (Some(Value::Array(a)), _) | (None, Some(Value::Array(a))) => {
-            a.first().and_then(Value::as_str).map(str::to_owned).ok_or_else(|| ApiError::typed("invalid-channel", "Invalid channel"))?
+        (Some(Value::Array(a)), _) | (None, Some(Value::Array(a))) => a
+            .first()
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::typed("invalid-channel", "Invalid channel"))?,
+        _ => {
+            return Err(ApiError::typed(
+                "error-invalid-channel",
+                "Invalid channel. Start with @ or #",
+            ));
         }
-        _ => return Err(ApiError::typed("error-invalid-channel", "Invalid channel. Start with @ or #")),
     };
-    let text = optional_string(&body, "text")?.or(optional_string(&body, "msg")?).unwrap_or_default();
+    let text = optional_string(&body, "text")?
+        .or(optional_string(&body, "msg")?)
+        .unwrap_or_default();
     let mut extra = client_extra(&body);
     for (alias_key, key) in [("icon_emoji", "emoji"), ("icon_url", "avatar")] {
         if let Some(v) = body.get(alias_key).filter(|v| v.is_string()) {
@@ -88,15 +133,27 @@ pub(crate) async fn post_message(State(state): State<GatewayState>, caller: Call
     ))
 }
 
-pub(crate) async fn send_message(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn send_message(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let Some(Value::Object(message)) = body.get("message") else {
-        return Err(ApiError::typed("error-invalid-params", "The \"message\" parameter must be provided."));
+        return Err(ApiError::typed(
+            "error-invalid-params",
+            "The \"message\" parameter must be provided.",
+        ));
     };
     if message.get("t").is_some_and(|t| !t.is_null()) {
-        return Err(ApiError::failure("Cannot send system messages using 'chat.sendMessage'"));
+        return Err(ApiError::failure(
+            "Cannot send system messages using 'chat.sendMessage'",
+        ));
     }
     let Some(rid) = optional_string(message, "rid")?.filter(|r| !r.is_empty()) else {
-        return Err(ApiError::typed("error-invalid-params", "The \"rid\" parameter must be provided."));
+        return Err(ApiError::typed(
+            "error-invalid-params",
+            "The \"rid\" parameter must be provided.",
+        ));
     };
     for key in ["alias", "emoji"] {
         optional_string(message, key)?;
@@ -109,7 +166,9 @@ pub(crate) async fn send_message(State(state): State<GatewayState>, caller: Call
     let new = NewMessage {
         id: optional_string(message, "_id")?,
         rid,
-        msg: optional_string(message, "msg")?.or(optional_string(message, "text")?).unwrap_or_default(),
+        msg: optional_string(message, "msg")?
+            .or(optional_string(message, "text")?)
+            .unwrap_or_default(),
         tmid: optional_string(message, "tmid")?,
         tshow,
         groupable: message.get("groupable").and_then(Value::as_bool),
@@ -119,11 +178,17 @@ pub(crate) async fn send_message(State(state): State<GatewayState>, caller: Call
     Ok(ok!("message" => apogee_rc::message(&saved, Dates::Iso)))
 }
 
-pub(crate) async fn get_message(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn get_message(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let Some(id) = query.get("msgId").filter(|s| !s.is_empty()) else {
-        return Err(ApiError::typed("error-invalid-params", "The \"msgId\" query parameter must be provided."));
+        return Err(ApiError::typed(
+            "error-invalid-params",
+            "The \"msgId\" query parameter must be provided.",
+        ));
     };
     let message = state.messaging.get_message(&caller.principal, id).await?;
     Ok(ok!("message" => apogee_rc::message(&message, Dates::Iso)))
 }
-

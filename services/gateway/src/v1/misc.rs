@@ -17,13 +17,24 @@ pub(crate) const RC_VERSION: &str = "7.10.0";
 
 /// `GET /api/info`: the full version and build info only for callers with `view-statistics`.
 pub(crate) async fn info(State(state): State<GatewayState>, headers: HeaderMap) -> ApiResult {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
     let (user_id, token) = (header("x-user-id"), header("x-auth-token"));
     let privileged = if user_id.is_empty() || token.is_empty() {
         false
     } else {
         match state.auth.authenticate(&user_id, &token).await {
-            Ok(who) => state.auth.roles_have_permission(&who.roles, "view-statistics").await?,
+            Ok(who) => {
+                state
+                    .auth
+                    .roles_have_permission(&who.roles, "view-statistics")
+                    .await?
+            }
             Err(_) => false,
         }
     };
@@ -48,29 +59,36 @@ pub(crate) async fn info(State(state): State<GatewayState>, headers: HeaderMap) 
         "marketplaceApiVersion": "1.0.0",
         "commit": { "hash": "", "date": "", "author": "", "subject": "", "tag": apogee, "branch": "" },
     });
-    Ok(ok!("version" => RC_VERSION, "info" => info, "minimumClientVersions" => min, "apogeeVersion" => apogee))
+    Ok(
+        ok!("version" => RC_VERSION, "info" => info, "minimumClientVersions" => min, "apogeeVersion" => apogee),
+    )
 }
 
 /// `GET settings.public`: `_id=a,b` or the legacy `query={"_id":{"$in":[…]}}`.
 pub(crate) async fn settings_public(State(state): State<GatewayState>, Query(query): Query) -> ApiResult {
-    let mut ids: Option<Vec<String>> = query
-        .get("_id")
-        .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
-    if ids.is_none() {
-        if let Some(q) = query.get("query") {
-            let parsed: Value = serde_json::from_str(q)
-                .map_err(|_| ApiError::typed("error-invalid-query", "Invalid query parameter"))?;
-            ids = parsed["_id"]["$in"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
-        }
+    let mut ids: Option<Vec<String>> = query.get("_id").map(|v| {
+        v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    });
+    if ids.is_none()
+        && let Some(q) = query.get("query")
+    {
+        let parsed: Value = serde_json::from_str(q)
+            .map_err(|_| ApiError::typed("error-invalid-query", "Invalid query parameter"))?;
+        ids = parsed["_id"]["$in"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect());
     }
     let mut q = query.clone();
     q.remove("query");
     let page = page(&state, &q).await?;
     let found = state.auth.public_settings(ids, page).await?;
     let settings: Vec<Value> = found.items.iter().map(apogee_rc::setting_public).collect();
-    Ok(ok!("settings" => settings.clone(), "count" => settings.len(), "offset" => found.offset, "total" => found.total))
+    Ok(
+        ok!("settings" => settings.clone(), "count" => settings.len(), "offset" => found.offset, "total" => found.total),
+    )
 }
 
 /// `GET settings.oauth`: no OAuth services are configured.
@@ -78,7 +96,11 @@ pub(crate) async fn settings_oauth() -> ApiResult {
     Ok(ok!("services" => Vec::<Value>::new()))
 }
 
-pub(crate) async fn get_setting(State(state): State<GatewayState>, caller: Caller, Path(id): Path<String>) -> ApiResult {
+pub(crate) async fn get_setting(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult {
     let setting = state.auth.get_setting(&caller.principal, &id).await?;
     Ok(ok!("_id" => setting.id, "value" => setting.value))
 }
@@ -100,20 +122,40 @@ fn permission_json(p: &Permission) -> Value {
     json!({ "_id": p.id, "roles": p.roles, "_updatedAt": iso(p.updated_at) })
 }
 
-pub(crate) async fn permissions_list_all(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn permissions_list_all(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let since = date_param(
         query.get("updatedSince"),
         "error-updatedSince-param-invalid",
         "Invalid date for `updatedSince`",
     )?;
     let all = state.auth.permissions(&caller.principal).await?;
-    let update: Vec<Value> = all.iter().filter(|p| since.is_none_or(|s| p.updated_at > s)).map(permission_json).collect();
+    let update: Vec<Value> = all
+        .iter()
+        .filter(|p| since.is_none_or(|s| p.updated_at > s))
+        .map(permission_json)
+        .collect();
     Ok(ok!("update" => update, "remove" => Vec::<Value>::new()))
 }
 
-pub(crate) async fn permissions_update(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
-    let invalid = || ApiError(ServiceError::failure_typed("error-invalid-body-params", "Invalid body params"));
-    let list = body.get("permissions").and_then(Value::as_array).ok_or_else(invalid)?;
+pub(crate) async fn permissions_update(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
+    let invalid = || {
+        ApiError(ServiceError::failure_typed(
+            "error-invalid-body-params",
+            "Invalid body params",
+        ))
+    };
+    let list = body
+        .get("permissions")
+        .and_then(Value::as_array)
+        .ok_or_else(invalid)?;
     let mut changes = Vec::with_capacity(list.len());
     for entry in list {
         let id = entry.get("_id").and_then(Value::as_str).ok_or_else(invalid)?;
@@ -136,4 +178,3 @@ pub(crate) async fn roles_list(State(state): State<GatewayState>, caller: Caller
     let roles = state.auth.roles(&caller.principal).await?;
     Ok(ok!("roles" => roles.iter().map(role_json).collect::<Vec<_>>()))
 }
-

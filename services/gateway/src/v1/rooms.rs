@@ -26,22 +26,50 @@ pub(crate) struct Family {
     pub many: &'static str,
 }
 
-pub(crate) const CHANNELS: Family = Family { t: RoomType::Channel, one: "channel", many: "channels" };
-pub(crate) const GROUPS: Family = Family { t: RoomType::Group, one: "group", many: "groups" };
-pub(crate) const IMS: Family = Family { t: RoomType::Direct, one: "room", many: "ims" };
+pub(crate) const CHANNELS: Family = Family {
+    t: RoomType::Channel,
+    one: "channel",
+    many: "channels",
+};
+pub(crate) const GROUPS: Family = Family {
+    t: RoomType::Group,
+    one: "group",
+    many: "groups",
+};
+pub(crate) const IMS: Family = Family {
+    t: RoomType::Direct,
+    one: "room",
+    many: "ims",
+};
 
 fn query_params(query: &HashMap<String, String>) -> Map<String, Value> {
-    query.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
+    query
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect()
 }
 
 /// Resolves `roomId` / `roomName` (and, for DMs, `username`) to a room the caller may see.
-async fn resolve(state: &GatewayState, family: Family, who: &Principal, params: &Map<String, Value>) -> ApiResult<Room> {
-    let id = body_str(params, "roomId").filter(|s| !s.is_empty()).map(str::to_owned);
-    let name = body_str(params, "roomName").filter(|s| !s.is_empty()).map(str::to_owned);
-    if family.t == RoomType::Direct && id.is_none() {
-        if let Some(username) = body_str(params, "username").filter(|s| !s.is_empty()) {
-            return Ok(state.messaging.create_direct(who, vec![username.to_owned()], false).await?);
-        }
+async fn resolve(
+    state: &GatewayState,
+    family: Family,
+    who: &Principal,
+    params: &Map<String, Value>,
+) -> ApiResult<Room> {
+    let id = body_str(params, "roomId")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    let name = body_str(params, "roomName")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
+    if family.t == RoomType::Direct
+        && id.is_none()
+        && let Some(username) = body_str(params, "username").filter(|s| !s.is_empty())
+    {
+        return Ok(state
+            .messaging
+            .create_direct(who, vec![username.to_owned()], false)
+            .await?);
     }
     if id.is_none() && name.is_none() {
         let message = if family.t == RoomType::Direct {
@@ -51,7 +79,11 @@ async fn resolve(state: &GatewayState, family: Family, who: &Principal, params: 
         };
         return Err(ApiError::typed("error-room-param-not-provided", message));
     }
-    let selector = RoomSelector { id, name, family: Some(family.t) };
+    let selector = RoomSelector {
+        id,
+        name,
+        family: Some(family.t),
+    };
     Ok(state.messaging.room_info(who, selector).await?)
 }
 
@@ -70,7 +102,11 @@ pub(crate) async fn create(
     Body(body): Body,
 ) -> ApiResult {
     let Some(name) = body_str(&body, "name").filter(|n| !n.is_empty()) else {
-        let message = if family.t == RoomType::Channel { "Param \"name\" is required" } else { "Body param \"name\" is required" };
+        let message = if family.t == RoomType::Channel {
+            "Param \"name\" is required"
+        } else {
+            "Body param \"name\" is required"
+        };
         return Err(ApiError::failure(message));
     };
     let members = match body.get("members") {
@@ -82,8 +118,16 @@ pub(crate) async fn create(
             .ok_or_else(|| ApiError::invalid_params("must be array of strings: 'members'"))?,
         Some(_) => return Err(ApiError::invalid_params("must be array: 'members'")),
     };
-    let extra = body.get("extraData").and_then(Value::as_object).cloned().unwrap_or_default();
-    let flag = |key: &str| body.get(key).and_then(Value::as_bool).or_else(|| extra.get(key).and_then(Value::as_bool));
+    let extra = body
+        .get("extraData")
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let flag = |key: &str| {
+        body.get(key)
+            .and_then(Value::as_bool)
+            .or_else(|| extra.get(key).and_then(Value::as_bool))
+    };
     let req = CreateRoom {
         t: Some(family.t),
         name: name.to_owned(),
@@ -93,23 +137,40 @@ pub(crate) async fn create(
         topic: extra.get("topic").and_then(Value::as_str).map(str::to_owned),
         broadcast: flag("broadcast").unwrap_or(false),
         encrypted: flag("encrypted").unwrap_or(false),
-        custom_fields: body.get("customFields").and_then(Value::as_object).cloned().unwrap_or_default(),
+        custom_fields: body
+            .get("customFields")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
     };
     let room = state.messaging.create_room(&caller.principal, req).await?;
     Ok(one(family, &room))
 }
 
 /// `im.create` / `dm.create`: `{username}` or `{usernames: "a,b"}`.
-pub(crate) async fn create_direct(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn create_direct(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let usernames: Vec<String> = match (body_str(&body, "username"), body_str(&body, "usernames")) {
         (Some(u), _) => vec![u.to_owned()],
-        (None, Some(list)) => list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        (None, Some(list)) => list
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect(),
         (None, None) => {
-            return Err(ApiError::invalid_params("must have required property 'username' or 'usernames'"));
+            return Err(ApiError::invalid_params(
+                "must have required property 'username' or 'usernames'",
+            ));
         }
     };
     let exclude_self = body.get("excludeSelf").and_then(Value::as_bool).unwrap_or(false);
-    let room = state.messaging.create_direct(&caller.principal, usernames, exclude_self).await?;
+    let room = state
+        .messaging
+        .create_direct(&caller.principal, usernames, exclude_self)
+        .await?;
     let mut shown = room_json(&room);
     if let Value::Object(m) = &mut shown {
         m.insert("rid".into(), Value::String(room.id.clone()));
@@ -137,32 +198,69 @@ pub(crate) async fn list(
     scope: RoomListScope,
 ) -> ApiResult {
     let page = page(&state, query).await?;
-    let text = query.get("name").or_else(|| query.get("text")).filter(|t| !t.is_empty()).cloned();
-    let found = state.messaging.list_rooms(&caller.principal, scope, text, page).await?;
+    let text = query
+        .get("name")
+        .or_else(|| query.get("text"))
+        .filter(|t| !t.is_empty())
+        .cloned();
+    let found = state
+        .messaging
+        .list_rooms(&caller.principal, scope, text, page)
+        .await?;
     let rooms: Vec<Value> = found.items.iter().map(room_json).collect();
-    Ok(ok!(family.many => rooms.clone(), "count" => rooms.len(), "offset" => found.offset, "total" => found.total))
+    Ok(
+        ok!(family.many => rooms.clone(), "count" => rooms.len(), "offset" => found.offset, "total" => found.total),
+    )
 }
 
-pub(crate) async fn list_public(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Query(q): Query) -> ApiResult {
+pub(crate) async fn list_public(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Query(q): Query,
+) -> ApiResult {
     list(state, f, &caller, &q, RoomListScope::Public).await
 }
 
-pub(crate) async fn list_joined(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Query(q): Query) -> ApiResult {
+pub(crate) async fn list_joined(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Query(q): Query,
+) -> ApiResult {
     list(state, f, &caller, &q, RoomListScope::Joined(vec![f.t])).await
 }
 
-pub(crate) async fn list_all(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Query(q): Query) -> ApiResult {
+pub(crate) async fn list_all(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Query(q): Query,
+) -> ApiResult {
     list(state, f, &caller, &q, RoomListScope::All(vec![f.t])).await
 }
 
-pub(crate) async fn join(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn join(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
     let code = body_str(&body, "joinCode").map(str::to_owned);
-    let room = state.messaging.join_room(&caller.principal, &room.id, code).await?;
+    let room = state
+        .messaging
+        .join_room(&caller.principal, &room.id, code)
+        .await?;
     Ok(one(f, &room))
 }
 
-pub(crate) async fn leave(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn leave(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
     let room = state.messaging.leave_room(&caller.principal, &room.id).await?;
     Ok(one(f, &room))
@@ -179,31 +277,71 @@ fn target_user(body: &Map<String, Value>) -> ApiResult<UserSelector> {
     }
 }
 
-pub(crate) async fn invite(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn invite(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    let room = state.messaging.add_member(&caller.principal, &room.id, target_user(&body)?).await?;
+    let room = state
+        .messaging
+        .add_member(&caller.principal, &room.id, target_user(&body)?)
+        .await?;
     Ok(one(f, &room))
 }
 
-pub(crate) async fn kick(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn kick(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    let room = state.messaging.remove_member(&caller.principal, &room.id, target_user(&body)?).await?;
+    let room = state
+        .messaging
+        .remove_member(&caller.principal, &room.id, target_user(&body)?)
+        .await?;
     Ok(one(f, &room))
 }
 
 /// `*.history`, with 6.14's per-family parsing: `groups.history` counts 20 by default without
 /// the upper clamp and shows thread replies unless told not to.
-pub(crate) async fn history(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn history(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &query_params(&query)).await?;
-    let latest = date_param(query.get("latest"), "error-invalid-date", "Invalid date for `latest`")?;
-    let oldest = date_param(query.get("oldest"), "error-invalid-date", "Invalid date for `oldest`")?;
+    let latest = date_param(
+        query.get("latest"),
+        "error-invalid-date",
+        "Invalid date for `latest`",
+    )?;
+    let oldest = date_param(
+        query.get("oldest"),
+        "error-invalid-date",
+        "Invalid date for `oldest`",
+    )?;
     let (offset, count, show_threads) = if f.t == RoomType::Group {
         let number = |k: &str| query.get(k).and_then(|v| v.trim().parse::<u64>().ok());
-        let show = query.get("showThreadMessages").map(|v| v != "false").unwrap_or(true);
-        (number("offset").unwrap_or(0), Some(number("count").unwrap_or(20)), show)
+        let show = query
+            .get("showThreadMessages")
+            .map(|v| v != "false")
+            .unwrap_or(true);
+        (
+            number("offset").unwrap_or(0),
+            Some(number("count").unwrap_or(20)),
+            show,
+        )
     } else {
         let p = page(&state, &query).await?;
-        (p.offset, p.count, truthy(query.get("showThreadMessages").map(String::as_str)))
+        (
+            p.offset,
+            p.count,
+            truthy(query.get("showThreadMessages").map(String::as_str)),
+        )
     };
     let req = HistoryRequest {
         latest,
@@ -219,10 +357,19 @@ pub(crate) async fn history(State(state): State<GatewayState>, Extension(f): Ext
     let mut body = Map::new();
     body.insert(
         "messages".into(),
-        Value::Array(history.messages.iter().map(|m| apogee_rc::message(m, Dates::Iso)).collect()),
+        Value::Array(
+            history
+                .messages
+                .iter()
+                .map(|m| apogee_rc::message(m, Dates::Iso))
+                .collect(),
+        ),
     );
     if unreads {
-        body.insert("unreadNotLoaded".into(), history.unread_not_loaded.unwrap_or(0).into());
+        body.insert(
+            "unreadNotLoaded".into(),
+            history.unread_not_loaded.unwrap_or(0).into(),
+        );
         if let Some(first) = &history.first_unread {
             body.insert("firstUnread".into(), apogee_rc::message(first, Dates::Iso));
         }
@@ -230,15 +377,34 @@ pub(crate) async fn history(State(state): State<GatewayState>, Extension(f): Ext
     Ok(success(body))
 }
 
-pub(crate) async fn messages(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn messages(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &query_params(&query)).await?;
     let page = page(&state, &query).await?;
-    let found = state.messaging.room_messages(&caller.principal, &room.id, page).await?;
-    let messages: Vec<Value> = found.items.iter().map(|m| apogee_rc::message(m, Dates::Iso)).collect();
-    Ok(ok!("messages" => messages.clone(), "count" => messages.len(), "offset" => found.offset, "total" => found.total))
+    let found = state
+        .messaging
+        .room_messages(&caller.principal, &room.id, page)
+        .await?;
+    let messages: Vec<Value> = found
+        .items
+        .iter()
+        .map(|m| apogee_rc::message(m, Dates::Iso))
+        .collect();
+    Ok(
+        ok!("messages" => messages.clone(), "count" => messages.len(), "offset" => found.offset, "total" => found.total),
+    )
 }
 
-pub(crate) async fn members(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn members(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &query_params(&query)).await?;
     let page = page(&state, &query).await?;
     let found = state.messaging.members(&caller.principal, &room.id, page).await?;
@@ -256,13 +422,23 @@ pub(crate) async fn members(State(state): State<GatewayState>, Extension(f): Ext
             m
         })
         .collect();
-    Ok(ok!("members" => members.clone(), "count" => members.len(), "offset" => found.offset, "total" => found.total))
+    Ok(
+        ok!("members" => members.clone(), "count" => members.len(), "offset" => found.offset, "total" => found.total),
+    )
 }
 
-pub(crate) async fn counters(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn counters(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &query_params(&query)).await?;
     let user_id = query.get("userId").filter(|u| !u.is_empty()).cloned();
-    let c = state.messaging.counters(&caller.principal, &room.id, user_id).await?;
+    let c = state
+        .messaging
+        .counters(&caller.principal, &room.id, user_id)
+        .await?;
     let date = |d: Option<Millis>| d.map_or(Value::Null, |d| Value::String(iso(d)));
     Ok(ok!(
         "joined" => c.joined,
@@ -276,7 +452,13 @@ pub(crate) async fn counters(State(state): State<GatewayState>, Extension(f): Ex
 }
 
 /// `setTopic`, `setDescription`, `setPurpose`, `setAnnouncement`: answer `{<key>: value}`.
-async fn set_text(state: GatewayState, f: Family, caller: Caller, body: Map<String, Value>, key: &'static str) -> ApiResult {
+async fn set_text(
+    state: GatewayState,
+    f: Family,
+    caller: Caller,
+    body: Map<String, Value>,
+    key: &'static str,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
     let Some(value) = body.get(key) else {
         return Err(ApiError::failure(format!("The bodyParam \"{key}\" is required")));
@@ -290,67 +472,139 @@ async fn set_text(state: GatewayState, f: Family, caller: Caller, body: Map<Stri
         "purpose" => RoomChange::Purpose(value.clone()),
         _ => RoomChange::Announcement(value.clone()),
     };
-    state.messaging.update_room(&caller.principal, &room.id, change).await?;
+    state
+        .messaging
+        .update_room(&caller.principal, &room.id, change)
+        .await?;
     Ok(ok!(key => value))
 }
 
-pub(crate) async fn set_topic(State(s): State<GatewayState>, Extension(f): Extension<Family>, c: Caller, Body(b): Body) -> ApiResult {
+pub(crate) async fn set_topic(
+    State(s): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    c: Caller,
+    Body(b): Body,
+) -> ApiResult {
     set_text(s, f, c, b, "topic").await
 }
 
-pub(crate) async fn set_description(State(s): State<GatewayState>, Extension(f): Extension<Family>, c: Caller, Body(b): Body) -> ApiResult {
+pub(crate) async fn set_description(
+    State(s): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    c: Caller,
+    Body(b): Body,
+) -> ApiResult {
     set_text(s, f, c, b, "description").await
 }
 
-pub(crate) async fn set_purpose(State(s): State<GatewayState>, Extension(f): Extension<Family>, c: Caller, Body(b): Body) -> ApiResult {
+pub(crate) async fn set_purpose(
+    State(s): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    c: Caller,
+    Body(b): Body,
+) -> ApiResult {
     set_text(s, f, c, b, "purpose").await
 }
 
-pub(crate) async fn set_announcement(State(s): State<GatewayState>, Extension(f): Extension<Family>, c: Caller, Body(b): Body) -> ApiResult {
+pub(crate) async fn set_announcement(
+    State(s): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    c: Caller,
+    Body(b): Body,
+) -> ApiResult {
     set_text(s, f, c, b, "announcement").await
 }
 
-pub(crate) async fn rename(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn rename(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
     let Some(name) = body_str(&body, "name").filter(|n| !n.is_empty()) else {
         return Err(ApiError::failure("The bodyParam \"name\" is required"));
     };
-    let room = state.messaging.update_room(&caller.principal, &room.id, RoomChange::Name(name.to_owned())).await?;
+    let room = state
+        .messaging
+        .update_room(&caller.principal, &room.id, RoomChange::Name(name.to_owned()))
+        .await?;
     Ok(one(f, &room))
 }
 
-pub(crate) async fn archive(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn archive(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    state.messaging.update_room(&caller.principal, &room.id, RoomChange::Archived(true)).await?;
+    state
+        .messaging
+        .update_room(&caller.principal, &room.id, RoomChange::Archived(true))
+        .await?;
     Ok(ok!())
 }
 
-pub(crate) async fn unarchive(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn unarchive(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    state.messaging.update_room(&caller.principal, &room.id, RoomChange::Archived(false)).await?;
+    state
+        .messaging
+        .update_room(&caller.principal, &room.id, RoomChange::Archived(false))
+        .await?;
     Ok(ok!())
 }
 
-pub(crate) async fn open(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn open(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    state.messaging.set_open(&caller.principal, &room.id, true).await?;
+    state
+        .messaging
+        .set_open(&caller.principal, &room.id, true)
+        .await?;
     Ok(ok!())
 }
 
-pub(crate) async fn close(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn close(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    state.messaging.set_open(&caller.principal, &room.id, false).await?;
+    state
+        .messaging
+        .set_open(&caller.principal, &room.id, false)
+        .await?;
     Ok(ok!())
 }
 
-pub(crate) async fn delete(State(state): State<GatewayState>, Extension(f): Extension<Family>, caller: Caller, Body(body): Body) -> ApiResult {
+pub(crate) async fn delete(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
     state.messaging.delete_room(&caller.principal, &room.id).await?;
     Ok(ok!())
 }
 
 /// `rooms.get`: the caller's rooms, all or changed since `updatedSince`.
-pub(crate) async fn rooms_get(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn rooms_get(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let since = date_param(
         query.get("updatedSince"),
         "error-updatedSince-param-invalid",
@@ -358,21 +612,45 @@ pub(crate) async fn rooms_get(State(state): State<GatewayState>, caller: Caller,
     )?;
     let changes = state.messaging.rooms(&caller.principal, since).await?;
     let update: Vec<Value> = changes.update.iter().map(room_json).collect();
-    let remove: Vec<Value> = changes.remove.iter().map(|(id, at)| json!({ "_id": id, "_deletedAt": iso(*at) })).collect();
+    let remove: Vec<Value> = changes
+        .remove
+        .iter()
+        .map(|(id, at)| json!({ "_id": id, "_deletedAt": iso(*at) }))
+        .collect();
     Ok(ok!("update" => update, "remove" => remove))
 }
 
 /// `rooms.info`: any room type, by `roomId` or `roomName`.
-pub(crate) async fn rooms_info(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn rooms_info(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let id = query.get("roomId").filter(|s| !s.is_empty()).cloned();
     let name = query.get("roomName").filter(|s| !s.is_empty()).cloned();
     if id.is_none() && name.is_none() {
-        return Err(ApiError::typed("error-room-param-not-provided", "The parameter \"roomId\" or \"roomName\" is required"));
+        return Err(ApiError::typed(
+            "error-room-param-not-provided",
+            "The parameter \"roomId\" or \"roomName\" is required",
+        ));
     }
     let room = state
         .messaging
-        .room_info(&caller.principal, RoomSelector { id, name, family: None })
+        .room_info(
+            &caller.principal,
+            RoomSelector {
+                id,
+                name,
+                family: None,
+            },
+        )
         .await
-        .map_err(|e| if e.kind == apogee_types::ErrorKind::PermissionDenied { apogee_types::ServiceError::not_allowed("not-allowed") } else { e })?;
+        .map_err(|e| {
+            if e.kind == apogee_types::ErrorKind::PermissionDenied {
+                apogee_types::ServiceError::not_allowed("not-allowed")
+            } else {
+                e
+            }
+        })?;
     Ok(ok!("room" => room_json(&room)))
 }

@@ -20,12 +20,24 @@ pub(crate) async fn get(State(state): State<GatewayState>, caller: Caller, Query
         "The \"lastUpdate\" query parameter must be a valid date.",
     )?;
     let changes = state.messaging.subscriptions(&caller.principal, since).await?;
-    let update: Vec<Value> = changes.update.iter().map(|s| apogee_rc::subscription(s, Dates::Iso)).collect();
-    let remove: Vec<Value> = changes.remove.iter().map(|(id, at)| json!({ "_id": id, "_deletedAt": iso(*at) })).collect();
+    let update: Vec<Value> = changes
+        .update
+        .iter()
+        .map(|s| apogee_rc::subscription(s, Dates::Iso))
+        .collect();
+    let remove: Vec<Value> = changes
+        .remove
+        .iter()
+        .map(|(id, at)| json!({ "_id": id, "_deletedAt": iso(*at) }))
+        .collect();
     Ok(ok!("update" => update, "remove" => remove))
 }
 
-pub(crate) async fn get_one(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn get_one(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let Some(rid) = query.get("roomId").filter(|r| !r.is_empty()) else {
         return Err(ApiError::invalid_params("must have required property 'roomId'"));
     };
@@ -34,7 +46,10 @@ pub(crate) async fn get_one(State(state): State<GatewayState>, caller: Caller, Q
 }
 
 pub(crate) async fn read(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
-    let Some(rid) = body_str(&body, "rid").or_else(|| body_str(&body, "roomId")).filter(|r| !r.is_empty()) else {
+    let Some(rid) = body_str(&body, "rid")
+        .or_else(|| body_str(&body, "roomId"))
+        .filter(|r| !r.is_empty())
+    else {
         return Err(ApiError::invalid_params("must have required property 'rid'"));
     };
     state.messaging.mark_read(&caller.principal, rid).await?;

@@ -44,7 +44,11 @@ pub(crate) async fn create(State(state): State<GatewayState>, caller: Caller, Bo
         join_default_channels: optional_bool(&body, "joinDefaultChannels")?.unwrap_or(true),
         require_password_change: optional_bool(&body, "requirePasswordChange")?.unwrap_or(false),
         kind: None,
-        custom_fields: body.get("customFields").and_then(Value::as_object).cloned().unwrap_or_default(),
+        custom_fields: body
+            .get("customFields")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default(),
     };
     let user = state.auth.create_user(&caller.principal, new).await?;
     Ok(ok!("user" => apogee_rc::user_public(&user, Dates::Iso, true)))
@@ -65,7 +69,11 @@ pub(crate) async fn register(State(state): State<GatewayState>, Body(body): Body
     Ok(ok!("user" => apogee_rc::user_public(&user, Dates::Iso, true)))
 }
 
-pub(crate) async fn info(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn info(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let selector = match (query.get("userId"), query.get("username")) {
         (Some(id), _) if !id.is_empty() => UserSelector::Id(id.clone()),
         (_, Some(name)) if !name.is_empty() => UserSelector::Username(name.clone()),
@@ -76,26 +84,60 @@ pub(crate) async fn info(State(state): State<GatewayState>, caller: Caller, Quer
             ));
         }
     };
-    let user = state.auth.user_info(&caller.principal, selector).await.map_err(|e| {
-        if e.kind == ErrorKind::NotFound {
-            ApiError(ServiceError::invalid(
-                "error-invalid-user",
-                "The required \"userId\" or \"username\" param provided does not match any users",
-            ))
-        } else {
-            ApiError(e)
-        }
-    })?;
+    let user = state
+        .auth
+        .user_info(&caller.principal, selector)
+        .await
+        .map_err(|e| {
+            if e.kind == ErrorKind::NotFound {
+                ApiError(ServiceError::invalid(
+                    "error-invalid-user",
+                    "The required \"userId\" or \"username\" param provided does not match any users",
+                ))
+            } else {
+                ApiError(e)
+            }
+        })?;
     let full = user.id == caller.principal.user_id
-        || state.auth.roles_have_permission(&caller.principal.roles, "view-full-other-user-info").await?;
+        || state
+            .auth
+            .roles_have_permission(&caller.principal.roles, "view-full-other-user-info")
+            .await?;
     Ok(ok!("user" => apogee_rc::user_public(&user, Dates::Iso, full)))
 }
 
-pub(crate) async fn list(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+pub(crate) async fn list(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
     let page = page(&state, &query).await?;
-    let text = query.get("text").or_else(|| query.get("filter")).filter(|t| !t.is_empty()).cloned();
-    let found = state.auth.list_users(&caller.principal, UserListQuery { text, page: Some(page) }, page).await?;
-    let full = state.auth.roles_have_permission(&caller.principal.roles, "view-full-other-user-info").await?;
-    let users: Vec<Value> = found.items.iter().map(|u| apogee_rc::user_public(u, Dates::Iso, full)).collect();
-    Ok(ok!("users" => users.clone(), "count" => users.len(), "offset" => found.offset, "total" => found.total))
+    let text = query
+        .get("text")
+        .or_else(|| query.get("filter"))
+        .filter(|t| !t.is_empty())
+        .cloned();
+    let found = state
+        .auth
+        .list_users(
+            &caller.principal,
+            UserListQuery {
+                text,
+                page: Some(page),
+            },
+            page,
+        )
+        .await?;
+    let full = state
+        .auth
+        .roles_have_permission(&caller.principal.roles, "view-full-other-user-info")
+        .await?;
+    let users: Vec<Value> = found
+        .items
+        .iter()
+        .map(|u| apogee_rc::user_public(u, Dates::Iso, full))
+        .collect();
+    Ok(
+        ok!("users" => users.clone(), "count" => users.len(), "offset" => found.offset, "total" => found.total),
+    )
 }
