@@ -266,3 +266,41 @@ async fn env_admin_is_created_once_on_an_empty_store() {
         .await;
     assert_eq!(status, 401, "no test admin outside TEST_MODE");
 }
+
+#[tokio::test]
+async fn logins_are_rate_limited_per_address_outside_test_mode() {
+    let server = TestServer::start_with(&[]).await;
+    let anon = server.anon();
+    for _ in 0..60 {
+        let (status, _) = anon
+            .post("login", json!({"user": "nobody", "password": "x"}))
+            .await;
+        assert_eq!(status, 401);
+    }
+    let (status, body) = anon
+        .post("login", json!({"user": "nobody", "password": "x"}))
+        .await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("[error-too-many-requests]"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let huge = "x".repeat(2 << 20);
+    let (status, body) = admin
+        .post(
+            "chat.sendMessage",
+            json!({"message": {"rid": "GENERAL", "msg": huge}}),
+        )
+        .await;
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["success"], false);
+}

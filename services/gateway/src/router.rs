@@ -2,12 +2,12 @@
 
 use axum::Extension;
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::GatewayState;
@@ -96,7 +96,8 @@ pub fn router(state: GatewayState) -> Router {
         .merge(family("dm", IMS))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(RequestBodyLimitLayer::new(max_body))
+        // Enforced where bodies are read, so the refusal is a Rocket.Chat-style JSON 413.
+        .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(|_| {
             json(
                 StatusCode::INTERNAL_SERVER_ERROR,
