@@ -64,7 +64,11 @@ async fn post_message_targets_and_shape() {
     assert_error(
         &alice.post("chat.postMessage", json!({"text": "x"})).await,
         400,
-        Some("error-invalid-channel"),
+        Some("invalid-channel"),
+    );
+    assert_eq!(
+        alice.post("chat.postMessage", json!({"text": "x"})).await.1["error"],
+        "[invalid-channel]"
     );
 
     let joined = admin.ok_post("channels.create", json!({"name": "auto"})).await;
@@ -147,10 +151,8 @@ async fn send_message_honours_client_ids_and_refuses_bad_input() {
             json!({"message": {"rid": "GENERAL", "msg": "x", "alias": "CEO"}}),
         )
         .await;
-    assert_eq!(
-        impersonate.1["error"],
-        "Not enough permission [error-action-not-allowed]"
-    );
+    assert_eq!(impersonate.1["error"], "Not enough permission");
+    assert_eq!(impersonate.1["errorType"], "error-action-not-allowed");
     let admin = server.admin().await;
     let as_admin = admin
         .post(
@@ -310,7 +312,15 @@ async fn unread_counts_mentions_and_read() {
     assert_error(
         &bob.post("subscriptions.read", json!({"rid": "nowhere"})).await,
         400,
-        Some("error-invalid-subscription"),
+        None,
+    );
+    let unknown = bob.post("subscriptions.read", json!({"rid": "nowhere"})).await;
+    assert_eq!(unknown.1["error"], "error-invalid-subscription");
+    assert_error(
+        &bob.post("subscriptions.read", json!({"rid": rid, "roomId": "other"}))
+            .await,
+        400,
+        Some("invalid-params"),
     );
 
     bob.ok_post("channels.leave", json!({"roomId": rid})).await;

@@ -151,8 +151,11 @@ async fn channel_lifecycle_has_rocket_chat_shapes() {
         Some("error-room-not-archived"),
     );
 
-    let (status, _) = alice.post("channels.delete", json!({"roomId": rid})).await;
-    assert_eq!(status, 403);
+    assert_error(
+        &alice.post("channels.delete", json!({"roomId": rid})).await,
+        400,
+        Some("error-not-allowed"),
+    );
     admin.ok_post("channels.delete", json!({"roomId": rid})).await;
     assert_error(
         &admin.get(&format!("channels.info?roomId={rid}")).await,
@@ -403,11 +406,12 @@ async fn direct_messages_use_both_user_ids() {
         (Some("alice"), Some(1))
     );
     let mallory = server.user("mallory").await;
-    assert_error(
-        &mallory.get(&format!("im.history?roomId={rid}")).await,
-        400,
-        Some("error-room-not-found"),
+    assert_eq!(
+        mallory.get(&format!("im.history?roomId={rid}")).await.0,
+        403,
+        "DMs of others are unauthorized"
     );
+    assert_eq!(mallory.post("im.open", json!({"roomId": rid})).await.0, 403);
     assert_error(
         &alice.post("im.create", json!({"username": "ghost"})).await,
         400,
@@ -420,6 +424,7 @@ async fn direct_messages_use_both_user_ids() {
         "already closed"
     );
     bob.ok_post("im.open", json!({"roomId": rid})).await;
+    bob.ok_post("im.open", json!({"roomId": rid})).await; // opening an open DM is fine
     let members = alice.ok_get(&format!("im.members?roomId={rid}")).await;
     assert_eq!(members["total"], 2);
 }

@@ -129,8 +129,8 @@ pub fn room(room: &Room, dates: Dates) -> Value {
     put_opt(&mut m, "description", &room.description);
     put_opt(&mut m, "announcement", &room.announcement);
     put_opt(&mut m, "purpose", &room.purpose);
+    m.insert("ro".into(), room.ro.into());
     if room.t != RoomType::Direct {
-        m.insert("ro".into(), room.ro.into());
         m.insert("default".into(), room.default.into());
         m.insert("sysMes".into(), room.sys_mes.clone().unwrap_or(Value::Bool(true)));
     }
@@ -156,7 +156,7 @@ pub fn room(room: &Room, dates: Dates) -> Value {
         m.insert("uids".into(), json!(room.uids));
         m.insert("usernames".into(), json!(room.usernames));
     }
-    if !room.custom_fields.is_empty() {
+    if room.t != RoomType::Direct || !room.custom_fields.is_empty() {
         m.insert("customFields".into(), Value::Object(room.custom_fields.clone()));
     }
     Value::Object(m)

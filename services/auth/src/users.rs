@@ -29,6 +29,21 @@ pub(crate) fn name_is_valid(pattern: Option<&str>, name: &str) -> bool {
     }
 }
 
+/// Names may not contain `<`, `>`, `/` or `\`, also when URL-encoded.
+fn name_chars_are_valid(name: &str) -> bool {
+    let bad = |s: &str| s.contains(['<', '>', '/', '\\']);
+    let decoded = name
+        .replace("%3C", "<")
+        .replace("%3c", "<")
+        .replace("%3E", ">")
+        .replace("%3e", ">")
+        .replace("%2F", "/")
+        .replace("%2f", "/")
+        .replace("%5C", "\\")
+        .replace("%5c", "\\");
+    !bad(name) && !bad(&decoded)
+}
+
 fn email_is_valid(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
@@ -45,6 +60,9 @@ impl Auth {
     pub(crate) async fn insert_new_user(&self, new: NewUser, by_admin: bool) -> ServiceResult<User> {
         let username = new.username.trim().to_owned();
         let name = new.name.as_deref().map(str::trim).unwrap_or_default().to_owned();
+        if !name_chars_are_valid(&name) {
+            return Err(ServiceError::failure("Name contains invalid characters"));
+        }
         if self.setting_bool("Accounts_RequireNameForSignUp") && name.is_empty() {
             return Err(ServiceError::invalid(
                 "error-the-field-is-required",
@@ -66,13 +84,19 @@ impl Auth {
                 format!("{} is not a valid username", html_escape(&username)),
             ));
         }
+        if self.username_is_blocked(&username) {
+            return Err(ServiceError::invalid(
+                "error-blocked-username",
+                format!("{} is blocked and can't be used!", html_escape(&username)),
+            ));
+        }
         if new.password.is_empty() {
             return Err(ServiceError::invalid(
                 "error-the-field-is-required",
                 "The field Password is required",
             ));
         }
-        let email = new.email.trim().to_lowercase();
+        let email = new.email.trim().to_owned();
         if !email_is_valid(&email) {
             return Err(ServiceError::invalid(
                 "error-invalid-email",
@@ -171,6 +195,23 @@ impl Auth {
             .collect()
     }
 
+    /// `all`, `here`, `Accounts_BlockedUsernameList` and `Accounts_SystemBlockedUsernameList`,
+    /// compared without case.
+    fn username_is_blocked(&self, username: &str) -> bool {
+        let lower = username.to_lowercase();
+        let listed = |id: &str| {
+            self.setting(id)
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default()
+                .split(',')
+                .any(|blocked| blocked.trim().to_lowercase() == lower)
+        };
+        lower == "all"
+            || lower == "here"
+            || listed("Accounts_BlockedUsernameList")
+            || listed("Accounts_SystemBlockedUsernameList")
+    }
+
     pub(crate) async fn register_impl(&self, new: NewUser) -> ServiceResult<User> {
         let form = self
             .setting("Accounts_RegistrationForm")
@@ -186,6 +227,25 @@ impl Auth {
                 "error-user-registration-secret",
                 "User registration is only allowed via Secret URL",
             ));
+        }
+        // `users.register` words its refusals differently from `users.create`.
+        if new.name.as_deref().is_some_and(|n| !name_chars_are_valid(n)) {
+            return Err(ServiceError::failure("Name contains invalid characters"));
+        }
+        let pattern = self
+            .setting("UTF8_User_Names_Validation")
+            .and_then(|v| v.as_str().map(str::to_owned));
+        if !name_is_valid(pattern.as_deref(), new.username.trim()) {
+            return Err(ServiceError::failure("The username provided is not valid"));
+        }
+        if self
+            .store
+            .user_by_username(new.username.trim())
+            .await
+            .map_err(store_error)?
+            .is_some()
+        {
+            return Err(ServiceError::failure("Username is already in use"));
         }
         let new = NewUser {
             roles: None,

@@ -41,8 +41,8 @@ impl Messaging {
             .ok_or_else(|| room_not_found(None))
     }
 
-    /// Resolves a selector within its family. Private groups and DMs that the caller is not a
-    /// member of are reported as not found, as Rocket.Chat does: their existence is private.
+    /// Resolves a selector within its family. Private groups the caller is not a member of are
+    /// reported as not found, as Rocket.Chat does; DM routes check access afterwards (403).
     pub(crate) async fn find_room(&self, who: &Principal, selector: &RoomSelector) -> ServiceResult<Room> {
         let found = match (&selector.id, &selector.name) {
             (Some(id), _) if !id.is_empty() => self.store.room_by_id(id).await,
@@ -63,7 +63,7 @@ impl Messaging {
         if selector.family.is_some_and(|f| f != room.t) {
             return Err(room_not_found(selector.family));
         }
-        if matches!(room.t, RoomType::Group | RoomType::Direct) && selector.family.is_some() {
+        if room.t == RoomType::Group && selector.family.is_some() {
             let member = self
                 .store
                 .subscription(&room.id, &who.user_id)

@@ -73,7 +73,7 @@ impl Messaging {
             .iter()
             .any(|k| new.extra.get(*k).is_some_and(|v| !v.is_null()));
         if impersonates && !self.has_in_room(who, sub.as_ref(), "message-impersonate").await? {
-            return Err(ServiceError::invalid(
+            return Err(ServiceError::failure_typed(
                 "error-action-not-allowed",
                 "Not enough permission",
             ));

@@ -771,23 +771,39 @@ impl Messaging {
 
     pub(crate) async fn set_open_impl(&self, who: &Principal, rid: &str, open: bool) -> ServiceResult<()> {
         let room = self.room_by_id(rid).await?;
-        let word = family_word(room.t);
-        let display = room.name.clone().unwrap_or_else(|| room.id.clone());
-        let Some(sub) = self
+        let sub = self
             .store
             .subscription(rid, &who.user_id)
             .await
-            .map_err(store_error)?
-        else {
-            return Err(ServiceError::failure(format!(
-                "The user/callee is not in the {word} \"{display}\"."
-            )));
+            .map_err(store_error)?;
+        let word = family_word(room.t);
+        let display = room.name.clone().unwrap_or_else(|| room.id.clone());
+        // Rocket.Chat's `im.open`/`im.close` differ from the channel and group routes: access is
+        // checked first, opening an open DM is fine, and the texts name no room.
+        let direct = room.t == RoomType::Direct;
+        if direct && !self.can_read(who, &room).await? {
+            return Err(ServiceError::unauthorized());
+        }
+        let Some(sub) = sub else {
+            return Err(ServiceError::failure(if direct {
+                "The user is not subscribed to the room".to_owned()
+            } else {
+                format!("The user/callee is not in the {word} \"{display}\".")
+            }));
         };
         if sub.open == open {
-            let state = if open { "open" } else { "closed" };
-            return Err(ServiceError::failure(format!(
-                "The {word}, {display}, is already {state} to the sender"
-            )));
+            return match (direct, open) {
+                (true, true) => Ok(()),
+                (true, false) => Err(ServiceError::failure(
+                    "The direct message room, is already closed to the sender",
+                )),
+                (false, _) => {
+                    let state = if open { "open" } else { "closed" };
+                    Err(ServiceError::failure(format!(
+                        "The {word}, {display}, is already {state} to the sender"
+                    )))
+                }
+            };
         }
         let mut write = RoomWrite::new(rid);
         write.update_subscriptions = vec![(
@@ -810,8 +826,10 @@ impl Messaging {
             RoomType::Group => "delete-p",
             RoomType::Direct => "delete-d",
         };
-        if !self.has_in_room(who, my_sub.as_ref(), permission).await? {
-            return Err(ServiceError::unauthorized());
+        let allowed = self.has_in_room(who, my_sub.as_ref(), permission).await?
+            || (room.t == RoomType::Direct && self.has_global(who, "view-room-administration").await?);
+        if !allowed {
+            return Err(ServiceError::not_allowed("Not allowed"));
         }
         let mut write = RoomWrite::new(rid);
         write.delete = true;

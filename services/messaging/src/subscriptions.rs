@@ -65,10 +65,8 @@ impl Messaging {
             .map_err(store_error)?
             .is_none()
         {
-            return Err(ServiceError::invalid(
-                "error-invalid-subscription",
-                "Invalid subscription",
-            ));
+            // Rocket.Chat throws a plain `Error` here: the code is the whole text.
+            return Err(ServiceError::failure("error-invalid-subscription"));
         }
         let now = Millis::now();
         let mut write = RoomWrite::new(rid);

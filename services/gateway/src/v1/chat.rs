@@ -100,10 +100,7 @@ pub(crate) async fn post_message(
             .map(str::to_owned)
             .ok_or_else(|| ApiError::typed("invalid-channel", "Invalid channel"))?,
         _ => {
-            return Err(ApiError::typed(
-                "error-invalid-channel",
-                "Invalid channel. Start with @ or #",
-            ));
+            return Err(ApiError::typed("invalid-channel", ""));
         }
     };
     let text = optional_string(&body, "text")?

@@ -46,6 +46,9 @@ pub(crate) async fn get_one(
 }
 
 pub(crate) async fn read(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+    if body.contains_key("rid") && body.contains_key("roomId") && body.get("rid") != body.get("roomId") {
+        return Err(ApiError::invalid_params("must match exactly one schema in oneOf"));
+    }
     let Some(rid) = body_str(&body, "rid")
         .or_else(|| body_str(&body, "roomId"))
         .filter(|r| !r.is_empty())
