@@ -427,6 +427,21 @@ async fn direct_messages_use_both_user_ids() {
     bob.ok_post("im.open", json!({"roomId": rid})).await; // opening an open DM is fine
     let members = alice.ok_get(&format!("im.members?roomId={rid}")).await;
     assert_eq!(members["total"], 2);
+    let filtered = alice.ok_get(&format!("im.members?roomId={rid}&filter=BO")).await;
+    assert_eq!(
+        (
+            filtered["total"].as_u64(),
+            filtered["members"][0]["username"].as_str()
+        ),
+        (Some(1), Some("bob"))
+    );
+    let online = alice
+        .ok_get(&format!("im.members?roomId={rid}&status[]=online"))
+        .await;
+    assert_eq!(
+        online["total"], 0,
+        "nobody is online without a realtime connection"
+    );
 }
 
 #[tokio::test]

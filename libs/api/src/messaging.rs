@@ -102,6 +102,15 @@ pub struct NewMessage {
     pub extra: Map<String, Value>,
 }
 
+/// Narrows a member list (`*.members?filter=…&status[]=…`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemberFilter {
+    /// Case-insensitive substring of username or name.
+    pub text: Option<String>,
+    /// Only users with one of these statuses (when non-empty).
+    pub status: Vec<String>,
+}
+
 /// `*.counters`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Counters {
@@ -160,7 +169,13 @@ pub trait MessagingService: Send + Sync + 'static {
         rid: &str,
         page: PageRequest,
     ) -> ServiceResult<Page<Message>>;
-    async fn members(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<User>>;
+    async fn members(
+        &self,
+        who: &Principal,
+        rid: &str,
+        filter: MemberFilter,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>>;
     async fn counters(&self, who: &Principal, rid: &str, user_id: Option<String>) -> ServiceResult<Counters>;
 
     async fn send_message(&self, who: &Principal, msg: NewMessage) -> ServiceResult<Message>;

@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use apogee_api::{
-    AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MessagingService, NewMessage,
-    RoomChange, RoomListScope, RoomSelector, UserSelector,
+    AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MemberFilter, MessagingService,
+    NewMessage, RoomChange, RoomListScope, RoomSelector, UserSelector,
 };
 use apogee_store::{StoreError, StoreRef};
 use apogee_types::{
@@ -133,8 +133,14 @@ impl MessagingService for Messaging {
             .map_err(store_error)
     }
 
-    async fn members(&self, who: &Principal, rid: &str, page: PageRequest) -> ServiceResult<Page<User>> {
-        self.members_impl(who, rid, page).await
+    async fn members(
+        &self,
+        who: &Principal,
+        rid: &str,
+        filter: MemberFilter,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>> {
+        self.members_impl(who, rid, filter, page).await
     }
 
     async fn counters(&self, who: &Principal, rid: &str, user_id: Option<String>) -> ServiceResult<Counters> {

@@ -1,6 +1,6 @@
 //! The caller's subscriptions and rooms, read state, members and counters.
 
-use apogee_api::{Changes, Counters};
+use apogee_api::{Changes, Counters, MemberFilter};
 use apogee_store::RoomWrite;
 use apogee_types::{
     Millis, Page, PageRequest, Principal, Room, ServiceError, ServiceResult, Subscription, User,
@@ -89,23 +89,55 @@ impl Messaging {
         &self,
         who: &Principal,
         rid: &str,
+        filter: MemberFilter,
         page: PageRequest,
     ) -> ServiceResult<Page<User>> {
         let room = self.room_by_id(rid).await?;
         self.ensure_can_read(who, &room).await?;
+        let filtered = filter.text.is_some() || !filter.status.is_empty();
+        // Filtering needs the users, which live with auth: filter the whole member list, then page.
+        let fetch = if filtered {
+            PageRequest {
+                offset: 0,
+                count: None,
+            }
+        } else {
+            page
+        };
         let subs = self
             .store
-            .subscriptions_of_room(rid, page)
+            .subscriptions_of_room(rid, fetch)
             .await
             .map_err(store_error)?;
         let ids: Vec<String> = subs.items.iter().map(|s| s.u.id.clone()).collect();
         let mut users = self.auth.users_by_ids(&ids).await?;
         // Keep the subscriptions' order (by username).
         users.sort_by_key(|u| ids.iter().position(|id| id == &u.id));
+        if !filtered {
+            return Ok(Page {
+                items: users,
+                offset: subs.offset,
+                total: subs.total,
+            });
+        }
+        let text = filter.text.map(|t| t.to_lowercase());
+        users.retain(|u| {
+            let text_ok = text.as_deref().is_none_or(|t| {
+                u.username.to_lowercase().contains(t)
+                    || u.name.as_deref().is_some_and(|n| n.to_lowercase().contains(t))
+            });
+            text_ok && (filter.status.is_empty() || filter.status.contains(&u.status))
+        });
+        let total = users.len() as u64;
+        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+        let take = page
+            .count
+            .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+        let items = users.into_iter().skip(skip).take(take).collect();
         Ok(Page {
-            items: users,
-            offset: subs.offset,
-            total: subs.total,
+            items,
+            offset: page.offset,
+            total,
         })
     }
 

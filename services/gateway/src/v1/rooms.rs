@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use apogee_api::{CreateRoom, HistoryRequest, RoomChange, RoomListScope, RoomSelector, UserSelector};
+use apogee_api::{
+    CreateRoom, HistoryRequest, MemberFilter, RoomChange, RoomListScope, RoomSelector, UserSelector,
+};
 use apogee_rc::{Dates, iso};
 use apogee_types::{Millis, Principal, Room, RoomType};
 use axum::Extension;
@@ -407,7 +409,23 @@ pub(crate) async fn members(
 ) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &query_params(&query)).await?;
     let page = page(&state, &query).await?;
-    let found = state.messaging.members(&caller.principal, &room.id, page).await?;
+    let filter = MemberFilter {
+        text: query.get("filter").filter(|f| !f.is_empty()).cloned(),
+        status: query
+            .get("status[]")
+            .or_else(|| query.get("status"))
+            .map(|s| {
+                s.split(',')
+                    .map(str::to_owned)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default(),
+    };
+    let found = state
+        .messaging
+        .members(&caller.principal, &room.id, filter, page)
+        .await?;
     let members: Vec<Value> = found
         .items
         .iter()
