@@ -43,24 +43,15 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let messaging_client = MessagingClient::local(messaging.clone());
     auth.set_messaging(messaging_client.clone());
 
-    messaging
-        .init()
-        .await
-        .map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
+    messaging.init().await.map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
     let boot = Bootstrap {
-        admin: config.admin.as_ref().map(|a| {
-            (
-                a.username.clone(),
-                a.password.clone(),
-                a.email.clone(),
-                a.name.clone(),
-            )
-        }),
+        admin: config
+            .admin
+            .as_ref()
+            .map(|a| (a.username.clone(), a.password.clone(), a.email.clone(), a.name.clone())),
         setting_overrides: config.setting_overrides.clone(),
     };
-    auth.init(boot)
-        .await
-        .map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
+    auth.init(boot).await.map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
 
     let gateway = GatewayState::new(
         auth_client,
@@ -80,9 +71,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
 
 /// Runs until SIGINT or SIGTERM, then drains requests in flight for up to the grace period.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("bind {}", config.listen))?;
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let running = start(&config, listener).await?;
     tracing::info!(addr = %running.addr, url = %config.root_url, test_mode = config.test_mode, "apogee is ready");
     shutdown_signal().await;

@@ -8,11 +8,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "apogee",
-    version,
-    about = "A team-chat server that speaks the Rocket.Chat client protocol"
-)]
+#[command(name = "apogee", version, about = "A team-chat server that speaks the Rocket.Chat client protocol")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -62,10 +58,7 @@ fn main() -> anyhow::Result<()> {
             };
             let config = apogee_config::load(&overrides, &env)?;
             apogee_telemetry::init(env.get("RUST_LOG").map(String::as_str), config.log_json);
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?
-                .block_on(apogee::serve(config))
+            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(apogee::serve(config))
         }
     }
 }

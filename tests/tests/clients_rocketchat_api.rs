@@ -34,15 +34,9 @@ impl Finished {
     }
 
     fn describe(&self, what: &str) -> String {
-        let how = if self.timed_out {
-            "timed out and was killed".to_owned()
-        } else {
-            self.status.to_string()
-        };
-        format!(
-            "{what}: {how}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.stdout, self.stderr
-        )
+        let how =
+            if self.timed_out { "timed out and was killed".to_owned() } else { self.status.to_string() };
+        format!("{what}: {how}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.stdout, self.stderr)
     }
 }
 
@@ -69,20 +63,12 @@ fn run(mut cmd: Command, timeout: Duration) -> Finished {
     let stdout = reader(Box::new(child.stdout.take().unwrap()), Some(done_tx));
     let stderr = reader(Box::new(child.stderr.take().unwrap()), None);
     // stdout reaches EOF when the process exits (or closes it); otherwise give up at the deadline.
-    let timed_out = matches!(
-        done_rx.recv_timeout(timeout),
-        Err(mpsc::RecvTimeoutError::Timeout)
-    );
+    let timed_out = matches!(done_rx.recv_timeout(timeout), Err(mpsc::RecvTimeoutError::Timeout));
     if timed_out {
         let _ = child.kill();
     }
     let status = child.wait().unwrap_or_else(|e| panic!("waiting for {what}: {e}"));
-    Finished {
-        status,
-        timed_out,
-        stdout: stdout.join().unwrap(),
-        stderr: stderr.join().unwrap(),
-    }
+    Finished { status, timed_out, stdout: stdout.join().unwrap(), stderr: stderr.join().unwrap() }
 }
 
 fn python_can_import(venv: &Path) -> bool {
@@ -106,29 +92,15 @@ fn ensure_venv() -> PathBuf {
     let mut cmd = Command::new("python3");
     cmd.arg("-m").arg("venv").arg(&tmp);
     let created = run(cmd, PIP_TIMEOUT);
-    assert!(
-        created.ok(),
-        "{}",
-        created.describe("python3 -m venv (is python3 with venv installed?)")
-    );
+    assert!(created.ok(), "{}", created.describe("python3 -m venv (is python3 with venv installed?)"));
     let mut cmd = Command::new(tmp.join("bin/python"));
-    cmd.args([
-        "-m",
-        "pip",
-        "install",
-        "--no-input",
-        "--disable-pip-version-check",
-        PACKAGE,
-    ]);
+    cmd.args(["-m", "pip", "install", "--no-input", "--disable-pip-version-check", PACKAGE]);
     let installed = run(cmd, PIP_TIMEOUT);
     if !installed.ok() {
         let _ = std::fs::remove_dir_all(&tmp);
         panic!("{}", installed.describe(&format!("pip install {PACKAGE}")));
     }
-    assert!(
-        python_can_import(&tmp),
-        "{PACKAGE} installed but `import rocketchat_API` fails in {tmp:?}"
-    );
+    assert!(python_can_import(&tmp), "{PACKAGE} installed but `import rocketchat_API` fails in {tmp:?}");
 
     // Publish atomically. A broken venv left at the final path is moved aside first; if another run
     // published a working one meanwhile, rename fails (target not empty) and that one is used.
@@ -141,10 +113,7 @@ fn ensure_venv() -> PathBuf {
     if std::fs::rename(&tmp, &venv).is_err() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
-    assert!(
-        python_can_import(&venv),
-        "no working venv at {venv:?} after installing {PACKAGE}"
-    );
+    assert!(python_can_import(&venv), "no working venv at {venv:?} after installing {PACKAGE}");
     venv
 }
 
@@ -165,9 +134,7 @@ async fn rocketchat_api_python_client() {
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCRIPT);
     let mut cmd = Command::new(venv.join("bin/python"));
-    cmd.arg("-B")
-        .arg(&script)
-        .args([server.url.as_str(), "alice", "pw"]);
+    cmd.arg("-B").arg(&script).args([server.url.as_str(), "alice", "pw"]);
     let finished = blocking(move || run(cmd, SCRIPT_TIMEOUT)).await;
 
     print!("{}", finished.stdout);

@@ -44,11 +44,7 @@ async fn login_accepts_every_body_form() {
         assert_eq!(body["data"]["authToken"].as_str().unwrap().len(), 43);
         let me = &body["data"]["me"];
         assert_eq!(me["username"], ADMIN);
-        assert_eq!(
-            me["services"],
-            json!({"password": {"exists": true}}),
-            "never the hash"
-        );
+        assert_eq!(me["services"], json!({"password": {"exists": true}}), "never the hash");
         assert!(me["settings"]["preferences"].is_object());
     }
 }
@@ -75,9 +71,8 @@ fn sha256(data: &[u8]) -> [u8; 32] {
         0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
         0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
     ];
-    let mut h: [u32; 8] = [
-        0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
-    ];
+    let mut h: [u32; 8] =
+        [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
     let mut msg = data.to_vec();
     let bits = (data.len() as u64) * 8;
     msg.push(0x80);
@@ -99,24 +94,11 @@ fn sha256(data: &[u8]) -> [u8; 32] {
         for i in 0..64 {
             let s1 = v[4].rotate_right(6) ^ v[4].rotate_right(11) ^ v[4].rotate_right(25);
             let ch = (v[4] & v[5]) ^ (!v[4] & v[6]);
-            let t1 = v[7]
-                .wrapping_add(s1)
-                .wrapping_add(ch)
-                .wrapping_add(K[i])
-                .wrapping_add(w[i]);
+            let t1 = v[7].wrapping_add(s1).wrapping_add(ch).wrapping_add(K[i]).wrapping_add(w[i]);
             let s0 = v[0].rotate_right(2) ^ v[0].rotate_right(13) ^ v[0].rotate_right(22);
             let maj = (v[0] & v[1]) ^ (v[0] & v[2]) ^ (v[1] & v[2]);
             let t2 = s0.wrapping_add(maj);
-            v = [
-                t1.wrapping_add(t2),
-                v[0],
-                v[1],
-                v[2],
-                v[3].wrapping_add(t1),
-                v[4],
-                v[5],
-                v[6],
-            ];
+            v = [t1.wrapping_add(t2), v[0], v[1], v[2], v[3].wrapping_add(t1), v[4], v[5], v[6]];
         }
         for i in 0..8 {
             h[i] = h[i].wrapping_add(v[i]);
@@ -131,46 +113,26 @@ fn sha256(data: &[u8]) -> [u8; 32] {
 
 #[test]
 fn sha256_known_answer() {
-    assert_eq!(
-        apogee_auth_digest("abc"),
-        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-    );
+    assert_eq!(apogee_auth_digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
 #[tokio::test]
 async fn failed_logins_answer_401_with_rocket_chat_bodies() {
     let server = TestServer::start().await;
     let anon = server.anon();
-    let (status, body) = anon
-        .post("login", json!({"user": ADMIN, "password": "wrong"}))
-        .await;
+    let (status, body) = anon.post("login", json!({"user": ADMIN, "password": "wrong"})).await;
     assert_eq!(status, 401);
-    assert_eq!(
-        (body["status"].clone(), body["error"].clone()),
-        (json!("error"), json!(403))
-    );
+    assert_eq!((body["status"].clone(), body["error"].clone()), (json!("error"), json!(403)));
     assert_eq!(body["message"], "Incorrect password");
-    let (status, body) = anon
-        .post("login", json!({"user": "nobody", "password": "x"}))
-        .await;
-    assert_eq!(
-        (status.as_u16(), body["error"].clone()),
-        (401, json!("Unauthorized"))
-    );
+    let (status, body) = anon.post("login", json!({"user": "nobody", "password": "x"})).await;
+    assert_eq!((status.as_u16(), body["error"].clone()), (401, json!("Unauthorized")));
     let (status, body) = anon.post("login", json!({"resume": "not-a-token"})).await;
     assert_eq!(status, 401);
-    assert_eq!(
-        body["message"],
-        "You've been logged out by the server. Please log in again."
-    );
+    assert_eq!(body["message"], "You've been logged out by the server. Please log in again.");
     let (status, _) = anon.post("login", json!({"user": ADMIN})).await;
     assert_eq!(status, 401, "a body without a password is refused");
-    let (status, body) = anon
-        .post(
-            "login",
-            json!({"user": ADMIN, "password": {"digest": "x", "algorithm": "md5"}}),
-        )
-        .await;
+    let (status, body) =
+        anon.post("login", json!({"user": ADMIN, "password": {"digest": "x", "algorithm": "md5"}})).await;
     assert_eq!(status, 401, "{body}");
     let (status, body) = anon.post_raw("login", "{not json").await;
     assert_error(&(status, body), 400, Some("error-invalid-json"));
@@ -182,14 +144,10 @@ async fn repeated_failures_lock_the_user_out() {
     let alice = server.user("alice").await;
     let anon = server.anon();
     for _ in 0..10 {
-        let (status, _) = anon
-            .post("login", json!({"user": "alice", "password": "nope"}))
-            .await;
+        let (status, _) = anon.post("login", json!({"user": "alice", "password": "nope"})).await;
         assert_eq!(status, 401);
     }
-    let (status, body) = anon
-        .post("login", json!({"user": "alice", "password": "pw"}))
-        .await;
+    let (status, body) = anon.post("login", json!({"user": "alice", "password": "pw"})).await;
     assert_eq!(
         (status.as_u16(), body["error"].clone()),
         (401, json!("error-login-blocked-for-user")),
@@ -203,17 +161,11 @@ async fn repeated_failures_lock_the_user_out() {
 async fn resume_logout_and_revoked_tokens() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let (status, body) = server
-        .anon()
-        .post("login", json!({"resume": alice.token()}))
-        .await;
+    let (status, body) = server.anon().post("login", json!({"resume": alice.token()})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["authToken"], alice.token());
     let me = alice.ok_get("me").await;
-    assert_eq!(
-        (me["_id"].as_str(), me["username"].as_str()),
-        (Some(alice.user_id()), Some("alice"))
-    );
+    assert_eq!((me["_id"].as_str(), me["username"].as_str()), (Some(alice.user_id()), Some("alice")));
     assert_eq!(me["emails"][0]["address"], "alice@example.com");
     assert_eq!(me["email"], "alice@example.com", "first verified address");
     let body = alice.ok_post("logout", json!({})).await;
@@ -224,10 +176,7 @@ async fn resume_logout_and_revoked_tokens() {
         body,
         json!({"success": false, "status": "error", "message": "You must be logged in to do this.", "error": "You must be logged in to do this."})
     );
-    let (status, _) = server
-        .anon()
-        .post("login", json!({"resume": alice.token()}))
-        .await;
+    let (status, _) = server.anon().post("login", json!({"resume": alice.token()})).await;
     assert_eq!(status, 401, "a revoked token cannot resume");
 }
 
@@ -260,10 +209,7 @@ async fn env_admin_is_created_once_on_an_empty_store() {
     assert!(me["roles"].as_array().unwrap().contains(&Value::from("admin")));
     let general = root.ok_get("channels.info?roomName=general").await;
     assert_eq!(general["channel"]["_id"], "GENERAL");
-    let (status, _) = server
-        .anon()
-        .post("login", json!({"user": ADMIN, "password": ADMIN}))
-        .await;
+    let (status, _) = server.anon().post("login", json!({"user": ADMIN, "password": ADMIN})).await;
     assert_eq!(status, 401, "no test admin outside TEST_MODE");
 }
 
@@ -272,22 +218,12 @@ async fn logins_are_rate_limited_per_address_outside_test_mode() {
     let server = TestServer::start_with(&[]).await;
     let anon = server.anon();
     for _ in 0..60 {
-        let (status, _) = anon
-            .post("login", json!({"user": "nobody", "password": "x"}))
-            .await;
+        let (status, _) = anon.post("login", json!({"user": "nobody", "password": "x"})).await;
         assert_eq!(status, 401);
     }
-    let (status, body) = anon
-        .post("login", json!({"user": "nobody", "password": "x"}))
-        .await;
+    let (status, body) = anon.post("login", json!({"user": "nobody", "password": "x"})).await;
     assert_eq!(status, 429, "{body}");
-    assert!(
-        body["error"]
-            .as_str()
-            .unwrap()
-            .contains("[error-too-many-requests]"),
-        "{body}"
-    );
+    assert!(body["error"].as_str().unwrap().contains("[error-too-many-requests]"), "{body}");
 }
 
 #[tokio::test]
@@ -295,12 +231,8 @@ async fn oversized_bodies_are_refused() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let huge = "x".repeat(2 << 20);
-    let (status, body) = admin
-        .post(
-            "chat.sendMessage",
-            json!({"message": {"rid": "GENERAL", "msg": huge}}),
-        )
-        .await;
+    let (status, body) =
+        admin.post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": huge}})).await;
     assert_eq!(status, 413, "{body}");
     assert_eq!(body["success"], false);
 }

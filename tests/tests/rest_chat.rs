@@ -21,10 +21,7 @@ async fn post_message_targets_and_shape() {
     let admin = server.admin().await;
     let alice = server.user("alice").await;
     let posted = alice
-        .ok_post(
-            "chat.postMessage",
-            json!({"channel": "#general", "text": "hello @bob #general"}),
-        )
+        .ok_post("chat.postMessage", json!({"channel": "#general", "text": "hello @bob #general"}))
         .await;
     assert!(posted["ts"].is_number(), "Slack-style epoch ms: {posted}");
     assert_eq!(posted["channel"], "#general");
@@ -39,45 +36,26 @@ async fn post_message_targets_and_shape() {
     assert!(m["ts"].as_str().unwrap().ends_with('Z') && m["_updatedAt"].is_string());
 
     server.user("bob").await;
-    let dm = alice
-        .ok_post("chat.postMessage", json!({"channel": "@bob", "text": "hi @bob"}))
-        .await;
+    let dm = alice.ok_post("chat.postMessage", json!({"channel": "@bob", "text": "hi @bob"})).await;
     assert_eq!(dm["message"]["mentions"][0]["username"], "bob");
-    let by_id = alice
-        .ok_post("chat.postMessage", json!({"roomId": "GENERAL", "msg": "by id"}))
-        .await;
+    let by_id = alice.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "msg": "by id"})).await;
     assert_eq!(by_id["channel"], "GENERAL");
     assert_error(
-        &alice
-            .post("chat.postMessage", json!({"channel": "#nope", "text": "x"}))
-            .await,
+        &alice.post("chat.postMessage", json!({"channel": "#nope", "text": "x"})).await,
         400,
         Some("error-room-not-found"),
     );
     assert_error(
-        &alice
-            .post("chat.postMessage", json!({"channel": "nope", "text": "x"}))
-            .await,
+        &alice.post("chat.postMessage", json!({"channel": "nope", "text": "x"})).await,
         400,
         Some("invalid-channel"),
     );
-    assert_error(
-        &alice.post("chat.postMessage", json!({"text": "x"})).await,
-        400,
-        Some("invalid-channel"),
-    );
-    assert_eq!(
-        alice.post("chat.postMessage", json!({"text": "x"})).await.1["error"],
-        "[invalid-channel]"
-    );
+    assert_error(&alice.post("chat.postMessage", json!({"text": "x"})).await, 400, Some("invalid-channel"));
+    assert_eq!(alice.post("chat.postMessage", json!({"text": "x"})).await.1["error"], "[invalid-channel]");
 
     let joined = admin.ok_post("channels.create", json!({"name": "auto"})).await;
-    let newcomer = alice
-        .ok_post(
-            "chat.postMessage",
-            json!({"channel": "#auto", "text": "joins on post"}),
-        )
-        .await;
+    let newcomer =
+        alice.ok_post("chat.postMessage", json!({"channel": "#auto", "text": "joins on post"})).await;
     assert_eq!(newcomer["message"]["rid"], joined["channel"]["_id"]);
 }
 
@@ -104,52 +82,26 @@ async fn send_message_honours_client_ids_and_refuses_bad_input() {
 
     let long = "x".repeat(5001);
     assert_error(
-        &alice
-            .post(
-                "chat.sendMessage",
-                json!({"message": {"rid": "GENERAL", "msg": long}}),
-            )
-            .await,
+        &alice.post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": long}})).await,
         400,
         Some("error-message-size-exceeded"),
     );
+    assert_error(&alice.post("chat.sendMessage", json!({})).await, 400, Some("error-invalid-params"));
+    let no_room = alice.post("chat.sendMessage", json!({"message": {"msg": "no room"}})).await;
+    assert_error(&no_room, 400, None);
+    assert_eq!(no_room.1["error"], "The 'rid' property on the message object is missing.");
     assert_error(
-        &alice.post("chat.sendMessage", json!({})).await,
-        400,
-        Some("error-invalid-params"),
-    );
-    assert_error(
-        &alice
-            .post("chat.sendMessage", json!({"message": {"msg": "no room"}}))
-            .await,
-        400,
-        Some("error-invalid-params"),
-    );
-    assert_error(
-        &alice
-            .post(
-                "chat.sendMessage",
-                json!({"message": {"rid": "GENERAL", "msg": 5}}),
-            )
-            .await,
+        &alice.post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": 5}})).await,
         400,
         Some("invalid-params"),
     );
     assert_error(
-        &alice
-            .post(
-                "chat.sendMessage",
-                json!({"message": {"rid": "nowhere", "msg": "x"}}),
-            )
-            .await,
+        &alice.post("chat.sendMessage", json!({"message": {"rid": "nowhere", "msg": "x"}})).await,
         400,
         Some("error-room-not-found"),
     );
     let impersonate = alice
-        .post(
-            "chat.sendMessage",
-            json!({"message": {"rid": "GENERAL", "msg": "x", "alias": "CEO"}}),
-        )
+        .post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "x", "alias": "CEO"}}))
         .await;
     assert_eq!(impersonate.1["error"], "Not enough permission");
     assert_eq!(impersonate.1["errorType"], "error-action-not-allowed");
@@ -163,11 +115,7 @@ async fn send_message_honours_client_ids_and_refuses_bad_input() {
     assert_eq!(as_admin.0, 400, "admin does not bypass message-impersonate");
     let (status, body) = alice.post_raw("chat.sendMessage", "{\"message\": ").await;
     assert_error(&(status, body), 400, Some("error-invalid-json"));
-    assert_error(
-        &alice.get("chat.getMessage?msgId=missing").await,
-        400,
-        Some("error-invalid-message"),
-    );
+    assert_error(&alice.get("chat.getMessage?msgId=missing").await, 400, Some("error-invalid-message"));
 
     let history = alice.ok_get("channels.history?roomId=GENERAL").await;
     assert_eq!(said(&history), ["mine"], "no refused message was stored");
@@ -177,45 +125,26 @@ async fn send_message_honours_client_ids_and_refuses_bad_input() {
 async fn threads_attach_to_their_root() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let root = alice
-        .ok_post(
-            "chat.sendMessage",
-            json!({"message": {"rid": "GENERAL", "msg": "root"}}),
-        )
-        .await["message"]["_id"]
+    let root = alice.ok_post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "root"}})).await
+        ["message"]["_id"]
         .as_str()
         .unwrap()
         .to_owned();
     let reply = alice
-        .ok_post(
-            "chat.sendMessage",
-            json!({"message": {"rid": "GENERAL", "msg": "r1", "tmid": root}}),
-        )
+        .ok_post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "r1", "tmid": root}}))
         .await;
     let reply_id = reply["message"]["_id"].as_str().unwrap().to_owned();
     let nested = alice
-        .ok_post(
-            "chat.sendMessage",
-            json!({"message": {"rid": "GENERAL", "msg": "r2", "tmid": reply_id}}),
-        )
+        .ok_post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "r2", "tmid": reply_id}}))
         .await;
-    assert_eq!(
-        nested["message"]["tmid"],
-        root.as_str(),
-        "a reply to a reply joins the root's thread"
-    );
+    assert_eq!(nested["message"]["tmid"], root.as_str(), "a reply to a reply joins the root's thread");
     let history = alice.ok_get("channels.history?roomId=GENERAL").await;
     assert_eq!(said(&history), ["root"], "thread replies stay out of the channel");
-    let with_threads = alice
-        .ok_get("channels.history?roomId=GENERAL&showThreadMessages=true")
-        .await;
+    let with_threads = alice.ok_get("channels.history?roomId=GENERAL&showThreadMessages=true").await;
     assert_eq!(said(&with_threads), ["r2", "r1", "root"]);
     assert_error(
         &alice
-            .post(
-                "chat.sendMessage",
-                json!({"message": {"rid": "GENERAL", "msg": "x", "tshow": true}}),
-            )
+            .post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "x", "tshow": true}}))
             .await,
         400,
         Some("invalid-params"),
@@ -247,86 +176,43 @@ async fn unread_counts_mentions_and_read() {
         .unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
 
-    alice
-        .ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "one"}}))
-        .await;
-    alice
-        .ok_post(
-            "chat.sendMessage",
-            json!({"message": {"rid": rid, "msg": "two @bob"}}),
-        )
-        .await;
+    alice.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "one"}})).await;
+    alice.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "two @bob"}})).await;
     let sub = bob.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await["subscription"].clone();
     assert_eq!(
-        (
-            sub["unread"].clone(),
-            sub["alert"].clone(),
-            sub["userMentions"].clone()
-        ),
+        (sub["unread"].clone(), sub["alert"].clone(), sub["userMentions"].clone()),
         (json!(2), json!(true), json!(1))
     );
-    for key in [
-        "_id",
-        "rid",
-        "u",
-        "t",
-        "name",
-        "fname",
-        "ts",
-        "_updatedAt",
-        "open",
-        "ls",
-    ] {
+    for key in ["_id", "rid", "u", "t", "name", "fname", "ts", "_updatedAt", "open", "ls"] {
         assert!(sub.get(key).is_some(), "{key} in {sub}");
     }
     let own = alice.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await["subscription"].clone();
     assert_eq!(own["unread"], 0, "own messages are read");
 
-    let changed = bob
-        .ok_get(&format!("subscriptions.get?updatedSince={since}"))
-        .await;
-    let rids: Vec<&str> = changed["update"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["rid"].as_str().unwrap())
-        .collect();
+    let changed = bob.ok_get(&format!("subscriptions.get?updatedSince={since}")).await;
+    let rids: Vec<&str> =
+        changed["update"].as_array().unwrap().iter().map(|s| s["rid"].as_str().unwrap()).collect();
     assert_eq!(rids, [rid.as_str()], "only the room with news");
     assert_eq!(changed["remove"], json!([]));
 
     bob.ok_post("subscriptions.read", json!({"rid": rid})).await;
     let sub = bob.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await["subscription"].clone();
     assert_eq!(
-        (
-            sub["unread"].clone(),
-            sub["alert"].clone(),
-            sub["userMentions"].clone()
-        ),
+        (sub["unread"].clone(), sub["alert"].clone(), sub["userMentions"].clone()),
         (json!(0), json!(false), json!(0))
     );
-    assert_error(
-        &bob.post("subscriptions.read", json!({})).await,
-        400,
-        Some("invalid-params"),
-    );
-    assert_error(
-        &bob.post("subscriptions.read", json!({"rid": "nowhere"})).await,
-        400,
-        None,
-    );
+    assert_error(&bob.post("subscriptions.read", json!({})).await, 400, Some("invalid-params"));
+    assert_error(&bob.post("subscriptions.read", json!({"rid": "nowhere"})).await, 400, None);
     let unknown = bob.post("subscriptions.read", json!({"rid": "nowhere"})).await;
     assert_eq!(unknown.1["error"], "error-invalid-subscription");
     assert_error(
-        &bob.post("subscriptions.read", json!({"rid": rid, "roomId": "other"}))
-            .await,
+        &bob.post("subscriptions.read", json!({"rid": rid, "roomId": "other"})).await,
         400,
         Some("invalid-params"),
     );
 
     bob.ok_post("channels.leave", json!({"roomId": rid})).await;
-    let changed = bob
-        .ok_get(&format!("subscriptions.get?updatedSince={since}"))
-        .await;
+    let changed = bob.ok_get(&format!("subscriptions.get?updatedSince={since}")).await;
     assert_eq!(changed["remove"][0]["_id"], sub["_id"], "{changed}");
     assert!(changed["remove"][0]["_deletedAt"].is_string());
     assert_error(
@@ -334,11 +220,7 @@ async fn unread_counts_mentions_and_read() {
         400,
         Some("error-roomId-param-invalid"),
     );
-    assert_error(
-        &bob.get("subscriptions.get?foo=1").await,
-        400,
-        Some("invalid-params"),
-    );
+    assert_error(&bob.get("subscriptions.get?foo=1").await, 400, Some("invalid-params"));
     let null = bob.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await;
     assert_eq!(null["subscription"], Value::Null);
 }
@@ -348,20 +230,14 @@ async fn rooms_get_and_info() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let all = alice.ok_get("rooms.get").await;
-    let ids: Vec<&str> = all["update"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["_id"].as_str().unwrap())
-        .collect();
+    let ids: Vec<&str> =
+        all["update"].as_array().unwrap().iter().map(|r| r["_id"].as_str().unwrap()).collect();
     assert_eq!(ids, ["GENERAL"], "new users are in the default channel");
     assert_eq!(all["remove"], json!([]));
     let stamp = all["update"][0]["_updatedAt"].as_str().unwrap().to_owned();
     let none = alice.ok_get(&format!("rooms.get?updatedSince={stamp}")).await;
     assert_eq!(none["update"], json!([]));
-    alice
-        .ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": "news"}))
-        .await;
+    alice.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": "news"})).await;
     let changed = alice.ok_get(&format!("rooms.get?updatedSince={stamp}")).await;
     assert_eq!(changed["update"][0]["lastMessage"]["msg"], "news");
     let info = alice.ok_get("rooms.info?roomName=general").await;

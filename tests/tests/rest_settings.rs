@@ -8,9 +8,7 @@ use serde_json::json;
 async fn public_settings_page_with_exact_totals() {
     let server = TestServer::start().await;
     let anon = server.anon();
-    let some = anon
-        .ok_get("settings.public?_id=Site_Name,Message_MaxAllowedSize,E2E_Enable")
-        .await;
+    let some = anon.ok_get("settings.public?_id=Site_Name,Message_MaxAllowedSize,E2E_Enable").await;
     assert_eq!(some["total"], 3);
     let values: Vec<_> = some["settings"]
         .as_array()
@@ -18,13 +16,8 @@ async fn public_settings_page_with_exact_totals() {
         .iter()
         .map(|s| (s["_id"].as_str().unwrap(), s["value"].clone()))
         .collect();
-    assert!(
-        values.contains(&("Message_MaxAllowedSize", json!(5000))),
-        "{values:?}"
-    );
-    let legacy = anon
-        .ok_get("settings.public?query={\"_id\":{\"$in\":[\"Site_Name\"]}}")
-        .await;
+    assert!(values.contains(&("Message_MaxAllowedSize", json!(5000))), "{values:?}");
+    let legacy = anon.ok_get("settings.public?query={\"_id\":{\"$in\":[\"Site_Name\"]}}").await;
     assert_eq!(legacy["total"], 1);
     let first = anon.ok_get("settings.public?count=10").await;
     let total = first["total"].as_u64().unwrap();
@@ -32,9 +25,7 @@ async fn public_settings_page_with_exact_totals() {
     let mut seen = 0;
     let mut offset = 0;
     loop {
-        let page = anon
-            .ok_get(&format!("settings.public?offset={offset}&count=100"))
-            .await;
+        let page = anon.ok_get(&format!("settings.public?offset={offset}&count=100")).await;
         let n = page["settings"].as_array().unwrap().len();
         seen += n;
         offset += n;
@@ -53,25 +44,14 @@ async fn admins_read_and_write_settings() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let alice = server.user("alice").await;
-    assert_eq!(
-        admin.ok_get("settings/Message_MaxAllowedSize").await["value"],
-        5000
-    );
-    admin
-        .ok_post("settings/Message_MaxAllowedSize", json!({"value": 10}))
-        .await;
+    assert_eq!(admin.ok_get("settings/Message_MaxAllowedSize").await["value"], 5000);
+    admin.ok_post("settings/Message_MaxAllowedSize", json!({"value": 10})).await;
     assert_eq!(admin.ok_get("settings/Message_MaxAllowedSize").await["value"], 10);
-    let too_long = alice
-        .post(
-            "chat.sendMessage",
-            json!({"message": {"rid": "GENERAL", "msg": "eleven char"}}),
-        )
-        .await;
+    let too_long =
+        alice.post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "eleven char"}})).await;
     assert_error(&too_long, 400, Some("error-message-size-exceeded"));
     assert_error(
-        &admin
-            .post("settings/Message_MaxAllowedSize", json!({"value": "ten"}))
-            .await,
+        &admin.post("settings/Message_MaxAllowedSize", json!({"value": "ten"})).await,
         400,
         Some("error-invalid-setting-value"),
     );
@@ -80,15 +60,8 @@ async fn admins_read_and_write_settings() {
         400,
         Some("error-setting-not-found"),
     );
-    assert_error(
-        &admin.post("settings/Site_Name", json!({})).await,
-        400,
-        Some("invalid-params"),
-    );
-    assert_eq!(
-        alice.post("settings/Site_Name", json!({"value": "mine"})).await.0,
-        403
-    );
+    assert_error(&admin.post("settings/Site_Name", json!({})).await, 400, Some("invalid-params"));
+    assert_eq!(alice.post("settings/Site_Name", json!({"value": "mine"})).await.0, 403);
     assert_eq!(alice.get("settings/Site_Name").await.0, 403);
     assert_eq!(
         admin.ok_get("settings/Message_MaxAllowedSize").await["value"],
@@ -105,19 +78,10 @@ async fn settings_overrides_apply_at_start() {
         ("OVERWRITE_SETTING_Threads_enabled", "false"),
     ])
     .await;
-    let public = server
-        .anon()
-        .ok_get("settings.public?_id=Site_Name,Threads_enabled")
-        .await;
+    let public = server.anon().ok_get("settings.public?_id=Site_Name,Threads_enabled").await;
     let settings = public["settings"].as_array().unwrap();
-    assert!(
-        settings.contains(&json!({"_id": "Site_Name", "value": "Acme Chat"})),
-        "{public}"
-    );
-    assert!(
-        settings.contains(&json!({"_id": "Threads_enabled", "value": false})),
-        "{public}"
-    );
+    assert!(settings.contains(&json!({"_id": "Site_Name", "value": "Acme Chat"})), "{public}");
+    assert!(settings.contains(&json!({"_id": "Threads_enabled", "value": false})), "{public}");
 }
 
 #[tokio::test]
@@ -126,20 +90,11 @@ async fn permissions_are_rocket_chats_table_and_editable() {
     let admin = server.admin().await;
     let alice = server.user("alice").await;
     let all = alice.ok_get("permissions.listAll").await;
-    let create_c = all["update"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["_id"] == "create-c")
-        .unwrap()
-        .clone();
+    let create_c = all["update"].as_array().unwrap().iter().find(|p| p["_id"] == "create-c").unwrap().clone();
     assert_eq!(create_c["roles"], json!(["admin", "user", "bot", "app"]));
     assert!(create_c["_updatedAt"].is_string());
     let updated = admin
-        .ok_post(
-            "permissions.update",
-            json!({"permissions": [{"_id": "create-c", "roles": ["admin"]}]}),
-        )
+        .ok_post("permissions.update", json!({"permissions": [{"_id": "create-c", "roles": ["admin"]}]}))
         .await;
     assert!(
         updated["permissions"]
@@ -148,66 +103,35 @@ async fn permissions_are_rocket_chats_table_and_editable() {
             .iter()
             .any(|p| p["_id"] == "create-c" && p["roles"] == json!(["admin"]))
     );
-    assert_eq!(
-        alice.post("channels.create", json!({"name": "nope"})).await.0,
-        403,
-        "takes effect at once"
-    );
+    assert_eq!(alice.post("channels.create", json!({"name": "nope"})).await.0, 403, "takes effect at once");
     assert_error(
-        &admin
-            .post(
-                "permissions.update",
-                json!({"permissions": [{"_id": "no-such", "roles": []}]}),
-            )
-            .await,
+        &admin.post("permissions.update", json!({"permissions": [{"_id": "no-such", "roles": []}]})).await,
         400,
         Some("error-invalid-permission"),
     );
     assert_error(
         &admin
-            .post(
-                "permissions.update",
-                json!({"permissions": [{"_id": "create-c", "roles": ["king"]}]}),
-            )
+            .post("permissions.update", json!({"permissions": [{"_id": "create-c", "roles": ["king"]}]}))
             .await,
         400,
         Some("error-invalid-role"),
     );
     assert_error(
-        &admin
-            .post("permissions.update", json!({"permissions": "x"}))
-            .await,
+        &admin.post("permissions.update", json!({"permissions": "x"})).await,
         400,
         Some("error-invalid-body-params"),
     );
     assert_error(
         &alice
-            .post(
-                "permissions.update",
-                json!({"permissions": [{"_id": "create-c", "roles": ["user"]}]}),
-            )
+            .post("permissions.update", json!({"permissions": [{"_id": "create-c", "roles": ["user"]}]}))
             .await,
         400,
         Some("error-edit-permissions-not-allowed"),
     );
     let roles = alice.ok_get("roles.list").await;
-    let names: Vec<&str> = roles["roles"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["_id"].as_str().unwrap())
-        .collect();
-    for role in [
-        "admin",
-        "user",
-        "bot",
-        "guest",
-        "owner",
-        "moderator",
-        "leader",
-        "anonymous",
-        "app",
-    ] {
+    let names: Vec<&str> =
+        roles["roles"].as_array().unwrap().iter().map(|r| r["_id"].as_str().unwrap()).collect();
+    for role in ["admin", "user", "bot", "guest", "owner", "moderator", "leader", "anonymous", "app"] {
         assert!(names.contains(&role), "{role}");
     }
 }
@@ -221,23 +145,12 @@ async fn users_create_register_info_list() {
         .await;
     let user = &created["user"];
     assert_eq!(
-        (
-            user["username"].as_str(),
-            user["emails"][0]["address"].as_str(),
-            user["type"].as_str()
-        ),
+        (user["username"].as_str(), user["emails"][0]["address"].as_str(), user["type"].as_str()),
         (Some("carol"), Some("carol@example.com"), Some("user"))
     );
-    assert!(
-        user.get("password_bcrypt").is_none() && user.get("services").is_none(),
-        "{user}"
-    );
+    assert!(user.get("password_bcrypt").is_none() && user.get("services").is_none(), "{user}");
     let carol = server.anon().login("carol", "pw").await;
-    assert_eq!(
-        carol.ok_get("rooms.get").await["update"],
-        json!([]),
-        "joinDefaultChannels: false"
-    );
+    assert_eq!(carol.ok_get("rooms.get").await["update"], json!([]), "joinDefaultChannels: false");
 
     assert_error(
         &admin
@@ -271,21 +184,13 @@ async fn users_create_register_info_list() {
     );
     assert_error(
         &admin
-            .post(
-                "users.create",
-                json!({"username": "erin", "email": "nope", "name": "E", "password": "pw"}),
-            )
+            .post("users.create", json!({"username": "erin", "email": "nope", "name": "E", "password": "pw"}))
             .await,
         400,
         Some("error-invalid-email"),
     );
     assert_error(
-        &admin
-            .post(
-                "users.create",
-                json!({"username": "erin", "email": "e@example.com", "name": "E"}),
-            )
-            .await,
+        &admin.post("users.create", json!({"username": "erin", "email": "e@example.com", "name": "E"})).await,
         400,
         Some("invalid-params"),
     );
@@ -314,25 +219,16 @@ async fn users_create_register_info_list() {
 
     let info = frank.ok_get("users.info?username=carol").await;
     assert_eq!(info["user"]["username"], "carol");
-    assert!(
-        info["user"].get("emails").is_none(),
-        "others' e-mails need view-full-other-user-info"
-    );
-    let info = admin
-        .ok_get(&format!("users.info?userId={}", carol.user_id()))
-        .await;
+    assert!(info["user"].get("emails").is_none(), "others' e-mails need view-full-other-user-info");
+    let info = admin.ok_get(&format!("users.info?userId={}", carol.user_id())).await;
     assert_eq!(info["user"]["emails"][0]["address"], "carol@example.com");
-    assert_error(
-        &frank.get("users.info?username=ghost").await,
-        400,
-        Some("error-invalid-user"),
-    );
-    assert_error(
-        &frank.get("users.info").await,
-        400,
-        Some("error-user-param-not-provided"),
-    );
+    assert_error(&frank.get("users.info?username=ghost").await, 400, Some("error-invalid-user"));
+    assert_error(&frank.get("users.info").await, 400, Some("error-user-param-not-provided"));
 
+    let own = frank.ok_get("users.info?username=frank&includeUserRooms=true").await;
+    assert_eq!(own["user"]["rooms"][0]["rid"], "GENERAL");
+    let other = frank.ok_get("users.info?username=carol&includeUserRooms=true").await;
+    assert!(other["user"].get("rooms").is_none(), "needs view-other-user-channels");
     let list = admin.ok_get("users.list?count=2").await;
     assert_eq!(
         (list["count"].as_u64(), list["total"].as_u64()),

@@ -19,11 +19,7 @@ pub struct RoomSelector {
 
 impl RoomSelector {
     pub fn id(id: impl Into<String>) -> Self {
-        Self {
-            id: Some(id.into()),
-            name: None,
-            family: None,
-        }
+        Self { id: Some(id.into()), name: None, family: None }
     }
 }
 
@@ -190,6 +186,9 @@ pub trait MessagingService: Send + Sync + 'static {
     /// Marks everything in the room read for the caller.
     async fn mark_read(&self, who: &Principal, rid: &str) -> ServiceResult<()>;
     async fn rooms(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Room>>;
+    /// Another user's subscriptions (`users.info?includeUserRooms=true`): the caller's own, or
+    /// anyone's with `view-other-user-channels`.
+    async fn user_subscriptions(&self, who: &Principal, user_id: &str) -> ServiceResult<Vec<Subscription>>;
     /// Adds a user to every default room they are not in yet (new users); `silent` writes no
     /// join message.
     async fn join_default_rooms(&self, user: &User, silent: bool) -> ServiceResult<()>;

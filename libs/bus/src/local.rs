@@ -63,9 +63,7 @@ impl LocalBus {
     /// Creates a bus whose subscription queues hold `capacity` events each (at least one).
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
-            registry: Arc::new(Registry {
-                routes: RwLock::new(Routes::default()),
-            }),
+            registry: Arc::new(Registry { routes: RwLock::new(Routes::default()) }),
             capacity: capacity.max(1),
         }
     }
@@ -87,10 +85,7 @@ impl LocalBus {
     }
 
     fn deliver(&self, subject: &Subject, payload: &Bytes) {
-        let event = || Event {
-            subject: subject.clone(),
-            payload: payload.clone(),
-        };
+        let event = || Event { subject: subject.clone(), payload: payload.clone() };
         let routes = self.registry.read();
         // A `Closed` delivery needs no action: the subscription's drop hook removes its route.
         if let Some(exact) = routes.exact.get(subject) {

@@ -49,10 +49,7 @@ impl Subject {
     pub fn new(subject: &str) -> Result<Self, BusError> {
         for token in subject.split('.') {
             if let Err(reason) = check_literal_token(token) {
-                return Err(BusError::InvalidSubject {
-                    subject: subject.to_owned(),
-                    reason,
-                });
+                return Err(BusError::InvalidSubject { subject: subject.to_owned(), reason });
             }
         }
         Ok(Self(subject.into()))
@@ -127,10 +124,7 @@ impl fmt::Debug for Subject {
 impl SubjectPattern {
     /// Parses and validates a pattern.
     pub fn new(pattern: &str) -> Result<Self, BusError> {
-        let invalid = |reason| BusError::InvalidPattern {
-            pattern: pattern.to_owned(),
-            reason,
-        };
+        let invalid = |reason| BusError::InvalidPattern { pattern: pattern.to_owned(), reason };
         let token_count = pattern.split('.').count();
         let mut tokens = Vec::with_capacity(token_count);
         for (index, token) in pattern.split('.').enumerate() {
@@ -145,20 +139,14 @@ impl SubjectPattern {
             };
             tokens.push(parsed);
         }
-        Ok(Self {
-            raw: pattern.into(),
-            tokens: tokens.into_boxed_slice(),
-        })
+        Ok(Self { raw: pattern.into(), tokens: tokens.into_boxed_slice() })
     }
 
     /// Returns the pattern that matches exactly `subject` and nothing else.
     pub fn exact(subject: &Subject) -> Self {
         Self {
             raw: subject.0.clone(),
-            tokens: subject
-                .tokens()
-                .map(|token| PatternToken::Literal(token.into()))
-                .collect(),
+            tokens: subject.tokens().map(|token| PatternToken::Literal(token.into())).collect(),
         }
     }
 
@@ -169,9 +157,7 @@ impl SubjectPattern {
 
     /// Returns true if the pattern has no wildcard, so it matches exactly one subject.
     pub fn is_exact(&self) -> bool {
-        self.tokens
-            .iter()
-            .all(|token| matches!(token, PatternToken::Literal(_)))
+        self.tokens.iter().all(|token| matches!(token, PatternToken::Literal(_)))
     }
 
     /// Returns the one subject this pattern matches, if it has no wildcard.

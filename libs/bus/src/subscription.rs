@@ -64,11 +64,7 @@ impl Subscription {
     pub fn channel(capacity: usize) -> (SubscriptionSender, Subscription) {
         let (sender, receiver) = mpsc::channel(capacity.max(1));
         let lagged = Arc::new(AtomicU64::new(0));
-        let subscription = Subscription {
-            receiver,
-            lagged: lagged.clone(),
-            on_drop: None,
-        };
+        let subscription = Subscription { receiver, lagged: lagged.clone(), on_drop: None };
         (SubscriptionSender { sender, lagged }, subscription)
     }
 

@@ -61,9 +61,7 @@ pub struct Namespace {
 impl Namespace {
     /// Returns a namespace no other test uses.
     pub fn random() -> Self {
-        Self {
-            prefix: format!("test.{:016x}", rand::random::<u64>()),
-        }
+        Self { prefix: format!("test.{:016x}", rand::random::<u64>()) }
     }
 
     /// Returns the subject `<prefix>.<rest>`.
@@ -89,17 +87,11 @@ pub async fn receive(subscription: &mut Subscription) -> Event {
 /// Asserts that the next event is `payload` on `subject`.
 pub async fn assert_next(subscription: &mut Subscription, subject: &Subject, payload: &str) {
     let event = receive(subscription).await;
-    assert_eq!(
-        (&event.subject, &event.payload[..]),
-        (subject, payload.as_bytes()),
-        "unexpected event"
-    );
+    assert_eq!((&event.subject, &event.payload[..]), (subject, payload.as_bytes()), "unexpected event");
 }
 
 async fn publish(bus: &Bus, subject: &Subject, payload: &str) {
-    bus.publish(subject, Bytes::copy_from_slice(payload.as_bytes()))
-        .await
-        .unwrap();
+    bus.publish(subject, Bytes::copy_from_slice(payload.as_bytes())).await.unwrap();
 }
 
 pub async fn exact_subject_delivery(bus: &Bus) {
@@ -119,12 +111,7 @@ pub async fn star_matches_one_token(bus: &Bus) {
     let r1 = ns.subject("room.R1.message");
     let r2 = ns.subject("room.R2.message");
     publish(bus, &r1, "one").await;
-    for miss in [
-        "room.R1.typing",
-        "room.message",
-        "room.R1.message.x",
-        "room.R1.R2.message",
-    ] {
+    for miss in ["room.R1.typing", "room.message", "room.R1.message.x", "room.R1.R2.message"] {
         publish(bus, &ns.subject(miss), miss).await;
     }
     publish(bus, &r2, "two").await;
@@ -242,12 +229,7 @@ pub async fn slow_subscriber_lags_without_blocking(bus: &Bus) {
         let mut received = Vec::new();
         while received.len() as u64 + slow.lagged() < published as u64 {
             let event = receive(&mut slow).await;
-            received.push(
-                std::str::from_utf8(&event.payload)
-                    .unwrap()
-                    .parse::<usize>()
-                    .unwrap(),
-            );
+            received.push(std::str::from_utf8(&event.payload).unwrap().parse::<usize>().unwrap());
         }
         assert!(slow.lagged() > 0, "a subscriber that never read lost nothing");
         assert!(received.windows(2).all(|w| w[0] < w[1]), "{received:?}");

@@ -47,11 +47,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_body_bytes: 1 << 20,
-            failed_logins_per_user: 10,
-            login_block: Duration::from_secs(300),
-        }
+        Self { max_body_bytes: 1 << 20, failed_logins_per_user: 10, login_block: Duration::from_secs(300) }
     }
 }
 
@@ -105,16 +101,9 @@ pub enum ConfigError {
     #[error("read config file {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("parse config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: Box<toml::de::Error>,
-    },
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("invalid value for {key}: {value:?} ({expected})")]
-    Invalid {
-        key: String,
-        value: String,
-        expected: &'static str,
-    },
+    Invalid { key: String, value: String, expected: &'static str },
     #[error("{0}")]
     Inconsistent(String),
 }
@@ -151,9 +140,7 @@ fn parse_env<T: std::str::FromStr>(
 }
 
 fn env_str(env: &HashMap<String, String>, key: &str) -> Option<String> {
-    env.get(key)
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    env.get(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 fn toml_to_string(value: &toml::Value) -> String {
@@ -165,20 +152,13 @@ fn toml_to_string(value: &toml::Value) -> String {
 
 /// Merges every source into a validated [`Config`].
 pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
-    let file_path = cli
-        .config_file
-        .clone()
-        .or_else(|| env_str(env, "APOGEE_CONFIG").map(PathBuf::from));
+    let file_path = cli.config_file.clone().or_else(|| env_str(env, "APOGEE_CONFIG").map(PathBuf::from));
     let file = match &file_path {
         Some(path) => read_file(path)?,
         None => FileConfig::default(),
     };
 
-    let port = cli
-        .port
-        .or(parse_env(env, "PORT", "a port number")?)
-        .or(file.port)
-        .unwrap_or(3000);
+    let port = cli.port.or(parse_env(env, "PORT", "a port number")?).or(file.port).unwrap_or(3000);
     let host = cli
         .host
         .or(parse_env(env, "APOGEE_HOST", "an IP address")?)
@@ -205,11 +185,8 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("./data"));
     // Rocket.Chat compares with the exact string "true".
-    let test_mode = cli
-        .test_mode
-        .or(env.get("TEST_MODE").map(|v| v == "true"))
-        .or(file.test_mode)
-        .unwrap_or(false);
+    let test_mode =
+        cli.test_mode.or(env.get("TEST_MODE").map(|v| v == "true")).or(file.test_mode).unwrap_or(false);
 
     let admin = match (env_str(env, "ADMIN_USERNAME"), env_str(env, "ADMIN_PASS")) {
         (Some(username), Some(password)) => Some(AdminSeed {
@@ -224,17 +201,9 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
             ));
         }
         (None, None) => match file.admin {
-            Some(FileAdmin {
-                username,
-                password: Some(password),
-                email,
-                name,
-            }) => Some(AdminSeed {
-                username,
-                password,
-                email,
-                name,
-            }),
+            Some(FileAdmin { username, password: Some(password), email, name }) => {
+                Some(AdminSeed { username, password, email, name })
+            }
             Some(FileAdmin { password: None, .. }) => {
                 return Err(ConfigError::Inconsistent(
                     "[admin] needs a password; give it in ADMIN_PASS rather than the file".into(),
@@ -244,11 +213,8 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
         },
     };
 
-    let mut setting_overrides: BTreeMap<String, String> = file
-        .settings
-        .iter()
-        .map(|(k, v)| (k.clone(), toml_to_string(v)))
-        .collect();
+    let mut setting_overrides: BTreeMap<String, String> =
+        file.settings.iter().map(|(k, v)| (k.clone(), toml_to_string(v))).collect();
     for (key, value) in env {
         if let Some(id) = key.strip_prefix("OVERWRITE_SETTING_").filter(|id| !id.is_empty()) {
             setting_overrides.insert(id.to_owned(), value.clone());
@@ -261,22 +227,13 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
         max_body_bytes: parse_env(env, "APOGEE_MAX_BODY_BYTES", "a byte count")?
             .or(file_limits.max_body_bytes)
             .unwrap_or(defaults.max_body_bytes),
-        failed_logins_per_user: file_limits
-            .failed_logins_per_user
-            .unwrap_or(defaults.failed_logins_per_user),
-        login_block: file_limits
-            .login_block_secs
-            .map(Duration::from_secs)
-            .unwrap_or(defaults.login_block),
+        failed_logins_per_user: file_limits.failed_logins_per_user.unwrap_or(defaults.failed_logins_per_user),
+        login_block: file_limits.login_block_secs.map(Duration::from_secs).unwrap_or(defaults.login_block),
     };
     if limits.max_body_bytes < 1024 {
-        return Err(ConfigError::Inconsistent(
-            "max_body_bytes must be at least 1024".into(),
-        ));
+        return Err(ConfigError::Inconsistent("max_body_bytes must be at least 1024".into()));
     }
-    let log_json = env_str(env, "APOGEE_LOG_FORMAT")
-        .or(file.log_format)
-        .is_some_and(|f| f == "json");
+    let log_json = env_str(env, "APOGEE_LOG_FORMAT").or(file.log_format).is_some_and(|f| f == "json");
     let grace = parse_env(env, "APOGEE_SHUTDOWN_GRACE_SECS", "seconds")?
         .or(file.shutdown_grace_period_secs)
         .unwrap_or(10);
@@ -295,14 +252,9 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.into(),
-        source,
-    })?;
-    toml::from_str(&text).map_err(|source| ConfigError::Parse {
-        path: path.into(),
-        source: Box::new(source),
-    })
+    let text =
+        std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+    toml::from_str(&text).map_err(|source| ConfigError::Parse { path: path.into(), source: Box::new(source) })
 }
 
 #[cfg(test)]
@@ -311,10 +263,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -330,30 +279,16 @@ mod tests {
     fn precedence_file_env_flags() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("apogee.toml");
-        std::fs::write(
-            &path,
-            "port = 4000\ndata_dir = \"/f\"\n[settings]\nSite_Name = \"From file\"\n",
-        )
-        .unwrap();
-        let e = env(&[
-            ("PORT", "5000"),
-            ("OVERWRITE_SETTING_Site_Name", "From env"),
-            ("TEST_MODE", "true"),
-        ]);
-        let cli = CliOverrides {
-            config_file: Some(path.clone()),
-            ..Default::default()
-        };
+        std::fs::write(&path, "port = 4000\ndata_dir = \"/f\"\n[settings]\nSite_Name = \"From file\"\n")
+            .unwrap();
+        let e = env(&[("PORT", "5000"), ("OVERWRITE_SETTING_Site_Name", "From env"), ("TEST_MODE", "true")]);
+        let cli = CliOverrides { config_file: Some(path.clone()), ..Default::default() };
         let c = load(&cli, &e).unwrap();
         assert_eq!(c.listen.port(), 5000);
         assert_eq!(c.data_dir, PathBuf::from("/f"));
         assert_eq!(c.setting_overrides["Site_Name"], "From env");
         assert!(c.test_mode);
-        let cli = CliOverrides {
-            config_file: Some(path),
-            port: Some(6000),
-            ..Default::default()
-        };
+        let cli = CliOverrides { config_file: Some(path), port: Some(6000), ..Default::default() };
         assert_eq!(load(&cli, &e).unwrap().listen.port(), 6000);
     }
 
@@ -363,11 +298,7 @@ mod tests {
         assert!(err.to_string().contains("PORT"), "{err}");
         let err = load(&CliOverrides::default(), &env(&[("ADMIN_USERNAME", "root")])).unwrap_err();
         assert!(err.to_string().contains("ADMIN_PASS"), "{err}");
-        assert!(
-            !load(&CliOverrides::default(), &env(&[("TEST_MODE", "1")]))
-                .unwrap()
-                .test_mode
-        );
+        assert!(!load(&CliOverrides::default(), &env(&[("TEST_MODE", "1")])).unwrap().test_mode);
     }
 
     #[test]
@@ -375,13 +306,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("apogee.toml");
         std::fs::write(&path, "prot = 1\n").unwrap();
-        let cli = CliOverrides {
-            config_file: Some(path),
-            ..Default::default()
-        };
-        assert!(matches!(
-            load(&cli, &HashMap::new()),
-            Err(ConfigError::Parse { .. })
-        ));
+        let cli = CliOverrides { config_file: Some(path), ..Default::default() };
+        assert!(matches!(load(&cli, &HashMap::new()), Err(ConfigError::Parse { .. })));
     }
 }

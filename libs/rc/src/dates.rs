@@ -20,9 +20,7 @@ impl Dates {
 
 /// Formats as JavaScript's `Date.toISOString()`: `2024-05-01T12:34:56.789Z`.
 pub fn iso(at: Millis) -> String {
-    DateTime::from_timestamp_millis(at.0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(SecondsFormat::Millis, true)
+    DateTime::from_timestamp_millis(at.0).unwrap_or_default().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 /// Parses a date as clients send it: an ISO string (with or without zone, taken as UTC without),
@@ -47,9 +45,7 @@ fn parse_date_str(s: &str) -> Option<Millis> {
         }
     }
     if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d
-            .and_hms_opt(0, 0, 0)
-            .map(|dt| Millis(dt.and_utc().timestamp_millis()));
+        return d.and_hms_opt(0, 0, 0).map(|dt| Millis(dt.and_utc().timestamp_millis()));
     }
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return s.parse().ok().map(Millis);
@@ -71,20 +67,11 @@ mod tests {
 
     #[test]
     fn lenient_inputs() {
-        assert_eq!(
-            parse_date(&json!("2024-05-01T12:34:56")),
-            Some(Millis(1_714_566_896_000))
-        );
+        assert_eq!(parse_date(&json!("2024-05-01T12:34:56")), Some(Millis(1_714_566_896_000)));
         assert_eq!(parse_date(&json!("2024-05-01")), Some(Millis(1_714_521_600_000)));
-        assert_eq!(
-            parse_date(&json!("2024-05-01T14:34:56.789+02:00")),
-            Some(Millis(1_714_566_896_789))
-        );
+        assert_eq!(parse_date(&json!("2024-05-01T14:34:56.789+02:00")), Some(Millis(1_714_566_896_789)));
         assert_eq!(parse_date(&json!({"$date": 5})), Some(Millis(5)));
-        assert_eq!(
-            parse_date(&json!("1714566896789")),
-            Some(Millis(1_714_566_896_789))
-        );
+        assert_eq!(parse_date(&json!("1714566896789")), Some(Millis(1_714_566_896_789)));
         assert_eq!(parse_date(&json!("yesterday")), None);
         assert_eq!(parse_date(&json!("")), None);
     }

@@ -68,15 +68,7 @@ pub fn user_me(user: &User, preferences: Map<String, Value>, site_url: &str, dat
     m.insert("status".into(), user.status.clone().into());
     m.insert("statusDefault".into(), user.status_default.clone().into());
     m.insert("statusText".into(), user.status_text.clone().into());
-    m.insert(
-        "statusConnection".into(),
-        if user.status == "offline" {
-            "offline"
-        } else {
-            "online"
-        }
-        .into(),
-    );
+    m.insert("statusConnection".into(), if user.status == "offline" { "offline" } else { "online" }.into());
     m.insert("utcOffset".into(), json!(user.utc_offset));
     m.insert("active".into(), user.active.into());
     m.insert("roles".into(), json!(user.roles));
@@ -89,18 +81,12 @@ pub fn user_me(user: &User, preferences: Map<String, Value>, site_url: &str, dat
         m.insert("requirePasswordChange".into(), true.into());
     }
     m.insert("customFields".into(), Value::Object(user.custom_fields.clone()));
-    m.insert(
-        "settings".into(),
-        json!({ "profile": {}, "preferences": preferences }),
-    );
+    m.insert("settings".into(), json!({ "profile": {}, "preferences": preferences }));
     m.insert(
         "avatarUrl".into(),
         format!("{}/avatar/{}", site_url.trim_end_matches('/'), user.username).into(),
     );
-    m.insert(
-        "services".into(),
-        json!({ "password": { "exists": user.password_bcrypt.is_some() } }),
-    );
+    m.insert("services".into(), json!({ "password": { "exists": user.password_bcrypt.is_some() } }));
     m.insert("isOAuthUser".into(), false.into());
     Value::Object(m)
 }
@@ -130,9 +116,9 @@ pub fn room(room: &Room, dates: Dates) -> Value {
     put_opt(&mut m, "announcement", &room.announcement);
     put_opt(&mut m, "purpose", &room.purpose);
     m.insert("ro".into(), room.ro.into());
+    m.insert("sysMes".into(), room.sys_mes.clone().unwrap_or(Value::Bool(true)));
     if room.t != RoomType::Direct {
         m.insert("default".into(), room.default.into());
-        m.insert("sysMes".into(), room.sys_mes.clone().unwrap_or(Value::Bool(true)));
     }
     if room.archived {
         m.insert("archived".into(), true.into());
@@ -170,10 +156,7 @@ pub fn subscription(sub: &Subscription, dates: Dates) -> Value {
     m.insert("u".into(), user_ref(&sub.u));
     m.insert("t".into(), sub.t.as_str().into());
     m.insert("name".into(), sub.name.clone().into());
-    m.insert(
-        "fname".into(),
-        sub.fname.clone().unwrap_or_else(|| sub.name.clone()).into(),
-    );
+    m.insert("fname".into(), sub.fname.clone().unwrap_or_else(|| sub.name.clone()).into());
     m.insert("ts".into(), dates.value(sub.ts));
     m.insert("_updatedAt".into(), dates.value(sub.updated_at));
     m.insert("open".into(), sub.open.into());
@@ -241,11 +224,7 @@ mod tests {
             rid: "GENERAL".into(),
             msg: "hi".into(),
             ts: Millis(0),
-            u: UserRef {
-                id: "u1".into(),
-                username: "alice".into(),
-                name: None,
-            },
+            u: UserRef { id: "u1".into(), username: "alice".into(), name: None },
             updated_at: Millis(0),
             t: None,
             mentions: vec![],

@@ -37,10 +37,7 @@ pub struct RoomWrite {
 
 impl RoomWrite {
     pub fn new(rid: impl Into<String>) -> Self {
-        Self {
-            rid: rid.into(),
-            ..Self::default()
-        }
+        Self { rid: rid.into(), ..Self::default() }
     }
 }
 

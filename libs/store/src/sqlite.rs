@@ -138,8 +138,7 @@ fn open_reader(path: &Path) -> StoreResult<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(unavailable)?;
-    conn.execute_batch("PRAGMA busy_timeout = 5000;")
-        .map_err(unavailable)?;
+    conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(unavailable)?;
     Ok(conn)
 }
 
@@ -151,8 +150,7 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
             Ok(v)
         }
         Err(e) => {
-            conn.execute_batch("ROLLBACK TO job; RELEASE job")
-                .map_err(unavailable)?;
+            conn.execute_batch("ROLLBACK TO job; RELEASE job").map_err(unavailable)?;
             Err(e)
         }
     }
@@ -206,26 +204,19 @@ fn poisoned() -> StoreError {
 
 /// Decodes a JSON document column.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(entity: &'static str, doc: &str) -> StoreResult<T> {
-    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt {
-        entity,
-        detail: e.to_string(),
-    })
+    serde_json::from_str(doc).map_err(|e| StoreError::Corrupt { entity, detail: e.to_string() })
 }
 
 pub(crate) fn encode<T: serde::Serialize>(entity: &'static str, value: &T) -> StoreResult<String> {
-    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
-        entity,
-        detail: e.to_string(),
-    })
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt { entity, detail: e.to_string() })
 }
 
 /// Maps a unique-constraint violation to `Conflict`, anything else to `Unavailable`.
 pub(crate) fn conflict_or(entity: &'static str, key: &str) -> impl FnOnce(rusqlite::Error) -> StoreError {
     move |e| match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::ConstraintViolation) => StoreError::Conflict {
-            entity,
-            key: key.to_owned(),
-        },
+        Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            StoreError::Conflict { entity, key: key.to_owned() }
+        }
         _ => unavailable(e),
     }
 }

@@ -37,10 +37,7 @@ pub fn user(id: &str, username: &str, email: &str) -> User {
         id: id.into(),
         username: username.into(),
         name: Some(format!("{username} name")),
-        emails: vec![Email {
-            address: email.into(),
-            verified: false,
-        }],
+        emails: vec![Email { address: email.into(), verified: false }],
         roles: vec!["user".into()],
         kind: "user".into(),
         active: true,
@@ -67,11 +64,7 @@ pub fn room(id: &str, name: &str) -> Room {
         t: RoomType::Channel,
         name: Some(name.into()),
         fname: Some(name.into()),
-        u: Some(UserRef {
-            id: "u1".into(),
-            username: "alice".into(),
-            name: None,
-        }),
+        u: Some(UserRef { id: "u1".into(), username: "alice".into(), name: None }),
         ts: Millis(1),
         updated_at: Millis(1),
         msgs: 0,
@@ -101,11 +94,7 @@ pub fn subscription(rid: &str, uid: &str, username: &str) -> Subscription {
     Subscription {
         id: format!("{rid}-{uid}"),
         rid: rid.into(),
-        u: UserRef {
-            id: uid.into(),
-            username: username.into(),
-            name: None,
-        },
+        u: UserRef { id: uid.into(), username: username.into(), name: None },
         t: RoomType::Channel,
         name: rid.into(),
         fname: None,
@@ -131,11 +120,7 @@ pub fn message(id: &str, rid: &str, uid: &str, ts: i64) -> Message {
         rid: rid.into(),
         msg: format!("text of {id}"),
         ts: Millis(ts),
-        u: UserRef {
-            id: uid.into(),
-            username: uid.into(),
-            name: None,
-        },
+        u: UserRef { id: uid.into(), username: uid.into(), name: None },
         updated_at: Millis(ts),
         t: None,
         mentions: vec![],
@@ -151,103 +136,50 @@ pub fn message(id: &str, rid: &str, uid: &str, ts: i64) -> Message {
 async fn room_with_members(store: &dyn Store, rid: &str, members: &[(&str, &str)]) {
     let mut write = RoomWrite::new(rid);
     write.create = Some(room(rid, rid));
-    write.add_subscriptions = members
-        .iter()
-        .map(|(uid, name)| subscription(rid, uid, name))
-        .collect();
+    write.add_subscriptions = members.iter().map(|(uid, name)| subscription(rid, uid, name)).collect();
     store.write_room(write).await.unwrap();
 }
 
-const ALL: PageRequest = PageRequest {
-    offset: 0,
-    count: None,
-};
+const ALL: PageRequest = PageRequest { offset: 0, count: None };
 
 pub async fn users_roundtrip(store: &dyn Store) {
-    store
-        .insert_user(user("u1", "Alice", "alice@example.com"))
-        .await
-        .unwrap();
+    store.insert_user(user("u1", "Alice", "alice@example.com")).await.unwrap();
     let got = store.user_by_id("u1").await.unwrap().unwrap();
     assert_eq!(got, user("u1", "Alice", "alice@example.com"));
     assert_eq!(store.user_by_username("alice").await.unwrap().unwrap().id, "u1");
-    assert_eq!(
-        store
-            .user_by_email("ALICE@example.com")
-            .await
-            .unwrap()
-            .unwrap()
-            .id,
-        "u1"
-    );
+    assert_eq!(store.user_by_email("ALICE@example.com").await.unwrap().unwrap().id, "u1");
     assert!(store.user_by_id("nope").await.unwrap().is_none());
     store.delete_user("u1").await.unwrap();
     assert!(store.user_by_id("u1").await.unwrap().is_none());
-    assert!(matches!(
-        store.delete_user("u1").await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.delete_user("u1").await, Err(StoreError::NotFound { .. })));
 }
 
 pub async fn usernames_and_emails_are_unique(store: &dyn Store) {
     store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
     let dup_name = store.insert_user(user("u2", "ALICE", "other@x.io")).await;
-    assert!(
-        matches!(dup_name, Err(StoreError::Conflict { .. })),
-        "{dup_name:?}"
-    );
+    assert!(matches!(dup_name, Err(StoreError::Conflict { .. })), "{dup_name:?}");
     let dup_mail = store.insert_user(user("u3", "bob", "A@X.io")).await;
-    assert!(
-        matches!(dup_mail, Err(StoreError::Conflict { .. })),
-        "{dup_mail:?}"
-    );
+    assert!(matches!(dup_mail, Err(StoreError::Conflict { .. })), "{dup_mail:?}");
     assert!(store.user_by_id("u2").await.unwrap().is_none());
 }
 
 pub async fn users_list_filters_and_pages(store: &dyn Store) {
     for (i, name) in ["carol", "alice", "bob", "alina"].iter().enumerate() {
-        store
-            .insert_user(user(&format!("u{i}"), name, &format!("{name}@x.io")))
-            .await
-            .unwrap();
+        store.insert_user(user(&format!("u{i}"), name, &format!("{name}@x.io"))).await.unwrap();
     }
-    let page = store
-        .list_users(
-            &UserFilter::default(),
-            PageRequest {
-                offset: 1,
-                count: Some(2),
-            },
-        )
-        .await
-        .unwrap();
+    let page =
+        store.list_users(&UserFilter::default(), PageRequest { offset: 1, count: Some(2) }).await.unwrap();
     assert_eq!(page.total, 4);
     let names: Vec<_> = page.items.iter().map(|u| u.username.as_str()).collect();
     assert_eq!(names, ["alina", "bob"]);
-    let filter = UserFilter {
-        text: Some("ali".into()),
-        ..Default::default()
-    };
+    let filter = UserFilter { text: Some("ali".into()), ..Default::default() };
     let page = store.list_users(&filter, ALL).await.unwrap();
     assert_eq!(page.total, 2);
-    let filter = UserFilter {
-        text: Some("%".into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        store.list_users(&filter, ALL).await.unwrap().total,
-        0,
-        "LIKE wildcards are escaped"
-    );
-    let filter = UserFilter {
-        roles: vec!["admin".into()],
-        ..Default::default()
-    };
+    let filter = UserFilter { text: Some("%".into()), ..Default::default() };
+    assert_eq!(store.list_users(&filter, ALL).await.unwrap().total, 0, "LIKE wildcards are escaped");
+    let filter = UserFilter { roles: vec!["admin".into()], ..Default::default() };
     assert_eq!(store.list_users(&filter, ALL).await.unwrap().total, 0);
-    let ids = store
-        .users_by_ids(&["u1".into(), "u3".into(), "zz".into()])
-        .await
-        .unwrap();
+    let ids = store.users_by_ids(&["u1".into(), "u3".into(), "zz".into()]).await.unwrap();
     assert_eq!(ids.len(), 2);
 }
 
@@ -272,12 +204,8 @@ pub async fn update_user_applies_mutation(store: &dyn Store) {
 
 pub async fn login_tokens_resolve_and_revoke(store: &dyn Store) {
     store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
-    let token = LoginToken {
-        hashed_token: "h1".into(),
-        user_id: "u1".into(),
-        created_at: Millis(5),
-        name: None,
-    };
+    let token =
+        LoginToken { hashed_token: "h1".into(), user_id: "u1".into(), created_at: Millis(5), name: None };
     store.insert_login_token(token.clone()).await.unwrap();
     let (u, t) = store.user_by_token("h1").await.unwrap().unwrap();
     assert_eq!((u.id.as_str(), t), ("u1", token));
@@ -293,10 +221,7 @@ pub async fn login_tokens_resolve_and_revoke(store: &dyn Store) {
         .await
         .unwrap();
     store.delete_user("u1").await.unwrap();
-    assert!(
-        store.user_by_token("h2").await.unwrap().is_none(),
-        "tokens go with their user"
-    );
+    assert!(store.user_by_token("h2").await.unwrap().is_none(), "tokens go with their user");
 }
 
 pub async fn prune_keeps_newest_tokens(store: &dyn Store) {
@@ -318,13 +243,7 @@ pub async fn prune_keeps_newest_tokens(store: &dyn Store) {
     };
     store.insert_login_token(pat).await.unwrap();
     store.prune_login_tokens("u1", 2, Millis(100)).await.unwrap();
-    for (hash, kept) in [
-        ("h0", false),
-        ("h2", false),
-        ("h3", true),
-        ("h4", true),
-        ("pat", true),
-    ] {
+    for (hash, kept) in [("h0", false), ("h2", false), ("h3", true), ("h4", true), ("pat", true)] {
         assert_eq!(store.user_by_token(hash).await.unwrap().is_some(), kept, "{hash}");
     }
 }
@@ -339,35 +258,19 @@ pub async fn room_create_with_subscriptions(store: &dyn Store) {
     let members = store.subscriptions_of_room("r1", ALL).await.unwrap();
     assert_eq!(members.total, 2);
     assert_eq!(members.items[0].u.username, "alice");
-    let mine = store
-        .rooms_of_user("u1", &[RoomType::Channel], ALL)
-        .await
-        .unwrap();
+    let mine = store.rooms_of_user("u1", &[RoomType::Channel], ALL).await.unwrap();
     assert_eq!(mine.total, 1);
-    assert_eq!(
-        store
-            .rooms_of_user("u1", &[RoomType::Group], ALL)
-            .await
-            .unwrap()
-            .total,
-        0
-    );
+    assert_eq!(store.rooms_of_user("u1", &[RoomType::Group], ALL).await.unwrap().total, 0);
     let mut again = RoomWrite::new("r1");
     again.add_subscriptions = vec![subscription("r1", "u1", "alice")];
-    assert!(matches!(
-        store.write_room(again).await,
-        Err(StoreError::Conflict { .. })
-    ));
+    assert!(matches!(store.write_room(again).await, Err(StoreError::Conflict { .. })));
 }
 
 pub async fn room_names_are_unique(store: &dyn Store) {
     room_with_members(store, "r1", &[]).await;
     let mut write = RoomWrite::new("r2");
     write.create = Some(room("r2", "R1"));
-    assert!(matches!(
-        store.write_room(write).await,
-        Err(StoreError::Conflict { .. })
-    ));
+    assert!(matches!(store.write_room(write).await, Err(StoreError::Conflict { .. })));
     assert!(store.room_by_id("r2").await.unwrap().is_none());
 }
 
@@ -391,10 +294,7 @@ pub async fn duplicate_message_id_writes_nothing(store: &dyn Store) {
     store.write_room(write).await.unwrap();
     let mut write = RoomWrite::new("r1");
     write.messages = vec![message("m1", "r1", "u1", 12)];
-    assert!(matches!(
-        store.write_room(write).await,
-        Err(StoreError::Conflict { .. })
-    ));
+    assert!(matches!(store.write_room(write).await, Err(StoreError::Conflict { .. })));
     let room = store.room_by_id("r1").await.unwrap().unwrap();
     assert_eq!(room.msgs, 1, "the room's count is unchanged");
     assert_eq!(store.message_by_id("m1").await.unwrap().unwrap().ts, Millis(10));
@@ -407,22 +307,14 @@ pub async fn unread_is_derived_from_last_read(store: &dyn Store) {
     sys.t = Some("uj".into());
     let mut reply = message("m3", "r1", "u1", 12);
     reply.tmid = Some("m1".into());
-    write.messages = vec![
-        sys,
-        message("m1", "r1", "u1", 10),
-        message("m2", "r1", "u1", 11),
-        reply,
-    ];
+    write.messages = vec![sys, message("m1", "r1", "u1", 10), message("m2", "r1", "u1", 11), reply];
     write.update_subscriptions = vec![(
         "u1".into(),
         Box::new(|s: &mut Subscription, r: &apogee_types::Room| s.last_read_seq = r.msgs),
     )];
     store.write_room(write).await.unwrap();
     let bob = store.subscription("r1", "u2").await.unwrap().unwrap();
-    assert_eq!(
-        bob.unread, 2,
-        "system messages, own messages and hidden thread replies do not count"
-    );
+    assert_eq!(bob.unread, 2, "system messages, own messages and hidden thread replies do not count");
     assert_eq!(store.subscription("r1", "u1").await.unwrap().unwrap().unread, 0);
     assert_eq!(store.first_unread("r1", "u2", 0).await.unwrap().unwrap().id, "m1");
     let mut read = RoomWrite::new("r1");
@@ -437,9 +329,7 @@ pub async fn unread_is_derived_from_last_read(store: &dyn Store) {
 pub async fn history_windows(store: &dyn Store) {
     room_with_members(store, "r1", &[("u1", "alice")]).await;
     let mut write = RoomWrite::new("r1");
-    write.messages = (1..=5)
-        .map(|i| message(&format!("m{i}"), "r1", "u1", i * 10))
-        .collect();
+    write.messages = (1..=5).map(|i| message(&format!("m{i}"), "r1", "u1", i * 10)).collect();
     let mut reply = message("t1", "r1", "u1", 60);
     reply.tmid = Some("m1".into());
     write.messages.push(reply);
@@ -447,17 +337,9 @@ pub async fn history_windows(store: &dyn Store) {
     let ids = |v: Vec<Message>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
     let all = store.history("r1", &HistoryQuery::default()).await.unwrap();
     assert_eq!(ids(all), ["m5", "m4", "m3", "m2", "m1"]);
-    let q = HistoryQuery {
-        show_thread_messages: true,
-        count: Some(2),
-        ..Default::default()
-    };
+    let q = HistoryQuery { show_thread_messages: true, count: Some(2), ..Default::default() };
     assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["t1", "m5"]);
-    let q = HistoryQuery {
-        latest: Some(Millis(40)),
-        oldest: Some(Millis(20)),
-        ..Default::default()
-    };
+    let q = HistoryQuery { latest: Some(Millis(40)), oldest: Some(Millis(20)), ..Default::default() };
     assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["m3"]);
     let q = HistoryQuery {
         latest: Some(Millis(40)),
@@ -466,26 +348,10 @@ pub async fn history_windows(store: &dyn Store) {
         ..Default::default()
     };
     assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["m4", "m3", "m2"]);
-    let q = HistoryQuery {
-        offset: 4,
-        ..Default::default()
-    };
+    let q = HistoryQuery { offset: 4, ..Default::default() };
     assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["m1"]);
-    let page = store
-        .list_messages(
-            "r1",
-            PageRequest {
-                offset: 0,
-                count: Some(2),
-            },
-            true,
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        (page.total, ids(page.items)),
-        (6, vec!["m1".to_owned(), "m2".to_owned()])
-    );
+    let page = store.list_messages("r1", PageRequest { offset: 0, count: Some(2) }, true).await.unwrap();
+    assert_eq!((page.total, ids(page.items)), (6, vec!["m1".to_owned(), "m2".to_owned()]));
 }
 
 pub async fn subscriptions_since_and_removed(store: &dyn Store) {
@@ -509,10 +375,7 @@ pub async fn subscriptions_since_and_removed(store: &dyn Store) {
     assert_eq!(removed[0].id, "r2-u1");
     assert!(store.subscription("r2", "u1").await.unwrap().is_none());
     assert_eq!(store.room_by_id("r2").await.unwrap().unwrap().users_count, 0);
-    let rooms = store
-        .rooms_of_user_updated_since("u1", Some(before))
-        .await
-        .unwrap();
+    let rooms = store.rooms_of_user_updated_since("u1", Some(before)).await.unwrap();
     assert_eq!(rooms.len(), 1);
 }
 
@@ -529,20 +392,10 @@ pub async fn delete_room_removes_everything(store: &dyn Store) {
     assert!(store.message_by_id("m1").await.unwrap().is_none());
     assert!(store.subscription("r1", "u1").await.unwrap().is_none());
     assert_eq!(store.removed_rooms_since(before).await.unwrap().len(), 1);
-    assert_eq!(
-        store
-            .removed_subscriptions_since("u1", before)
-            .await
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(store.removed_subscriptions_since("u1", before).await.unwrap().len(), 1);
     let mut missing = RoomWrite::new("r1");
     missing.messages = vec![message("m2", "r1", "u1", 10)];
-    assert!(matches!(
-        store.write_room(missing).await,
-        Err(StoreError::NotFound { .. })
-    ));
+    assert!(matches!(store.write_room(missing).await, Err(StoreError::NotFound { .. })));
 }
 
 pub async fn list_rooms_filters(store: &dyn Store) {
@@ -557,24 +410,12 @@ pub async fn list_rooms_filters(store: &dyn Store) {
     general.default = true;
     write.create = Some(general);
     store.write_room(write).await.unwrap();
-    let channels = RoomFilter {
-        types: vec![RoomType::Channel],
-        ..Default::default()
-    };
+    let channels = RoomFilter { types: vec![RoomType::Channel], ..Default::default() };
     let page = store.list_rooms(&channels, ALL).await.unwrap();
-    assert_eq!(
-        page.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-        ["r3", "r1"]
-    );
-    let text = RoomFilter {
-        text: Some("CRE".into()),
-        ..Default::default()
-    };
+    assert_eq!(page.items.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r3", "r1"]);
+    let text = RoomFilter { text: Some("CRE".into()), ..Default::default() };
     assert_eq!(store.list_rooms(&text, ALL).await.unwrap().items[0].id, "r2");
-    let defaults = RoomFilter {
-        default_only: true,
-        ..Default::default()
-    };
+    let defaults = RoomFilter { default_only: true, ..Default::default() };
     assert_eq!(store.list_rooms(&defaults, ALL).await.unwrap().total, 1);
 }
 
@@ -582,13 +423,8 @@ pub async fn mutation_rejection_writes_nothing(store: &dyn Store) {
     room_with_members(store, "r1", &[("u1", "alice")]).await;
     let mut write = RoomWrite::new("r1");
     write.messages = vec![message("m1", "r1", "u1", 10)];
-    write.mutate = Some(Box::new(|_room| {
-        Err(StoreError::Rejected("room is archived".into()))
-    }));
-    assert_eq!(
-        store.write_room(write).await.unwrap_err(),
-        StoreError::Rejected("room is archived".into())
-    );
+    write.mutate = Some(Box::new(|_room| Err(StoreError::Rejected("room is archived".into()))));
+    assert_eq!(store.write_room(write).await.unwrap_err(), StoreError::Rejected("room is archived".into()));
     assert!(store.message_by_id("m1").await.unwrap().is_none());
     assert_eq!(store.room_by_id("r1").await.unwrap().unwrap().msgs, 0);
 }
@@ -641,11 +477,7 @@ pub async fn concurrent_posts_keep_count(store: &dyn Store) {
     let outcomes = futures_join_all(tasks).await;
     let mut seqs: Vec<u64> = outcomes.iter().map(|o| o.messages[0].seq).collect();
     seqs.sort_unstable();
-    assert_eq!(
-        seqs,
-        (1..=64).collect::<Vec<_>>(),
-        "every message got its own sequence number"
-    );
+    assert_eq!(seqs, (1..=64).collect::<Vec<_>>(), "every message got its own sequence number");
     assert_eq!(store.room_by_id("r1").await.unwrap().unwrap().msgs, 64);
 }
 
@@ -666,11 +498,7 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
                 }
             }
         }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
     })
     .await;
     outputs.into_iter().map(|o| o.unwrap()).collect()

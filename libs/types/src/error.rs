@@ -54,13 +54,7 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 
 impl ServiceError {
     pub fn new(kind: ErrorKind, error_type: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            error_type: error_type.into(),
-            message: message.into(),
-            details: None,
-            bare_text: false,
-        }
+        Self { kind, error_type: error_type.into(), message: message.into(), details: None, bare_text: false }
     }
 
     /// A Meteor-style failure: `"<message> [<code>]"` with `errorType: <code>`.
@@ -75,10 +69,7 @@ impl ServiceError {
 
     /// `API.v1.failure(text, code)`: `error` is `text` as is, `errorType` is `code`.
     pub fn failure_typed(error_type: &str, message: impl Into<String>) -> Self {
-        Self {
-            bare_text: true,
-            ..Self::new(ErrorKind::InvalidArgument, error_type, message)
-        }
+        Self { bare_text: true, ..Self::new(ErrorKind::InvalidArgument, error_type, message) }
     }
 
     pub fn not_found(error_type: &str, message: impl Into<String>) -> Self {

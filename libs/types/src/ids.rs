@@ -7,17 +7,13 @@ const URL_SAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 /// Returns a new 17-character id in Meteor's alphabet.
 pub fn random_id() -> String {
     let mut rng = rand::rng();
-    (0..17)
-        .map(|_| UNMISTAKABLE[rng.random_range(0..UNMISTAKABLE.len())] as char)
-        .collect()
+    (0..17).map(|_| UNMISTAKABLE[rng.random_range(0..UNMISTAKABLE.len())] as char).collect()
 }
 
 /// Returns a 43-character secret (login tokens), as Meteor's `Random.secret()`.
 pub fn random_secret() -> String {
     let mut rng = rand::rng();
-    (0..43)
-        .map(|_| URL_SAFE[rng.random_range(0..URL_SAFE.len())] as char)
-        .collect()
+    (0..43).map(|_| URL_SAFE[rng.random_range(0..URL_SAFE.len())] as char).collect()
 }
 
 #[cfg(test)]

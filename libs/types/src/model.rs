@@ -17,11 +17,7 @@ pub struct Principal {
 
 impl Principal {
     pub fn user_ref(&self) -> UserRef {
-        UserRef {
-            id: self.user_id.clone(),
-            username: self.username.clone(),
-            name: self.name.clone(),
-        }
+        UserRef { id: self.user_id.clone(), username: self.username.clone(), name: self.name.clone() }
     }
 
     pub fn has_role(&self, role: &str) -> bool {
@@ -93,11 +89,7 @@ pub struct User {
 
 impl User {
     pub fn user_ref(&self) -> UserRef {
-        UserRef {
-            id: self.id.clone(),
-            username: self.username.clone(),
-            name: self.name.clone(),
-        }
+        UserRef { id: self.id.clone(), username: self.username.clone(), name: self.name.clone() }
     }
 
     pub fn principal(&self) -> Principal {

@@ -25,10 +25,7 @@ pub struct Bootstrap {
 fn override_value(kind: &str, raw: &str) -> Value {
     match kind {
         "boolean" => Value::Bool(raw == "true"),
-        "int" => raw
-            .parse::<i64>()
-            .map(Value::from)
-            .unwrap_or_else(|_| Value::from(raw)),
+        "int" => raw.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(raw)),
         _ => Value::from(raw),
     }
 }
@@ -67,19 +64,14 @@ impl Auth {
         for default in defaults::settings(now, &self.cfg.site_url, &unique_id) {
             let setting = match stored.get(&default.id) {
                 // Keep what an admin set; refresh what describes the setting.
-                Some(existing) => Setting {
-                    value: existing.value.clone(),
-                    updated_at: existing.updated_at,
-                    ..default
-                },
+                Some(existing) => {
+                    Setting { value: existing.value.clone(), updated_at: existing.updated_at, ..default }
+                }
                 None => default,
             };
             let changed = stored.get(&setting.id) != Some(&setting);
             if changed {
-                self.store
-                    .upsert_setting(setting.clone())
-                    .await
-                    .map_err(store_error)?;
+                self.store.upsert_setting(setting.clone()).await.map_err(store_error)?;
             }
             self.settings
                 .write()
@@ -88,16 +80,10 @@ impl Auth {
         }
         // Site_Url follows ROOT_URL, as Rocket.Chat does on start.
         let mut forced = boot.setting_overrides.clone();
-        forced
-            .entry("Site_Url".into())
-            .or_insert_with(|| self.cfg.site_url.clone());
+        forced.entry("Site_Url".into()).or_insert_with(|| self.cfg.site_url.clone());
         for (id, raw) in forced {
-            let current = self
-                .settings
-                .read()
-                .map_err(|_| ServiceError::internal("lock poisoned"))?
-                .get(&id)
-                .cloned();
+            let current =
+                self.settings.read().map_err(|_| ServiceError::internal("lock poisoned"))?.get(&id).cloned();
             let Some(mut setting) = current else {
                 tracing::warn!(setting = %id, "OVERWRITE_SETTING names an unknown setting; ignored");
                 continue;
@@ -121,17 +107,11 @@ impl Auth {
         }
         for default in defaults::permissions(now) {
             if !stored.contains_key(&default.id) {
-                self.store
-                    .upsert_permission(default.clone())
-                    .await
-                    .map_err(store_error)?;
+                self.store.upsert_permission(default.clone()).await.map_err(store_error)?;
                 cache.insert(default.id.clone(), default);
             }
         }
-        *self
-            .permissions
-            .write()
-            .map_err(|_| ServiceError::internal("lock poisoned"))? = cache;
+        *self.permissions.write().map_err(|_| ServiceError::internal("lock poisoned"))? = cache;
         Ok(())
     }
 
@@ -139,28 +119,16 @@ impl Auth {
         let mut roles = self.store.roles().await.map_err(store_error)?;
         for default in defaults::roles(now) {
             if !roles.iter().any(|r| r.id == default.id) {
-                self.store
-                    .upsert_role(default.clone())
-                    .await
-                    .map_err(store_error)?;
+                self.store.upsert_role(default.clone()).await.map_err(store_error)?;
                 roles.push(default);
             }
         }
-        *self
-            .roles
-            .write()
-            .map_err(|_| ServiceError::internal("lock poisoned"))? = roles;
+        *self.roles.write().map_err(|_| ServiceError::internal("lock poisoned"))? = roles;
         Ok(())
     }
 
     async fn seed_rocket_cat(&self, now: Millis) -> ServiceResult<()> {
-        if self
-            .store
-            .user_by_id("rocket.cat")
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.user_by_id("rocket.cat").await.map_err(store_error)?.is_some() {
             return Ok(());
         }
         let mut bot = base_user("rocket.cat", "rocket.cat", "Rocket.Cat", now);
@@ -172,20 +140,11 @@ impl Auth {
 
     /// Rocket.Chat deletes and re-creates this user on every start under `TEST_MODE`.
     async fn seed_test_admin(&self, now: Millis) -> ServiceResult<()> {
-        if self
-            .store
-            .user_by_id(TEST_ADMIN)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.user_by_id(TEST_ADMIN).await.map_err(store_error)?.is_some() {
             self.store.delete_user(TEST_ADMIN).await.map_err(store_error)?;
         }
         let mut admin = base_user(TEST_ADMIN, TEST_ADMIN, "RocketChat Internal Admin Test", now);
-        admin.emails = vec![Email {
-            address: format!("{TEST_ADMIN}@rocket.chat"),
-            verified: false,
-        }];
+        admin.emails = vec![Email { address: format!("{TEST_ADMIN}@rocket.chat"), verified: false }];
         admin.roles = vec!["admin".into()];
         admin.password_bcrypt = Some(hash_password(TEST_ADMIN).await?);
         self.store.insert_user(admin.clone()).await.map_err(store_error)?;
@@ -203,49 +162,22 @@ impl Auth {
         name: Option<String>,
         now: Millis,
     ) -> ServiceResult<()> {
-        let admins = apogee_store::UserFilter {
-            roles: vec!["admin".into()],
-            ..Default::default()
-        };
+        let admins = apogee_store::UserFilter { roles: vec!["admin".into()], ..Default::default() };
         let existing = self
             .store
-            .list_users(
-                &admins,
-                apogee_types::PageRequest {
-                    offset: 0,
-                    count: Some(1),
-                },
-            )
+            .list_users(&admins, apogee_types::PageRequest { offset: 0, count: Some(1) })
             .await
             .map_err(store_error)?;
         let only_test_admin = existing.items.iter().all(|u| u.id == TEST_ADMIN);
         if existing.total > 0 && !(existing.total == 1 && only_test_admin) {
             return Ok(());
         }
-        if self
-            .store
-            .user_by_username(&username)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.user_by_username(&username).await.map_err(store_error)?.is_some() {
             tracing::warn!(%username, "ADMIN_USERNAME is taken by a user who is not an admin; no admin created");
             return Ok(());
         }
-        let mut admin = base_user(
-            &random_id(),
-            &username,
-            name.as_deref().unwrap_or("Administrator"),
-            now,
-        );
-        admin.emails = email
-            .map(|address| {
-                vec![Email {
-                    address,
-                    verified: true,
-                }]
-            })
-            .unwrap_or_default();
+        let mut admin = base_user(&random_id(), &username, name.as_deref().unwrap_or("Administrator"), now);
+        admin.emails = email.map(|address| vec![Email { address, verified: true }]).unwrap_or_default();
         admin.roles = vec!["admin".into(), "user".into()];
         admin.password_bcrypt = Some(hash_password(&password).await?);
         self.store.insert_user(admin.clone()).await.map_err(store_error)?;

@@ -74,17 +74,10 @@ mod tests {
             digest: password_digest("s3cret").to_uppercase(),
             algorithm: "sha-256".into(),
         };
-        assert!(
-            verify_password(prehash(&upper).unwrap_or_default(), &stored)
-                .await
-                .unwrap_or(false)
-        );
+        assert!(verify_password(prehash(&upper).unwrap_or_default(), &stored).await.unwrap_or(false));
         let wrong = prehash(&Password::Plain("nope".into())).unwrap_or_default();
         assert!(!verify_password(wrong, &stored).await.unwrap_or(true));
-        let md5 = Password::Digest {
-            digest: "x".into(),
-            algorithm: "md5".into(),
-        };
+        let md5 = Password::Digest { digest: "x".into(), algorithm: "md5".into() };
         assert!(prehash(&md5).is_err());
     }
 }

@@ -12,16 +12,8 @@ pub(crate) fn permissions(now: Millis) -> Vec<Permission> {
         .lines()
         .filter_map(|line| {
             let (id, roles) = line.split_once('\t')?;
-            let roles = roles
-                .split(',')
-                .filter(|r| !r.is_empty())
-                .map(str::to_owned)
-                .collect();
-            Some(Permission {
-                id: id.to_owned(),
-                roles,
-                updated_at: now,
-            })
+            let roles = roles.split(',').filter(|r| !r.is_empty()).map(str::to_owned).collect();
+            Some(Permission { id: id.to_owned(), roles, updated_at: now })
         })
         .collect()
 }
@@ -32,41 +24,15 @@ pub(crate) fn settings(now: Millis, site_url: &str, unique_id: &str) -> Vec<Sett
         .lines()
         .filter_map(|line| {
             let mut parts = line.splitn(5, '\t');
-            let (id, kind, visibility, group, value) = (
-                parts.next()?,
-                parts.next()?,
-                parts.next()?,
-                parts.next()?,
-                parts.next()?,
-            );
+            let (id, kind, visibility, group, value) =
+                (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
             let value: Value = serde_json::from_str(value).ok()?;
             Some(setting(id, kind, visibility == "public", group, value, now))
         })
         .collect();
-    out.push(setting(
-        "Site_Url",
-        "string",
-        true,
-        "General",
-        site_url.into(),
-        now,
-    ));
-    out.push(setting(
-        "uniqueID",
-        "string",
-        true,
-        "General",
-        unique_id.into(),
-        now,
-    ));
-    out.push(setting(
-        "Hide_System_Messages",
-        "multiSelect",
-        true,
-        "Message",
-        Value::Array(vec![]),
-        now,
-    ));
+    out.push(setting("Site_Url", "string", true, "General", site_url.into(), now));
+    out.push(setting("uniqueID", "string", true, "General", unique_id.into(), now));
+    out.push(setting("Hide_System_Messages", "multiSelect", true, "Message", Value::Array(vec![]), now));
     out
 }
 
@@ -117,17 +83,11 @@ mod tests {
     fn tables_parse_whole() {
         let perms = permissions(Millis(0));
         assert_eq!(perms.len(), PERMISSIONS.lines().count());
-        let impersonate = perms
-            .iter()
-            .find(|p| p.id == "message-impersonate")
-            .map(|p| p.roles.clone());
+        let impersonate = perms.iter().find(|p| p.id == "message-impersonate").map(|p| p.roles.clone());
         assert_eq!(impersonate, Some(vec!["bot".to_owned(), "app".to_owned()]));
         let settings = settings(Millis(0), "http://x", "id");
         assert_eq!(settings.len(), SETTINGS.lines().count() + 3);
-        let max = settings
-            .iter()
-            .find(|s| s.id == "Message_MaxAllowedSize")
-            .map(|s| s.value.clone());
+        let max = settings.iter().find(|s| s.id == "Message_MaxAllowedSize").map(|s| s.value.clone());
         assert_eq!(max, Some(Value::from(5000)));
     }
 }

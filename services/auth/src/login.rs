@@ -27,14 +27,8 @@ struct Failure {
 impl Failures {
     fn blocked(&mut self, key: &str, now: Instant) -> bool {
         match self.0.get(key) {
-            Some(Failure {
-                blocked_until: Some(until),
-                ..
-            }) if *until > now => true,
-            Some(Failure {
-                blocked_until: Some(_),
-                ..
-            }) => {
+            Some(Failure { blocked_until: Some(until), .. }) if *until > now => true,
+            Some(Failure { blocked_until: Some(_), .. }) => {
                 // The block has run out: start counting afresh.
                 self.0.remove(key);
                 false
@@ -44,10 +38,7 @@ impl Failures {
     }
 
     fn record(&mut self, key: String, limit: u32, block: std::time::Duration, now: Instant) {
-        let entry = self.0.entry(key).or_insert(Failure {
-            count: 0,
-            blocked_until: None,
-        });
+        let entry = self.0.entry(key).or_insert(Failure { count: 0, blocked_until: None });
         entry.count += 1;
         if entry.count >= limit {
             entry.blocked_until = Some(now + block);
@@ -64,10 +55,7 @@ fn unauthenticated(error: &str, message: &str) -> ServiceError {
 }
 
 pub(crate) fn logged_out() -> ServiceError {
-    unauthenticated(
-        "403",
-        "You've been logged out by the server. Please log in again.",
-    )
+    unauthenticated("403", "You've been logged out by the server. Please log in again.")
 }
 
 impl Auth {
@@ -116,10 +104,8 @@ impl Auth {
             return Ok(());
         }
         let now = Instant::now();
-        let mut failures = self
-            .failures
-            .lock()
-            .map_err(|_| ServiceError::internal("failures lock poisoned"))?;
+        let mut failures =
+            self.failures.lock().map_err(|_| ServiceError::internal("failures lock poisoned"))?;
         if let Some(ip) = ip_key
             && failures.blocked(ip, now)
         {
@@ -146,11 +132,12 @@ impl Auth {
             i64::from(self.cfg.failed_logins_per_user),
         ))
         .unwrap_or(self.cfg.failed_logins_per_user);
-        let per_ip = u32::try_from(self.setting_i64(
-            "Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
-            i64::from(per_user) * 5,
-        ))
-        .unwrap_or(per_user * 5);
+        let per_ip =
+            u32::try_from(self.setting_i64(
+                "Block_Multiple_Failed_Logins_Attempts_Until_Block_By_Ip",
+                i64::from(per_user) * 5,
+            ))
+            .unwrap_or(per_user * 5);
         let now = Instant::now();
         if let Ok(mut failures) = self.failures.lock() {
             if self.setting_bool("Block_Multiple_Failed_Logins_By_User") {
@@ -180,10 +167,7 @@ impl Auth {
             ));
         }
         if !user.active {
-            return Err(unauthenticated(
-                "error-user-is-not-activated",
-                "User is not activated",
-            ));
+            return Err(unauthenticated("error-user-is-not-activated", "User is not activated"));
         }
         Ok(())
     }
@@ -197,14 +181,8 @@ impl Auth {
             created_at: now,
             name: None,
         };
-        self.store
-            .insert_login_token(login_token)
-            .await
-            .map_err(store_error)?;
-        self.store
-            .prune_login_tokens(&user.id, TOKENS_PER_USER, now)
-            .await
-            .map_err(store_error)?;
+        self.store.insert_login_token(login_token).await.map_err(store_error)?;
+        self.store.prune_login_tokens(&user.id, TOKENS_PER_USER, now).await.map_err(store_error)?;
         let user = self
             .store
             .update_user(
@@ -216,35 +194,20 @@ impl Auth {
             )
             .await
             .map_err(store_error)?;
-        Ok(LoginResponse {
-            user,
-            token,
-            token_expires: Millis(now.0 + self.token_lifetime_ms()),
-        })
+        Ok(LoginResponse { user, token, token_expires: Millis(now.0 + self.token_lifetime_ms()) })
     }
 
     async fn resume(&self, token: &str) -> ServiceResult<LoginResponse> {
-        let found = self
-            .store
-            .user_by_token(&hash_token(token))
-            .await
-            .map_err(store_error)?;
+        let found = self.store.user_by_token(&hash_token(token)).await.map_err(store_error)?;
         let Some((user, stored)) = found else {
             return Err(logged_out());
         };
         if self.expired(&stored) {
-            return Err(unauthenticated(
-                "403",
-                "Your session has expired. Please log in again.",
-            ));
+            return Err(unauthenticated("403", "Your session has expired. Please log in again."));
         }
         self.check_can_login(&user)?;
         let expires = Millis(stored.created_at.0 + self.token_lifetime_ms());
-        Ok(LoginResponse {
-            user,
-            token: token.to_owned(),
-            token_expires: expires,
-        })
+        Ok(LoginResponse { user, token: token.to_owned(), token_expires: expires })
     }
 
     pub(crate) async fn authenticate_impl(&self, user_id: &str, token: &str) -> ServiceResult<Principal> {
@@ -252,11 +215,7 @@ impl Auth {
         if user_id.is_empty() || token.is_empty() {
             return Err(not_logged_in());
         }
-        let found = self
-            .store
-            .user_by_token(&hash_token(token))
-            .await
-            .map_err(store_error)?;
+        let found = self.store.user_by_token(&hash_token(token)).await.map_err(store_error)?;
         match found {
             Some((user, stored)) if user.id == user_id && user.active && !self.expired(&stored) => {
                 Ok(user.principal())

@@ -73,9 +73,7 @@ impl Auth {
         let Ok(permissions) = self.permissions.read() else {
             return false;
         };
-        permissions
-            .get(permission)
-            .is_some_and(|p| p.roles.iter().any(|r| roles.contains(r)))
+        permissions.get(permission).is_some_and(|p| p.roles.iter().any(|r| roles.contains(r)))
     }
 
     pub(crate) fn require(&self, who: &Principal, permission: &str) -> ServiceResult<()> {
@@ -119,17 +117,13 @@ impl AuthService for Auth {
     }
 
     async fn me(&self, who: &Principal) -> ServiceResult<User> {
-        self.store
-            .user_by_id(&who.user_id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| {
-                ServiceError::new(
-                    apogee_types::ErrorKind::Unauthenticated,
-                    "",
-                    "You must be logged in to do this.",
-                )
-            })
+        self.store.user_by_id(&who.user_id).await.map_err(store_error)?.ok_or_else(|| {
+            ServiceError::new(
+                apogee_types::ErrorKind::Unauthenticated,
+                "",
+                "You must be logged in to do this.",
+            )
+        })
     }
 
     async fn create_user(&self, who: &Principal, user: NewUser) -> ServiceResult<User> {
@@ -191,10 +185,7 @@ impl AuthService for Auth {
     }
 
     async fn permissions(&self, _who: &Principal) -> ServiceResult<Vec<Permission>> {
-        let map = self
-            .permissions
-            .read()
-            .map_err(|_| ServiceError::internal("permissions lock poisoned"))?;
+        let map = self.permissions.read().map_err(|_| ServiceError::internal("permissions lock poisoned"))?;
         let mut all: Vec<Permission> = map.values().cloned().collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(all)
@@ -209,11 +200,7 @@ impl AuthService for Auth {
     }
 
     async fn roles(&self, _who: &Principal) -> ServiceResult<Vec<Role>> {
-        Ok(self
-            .roles
-            .read()
-            .map_err(|_| ServiceError::internal("roles lock poisoned"))?
-            .clone())
+        Ok(self.roles.read().map_err(|_| ServiceError::internal("roles lock poisoned"))?.clone())
     }
 
     async fn roles_have_permission(&self, roles: &[String], permission: &str) -> ServiceResult<bool> {

@@ -20,11 +20,7 @@ fn coerce(kind: &str, value: Value) -> Option<Value> {
 impl Auth {
     pub(crate) fn public_settings_impl(&self, ids: Option<Vec<String>>, page: PageRequest) -> Page<Setting> {
         let Ok(settings) = self.settings.read() else {
-            return Page {
-                items: vec![],
-                offset: page.offset,
-                total: 0,
-            };
+            return Page { items: vec![], offset: page.offset, total: 0 };
         };
         let mut matching: Vec<&Setting> = settings
             .values()
@@ -33,29 +29,17 @@ impl Auth {
         matching.sort_by(|a, b| a.id.cmp(&b.id));
         let total = matching.len() as u64;
         let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let take = page
-            .count
-            .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+        let take = page.count.map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
         let items = matching.into_iter().skip(skip).take(take).cloned().collect();
-        Page {
-            items,
-            offset: page.offset,
-            total,
-        }
+        Page { items, offset: page.offset, total }
     }
 
     pub(crate) fn get_setting_impl(&self, who: &Principal, id: &str) -> ServiceResult<Setting> {
         if !self.has_permission(&who.roles, "view-privileged-setting") {
             return Err(ServiceError::unauthorized());
         }
-        let settings = self
-            .settings
-            .read()
-            .map_err(|_| ServiceError::internal("settings lock poisoned"))?;
-        settings
-            .get(id)
-            .cloned()
-            .ok_or_else(|| ServiceError::not_found("", "Resource not found"))
+        let settings = self.settings.read().map_err(|_| ServiceError::internal("settings lock poisoned"))?;
+        settings.get(id).cloned().ok_or_else(|| ServiceError::not_found("", "Resource not found"))
     }
 
     pub(crate) async fn set_setting_impl(
@@ -68,17 +52,12 @@ impl Auth {
             return Err(ServiceError::unauthorized());
         }
         let current = {
-            let settings = self
-                .settings
-                .read()
-                .map_err(|_| ServiceError::internal("settings lock poisoned"))?;
+            let settings =
+                self.settings.read().map_err(|_| ServiceError::internal("settings lock poisoned"))?;
             settings.get(id).cloned()
         };
         let Some(mut setting) = current else {
-            return Err(ServiceError::failure_typed(
-                "error-setting-not-found",
-                "Setting not found",
-            ));
+            return Err(ServiceError::failure_typed("error-setting-not-found", "Setting not found"));
         };
         setting.value = coerce(&setting.kind, value).ok_or_else(|| {
             ServiceError::failure_typed(
@@ -92,10 +71,7 @@ impl Auth {
 
     /// Stores a setting, then makes it visible: nothing is acknowledged before it is durable.
     pub(crate) async fn write_setting(&self, setting: Setting) -> ServiceResult<()> {
-        self.store
-            .upsert_setting(setting.clone())
-            .await
-            .map_err(store_error)?;
+        self.store.upsert_setting(setting.clone()).await.map_err(store_error)?;
         self.settings
             .write()
             .map_err(|_| ServiceError::internal("settings lock poisoned"))?
@@ -116,14 +92,8 @@ impl Auth {
         }
         let mut updated = Vec::with_capacity(changes.len());
         {
-            let permissions = self
-                .permissions
-                .read()
-                .map_err(|_| ServiceError::internal("lock poisoned"))?;
-            let roles = self
-                .roles
-                .read()
-                .map_err(|_| ServiceError::internal("lock poisoned"))?;
+            let permissions = self.permissions.read().map_err(|_| ServiceError::internal("lock poisoned"))?;
+            let roles = self.roles.read().map_err(|_| ServiceError::internal("lock poisoned"))?;
             for (id, new_roles) in changes {
                 let Some(existing) = permissions.get(&id) else {
                     return Err(ServiceError::failure_typed(
@@ -131,10 +101,7 @@ impl Auth {
                         "Invalid permission",
                     ));
                 };
-                if new_roles
-                    .iter()
-                    .any(|r| !roles.iter().any(|known| &known.id == r))
-                {
+                if new_roles.iter().any(|r| !roles.iter().any(|known| &known.id == r)) {
                     return Err(ServiceError::failure_typed("error-invalid-role", "Invalid role"));
                 }
                 let mut deduped: Vec<String> = Vec::with_capacity(new_roles.len());
@@ -151,15 +118,10 @@ impl Auth {
             }
         }
         for permission in &updated {
-            self.store
-                .upsert_permission(permission.clone())
-                .await
-                .map_err(store_error)?;
+            self.store.upsert_permission(permission.clone()).await.map_err(store_error)?;
         }
-        let mut permissions = self
-            .permissions
-            .write()
-            .map_err(|_| ServiceError::internal("lock poisoned"))?;
+        let mut permissions =
+            self.permissions.write().map_err(|_| ServiceError::internal("lock poisoned"))?;
         for permission in updated {
             permissions.insert(permission.id.clone(), permission);
         }

@@ -16,14 +16,11 @@ const DEFAULT_NAME_PATTERN: &str = "[0-9a-zA-Z-_.]+";
 /// Whether `name` matches `^<pattern>$`, the way Rocket.Chat validates user and room names.
 pub(crate) fn name_is_valid(pattern: Option<&str>, name: &str) -> bool {
     let anchored = |p: &str| regex_lite::Regex::new(&format!("^(?:{p})$"));
-    let regex = pattern
-        .and_then(|p| anchored(p).ok())
-        .or_else(|| anchored(DEFAULT_NAME_PATTERN).ok());
+    let regex = pattern.and_then(|p| anchored(p).ok()).or_else(|| anchored(DEFAULT_NAME_PATTERN).ok());
     match regex {
         Some(regex) => regex.is_match(name),
         None => {
-            name.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
                 && !name.is_empty()
         }
     }
@@ -64,10 +61,7 @@ impl Auth {
             return Err(ServiceError::failure("Name contains invalid characters"));
         }
         if self.setting_bool("Accounts_RequireNameForSignUp") && name.is_empty() {
-            return Err(ServiceError::invalid(
-                "error-the-field-is-required",
-                "The field Name is required",
-            ));
+            return Err(ServiceError::invalid("error-the-field-is-required", "The field Name is required"));
         }
         if username.is_empty() {
             return Err(ServiceError::invalid(
@@ -75,9 +69,7 @@ impl Auth {
                 "The field Username is required",
             ));
         }
-        let pattern = self
-            .setting("UTF8_User_Names_Validation")
-            .and_then(|v| v.as_str().map(str::to_owned));
+        let pattern = self.setting("UTF8_User_Names_Validation").and_then(|v| v.as_str().map(str::to_owned));
         if !name_is_valid(pattern.as_deref(), &username) {
             return Err(ServiceError::invalid(
                 "error-input-is-not-a-valid-field",
@@ -120,25 +112,13 @@ impl Auth {
                 "The field Roles consist invalid role id",
             ));
         }
-        if self
-            .store
-            .user_by_username(&username)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.user_by_username(&username).await.map_err(store_error)?.is_some() {
             return Err(ServiceError::invalid(
                 "error-field-unavailable",
                 format!("{} is already in use :(", html_escape(&username)),
             ));
         }
-        if self
-            .store
-            .user_by_email(&email)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.user_by_email(&email).await.map_err(store_error)?.is_some() {
             return Err(ServiceError::invalid(
                 "error-field-unavailable",
                 format!("{} is already in use :(", html_escape(&email)),
@@ -149,17 +129,10 @@ impl Auth {
             id: random_id(),
             username,
             name: Some(name).filter(|n| !n.is_empty()),
-            emails: vec![Email {
-                address: email,
-                verified: new.verified,
-            }],
+            emails: vec![Email { address: email, verified: new.verified }],
             roles,
             kind: new.kind.unwrap_or_else(|| "user".into()),
-            active: if by_admin {
-                new.active.unwrap_or(true)
-            } else {
-                true
-            },
+            active: if by_admin { new.active.unwrap_or(true) } else { true },
             status: "offline".into(),
             status_default: "online".into(),
             status_text: String::new(),
@@ -213,9 +186,7 @@ impl Auth {
     }
 
     pub(crate) async fn register_impl(&self, new: NewUser) -> ServiceResult<User> {
-        let form = self
-            .setting("Accounts_RegistrationForm")
-            .and_then(|v| v.as_str().map(str::to_owned));
+        let form = self.setting("Accounts_RegistrationForm").and_then(|v| v.as_str().map(str::to_owned));
         if form.as_deref() == Some("Disabled") {
             return Err(ServiceError::invalid(
                 "error-user-registration-disabled",
@@ -232,27 +203,14 @@ impl Auth {
         if new.name.as_deref().is_some_and(|n| !name_chars_are_valid(n)) {
             return Err(ServiceError::failure("Name contains invalid characters"));
         }
-        let pattern = self
-            .setting("UTF8_User_Names_Validation")
-            .and_then(|v| v.as_str().map(str::to_owned));
+        let pattern = self.setting("UTF8_User_Names_Validation").and_then(|v| v.as_str().map(str::to_owned));
         if !name_is_valid(pattern.as_deref(), new.username.trim()) {
             return Err(ServiceError::failure("The username provided is not valid"));
         }
-        if self
-            .store
-            .user_by_username(new.username.trim())
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.user_by_username(new.username.trim()).await.map_err(store_error)?.is_some() {
             return Err(ServiceError::failure("Username is already in use"));
         }
-        let new = NewUser {
-            roles: None,
-            active: None,
-            join_default_channels: true,
-            ..new
-        };
+        let new = NewUser { roles: None, active: None, join_default_channels: true, ..new };
         self.insert_new_user(new, false).await
     }
 
@@ -278,10 +236,7 @@ impl Auth {
         if !self.has_permission(&who.roles, "view-d-room") {
             return Err(ServiceError::unauthorized());
         }
-        let filter = UserFilter {
-            text: query.text,
-            ..Default::default()
-        };
+        let filter = UserFilter { text: query.text, ..Default::default() };
         self.store.list_users(&filter, page).await.map_err(store_error)
     }
 
@@ -323,10 +278,7 @@ mod tests {
         assert!(!name_is_valid(None, ""));
         assert!(name_is_valid(Some("[a-z]+"), "abc"));
         assert!(!name_is_valid(Some("[a-z]+"), "ABC"));
-        assert!(
-            name_is_valid(Some("(unclosed"), "fallback.ok"),
-            "a broken pattern falls back"
-        );
+        assert!(name_is_valid(Some("(unclosed"), "fallback.ok"), "a broken pattern falls back");
     }
 
     #[test]

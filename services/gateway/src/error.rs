@@ -61,10 +61,7 @@ impl IntoResponse for ApiError {
                 );
             }
             ErrorKind::Unavailable => {
-                return json(
-                    status,
-                    &serde_json::json!({"success": false, "error": "Service Unavailable"}),
-                );
+                return json(status, &serde_json::json!({"success": false, "error": "Service Unavailable"}));
             }
             _ => {}
         }

@@ -52,10 +52,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(ClientIp(
-            parts
-                .extensions
-                .get::<ConnectInfo<SocketAddr>>()
-                .map(|ConnectInfo(a)| a.ip().to_string()),
+            parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip().to_string()),
         ))
     }
 }
@@ -156,9 +153,7 @@ pub(crate) fn require_str<'a>(body: &'a Map<String, Value>, key: &str) -> Result
     match body.get(key) {
         Some(Value::String(s)) => Ok(s),
         Some(_) => Err(ApiError::invalid_params(format!("must be string: '{key}'"))),
-        None => Err(ApiError::invalid_params(format!(
-            "must have required property '{key}'"
-        ))),
+        None => Err(ApiError::invalid_params(format!("must have required property '{key}'"))),
     }
 }
 
@@ -193,10 +188,7 @@ pub(crate) async fn page(
     if let Some(fields) = query.get("fields")
         && serde_json::from_str::<Map<String, Value>>(fields).is_err()
     {
-        return Err(ApiError::typed(
-            "error-invalid-fields",
-            "Invalid fields parameter",
-        ));
+        return Err(ApiError::typed("error-invalid-fields", "Invalid fields parameter"));
     }
     if let Some(q) = query.get("query")
         && serde_json::from_str::<Map<String, Value>>(q).is_err()
@@ -212,14 +204,7 @@ pub(crate) async fn page(
 fn validate_sort(sort: &str) -> Result<(), ApiError> {
     let invalid = || ApiError::typed("error-invalid-sort", "Invalid sort parameter provided");
     let map: Map<String, Value> = serde_json::from_str(sort).map_err(|_| invalid())?;
-    if map
-        .values()
-        .all(|v| v.as_i64().is_some_and(|n| n == 1 || n == -1))
-    {
-        Ok(())
-    } else {
-        Err(invalid())
-    }
+    if map.values().all(|v| v.as_i64().is_some_and(|n| n == 1 || n == -1)) { Ok(()) } else { Err(invalid()) }
 }
 
 /// An optional date parameter; `error_type` names Rocket.Chat's error for a bad one.

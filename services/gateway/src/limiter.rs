@@ -16,11 +16,7 @@ pub(crate) struct RateLimiter {
 
 impl RateLimiter {
     pub(crate) fn new(limit: u32, window: Duration) -> Self {
-        Self {
-            limit,
-            window,
-            windows: Mutex::default(),
-        }
+        Self { limit, window, windows: Mutex::default() }
     }
 
     /// Counts a call; `Err(seconds to wait)` when over the limit.

@@ -48,14 +48,10 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
             .route(&path("unarchive"), post(rooms::unarchive));
     }
     if f.t == apogee_types::RoomType::Channel {
-        r = r
-            .route(&path("list"), get(rooms::list_public))
-            .route(&path("join"), post(rooms::join));
+        r = r.route(&path("list"), get(rooms::list_public)).route(&path("join"), post(rooms::join));
     }
     if f.t == apogee_types::RoomType::Group {
-        r = r
-            .route(&path("list"), get(rooms::list_joined))
-            .route(&path("listAll"), get(rooms::list_all));
+        r = r.route(&path("list"), get(rooms::list_joined)).route(&path("listAll"), get(rooms::list_all));
     }
     r.layer(Extension(f))
 }
@@ -83,10 +79,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/rooms.info", get(rooms::rooms_info))
         .route("/api/v1/settings.public", get(misc::settings_public))
         .route("/api/v1/settings.oauth", get(misc::settings_oauth))
-        .route(
-            "/api/v1/settings/{id}",
-            get(misc::get_setting).post(misc::set_setting),
-        )
+        .route("/api/v1/settings/{id}", get(misc::get_setting).post(misc::set_setting))
         .route("/api/v1/permissions.listAll", get(misc::permissions_list_all))
         .route("/api/v1/permissions.update", post(misc::permissions_update))
         .route("/api/v1/roles.list", get(misc::roles_list))

@@ -10,7 +10,7 @@ use crate::service::{Messaging, store_error};
 pub(crate) fn family_word(t: RoomType) -> &'static str {
     match t {
         RoomType::Channel => "channel",
-        RoomType::Group => "group",
+        RoomType::Group => "private group",
         RoomType::Direct => "direct message",
     }
 }
@@ -34,11 +34,7 @@ pub(crate) fn room_not_found(family: Option<RoomType>) -> ServiceError {
 
 impl Messaging {
     pub(crate) async fn room_by_id(&self, rid: &str) -> ServiceResult<Room> {
-        self.store
-            .room_by_id(rid)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| room_not_found(None))
+        self.store.room_by_id(rid).await.map_err(store_error)?.ok_or_else(|| room_not_found(None))
     }
 
     /// Resolves a selector within its family. Private groups the caller is not a member of are
@@ -47,9 +43,7 @@ impl Messaging {
         let found = match (&selector.id, &selector.name) {
             (Some(id), _) if !id.is_empty() => self.store.room_by_id(id).await,
             (_, Some(name)) if !name.is_empty() => {
-                self.store
-                    .room_by_name(name.strip_prefix('#').unwrap_or(name))
-                    .await
+                self.store.room_by_name(name.strip_prefix('#').unwrap_or(name)).await
             }
             _ => {
                 return Err(ServiceError::invalid(
@@ -64,11 +58,7 @@ impl Messaging {
             return Err(room_not_found(selector.family));
         }
         if room.t == RoomType::Group && selector.family.is_some() {
-            let member = self
-                .store
-                .subscription(&room.id, &who.user_id)
-                .await
-                .map_err(store_error)?;
+            let member = self.store.subscription(&room.id, &who.user_id).await.map_err(store_error)?;
             if member.is_none() && !self.has_global(who, "view-room-administration").await? {
                 return Err(room_not_found(selector.family));
             }
@@ -95,9 +85,7 @@ impl Messaging {
         sub: Option<&Subscription>,
         permission: &str,
     ) -> ServiceResult<bool> {
-        self.auth
-            .roles_have_permission(&Self::room_roles(who, sub), permission)
-            .await
+        self.auth.roles_have_permission(&Self::room_roles(who, sub), permission).await
     }
 
     /// Whether the caller may read the room: members always; public channels with `view-c-room`.
@@ -108,19 +96,10 @@ impl Messaging {
         if room.t == RoomType::Direct && room.uids.contains(&who.user_id) {
             return Ok(true);
         }
-        Ok(self
-            .store
-            .subscription(&room.id, &who.user_id)
-            .await
-            .map_err(store_error)?
-            .is_some())
+        Ok(self.store.subscription(&room.id, &who.user_id).await.map_err(store_error)?.is_some())
     }
 
     pub(crate) async fn ensure_can_read(&self, who: &Principal, room: &Room) -> ServiceResult<()> {
-        if self.can_read(who, room).await? {
-            Ok(())
-        } else {
-            Err(ServiceError::unauthorized())
-        }
+        if self.can_read(who, room).await? { Ok(()) } else { Err(ServiceError::unauthorized()) }
     }
 }

@@ -22,10 +22,8 @@ pub(crate) fn mention_tokens(msg: &str, sigil: char) -> Vec<String> {
             continue;
         }
         let rest = &msg[i + c.len_utf8()..];
-        let token: String = rest
-            .chars()
-            .take_while(|ch| ch.is_alphanumeric() || matches!(ch, '.' | '_' | '-'))
-            .collect();
+        let token: String =
+            rest.chars().take_while(|ch| ch.is_alphanumeric() || matches!(ch, '.' | '_' | '-')).collect();
         let token = token.trim_end_matches(['.', '-']).to_owned();
         if !token.is_empty() && !found.contains(&token) {
             found.push(token);
@@ -40,11 +38,7 @@ pub(crate) fn mention_tokens(msg: &str, sigil: char) -> Vec<String> {
 impl Messaging {
     pub(crate) async fn send_message_impl(&self, who: &Principal, new: NewMessage) -> ServiceResult<Message> {
         let room = self.room_by_id(&new.rid).await?;
-        let sub = self
-            .store
-            .subscription(&room.id, &who.user_id)
-            .await
-            .map_err(store_error)?;
+        let sub = self.store.subscription(&room.id, &who.user_id).await.map_err(store_error)?;
         if sub.is_none() && !(room.t == RoomType::Direct && room.uids.contains(&who.user_id)) {
             return Err(ServiceError::not_allowed("Not allowed"));
         }
@@ -52,9 +46,7 @@ impl Messaging {
             return Err(ServiceError::invalid("error-room-archived", "Room is archived"));
         }
         if room.ro && !self.has_in_room(who, sub.as_ref(), "post-readonly").await? {
-            return Err(ServiceError::not_allowed(
-                "You can't send messages because the room is readonly.",
-            ));
+            return Err(ServiceError::not_allowed("You can't send messages because the room is readonly."));
         }
         if room.muted.contains(&who.username) {
             return Err(ServiceError::invalid(
@@ -69,24 +61,17 @@ impl Messaging {
                 "Message size exceeds Message_MaxAllowedSize",
             ));
         }
-        let impersonates = ["alias", "avatar"]
-            .iter()
-            .any(|k| new.extra.get(*k).is_some_and(|v| !v.is_null()));
+        let impersonates =
+            ["alias", "avatar"].iter().any(|k| new.extra.get(*k).is_some_and(|v| !v.is_null()));
         if impersonates && !self.has_in_room(who, sub.as_ref(), "message-impersonate").await? {
-            return Err(ServiceError::failure_typed(
-                "error-action-not-allowed",
-                "Not enough permission",
-            ));
+            return Err(ServiceError::failure_typed("error-action-not-allowed", "Not enough permission"));
         }
         let tmid = match &new.tmid {
             Some(tmid) => Some(self.thread_root(&room, tmid).await?),
             None => None,
         };
         if new.tshow && tmid.is_none() {
-            return Err(ServiceError::invalid(
-                "invalid-params",
-                "tshow provided but missing tmid",
-            ));
+            return Err(ServiceError::invalid("invalid-params", "tshow provided but missing tmid"));
         }
 
         let now = Millis::now();
@@ -136,13 +121,7 @@ impl Messaging {
             // Group mentions count for every member; a DM reopens for its members.
             let members = self
                 .store
-                .subscriptions_of_room(
-                    &room.id,
-                    apogee_types::PageRequest {
-                        offset: 0,
-                        count: None,
-                    },
-                )
+                .subscriptions_of_room(&room.id, apogee_types::PageRequest { offset: 0, count: None })
                 .await
                 .map_err(store_error)?;
             for member in members.items.into_iter().filter(|m| !touched.contains(&m.u.id)) {
@@ -159,10 +138,7 @@ impl Messaging {
             }
         }
         let mut outcome = self.store.write_room(write).await.map_err(store_error)?;
-        outcome
-            .messages
-            .pop()
-            .ok_or_else(|| ServiceError::internal("posted message vanished"))
+        outcome.messages.pop().ok_or_else(|| ServiceError::internal("posted message vanished"))
     }
 
     /// The thread a reply belongs to: replies to a reply join the root's thread.
@@ -173,10 +149,7 @@ impl Messaging {
         let parent = self.store.message_by_id(tmid).await.map_err(store_error)?;
         match parent {
             Some(parent) if parent.rid == room.id => Ok(parent.tmid.unwrap_or(parent.id)),
-            _ => Err(ServiceError::invalid(
-                "error-invalid-message",
-                "Invalid thread message",
-            )),
+            _ => Err(ServiceError::invalid("error-invalid-message", "Invalid thread message")),
         }
     }
 
@@ -188,12 +161,7 @@ impl Messaging {
         for token in mention_tokens(msg, '@') {
             if token == "all" || token == "here" {
                 group = true;
-                mentions.push(Mention {
-                    id: token.clone(),
-                    username: token,
-                    name: None,
-                    kind: None,
-                });
+                mentions.push(Mention { id: token.clone(), username: token, name: None, kind: None });
                 continue;
             }
             if let Some(user) = self.auth.find_user(UserSelector::Username(token)).await? {
@@ -215,10 +183,7 @@ impl Messaging {
             if let Some(room) = self.store.room_by_name(&token).await.map_err(store_error)?
                 && room.t == RoomType::Channel
             {
-                channels.push(ChannelMention {
-                    id: room.id,
-                    name: room.name.unwrap_or(token),
-                });
+                channels.push(ChannelMention { id: room.id, name: room.name.unwrap_or(token) });
             }
         }
         Ok(channels)
@@ -226,12 +191,7 @@ impl Messaging {
 
     pub(crate) async fn get_message_impl(&self, who: &Principal, id: &str) -> ServiceResult<Message> {
         let not_found = || ServiceError::invalid("error-invalid-message", "Message not found");
-        let message = self
-            .store
-            .message_by_id(id)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(not_found)?;
+        let message = self.store.message_by_id(id).await.map_err(store_error)?.ok_or_else(not_found)?;
         let room = self.room_by_id(&message.rid).await?;
         if !self.can_read(who, &room).await? {
             return Err(ServiceError::not_allowed("Not allowed"));
@@ -256,24 +216,13 @@ impl Messaging {
             show_thread_messages: req.show_thread_messages,
         };
         let messages = self.store.history(rid, &query).await.map_err(store_error)?;
-        let mut history = History {
-            messages,
-            unread_not_loaded: None,
-            first_unread: None,
-        };
+        let mut history = History { messages, unread_not_loaded: None, first_unread: None };
         if req.unreads {
-            let sub = self
-                .store
-                .subscription(rid, &who.user_id)
-                .await
-                .map_err(store_error)?;
+            let sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
             let after = sub.map_or(room.msgs, |s| s.last_read_seq);
             let oldest_loaded = history.messages.last().map(|m| m.seq);
-            let total_unread = self
-                .store
-                .count_unread(rid, &who.user_id, after)
-                .await
-                .map_err(store_error)?;
+            let total_unread =
+                self.store.count_unread(rid, &who.user_id, after).await.map_err(store_error)?;
             let loaded_unread = history
                 .messages
                 .iter()
@@ -282,11 +231,8 @@ impl Messaging {
             let not_loaded = total_unread.saturating_sub(loaded_unread);
             history.unread_not_loaded = Some(not_loaded);
             if not_loaded > 0 && req.oldest.is_some() && oldest_loaded.is_some() {
-                history.first_unread = self
-                    .store
-                    .first_unread(rid, &who.user_id, after)
-                    .await
-                    .map_err(store_error)?;
+                history.first_unread =
+                    self.store.first_unread(rid, &who.user_id, after).await.map_err(store_error)?;
             }
         }
         Ok(history)
@@ -299,10 +245,7 @@ mod tests {
 
     #[test]
     fn finds_mentions_at_word_starts() {
-        assert_eq!(
-            mention_tokens("hi @bob and @alice.b, see #dev", '@'),
-            ["bob", "alice.b"]
-        );
+        assert_eq!(mention_tokens("hi @bob and @alice.b, see #dev", '@'), ["bob", "alice.b"]);
         assert_eq!(mention_tokens("mail me at x@y.io", '@'), Vec::<String>::new());
         assert_eq!(mention_tokens("@all @all (@here)", '@'), ["all", "here"]);
         assert_eq!(mention_tokens("#dev-team. and #ops", '#'), ["dev-team", "ops"]);

@@ -62,11 +62,7 @@ pub(crate) fn new_subscription(
     Subscription {
         id: random_id(),
         rid: room.id.clone(),
-        u: UserRef {
-            id: user.id.clone(),
-            username: user.username.clone(),
-            name: user.name.clone(),
-        },
+        u: UserRef { id: user.id.clone(), username: user.username.clone(), name: user.name.clone() },
         t: room.t,
         name: display.0,
         fname: display.1,
@@ -119,13 +115,7 @@ fn user_ref(user: &User) -> UserRef {
 impl Messaging {
     /// Creates `#general` on an empty store (`_id` `GENERAL`, default, created by rocket.cat).
     pub async fn init(&self) -> ServiceResult<()> {
-        if self
-            .store
-            .room_by_id(GENERAL)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.room_by_id(GENERAL).await.map_err(store_error)?.is_some() {
             return Ok(());
         }
         let creator = UserRef {
@@ -133,13 +123,8 @@ impl Messaging {
             username: "rocket.cat".into(),
             name: Some("Rocket.Cat".into()),
         };
-        let mut room = new_room(
-            GENERAL.into(),
-            RoomType::Channel,
-            Some("general".into()),
-            Some(creator),
-            Millis::now(),
-        );
+        let mut room =
+            new_room(GENERAL.into(), RoomType::Channel, Some("general".into()), Some(creator), Millis::now());
         room.default = true;
         let mut write = RoomWrite::new(GENERAL);
         write.create = Some(room);
@@ -150,10 +135,7 @@ impl Messaging {
 
     async fn validate_room_name(&self, name: &str) -> ServiceResult<()> {
         let pattern = self.auth.setting_string("UTF8_Channel_Names_Validation").await;
-        let special = self
-            .auth
-            .setting_bool("UI_Allow_room_names_with_special_chars", false)
-            .await;
+        let special = self.auth.setting_bool("UI_Allow_room_names_with_special_chars", false).await;
         let valid = if special {
             !name.trim().is_empty()
         } else {
@@ -171,13 +153,7 @@ impl Messaging {
             )
             .with_details(serde_json::json!({ "channel_name": name })));
         }
-        if self
-            .store
-            .room_by_name(name)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.room_by_name(name).await.map_err(store_error)?.is_some() {
             return Err(ServiceError::invalid(
                 "error-duplicate-channel-name",
                 format!("A channel with name '{name}' exists"),
@@ -189,11 +165,7 @@ impl Messaging {
 
     pub(crate) async fn create_room_impl(&self, who: &Principal, req: CreateRoom) -> ServiceResult<Room> {
         let t = req.t.unwrap_or(RoomType::Channel);
-        let permission = if t == RoomType::Group {
-            "create-p"
-        } else {
-            "create-c"
-        };
+        let permission = if t == RoomType::Group { "create-p" } else { "create-c" };
         if !self.has_global(who, permission).await? {
             return Err(ServiceError::unauthorized());
         }
@@ -212,10 +184,7 @@ impl Messaging {
             if username == &who.username {
                 continue;
             }
-            if let Some(user) = self
-                .auth
-                .find_user(UserSelector::Username(username.clone()))
-                .await?
+            if let Some(user) = self.auth.find_user(UserSelector::Username(username.clone())).await?
                 && !members.iter().any(|m| m.id == user.id)
             {
                 members.push(user_ref(&user));
@@ -234,9 +203,7 @@ impl Messaging {
         write.create = Some(room);
         write.add_subscriptions = subs;
         let outcome = self.store.write_room(write).await.map_err(store_error)?;
-        outcome
-            .room
-            .ok_or_else(|| ServiceError::internal("created room vanished"))
+        outcome.room.ok_or_else(|| ServiceError::internal("created room vanished"))
     }
 
     pub(crate) async fn create_direct_impl(
@@ -250,10 +217,7 @@ impl Messaging {
         }
         let mut users: Vec<User> = Vec::new();
         for username in usernames.iter().map(|u| u.trim()).filter(|u| !u.is_empty()) {
-            let found = self
-                .auth
-                .find_user(UserSelector::Username(username.to_owned()))
-                .await?;
+            let found = self.auth.find_user(UserSelector::Username(username.to_owned())).await?;
             let user = found.ok_or_else(|| ServiceError::invalid("error-invalid-user", "Invalid user"))?;
             if !users.iter().any(|u| u.id == user.id) {
                 users.push(user);
@@ -279,11 +243,7 @@ impl Messaging {
             _ => random_id(),
         };
         if let Some(existing) = self.store.room_by_id(&rid).await.map_err(store_error)? {
-            if let Some(sub) = self
-                .store
-                .subscription(&rid, &who.user_id)
-                .await
-                .map_err(store_error)?
+            if let Some(sub) = self.store.subscription(&rid, &who.user_id).await.map_err(store_error)?
                 && !sub.open
             {
                 self.set_open_impl(who, &rid, true).await?;
@@ -304,11 +264,7 @@ impl Messaging {
                     (user.username.clone(), user.name.clone())
                 } else {
                     (
-                        others
-                            .iter()
-                            .map(|o| o.username.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", "),
+                        others.iter().map(|o| o.username.as_str()).collect::<Vec<_>>().join(", "),
                         Some(
                             others
                                 .iter()
@@ -325,9 +281,7 @@ impl Messaging {
         write.create = Some(room);
         write.add_subscriptions = subs;
         let outcome = self.store.write_room(write).await.map_err(store_error)?;
-        outcome
-            .room
-            .ok_or_else(|| ServiceError::internal("created room vanished"))
+        outcome.room.ok_or_else(|| ServiceError::internal("created room vanished"))
     }
 
     pub(crate) async fn list_rooms_impl(
@@ -342,27 +296,17 @@ impl Messaging {
                 if !self.has_global(who, "view-c-room").await? {
                     return Err(ServiceError::unauthorized());
                 }
-                let filter = RoomFilter {
-                    types: vec![RoomType::Channel],
-                    text,
-                    default_only: false,
-                };
+                let filter = RoomFilter { types: vec![RoomType::Channel], text, default_only: false };
                 self.store.list_rooms(&filter, page).await.map_err(store_error)
             }
-            RoomListScope::Joined(types) => self
-                .store
-                .rooms_of_user(&who.user_id, &types, page)
-                .await
-                .map_err(store_error),
+            RoomListScope::Joined(types) => {
+                self.store.rooms_of_user(&who.user_id, &types, page).await.map_err(store_error)
+            }
             RoomListScope::All(types) => {
                 if !self.has_global(who, "view-room-administration").await? {
                     return Err(ServiceError::unauthorized());
                 }
-                let filter = RoomFilter {
-                    types,
-                    text,
-                    default_only: false,
-                };
+                let filter = RoomFilter { types, text, default_only: false };
                 self.store.list_rooms(&filter, page).await.map_err(store_error)
             }
         }
@@ -378,31 +322,19 @@ impl Messaging {
         if room.t != RoomType::Channel {
             return Err(room_not_found(Some(RoomType::Channel)));
         }
-        if self
-            .store
-            .subscription(rid, &who.user_id)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.subscription(rid, &who.user_id).await.map_err(store_error)?.is_some() {
             return Ok(room);
         }
         if !self.can_read(who, &room).await? {
             return Err(ServiceError::not_allowed("Not allowed"));
         }
         if room.archived {
-            return Err(ServiceError::invalid(
-                "error-room-archived",
-                "The room is archived",
-            ));
+            return Err(ServiceError::invalid("error-room-archived", "The room is archived"));
         }
         if let Some(code) = &room.join_code {
             let bypass = self.has_global(who, "join-without-join-code").await?;
             if !bypass && join_code.as_deref() != Some(code.as_str()) {
-                return Err(ServiceError::invalid(
-                    "error-code-invalid",
-                    "Invalid Room Password",
-                ));
+                return Err(ServiceError::invalid("error-code-invalid", "Invalid Room Password"));
             }
         }
         let now = Millis::now();
@@ -426,23 +358,14 @@ impl Messaging {
             }),
         ));
         let outcome = self.store.write_room(write).await.map_err(store_error)?;
-        outcome
-            .room
-            .ok_or_else(|| ServiceError::internal("room vanished during write"))
+        outcome.room.ok_or_else(|| ServiceError::internal("room vanished during write"))
     }
 
     pub(crate) async fn leave_room_impl(&self, who: &Principal, rid: &str) -> ServiceResult<Room> {
         let room = self.room_by_id(rid).await?;
-        let sub = self
-            .store
-            .subscription(rid, &who.user_id)
-            .await
-            .map_err(store_error)?;
+        let sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
         let Some(sub) = sub else {
-            return Err(ServiceError::invalid(
-                "error-user-not-in-room",
-                "You are not in this room",
-            ));
+            return Err(ServiceError::invalid("error-user-not-in-room", "You are not in this room"));
         };
         let permission = match room.t {
             RoomType::Channel => "leave-c",
@@ -464,28 +387,16 @@ impl Messaging {
         write.remove_subscriptions = vec![who.user_id.clone()];
         write.messages = vec![system_message(rid, "ul", &who.username, &who.user_ref(), now)];
         let outcome = self.store.write_room(write).await.map_err(store_error)?;
-        outcome
-            .room
-            .ok_or_else(|| ServiceError::internal("room vanished during write"))
+        outcome.room.ok_or_else(|| ServiceError::internal("room vanished during write"))
     }
 
     async fn owner_count(&self, rid: &str) -> ServiceResult<usize> {
         let members = self
             .store
-            .subscriptions_of_room(
-                rid,
-                PageRequest {
-                    offset: 0,
-                    count: None,
-                },
-            )
+            .subscriptions_of_room(rid, PageRequest { offset: 0, count: None })
             .await
             .map_err(store_error)?;
-        Ok(members
-            .items
-            .iter()
-            .filter(|s| s.roles.iter().any(|r| r == "owner"))
-            .count())
+        Ok(members.items.iter().filter(|s| s.roles.iter().any(|r| r == "owner")).count())
     }
 
     async fn target_user(&self, selector: UserSelector) -> ServiceResult<User> {
@@ -505,11 +416,7 @@ impl Messaging {
     ) -> ServiceResult<Room> {
         let room = self.room_by_id(rid).await?;
         let target = self.target_user(selector).await?;
-        let my_sub = self
-            .store
-            .subscription(rid, &who.user_id)
-            .await
-            .map_err(store_error)?;
+        let my_sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
         let any_room = match room.t {
             RoomType::Channel => "add-user-to-any-c-room",
             RoomType::Group => "add-user-to-any-p-room",
@@ -517,35 +424,19 @@ impl Messaging {
         };
         let allowed = self.has_in_room(who, my_sub.as_ref(), any_room).await?
             || (my_sub.is_some()
-                && self
-                    .has_in_room(who, my_sub.as_ref(), "add-user-to-joined-room")
-                    .await?);
+                && self.has_in_room(who, my_sub.as_ref(), "add-user-to-joined-room").await?);
         if !allowed {
             return Err(ServiceError::not_allowed("Not allowed"));
         }
         if room.archived {
-            return Err(ServiceError::invalid(
-                "error-room-archived",
-                "The room is archived",
-            ));
+            return Err(ServiceError::invalid("error-room-archived", "The room is archived"));
         }
-        if self
-            .store
-            .subscription(rid, &target.id)
-            .await
-            .map_err(store_error)?
-            .is_some()
-        {
+        if self.store.subscription(rid, &target.id).await.map_err(store_error)?.is_some() {
             return Ok(room);
         }
         let now = Millis::now();
         let mut write = RoomWrite::new(rid);
-        write.add_subscriptions = vec![new_subscription(
-            &room,
-            &target.user_ref(),
-            room_display(&room),
-            now,
-        )];
+        write.add_subscriptions = vec![new_subscription(&room, &target.user_ref(), room_display(&room), now)];
         write.messages = vec![system_message(rid, "au", &target.username, &who.user_ref(), now)];
         self.write_and_mark_read(write, &who.user_id).await
     }
@@ -558,11 +449,7 @@ impl Messaging {
     ) -> ServiceResult<Room> {
         let room = self.room_by_id(rid).await?;
         let target = self.target_user(selector).await?;
-        let my_sub = self
-            .store
-            .subscription(rid, &who.user_id)
-            .await
-            .map_err(store_error)?;
+        let my_sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
         let kick_any = match room.t {
             RoomType::Channel => "kick-user-from-any-c-room",
             RoomType::Group => "kick-user-from-any-p-room",
@@ -573,16 +460,8 @@ impl Messaging {
         if !allowed {
             return Err(ServiceError::not_allowed("Not allowed"));
         }
-        let Some(target_sub) = self
-            .store
-            .subscription(rid, &target.id)
-            .await
-            .map_err(store_error)?
-        else {
-            return Err(ServiceError::invalid(
-                "error-user-not-in-room",
-                "User is not in this room",
-            ));
+        let Some(target_sub) = self.store.subscription(rid, &target.id).await.map_err(store_error)? else {
+            return Err(ServiceError::invalid("error-user-not-in-room", "User is not in this room"));
         };
         if target_sub.roles.iter().any(|r| r == "owner") && self.owner_count(rid).await? == 1 {
             return Err(ServiceError::invalid(
@@ -604,11 +483,7 @@ impl Messaging {
         change: RoomChange,
     ) -> ServiceResult<Room> {
         let room = self.room_by_id(rid).await?;
-        let my_sub = self
-            .store
-            .subscription(rid, &who.user_id)
-            .await
-            .map_err(store_error)?;
+        let my_sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
         let permission = match &change {
             RoomChange::Archived(true) => "archive-room",
             RoomChange::Archived(false) => "unarchive-room",
@@ -665,13 +540,7 @@ impl Messaging {
                 write.messages.push(system("r", &name));
                 let members = self
                     .store
-                    .subscriptions_of_room(
-                        rid,
-                        PageRequest {
-                            offset: 0,
-                            count: None,
-                        },
-                    )
+                    .subscriptions_of_room(rid, PageRequest { offset: 0, count: None })
                     .await
                     .map_err(store_error)?;
                 for sub in members.items {
@@ -686,23 +555,12 @@ impl Messaging {
                 }
             }
             RoomChange::Archived(archived) => {
-                write.messages.push(system(
-                    if archived {
-                        "room-archived"
-                    } else {
-                        "room-unarchived"
-                    },
-                    &who.username,
-                ));
+                write
+                    .messages
+                    .push(system(if archived { "room-archived" } else { "room-unarchived" }, &who.username));
                 let members = self
                     .store
-                    .subscriptions_of_room(
-                        rid,
-                        PageRequest {
-                            offset: 0,
-                            count: None,
-                        },
-                    )
+                    .subscriptions_of_room(rid, PageRequest { offset: 0, count: None })
                     .await
                     .map_err(store_error)?;
                 for sub in members.items {
@@ -717,11 +575,7 @@ impl Messaging {
             }
             RoomChange::ReadOnly(ro) => {
                 write.messages.push(system(
-                    if ro {
-                        "room-set-read-only"
-                    } else {
-                        "room-removed-read-only"
-                    },
+                    if ro { "room-set-read-only" } else { "room-removed-read-only" },
                     &who.username,
                 ));
             }
@@ -730,20 +584,13 @@ impl Messaging {
                 write.messages.push(system("room_changed_privacy", privacy));
                 let members = self
                     .store
-                    .subscriptions_of_room(
-                        rid,
-                        PageRequest {
-                            offset: 0,
-                            count: None,
-                        },
-                    )
+                    .subscriptions_of_room(rid, PageRequest { offset: 0, count: None })
                     .await
                     .map_err(store_error)?;
                 for sub in members.items {
-                    write.update_subscriptions.push((
-                        sub.u.id.clone(),
-                        Box::new(move |s: &mut Subscription, _: &Room| s.t = t),
-                    ));
+                    write
+                        .update_subscriptions
+                        .push((sub.u.id.clone(), Box::new(move |s: &mut Subscription, _: &Room| s.t = t)));
                 }
             }
             RoomChange::Default(_) | RoomChange::JoinCode(_) | RoomChange::CustomFields(_) => {}
@@ -771,11 +618,7 @@ impl Messaging {
 
     pub(crate) async fn set_open_impl(&self, who: &Principal, rid: &str, open: bool) -> ServiceResult<()> {
         let room = self.room_by_id(rid).await?;
-        let sub = self
-            .store
-            .subscription(rid, &who.user_id)
-            .await
-            .map_err(store_error)?;
+        let sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
         let word = family_word(room.t);
         let display = room.name.clone().unwrap_or_else(|| room.id.clone());
         // Rocket.Chat's `im.open`/`im.close` differ from the channel and group routes: access is
@@ -794,9 +637,9 @@ impl Messaging {
         if sub.open == open {
             return match (direct, open) {
                 (true, true) => Ok(()),
-                (true, false) => Err(ServiceError::failure(
-                    "The direct message room, is already closed to the sender",
-                )),
+                (true, false) => {
+                    Err(ServiceError::failure("The direct message room, is already closed to the sender"))
+                }
                 (false, _) => {
                     let state = if open { "open" } else { "closed" };
                     Err(ServiceError::failure(format!(
@@ -806,21 +649,15 @@ impl Messaging {
             };
         }
         let mut write = RoomWrite::new(rid);
-        write.update_subscriptions = vec![(
-            who.user_id.clone(),
-            Box::new(move |s: &mut Subscription, _: &Room| s.open = open),
-        )];
+        write.update_subscriptions =
+            vec![(who.user_id.clone(), Box::new(move |s: &mut Subscription, _: &Room| s.open = open))];
         self.store.write_room(write).await.map_err(store_error)?;
         Ok(())
     }
 
     pub(crate) async fn delete_room_impl(&self, who: &Principal, rid: &str) -> ServiceResult<()> {
         let room = self.room_by_id(rid).await?;
-        let my_sub = self
-            .store
-            .subscription(rid, &who.user_id)
-            .await
-            .map_err(store_error)?;
+        let my_sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
         let permission = match room.t {
             RoomType::Channel => "delete-c",
             RoomType::Group => "delete-p",
@@ -838,47 +675,22 @@ impl Messaging {
     }
 
     pub(crate) async fn join_default_rooms_impl(&self, user: &User, silent: bool) -> ServiceResult<()> {
-        let filter = RoomFilter {
-            default_only: true,
-            ..Default::default()
-        };
+        let filter = RoomFilter { default_only: true, ..Default::default() };
         let defaults = self
             .store
-            .list_rooms(
-                &filter,
-                PageRequest {
-                    offset: 0,
-                    count: None,
-                },
-            )
+            .list_rooms(&filter, PageRequest { offset: 0, count: None })
             .await
             .map_err(store_error)?;
         let now = Millis::now();
         for room in defaults.items {
-            if self
-                .store
-                .subscription(&room.id, &user.id)
-                .await
-                .map_err(store_error)?
-                .is_some()
-            {
+            if self.store.subscription(&room.id, &user.id).await.map_err(store_error)?.is_some() {
                 continue;
             }
             let mut write = RoomWrite::new(room.id.clone());
-            write.add_subscriptions = vec![new_subscription(
-                &room,
-                &user.user_ref(),
-                room_display(&room),
-                now,
-            )];
+            write.add_subscriptions =
+                vec![new_subscription(&room, &user.user_ref(), room_display(&room), now)];
             if !silent {
-                write.messages = vec![system_message(
-                    &room.id,
-                    "uj",
-                    &user.username,
-                    &user.user_ref(),
-                    now,
-                )];
+                write.messages = vec![system_message(&room.id, "uj", &user.username, &user.user_ref(), now)];
             }
             self.store.write_room(write).await.map_err(store_error)?;
         }

@@ -38,10 +38,7 @@ pub(crate) fn store_error(e: StoreError) -> ServiceError {
             format!("A channel with name '{key}' exists"),
         )
         .with_details(serde_json::json!({ "channel_name": key })),
-        StoreError::Conflict {
-            entity: "message",
-            key,
-        } => ServiceError::invalid(
+        StoreError::Conflict { entity: "message", key } => ServiceError::invalid(
             "error-duplicate-message",
             format!("A message with id '{key}' already exists"),
         ),
@@ -127,10 +124,7 @@ impl MessagingService for Messaging {
     ) -> ServiceResult<Page<Message>> {
         let room = self.room_by_id(rid).await?;
         self.ensure_can_read(who, &room).await?;
-        self.store
-            .list_messages(rid, page, false)
-            .await
-            .map_err(store_error)
+        self.store.list_messages(rid, page, false).await.map_err(store_error)
     }
 
     async fn members(
@@ -164,10 +158,7 @@ impl MessagingService for Messaging {
     }
 
     async fn subscription(&self, who: &Principal, rid: &str) -> ServiceResult<Option<Subscription>> {
-        self.store
-            .subscription(rid, &who.user_id)
-            .await
-            .map_err(store_error)
+        self.store.subscription(rid, &who.user_id).await.map_err(store_error)
     }
 
     async fn mark_read(&self, who: &Principal, rid: &str) -> ServiceResult<()> {
@@ -176,6 +167,13 @@ impl MessagingService for Messaging {
 
     async fn rooms(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Room>> {
         self.rooms_impl(who, since).await
+    }
+
+    async fn user_subscriptions(&self, who: &Principal, user_id: &str) -> ServiceResult<Vec<Subscription>> {
+        if who.user_id != user_id && !self.has_global(who, "view-other-user-channels").await? {
+            return Err(ServiceError::unauthorized());
+        }
+        self.store.subscriptions_of_user(user_id, None).await.map_err(store_error)
     }
 
     async fn join_default_rooms(&self, user: &User, silent: bool) -> ServiceResult<()> {

@@ -14,11 +14,7 @@ impl Messaging {
         who: &Principal,
         since: Option<Millis>,
     ) -> ServiceResult<Changes<Subscription>> {
-        let update = self
-            .store
-            .subscriptions_of_user(&who.user_id, since)
-            .await
-            .map_err(store_error)?;
+        let update = self.store.subscriptions_of_user(&who.user_id, since).await.map_err(store_error)?;
         let remove = match since {
             Some(since) => self
                 .store
@@ -38,11 +34,8 @@ impl Messaging {
         who: &Principal,
         since: Option<Millis>,
     ) -> ServiceResult<Changes<Room>> {
-        let update = self
-            .store
-            .rooms_of_user_updated_since(&who.user_id, since)
-            .await
-            .map_err(store_error)?;
+        let update =
+            self.store.rooms_of_user_updated_since(&who.user_id, since).await.map_err(store_error)?;
         let remove = match since {
             Some(since) => self
                 .store
@@ -58,13 +51,7 @@ impl Messaging {
     }
 
     pub(crate) async fn mark_read_impl(&self, who: &Principal, rid: &str) -> ServiceResult<()> {
-        if self
-            .store
-            .subscription(rid, &who.user_id)
-            .await
-            .map_err(store_error)?
-            .is_none()
-        {
+        if self.store.subscription(rid, &who.user_id).await.map_err(store_error)?.is_none() {
             // Rocket.Chat throws a plain `Error` here: the code is the whole text.
             return Err(ServiceError::failure("error-invalid-subscription"));
         }
@@ -96,29 +83,14 @@ impl Messaging {
         self.ensure_can_read(who, &room).await?;
         let filtered = filter.text.is_some() || !filter.status.is_empty();
         // Filtering needs the users, which live with auth: filter the whole member list, then page.
-        let fetch = if filtered {
-            PageRequest {
-                offset: 0,
-                count: None,
-            }
-        } else {
-            page
-        };
-        let subs = self
-            .store
-            .subscriptions_of_room(rid, fetch)
-            .await
-            .map_err(store_error)?;
+        let fetch = if filtered { PageRequest { offset: 0, count: None } } else { page };
+        let subs = self.store.subscriptions_of_room(rid, fetch).await.map_err(store_error)?;
         let ids: Vec<String> = subs.items.iter().map(|s| s.u.id.clone()).collect();
         let mut users = self.auth.users_by_ids(&ids).await?;
         // Keep the subscriptions' order (by username).
         users.sort_by_key(|u| ids.iter().position(|id| id == &u.id));
         if !filtered {
-            return Ok(Page {
-                items: users,
-                offset: subs.offset,
-                total: subs.total,
-            });
+            return Ok(Page { items: users, offset: subs.offset, total: subs.total });
         }
         let text = filter.text.map(|t| t.to_lowercase());
         users.retain(|u| {
@@ -130,15 +102,9 @@ impl Messaging {
         });
         let total = users.len() as u64;
         let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let take = page
-            .count
-            .map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+        let take = page.count.map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
         let items = users.into_iter().skip(skip).take(take).collect();
-        Ok(Page {
-            items,
-            offset: page.offset,
-            total,
-        })
+        Ok(Page { items, offset: page.offset, total })
     }
 
     pub(crate) async fn counters_impl(

@@ -10,9 +10,8 @@ fn all<T: serde::de::DeserializeOwned>(
     table: &str,
     entity: &'static str,
 ) -> StoreResult<Vec<T>> {
-    let mut stmt = conn
-        .prepare_cached(&format!("SELECT doc FROM {table} ORDER BY id"))
-        .map_err(unavailable)?;
+    let mut stmt =
+        conn.prepare_cached(&format!("SELECT doc FROM {table} ORDER BY id")).map_err(unavailable)?;
     let docs = stmt
         .query_map([], |row| row.get::<_, String>(0))
         .map_err(unavailable)?
@@ -40,8 +39,7 @@ impl ConfigStore for SqliteStore {
 
     async fn upsert_setting(&self, setting: Setting) -> StoreResult<()> {
         let doc = encode("setting", &setting)?;
-        self.write(move |conn| upsert(conn, "settings", &setting.id, &doc))
-            .await
+        self.write(move |conn| upsert(conn, "settings", &setting.id, &doc)).await
     }
 
     async fn permissions(&self) -> StoreResult<Vec<Permission>> {
@@ -50,8 +48,7 @@ impl ConfigStore for SqliteStore {
 
     async fn upsert_permission(&self, permission: Permission) -> StoreResult<()> {
         let doc = encode("permission", &permission)?;
-        self.write(move |conn| upsert(conn, "permissions", &permission.id, &doc))
-            .await
+        self.write(move |conn| upsert(conn, "permissions", &permission.id, &doc)).await
     }
 
     async fn roles(&self) -> StoreResult<Vec<Role>> {
@@ -60,7 +57,6 @@ impl ConfigStore for SqliteStore {
 
     async fn upsert_role(&self, role: Role) -> StoreResult<()> {
         let doc = encode("role", &role)?;
-        self.write(move |conn| upsert(conn, "roles", &role.id, &doc))
-            .await
+        self.write(move |conn| upsert(conn, "roles", &role.id, &doc)).await
     }
 }

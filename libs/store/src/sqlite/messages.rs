@@ -68,10 +68,8 @@ impl MessageStore for SqliteStore {
     async fn history(&self, rid: &str, query: &HistoryQuery) -> StoreResult<Vec<Message>> {
         let (lt, gt) = if query.inclusive { ("<=", ">=") } else { ("<", ">") };
         let mut sql = format!("SELECT doc FROM messages WHERE rid = ?1 AND ts {lt} ?2");
-        let mut args: Vec<rusqlite::types::Value> = vec![
-            rid.to_owned().into(),
-            query.latest.unwrap_or(Millis(i64::MAX)).0.into(),
-        ];
+        let mut args: Vec<rusqlite::types::Value> =
+            vec![rid.to_owned().into(), query.latest.unwrap_or(Millis(i64::MAX)).0.into()];
         if let Some(oldest) = query.oldest {
             args.push(oldest.0.into());
             sql.push_str(&format!(" AND ts {gt} ?{}", args.len()));
@@ -114,8 +112,7 @@ impl MessageStore for SqliteStore {
 
     async fn count_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<u64> {
         let (rid, uid) = (rid.to_owned(), uid.to_owned());
-        self.read(move |conn| count_unread_in(conn, &rid, &uid, after_seq))
-            .await
+        self.read(move |conn| count_unread_in(conn, &rid, &uid, after_seq)).await
     }
 
     async fn first_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<Option<Message>> {

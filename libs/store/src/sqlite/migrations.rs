@@ -76,8 +76,7 @@ pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction().map_err(unavailable)?;
         tx.execute_batch(sql).map_err(unavailable)?;
-        tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1))
-            .map_err(unavailable)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {}", index + 1)).map_err(unavailable)?;
         tx.commit().map_err(unavailable)?;
         tracing::info!(version = index + 1, "applied sqlite migration");
     }

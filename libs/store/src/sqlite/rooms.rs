@@ -25,28 +25,14 @@ fn save_room(conn: &Connection, room: &Room, insert: bool) -> StoreResult<()> {
         "UPDATE rooms SET t = ?2, name = ?3, is_default = ?4, updated_at = ?5, doc = ?6 WHERE id = ?1"
     };
     let key = room.name.clone().unwrap_or_else(|| room.id.clone());
-    conn.execute(
-        sql,
-        params![
-            room.id,
-            room.t.as_str(),
-            room.name,
-            room.default,
-            room.updated_at.0,
-            doc
-        ],
-    )
-    .map_err(conflict_or(ROOM, &key))?;
+    conn.execute(sql, params![room.id, room.t.as_str(), room.name, room.default, room.updated_at.0, doc])
+        .map_err(conflict_or(ROOM, &key))?;
     Ok(())
 }
 
 fn load_subscription(conn: &Connection, rid: &str, uid: &str) -> StoreResult<Option<Subscription>> {
     let doc: Option<String> = conn
-        .query_row(
-            "SELECT doc FROM subscriptions WHERE rid = ?1 AND uid = ?2",
-            [rid, uid],
-            |row| row.get(0),
-        )
+        .query_row("SELECT doc FROM subscriptions WHERE rid = ?1 AND uid = ?2", [rid, uid], |row| row.get(0))
         .optional()
         .map_err(unavailable)?;
     doc.map(|d| with_unread(conn, decode(SUB, &d)?)).transpose()
@@ -59,11 +45,8 @@ fn save_subscription(conn: &Connection, sub: &Subscription, insert: bool) -> Sto
     } else {
         "UPDATE subscriptions SET rid = ?2, uid = ?3, username = ?4, updated_at = ?5, doc = ?6 WHERE id = ?1"
     };
-    conn.execute(
-        sql,
-        params![sub.id, sub.rid, sub.u.id, sub.u.username, sub.updated_at.0, doc],
-    )
-    .map_err(conflict_or(SUB, &format!("{}/{}", sub.rid, sub.u.id)))?;
+    conn.execute(sql, params![sub.id, sub.rid, sub.u.id, sub.u.username, sub.updated_at.0, doc])
+        .map_err(conflict_or(SUB, &format!("{}/{}", sub.rid, sub.u.id)))?;
     Ok(())
 }
 
@@ -81,9 +64,7 @@ fn docs(conn: &Connection, sql: &str, args: &[rusqlite::types::Value]) -> StoreR
 }
 
 fn count(conn: &Connection, sql: &str, args: &[rusqlite::types::Value]) -> StoreResult<u64> {
-    let n: i64 = conn
-        .query_row(sql, params_from_iter(args.iter()), |row| row.get(0))
-        .map_err(unavailable)?;
+    let n: i64 = conn.query_row(sql, params_from_iter(args.iter()), |row| row.get(0)).map_err(unavailable)?;
     Ok(n.try_into().unwrap_or(0))
 }
 
@@ -111,10 +92,9 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
     let is_new = create.is_some();
     let mut room = match create {
         Some(room) => room,
-        None => load_room(conn, &rid)?.ok_or_else(|| StoreError::NotFound {
-            entity: ROOM,
-            id: rid.clone(),
-        })?,
+        None => {
+            load_room(conn, &rid)?.ok_or_else(|| StoreError::NotFound { entity: ROOM, id: rid.clone() })?
+        }
     };
     if delete {
         let subs: Vec<(String, String)> = {
@@ -131,8 +111,7 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
         }
         trash(conn, "rooms", &rid, None, now)?;
         // Subscriptions and messages go with the room (ON DELETE CASCADE).
-        conn.execute("DELETE FROM rooms WHERE id = ?1", [&rid])
-            .map_err(unavailable)?;
+        conn.execute("DELETE FROM rooms WHERE id = ?1", [&rid]).map_err(unavailable)?;
         return Ok(RoomWriteOutcome::default());
     }
     let touches_room = is_new
@@ -179,48 +158,33 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
     }
     for uid in &remove_subscriptions {
         let id: Option<String> = conn
-            .query_row(
-                "SELECT id FROM subscriptions WHERE rid = ?1 AND uid = ?2",
-                [&rid, uid],
-                |row| row.get(0),
-            )
+            .query_row("SELECT id FROM subscriptions WHERE rid = ?1 AND uid = ?2", [&rid, uid], |row| {
+                row.get(0)
+            })
             .optional()
             .map_err(unavailable)?;
         if let Some(id) = id {
-            conn.execute("DELETE FROM subscriptions WHERE id = ?1", [&id])
-                .map_err(unavailable)?;
+            conn.execute("DELETE FROM subscriptions WHERE id = ?1", [&id]).map_err(unavailable)?;
             trash(conn, "subscriptions", &id, Some(uid), now)?;
         }
     }
     if is_new || !subscriptions.is_empty() || !remove_subscriptions.is_empty() {
-        let members = count(
-            conn,
-            "SELECT COUNT(*) FROM subscriptions WHERE rid = ?1",
-            &[rid.clone().into()],
-        )?;
+        let members =
+            count(conn, "SELECT COUNT(*) FROM subscriptions WHERE rid = ?1", &[rid.clone().into()])?;
         if members != room.users_count {
             room.users_count = members;
             save_room(conn, &room, false)?;
         }
     }
-    let subscriptions = subscriptions
-        .into_iter()
-        .map(|s| with_unread(conn, s))
-        .collect::<StoreResult<Vec<_>>>()?;
-    Ok(RoomWriteOutcome {
-        room: Some(room),
-        messages: appended,
-        subscriptions,
-    })
+    let subscriptions =
+        subscriptions.into_iter().map(|s| with_unread(conn, s)).collect::<StoreResult<Vec<_>>>()?;
+    Ok(RoomWriteOutcome { room: Some(room), messages: appended, subscriptions })
 }
 
 fn removed(conn: &Connection, sql: &str, args: &[rusqlite::types::Value]) -> StoreResult<Vec<Removed>> {
     let mut stmt = conn.prepare_cached(sql).map_err(unavailable)?;
     stmt.query_map(params_from_iter(args.iter()), |row| {
-        Ok(Removed {
-            id: row.get(0)?,
-            deleted_at: Millis(row.get(1)?),
-        })
+        Ok(Removed { id: row.get(0)?, deleted_at: Millis(row.get(1)?) })
     })
     .map_err(unavailable)?
     .collect::<Result<_, _>>()
@@ -274,11 +238,7 @@ impl RoomStore for SqliteStore {
         let where_sql = clauses.join(" AND ");
         let (lim, off) = (limit(page.count), offset(page.offset));
         self.read(move |conn| {
-            let total = count(
-                conn,
-                &format!("SELECT COUNT(*) FROM rooms WHERE {where_sql}"),
-                &args,
-            )?;
+            let total = count(conn, &format!("SELECT COUNT(*) FROM rooms WHERE {where_sql}"), &args)?;
             let n = args.len();
             let mut page_args = args;
             page_args.push(lim.into());
@@ -292,11 +252,7 @@ impl RoomStore for SqliteStore {
                 .iter()
                 .map(|d| decode(ROOM, d))
                 .collect::<StoreResult<Vec<Room>>>()?;
-            Ok(Page {
-                items,
-                offset: page.offset,
-                total,
-            })
+            Ok(Page { items, offset: page.offset, total })
         })
         .await
     }
@@ -329,20 +285,12 @@ impl RoomStore for SqliteStore {
             let mut page_args = args;
             page_args.push(lim.into());
             page_args.push(off.into());
-            let sql = format!(
-                "SELECT r.doc {from} ORDER BY r.name, r.id LIMIT ?{} OFFSET ?{}",
-                n + 1,
-                n + 2
-            );
+            let sql = format!("SELECT r.doc {from} ORDER BY r.name, r.id LIMIT ?{} OFFSET ?{}", n + 1, n + 2);
             let items = docs(conn, &sql, &page_args)?
                 .iter()
                 .map(|d| decode(ROOM, d))
                 .collect::<StoreResult<Vec<Room>>>()?;
-            Ok(Page {
-                items,
-                offset: page.offset,
-                total,
-            })
+            Ok(Page { items, offset: page.offset, total })
         })
         .await
     }
@@ -420,11 +368,8 @@ impl RoomStore for SqliteStore {
         let rid = rid.to_owned();
         let (lim, off) = (limit(page.count), offset(page.offset));
         self.read(move |conn| {
-            let total = count(
-                conn,
-                "SELECT COUNT(*) FROM subscriptions WHERE rid = ?1",
-                &[rid.clone().into()],
-            )?;
+            let total =
+                count(conn, "SELECT COUNT(*) FROM subscriptions WHERE rid = ?1", &[rid.clone().into()])?;
             let items = docs(
                 conn,
                 "SELECT doc FROM subscriptions WHERE rid = ?1 ORDER BY username LIMIT ?2 OFFSET ?3",
@@ -433,11 +378,7 @@ impl RoomStore for SqliteStore {
             .iter()
             .map(|d| decode(SUB, d))
             .collect::<StoreResult<Vec<Subscription>>>()?;
-            Ok(Page {
-                items,
-                offset: page.offset,
-                total,
-            })
+            Ok(Page { items, offset: page.offset, total })
         })
         .await
     }

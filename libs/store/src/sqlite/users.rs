@@ -18,26 +18,13 @@ fn write_user(conn: &Connection, user: &User, insert: bool) -> StoreResult<()> {
     } else {
         "UPDATE users SET username = ?2, email = ?3, name = ?4, active = ?5, doc = ?6 WHERE id = ?1"
     };
-    conn.execute(
-        sql,
-        params![
-            user.id,
-            user.username,
-            first_email(user),
-            user.name,
-            user.active,
-            doc
-        ],
-    )
-    .map_err(conflict_or(ENTITY, &user.username))?;
+    conn.execute(sql, params![user.id, user.username, first_email(user), user.name, user.active, doc])
+        .map_err(conflict_or(ENTITY, &user.username))?;
     Ok(())
 }
 
 fn one_user(conn: &Connection, sql: &str, key: &str) -> StoreResult<Option<User>> {
-    let doc: Option<String> = conn
-        .query_row(sql, [key], |row| row.get(0))
-        .optional()
-        .map_err(unavailable)?;
+    let doc: Option<String> = conn.query_row(sql, [key], |row| row.get(0)).optional().map_err(unavailable)?;
     doc.map(|d| decode(ENTITY, &d)).transpose()
 }
 
@@ -59,20 +46,17 @@ impl UserStore for SqliteStore {
 
     async fn user_by_id(&self, id: &str) -> StoreResult<Option<User>> {
         let id = id.to_owned();
-        self.read(move |conn| one_user(conn, "SELECT doc FROM users WHERE id = ?1", &id))
-            .await
+        self.read(move |conn| one_user(conn, "SELECT doc FROM users WHERE id = ?1", &id)).await
     }
 
     async fn user_by_username(&self, username: &str) -> StoreResult<Option<User>> {
         let username = username.to_owned();
-        self.read(move |conn| one_user(conn, "SELECT doc FROM users WHERE username = ?1", &username))
-            .await
+        self.read(move |conn| one_user(conn, "SELECT doc FROM users WHERE username = ?1", &username)).await
     }
 
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>> {
         let email = email.to_owned();
-        self.read(move |conn| one_user(conn, "SELECT doc FROM users WHERE email = ?1", &email))
-            .await
+        self.read(move |conn| one_user(conn, "SELECT doc FROM users WHERE email = ?1", &email)).await
     }
 
     async fn users_by_ids(&self, ids: &[String]) -> StoreResult<Vec<User>> {
@@ -145,11 +129,7 @@ impl UserStore for SqliteStore {
                 args.len() + 2
             );
             let items = users_from(conn, &sql, &page_args)?;
-            Ok(Page {
-                items,
-                offset: page.offset,
-                total: total.try_into().unwrap_or(0),
-            })
+            Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
         })
         .await
     }
@@ -157,12 +137,8 @@ impl UserStore for SqliteStore {
     async fn update_user(&self, id: &str, mutation: UserMutation) -> StoreResult<User> {
         let id = id.to_owned();
         self.write(move |conn| {
-            let mut user = one_user(conn, "SELECT doc FROM users WHERE id = ?1", &id)?.ok_or_else(|| {
-                StoreError::NotFound {
-                    entity: ENTITY,
-                    id: id.clone(),
-                }
-            })?;
+            let mut user = one_user(conn, "SELECT doc FROM users WHERE id = ?1", &id)?
+                .ok_or_else(|| StoreError::NotFound { entity: ENTITY, id: id.clone() })?;
             mutation(&mut user)?;
             write_user(conn, &user, false)?;
             Ok(user)
@@ -173,11 +149,8 @@ impl UserStore for SqliteStore {
     async fn delete_user(&self, id: &str) -> StoreResult<()> {
         let id = id.to_owned();
         self.write(move |conn| {
-            conn.execute("DELETE FROM login_tokens WHERE user_id = ?1", [&id])
-                .map_err(unavailable)?;
-            let n = conn
-                .execute("DELETE FROM users WHERE id = ?1", [&id])
-                .map_err(unavailable)?;
+            conn.execute("DELETE FROM login_tokens WHERE user_id = ?1", [&id]).map_err(unavailable)?;
+            let n = conn.execute("DELETE FROM users WHERE id = ?1", [&id]).map_err(unavailable)?;
             if n == 0 {
                 return Err(StoreError::NotFound { entity: ENTITY, id });
             }
@@ -212,15 +185,7 @@ impl UserStore for SqliteStore {
                 .map_err(unavailable)?;
             row.map(|(doc, user_id, created_at, name)| {
                 let user: User = decode(ENTITY, &doc)?;
-                Ok((
-                    user,
-                    LoginToken {
-                        hashed_token: hashed,
-                        user_id,
-                        created_at: Millis(created_at),
-                        name,
-                    },
-                ))
+                Ok((user, LoginToken { hashed_token: hashed, user_id, created_at: Millis(created_at), name }))
             })
             .transpose()
         })

@@ -18,11 +18,7 @@ fn password_of(body: &Map<String, Value>) -> Option<Password> {
         Value::String(s) => Some(Password::Plain(s.clone())),
         Value::Object(o) => Some(Password::Digest {
             digest: o.get("digest")?.as_str()?.to_owned(),
-            algorithm: o
-                .get("algorithm")
-                .and_then(Value::as_str)
-                .unwrap_or("sha-256")
-                .to_owned(),
+            algorithm: o.get("algorithm").and_then(Value::as_str).unwrap_or("sha-256").to_owned(),
         }),
         _ => None,
     }
@@ -31,9 +27,7 @@ fn password_of(body: &Map<String, Value>) -> Option<Password> {
 /// Every body form of protocol.md §2.1.
 fn credentials_of(body: &Map<String, Value>) -> Option<Credentials> {
     if let Some(token) = body.get("resume").and_then(Value::as_str) {
-        return Some(Credentials::Resume {
-            token: token.to_owned(),
-        });
+        return Some(Credentials::Resume { token: token.to_owned() });
     }
     let password = password_of(body)?;
     let user = match (body.get("user"), body.get("username"), body.get("email")) {
@@ -53,11 +47,8 @@ fn credentials_of(body: &Map<String, Value>) -> Option<Credentials> {
 /// A failed login: 401 with 6.14's `{status, error, message}` (plus `success: false`).
 fn login_failure(e: &ServiceError) -> Response {
     // Meteor's numeric codes (403 for a wrong password) travel as numbers.
-    let error = e
-        .error_type
-        .parse::<i64>()
-        .map(Value::from)
-        .unwrap_or_else(|_| Value::from(e.error_type.clone()));
+    let error =
+        e.error_type.parse::<i64>().map(Value::from).unwrap_or_else(|_| Value::from(e.error_type.clone()));
     let mut body = json!({ "status": "error", "error": error, "message": e.message, "success": false });
     if let Some(details) = &e.details {
         body["details"] = details.clone();
@@ -88,14 +79,7 @@ pub(crate) async fn login(
             "Unrecognized options for login request",
         )));
     };
-    let response = match state
-        .auth
-        .login(LoginRequest {
-            credentials,
-            client_ip: ip,
-        })
-        .await
-    {
+    let response = match state.auth.login(LoginRequest { credentials, client_ip: ip }).await {
         Ok(r) => r,
         // Rocket.Chat answers every refused login with 401.
         Err(e)
@@ -146,46 +130,21 @@ mod tests {
     fn every_login_form() {
         let plain = Password::Plain("pw".into());
         let cases = [
-            (
-                json!({"user": "alice", "password": "pw"}),
-                LoginUser::UsernameOrEmail("alice".into()),
-            ),
-            (
-                json!({"username": "alice", "password": "pw"}),
-                LoginUser::Username("alice".into()),
-            ),
-            (
-                json!({"email": "a@x.io", "password": "pw"}),
-                LoginUser::Email("a@x.io".into()),
-            ),
-            (
-                json!({"user": {"username": "alice"}, "password": "pw"}),
-                LoginUser::Username("alice".into()),
-            ),
-            (
-                json!({"user": {"email": "a@x.io"}, "password": "pw"}),
-                LoginUser::Email("a@x.io".into()),
-            ),
+            (json!({"user": "alice", "password": "pw"}), LoginUser::UsernameOrEmail("alice".into())),
+            (json!({"username": "alice", "password": "pw"}), LoginUser::Username("alice".into())),
+            (json!({"email": "a@x.io", "password": "pw"}), LoginUser::Email("a@x.io".into())),
+            (json!({"user": {"username": "alice"}, "password": "pw"}), LoginUser::Username("alice".into())),
+            (json!({"user": {"email": "a@x.io"}, "password": "pw"}), LoginUser::Email("a@x.io".into())),
         ];
         for (input, user) in cases {
             assert_eq!(
                 credentials_of(&body(input)),
-                Some(Credentials::Password {
-                    user,
-                    password: plain.clone()
-                })
+                Some(Credentials::Password { user, password: plain.clone() })
             );
         }
-        let digest = credentials_of(&body(
-            json!({"user": "a", "password": {"digest": "ab", "algorithm": "sha-256"}}),
-        ));
-        assert!(matches!(
-            digest,
-            Some(Credentials::Password {
-                password: Password::Digest { .. },
-                ..
-            })
-        ));
+        let digest =
+            credentials_of(&body(json!({"user": "a", "password": {"digest": "ab", "algorithm": "sha-256"}})));
+        assert!(matches!(digest, Some(Credentials::Password { password: Password::Digest { .. }, .. })));
         assert_eq!(
             credentials_of(&body(json!({"resume": "t"}))),
             Some(Credentials::Resume { token: "t".into() })

@@ -12,26 +12,13 @@ use crate::extract::{Body, Caller, Query};
 use crate::reply::ok;
 
 /// Fields a client may set on a message besides its text; everything else is the server's.
-const CLIENT_FIELDS: &[&str] = &[
-    "alias",
-    "emoji",
-    "avatar",
-    "attachments",
-    "blocks",
-    "customFields",
-    "bot",
-    "parseUrls",
-];
+const CLIENT_FIELDS: &[&str] =
+    &["alias", "emoji", "avatar", "attachments", "blocks", "customFields", "bot", "parseUrls"];
 
 fn client_extra(source: &Map<String, Value>) -> Map<String, Value> {
     CLIENT_FIELDS
         .iter()
-        .filter_map(|k| {
-            source
-                .get(*k)
-                .filter(|v| !v.is_null())
-                .map(|v| ((*k).to_owned(), v.clone()))
-        })
+        .filter_map(|k| source.get(*k).filter(|v| !v.is_null()).map(|v| ((*k).to_owned(), v.clone())))
         .collect()
 }
 
@@ -48,36 +35,18 @@ fn optional_string(source: &Map<String, Value>, key: &str) -> ApiResult<Option<S
 async fn post_target(state: &GatewayState, who: &Principal, target: &str) -> ApiResult<String> {
     let invalid = || ApiError::typed("invalid-channel", "Invalid channel");
     if let Some(username) = target.strip_prefix('@') {
-        let room = state
-            .messaging
-            .create_direct(who, vec![username.to_owned()], false)
-            .await?;
+        let room = state.messaging.create_direct(who, vec![username.to_owned()], false).await?;
         return Ok(room.id);
     }
     let (selector, join) = match target.strip_prefix('#') {
-        Some(name) => (
-            RoomSelector {
-                id: None,
-                name: Some(name.to_owned()),
-                family: None,
-            },
-            true,
-        ),
+        Some(name) => (RoomSelector { id: None, name: Some(name.to_owned()), family: None }, true),
         None => (RoomSelector::id(target), false),
     };
     let room = match state.messaging.room_info(who, selector).await {
         Ok(room) => room,
         Err(_) if !join => {
-            let by_name = RoomSelector {
-                id: None,
-                name: Some(target.to_owned()),
-                family: None,
-            };
-            state
-                .messaging
-                .room_info(who, by_name)
-                .await
-                .map_err(|_| invalid())?
+            let by_name = RoomSelector { id: None, name: Some(target.to_owned()), family: None };
+            state.messaging.room_info(who, by_name).await.map_err(|_| invalid())?
         }
         Err(e) => return Err(e.into()),
     };
@@ -103,9 +72,7 @@ pub(crate) async fn post_message(
             return Err(ApiError::typed("invalid-channel", ""));
         }
     };
-    let text = optional_string(&body, "text")?
-        .or(optional_string(&body, "msg")?)
-        .unwrap_or_default();
+    let text = optional_string(&body, "text")?.or(optional_string(&body, "msg")?).unwrap_or_default();
     let mut extra = client_extra(&body);
     for (alias_key, key) in [("icon_emoji", "emoji"), ("icon_url", "avatar")] {
         if let Some(v) = body.get(alias_key).filter(|v| v.is_string()) {
@@ -136,21 +103,14 @@ pub(crate) async fn send_message(
     Body(body): Body,
 ) -> ApiResult {
     let Some(Value::Object(message)) = body.get("message") else {
-        return Err(ApiError::typed(
-            "error-invalid-params",
-            "The \"message\" parameter must be provided.",
-        ));
+        return Err(ApiError::typed("error-invalid-params", "The \"message\" parameter must be provided."));
     };
     if message.get("t").is_some_and(|t| !t.is_null()) {
-        return Err(ApiError::failure(
-            "Cannot send system messages using 'chat.sendMessage'",
-        ));
+        return Err(ApiError::failure("Cannot send system messages using 'chat.sendMessage'"));
     }
     let Some(rid) = optional_string(message, "rid")?.filter(|r| !r.is_empty()) else {
-        return Err(ApiError::typed(
-            "error-invalid-params",
-            "The \"rid\" parameter must be provided.",
-        ));
+        // Rocket.Chat throws a plain `Error` here: no `errorType`.
+        return Err(ApiError::failure("The 'rid' property on the message object is missing."));
     };
     for key in ["alias", "emoji"] {
         optional_string(message, key)?;
@@ -163,9 +123,7 @@ pub(crate) async fn send_message(
     let new = NewMessage {
         id: optional_string(message, "_id")?,
         rid,
-        msg: optional_string(message, "msg")?
-            .or(optional_string(message, "text")?)
-            .unwrap_or_default(),
+        msg: optional_string(message, "msg")?.or(optional_string(message, "text")?).unwrap_or_default(),
         tmid: optional_string(message, "tmid")?,
         tshow,
         groupable: message.get("groupable").and_then(Value::as_bool),

@@ -17,24 +17,13 @@ pub(crate) const RC_VERSION: &str = "7.10.0";
 
 /// `GET /api/info`: the full version and build info only for callers with `view-statistics`.
 pub(crate) async fn info(State(state): State<GatewayState>, headers: HeaderMap) -> ApiResult {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let (user_id, token) = (header("x-user-id"), header("x-auth-token"));
     let privileged = if user_id.is_empty() || token.is_empty() {
         false
     } else {
         match state.auth.authenticate(&user_id, &token).await {
-            Ok(who) => {
-                state
-                    .auth
-                    .roles_have_permission(&who.roles, "view-statistics")
-                    .await?
-            }
+            Ok(who) => state.auth.roles_have_permission(&who.roles, "view-statistics").await?,
             Err(_) => false,
         }
     };
@@ -66,12 +55,9 @@ pub(crate) async fn info(State(state): State<GatewayState>, headers: HeaderMap) 
 
 /// `GET settings.public`: `_id=a,b` or the legacy `query={"_id":{"$in":[…]}}`.
 pub(crate) async fn settings_public(State(state): State<GatewayState>, Query(query): Query) -> ApiResult {
-    let mut ids: Option<Vec<String>> = query.get("_id").map(|v| {
-        v.split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect()
-    });
+    let mut ids: Option<Vec<String>> = query
+        .get("_id")
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect());
     if ids.is_none()
         && let Some(q) = query.get("query")
     {
@@ -133,11 +119,8 @@ pub(crate) async fn permissions_list_all(
         "Invalid date for `updatedSince`",
     )?;
     let all = state.auth.permissions(&caller.principal).await?;
-    let update: Vec<Value> = all
-        .iter()
-        .filter(|p| since.is_none_or(|s| p.updated_at > s))
-        .map(permission_json)
-        .collect();
+    let update: Vec<Value> =
+        all.iter().filter(|p| since.is_none_or(|s| p.updated_at > s)).map(permission_json).collect();
     Ok(ok!("update" => update, "remove" => Vec::<Value>::new()))
 }
 
@@ -146,16 +129,9 @@ pub(crate) async fn permissions_update(
     caller: Caller,
     Body(body): Body,
 ) -> ApiResult {
-    let invalid = || {
-        ApiError(ServiceError::failure_typed(
-            "error-invalid-body-params",
-            "Invalid body params",
-        ))
-    };
-    let list = body
-        .get("permissions")
-        .and_then(Value::as_array)
-        .ok_or_else(invalid)?;
+    let invalid =
+        || ApiError(ServiceError::failure_typed("error-invalid-body-params", "Invalid body params"));
+    let list = body.get("permissions").and_then(Value::as_array).ok_or_else(invalid)?;
     let mut changes = Vec::with_capacity(list.len());
     for entry in list {
         let id = entry.get("_id").and_then(Value::as_str).ok_or_else(invalid)?;

@@ -28,27 +28,12 @@ pub(crate) struct Family {
     pub many: &'static str,
 }
 
-pub(crate) const CHANNELS: Family = Family {
-    t: RoomType::Channel,
-    one: "channel",
-    many: "channels",
-};
-pub(crate) const GROUPS: Family = Family {
-    t: RoomType::Group,
-    one: "group",
-    many: "groups",
-};
-pub(crate) const IMS: Family = Family {
-    t: RoomType::Direct,
-    one: "room",
-    many: "ims",
-};
+pub(crate) const CHANNELS: Family = Family { t: RoomType::Channel, one: "channel", many: "channels" };
+pub(crate) const GROUPS: Family = Family { t: RoomType::Group, one: "group", many: "groups" };
+pub(crate) const IMS: Family = Family { t: RoomType::Direct, one: "room", many: "ims" };
 
 fn query_params(query: &HashMap<String, String>) -> Map<String, Value> {
-    query
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect()
+    query.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
 }
 
 /// Resolves `roomId` / `roomName` (and, for DMs, `username`) to a room the caller may see.
@@ -58,20 +43,13 @@ async fn resolve(
     who: &Principal,
     params: &Map<String, Value>,
 ) -> ApiResult<Room> {
-    let id = body_str(params, "roomId")
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
-    let name = body_str(params, "roomName")
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned);
+    let id = body_str(params, "roomId").filter(|s| !s.is_empty()).map(str::to_owned);
+    let name = body_str(params, "roomName").filter(|s| !s.is_empty()).map(str::to_owned);
     if family.t == RoomType::Direct
         && id.is_none()
         && let Some(username) = body_str(params, "username").filter(|s| !s.is_empty())
     {
-        return Ok(state
-            .messaging
-            .create_direct(who, vec![username.to_owned()], false)
-            .await?);
+        return Ok(state.messaging.create_direct(who, vec![username.to_owned()], false).await?);
     }
     if id.is_none() && name.is_none() {
         let message = if family.t == RoomType::Direct {
@@ -81,11 +59,7 @@ async fn resolve(
         };
         return Err(ApiError::typed("error-room-param-not-provided", message));
     }
-    let selector = RoomSelector {
-        id,
-        name,
-        family: Some(family.t),
-    };
+    let selector = RoomSelector { id, name, family: Some(family.t) };
     Ok(state.messaging.room_info(who, selector).await?)
 }
 
@@ -120,15 +94,9 @@ pub(crate) async fn create(
             .ok_or_else(|| ApiError::invalid_params("must be array of strings: 'members'"))?,
         Some(_) => return Err(ApiError::invalid_params("must be array: 'members'")),
     };
-    let extra = body
-        .get("extraData")
-        .and_then(Value::as_object)
-        .cloned()
-        .unwrap_or_default();
+    let extra = body.get("extraData").and_then(Value::as_object).cloned().unwrap_or_default();
     let flag = |key: &str| {
-        body.get(key)
-            .and_then(Value::as_bool)
-            .or_else(|| extra.get(key).and_then(Value::as_bool))
+        body.get(key).and_then(Value::as_bool).or_else(|| extra.get(key).and_then(Value::as_bool))
     };
     let req = CreateRoom {
         t: Some(family.t),
@@ -139,11 +107,7 @@ pub(crate) async fn create(
         topic: extra.get("topic").and_then(Value::as_str).map(str::to_owned),
         broadcast: flag("broadcast").unwrap_or(false),
         encrypted: flag("encrypted").unwrap_or(false),
-        custom_fields: body
-            .get("customFields")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
+        custom_fields: body.get("customFields").and_then(Value::as_object).cloned().unwrap_or_default(),
     };
     let room = state.messaging.create_room(&caller.principal, req).await?;
     Ok(one(family, &room))
@@ -157,22 +121,15 @@ pub(crate) async fn create_direct(
 ) -> ApiResult {
     let usernames: Vec<String> = match (body_str(&body, "username"), body_str(&body, "usernames")) {
         (Some(u), _) => vec![u.to_owned()],
-        (None, Some(list)) => list
-            .split(',')
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .collect(),
+        (None, Some(list)) => {
+            list.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect()
+        }
         (None, None) => {
-            return Err(ApiError::invalid_params(
-                "must have required property 'username' or 'usernames'",
-            ));
+            return Err(ApiError::invalid_params("must have required property 'username' or 'usernames'"));
         }
     };
     let exclude_self = body.get("excludeSelf").and_then(Value::as_bool).unwrap_or(false);
-    let room = state
-        .messaging
-        .create_direct(&caller.principal, usernames, exclude_self)
-        .await?;
+    let room = state.messaging.create_direct(&caller.principal, usernames, exclude_self).await?;
     let mut shown = room_json(&room);
     if let Value::Object(m) = &mut shown {
         m.insert("rid".into(), Value::String(room.id.clone()));
@@ -200,15 +157,8 @@ pub(crate) async fn list(
     scope: RoomListScope,
 ) -> ApiResult {
     let page = page(&state, query).await?;
-    let text = query
-        .get("name")
-        .or_else(|| query.get("text"))
-        .filter(|t| !t.is_empty())
-        .cloned();
-    let found = state
-        .messaging
-        .list_rooms(&caller.principal, scope, text, page)
-        .await?;
+    let text = query.get("name").or_else(|| query.get("text")).filter(|t| !t.is_empty()).cloned();
+    let found = state.messaging.list_rooms(&caller.principal, scope, text, page).await?;
     let rooms: Vec<Value> = found.items.iter().map(room_json).collect();
     Ok(
         ok!(family.many => rooms.clone(), "count" => rooms.len(), "offset" => found.offset, "total" => found.total),
@@ -250,10 +200,7 @@ pub(crate) async fn join(
 ) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
     let code = body_str(&body, "joinCode").map(str::to_owned);
-    let room = state
-        .messaging
-        .join_room(&caller.principal, &room.id, code)
-        .await?;
+    let room = state.messaging.join_room(&caller.principal, &room.id, code).await?;
     Ok(one(f, &room))
 }
 
@@ -286,10 +233,7 @@ pub(crate) async fn invite(
     Body(body): Body,
 ) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    let room = state
-        .messaging
-        .add_member(&caller.principal, &room.id, target_user(&body)?)
-        .await?;
+    let room = state.messaging.add_member(&caller.principal, &room.id, target_user(&body)?).await?;
     Ok(one(f, &room))
 }
 
@@ -300,10 +244,7 @@ pub(crate) async fn kick(
     Body(body): Body,
 ) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    let room = state
-        .messaging
-        .remove_member(&caller.principal, &room.id, target_user(&body)?)
-        .await?;
+    let room = state.messaging.remove_member(&caller.principal, &room.id, target_user(&body)?).await?;
     Ok(one(f, &room))
 }
 
@@ -316,34 +257,15 @@ pub(crate) async fn history(
     Query(query): Query,
 ) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &query_params(&query)).await?;
-    let latest = date_param(
-        query.get("latest"),
-        "error-invalid-date",
-        "Invalid date for `latest`",
-    )?;
-    let oldest = date_param(
-        query.get("oldest"),
-        "error-invalid-date",
-        "Invalid date for `oldest`",
-    )?;
+    let latest = date_param(query.get("latest"), "error-invalid-date", "Invalid date for `latest`")?;
+    let oldest = date_param(query.get("oldest"), "error-invalid-date", "Invalid date for `oldest`")?;
     let (offset, count, show_threads) = if f.t == RoomType::Group {
         let number = |k: &str| query.get(k).and_then(|v| v.trim().parse::<u64>().ok());
-        let show = query
-            .get("showThreadMessages")
-            .map(|v| v != "false")
-            .unwrap_or(true);
-        (
-            number("offset").unwrap_or(0),
-            Some(number("count").unwrap_or(20)),
-            show,
-        )
+        let show = query.get("showThreadMessages").map(|v| v != "false").unwrap_or(true);
+        (number("offset").unwrap_or(0), Some(number("count").unwrap_or(20)), show)
     } else {
         let p = page(&state, &query).await?;
-        (
-            p.offset,
-            p.count,
-            truthy(query.get("showThreadMessages").map(String::as_str)),
-        )
+        (p.offset, p.count, truthy(query.get("showThreadMessages").map(String::as_str)))
     };
     let req = HistoryRequest {
         latest,
@@ -359,19 +281,10 @@ pub(crate) async fn history(
     let mut body = Map::new();
     body.insert(
         "messages".into(),
-        Value::Array(
-            history
-                .messages
-                .iter()
-                .map(|m| apogee_rc::message(m, Dates::Iso))
-                .collect(),
-        ),
+        Value::Array(history.messages.iter().map(|m| apogee_rc::message(m, Dates::Iso)).collect()),
     );
     if unreads {
-        body.insert(
-            "unreadNotLoaded".into(),
-            history.unread_not_loaded.unwrap_or(0).into(),
-        );
+        body.insert("unreadNotLoaded".into(), history.unread_not_loaded.unwrap_or(0).into());
         if let Some(first) = &history.first_unread {
             body.insert("firstUnread".into(), apogee_rc::message(first, Dates::Iso));
         }
@@ -387,15 +300,8 @@ pub(crate) async fn messages(
 ) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &query_params(&query)).await?;
     let page = page(&state, &query).await?;
-    let found = state
-        .messaging
-        .room_messages(&caller.principal, &room.id, page)
-        .await?;
-    let messages: Vec<Value> = found
-        .items
-        .iter()
-        .map(|m| apogee_rc::message(m, Dates::Iso))
-        .collect();
+    let found = state.messaging.room_messages(&caller.principal, &room.id, page).await?;
+    let messages: Vec<Value> = found.items.iter().map(|m| apogee_rc::message(m, Dates::Iso)).collect();
     Ok(
         ok!("messages" => messages.clone(), "count" => messages.len(), "offset" => found.offset, "total" => found.total),
     )
@@ -414,18 +320,10 @@ pub(crate) async fn members(
         status: query
             .get("status[]")
             .or_else(|| query.get("status"))
-            .map(|s| {
-                s.split(',')
-                    .map(str::to_owned)
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
+            .map(|s| s.split(',').map(str::to_owned).filter(|s| !s.is_empty()).collect())
             .unwrap_or_default(),
     };
-    let found = state
-        .messaging
-        .members(&caller.principal, &room.id, filter, page)
-        .await?;
+    let found = state.messaging.members(&caller.principal, &room.id, filter, page).await?;
     let members: Vec<Value> = found
         .items
         .iter()
@@ -453,10 +351,7 @@ pub(crate) async fn counters(
 ) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &query_params(&query)).await?;
     let user_id = query.get("userId").filter(|u| !u.is_empty()).cloned();
-    let c = state
-        .messaging
-        .counters(&caller.principal, &room.id, user_id)
-        .await?;
+    let c = state.messaging.counters(&caller.principal, &room.id, user_id).await?;
     let date = |d: Option<Millis>| d.map_or(Value::Null, |d| Value::String(iso(d)));
     Ok(ok!(
         "joined" => c.joined,
@@ -490,10 +385,7 @@ async fn set_text(
         "purpose" => RoomChange::Purpose(value.clone()),
         _ => RoomChange::Announcement(value.clone()),
     };
-    state
-        .messaging
-        .update_room(&caller.principal, &room.id, change)
-        .await?;
+    state.messaging.update_room(&caller.principal, &room.id, change).await?;
     Ok(ok!(key => value))
 }
 
@@ -543,10 +435,8 @@ pub(crate) async fn rename(
     let Some(name) = body_str(&body, "name").filter(|n| !n.is_empty()) else {
         return Err(ApiError::failure("The bodyParam \"name\" is required"));
     };
-    let room = state
-        .messaging
-        .update_room(&caller.principal, &room.id, RoomChange::Name(name.to_owned()))
-        .await?;
+    let room =
+        state.messaging.update_room(&caller.principal, &room.id, RoomChange::Name(name.to_owned())).await?;
     Ok(one(f, &room))
 }
 
@@ -557,10 +447,7 @@ pub(crate) async fn archive(
     Body(body): Body,
 ) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    state
-        .messaging
-        .update_room(&caller.principal, &room.id, RoomChange::Archived(true))
-        .await?;
+    state.messaging.update_room(&caller.principal, &room.id, RoomChange::Archived(true)).await?;
     Ok(ok!())
 }
 
@@ -571,10 +458,7 @@ pub(crate) async fn unarchive(
     Body(body): Body,
 ) -> ApiResult {
     let room = resolve(&state, f, &caller.principal, &body).await?;
-    state
-        .messaging
-        .update_room(&caller.principal, &room.id, RoomChange::Archived(false))
-        .await?;
+    state.messaging.update_room(&caller.principal, &room.id, RoomChange::Archived(false)).await?;
     Ok(ok!())
 }
 
@@ -584,12 +468,24 @@ pub(crate) async fn open(
     caller: Caller,
     Body(body): Body,
 ) -> ApiResult {
-    let room = resolve(&state, f, &caller.principal, &body).await?;
-    state
-        .messaging
-        .set_open(&caller.principal, &room.id, true)
-        .await?;
-    Ok(ok!())
+    let rid = if f.t == RoomType::Direct {
+        // `im.open` checks access before existence: a room that is gone is simply not the caller's.
+        let Some(rid) = body_str(&body, "roomId").filter(|r| !r.is_empty()) else {
+            return Err(ApiError::typed(
+                "error-room-param-not-provided",
+                "Body param \"roomId\" is required",
+            ));
+        };
+        rid.to_owned()
+    } else {
+        resolve(&state, f, &caller.principal, &body).await?.id
+    };
+    match state.messaging.set_open(&caller.principal, &rid, true).await {
+        Err(e) if f.t == RoomType::Direct && e.kind == apogee_types::ErrorKind::NotFound => {
+            Err(ApiError(apogee_types::ServiceError::unauthorized()))
+        }
+        other => other.map(|()| ok!()).map_err(ApiError::from),
+    }
 }
 
 pub(crate) async fn close(
@@ -598,12 +494,24 @@ pub(crate) async fn close(
     caller: Caller,
     Body(body): Body,
 ) -> ApiResult {
-    let room = resolve(&state, f, &caller.principal, &body).await?;
-    state
-        .messaging
-        .set_open(&caller.principal, &room.id, false)
-        .await?;
-    Ok(ok!())
+    let rid = if f.t == RoomType::Direct {
+        // `im.close` checks access before existence: a room that is gone is simply not the caller's.
+        let Some(rid) = body_str(&body, "roomId").filter(|r| !r.is_empty()) else {
+            return Err(ApiError::typed(
+                "error-room-param-not-provided",
+                "Body param \"roomId\" is required",
+            ));
+        };
+        rid.to_owned()
+    } else {
+        resolve(&state, f, &caller.principal, &body).await?.id
+    };
+    match state.messaging.set_open(&caller.principal, &rid, false).await {
+        Err(e) if f.t == RoomType::Direct && e.kind == apogee_types::ErrorKind::NotFound => {
+            Err(ApiError(apogee_types::ServiceError::unauthorized()))
+        }
+        other => other.map(|()| ok!()).map_err(ApiError::from),
+    }
 }
 
 pub(crate) async fn delete(
@@ -630,11 +538,8 @@ pub(crate) async fn rooms_get(
     )?;
     let changes = state.messaging.rooms(&caller.principal, since).await?;
     let update: Vec<Value> = changes.update.iter().map(room_json).collect();
-    let remove: Vec<Value> = changes
-        .remove
-        .iter()
-        .map(|(id, at)| json!({ "_id": id, "_deletedAt": iso(*at) }))
-        .collect();
+    let remove: Vec<Value> =
+        changes.remove.iter().map(|(id, at)| json!({ "_id": id, "_deletedAt": iso(*at) })).collect();
     Ok(ok!("update" => update, "remove" => remove))
 }
 
@@ -652,23 +557,15 @@ pub(crate) async fn rooms_info(
             "The parameter \"roomId\" or \"roomName\" is required",
         ));
     }
-    let room = state
-        .messaging
-        .room_info(
-            &caller.principal,
-            RoomSelector {
-                id,
-                name,
-                family: None,
+    let room =
+        state.messaging.room_info(&caller.principal, RoomSelector { id, name, family: None }).await.map_err(
+            |e| {
+                if e.kind == apogee_types::ErrorKind::PermissionDenied {
+                    apogee_types::ServiceError::not_allowed("not-allowed")
+                } else {
+                    e
+                }
             },
-        )
-        .await
-        .map_err(|e| {
-            if e.kind == apogee_types::ErrorKind::PermissionDenied {
-                apogee_types::ServiceError::not_allowed("not-allowed")
-            } else {
-                e
-            }
-        })?;
+        )?;
     Ok(ok!("room" => room_json(&room)))
 }

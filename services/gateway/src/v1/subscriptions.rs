@@ -20,16 +20,9 @@ pub(crate) async fn get(State(state): State<GatewayState>, caller: Caller, Query
         "The \"lastUpdate\" query parameter must be a valid date.",
     )?;
     let changes = state.messaging.subscriptions(&caller.principal, since).await?;
-    let update: Vec<Value> = changes
-        .update
-        .iter()
-        .map(|s| apogee_rc::subscription(s, Dates::Iso))
-        .collect();
-    let remove: Vec<Value> = changes
-        .remove
-        .iter()
-        .map(|(id, at)| json!({ "_id": id, "_deletedAt": iso(*at) }))
-        .collect();
+    let update: Vec<Value> = changes.update.iter().map(|s| apogee_rc::subscription(s, Dates::Iso)).collect();
+    let remove: Vec<Value> =
+        changes.remove.iter().map(|(id, at)| json!({ "_id": id, "_deletedAt": iso(*at) })).collect();
     Ok(ok!("update" => update, "remove" => remove))
 }
 
@@ -49,9 +42,7 @@ pub(crate) async fn read(State(state): State<GatewayState>, caller: Caller, Body
     if body.contains_key("rid") && body.contains_key("roomId") && body.get("rid") != body.get("roomId") {
         return Err(ApiError::invalid_params("must match exactly one schema in oneOf"));
     }
-    let Some(rid) = body_str(&body, "rid")
-        .or_else(|| body_str(&body, "roomId"))
-        .filter(|r| !r.is_empty())
+    let Some(rid) = body_str(&body, "rid").or_else(|| body_str(&body, "roomId")).filter(|r| !r.is_empty())
     else {
         return Err(ApiError::invalid_params("must have required property 'rid'"));
     };

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::GatewayState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Caller, Query, body_str, page, require_str};
+use crate::extract::{Body, Caller, Query, body_str, page, require_str, truthy};
 use crate::reply::ok;
 
 fn optional_bool(body: &Map<String, Value>, key: &str) -> Result<Option<bool>, ApiError> {
@@ -44,11 +44,7 @@ pub(crate) async fn create(State(state): State<GatewayState>, caller: Caller, Bo
         join_default_channels: optional_bool(&body, "joinDefaultChannels")?.unwrap_or(true),
         require_password_change: optional_bool(&body, "requirePasswordChange")?.unwrap_or(false),
         kind: None,
-        custom_fields: body
-            .get("customFields")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default(),
+        custom_fields: body.get("customFields").and_then(Value::as_object).cloned().unwrap_or_default(),
     };
     let user = state.auth.create_user(&caller.principal, new).await?;
     Ok(ok!("user" => apogee_rc::user_public(&user, Dates::Iso, true)))
@@ -84,26 +80,36 @@ pub(crate) async fn info(
             ));
         }
     };
-    let user = state
-        .auth
-        .user_info(&caller.principal, selector)
-        .await
-        .map_err(|e| {
-            if e.kind == ErrorKind::NotFound {
-                ApiError(ServiceError::invalid(
-                    "error-invalid-user",
-                    "The required \"userId\" or \"username\" param provided does not match any users",
-                ))
-            } else {
-                ApiError(e)
-            }
-        })?;
+    let user = state.auth.user_info(&caller.principal, selector).await.map_err(|e| {
+        if e.kind == ErrorKind::NotFound {
+            ApiError(ServiceError::invalid(
+                "error-invalid-user",
+                "The required \"userId\" or \"username\" param provided does not match any users",
+            ))
+        } else {
+            ApiError(e)
+        }
+    })?;
     let full = user.id == caller.principal.user_id
-        || state
-            .auth
-            .roles_have_permission(&caller.principal.roles, "view-full-other-user-info")
-            .await?;
-    Ok(ok!("user" => apogee_rc::user_public(&user, Dates::Iso, full)))
+        || state.auth.roles_have_permission(&caller.principal.roles, "view-full-other-user-info").await?;
+    let mut shown = apogee_rc::user_public(&user, Dates::Iso, full);
+    if truthy(query.get("includeUserRooms").map(String::as_str)) {
+        // Refused when the caller may not see the user's rooms: the rest of the answer stands.
+        if let Ok(subs) = state.messaging.user_subscriptions(&caller.principal, &user.id).await {
+            let mut rooms: Vec<Value> = subs
+                .iter()
+                .map(|s| {
+                    serde_json::json!({"_id": s.id, "rid": s.rid, "name": s.name, "t": s.t.as_str(),
+                                       "roles": s.roles, "unread": s.unread})
+                })
+                .collect();
+            rooms.sort_by(|a, b| {
+                (a["t"].as_str(), a["name"].as_str()).cmp(&(b["t"].as_str(), b["name"].as_str()))
+            });
+            shown["rooms"] = Value::Array(rooms);
+        }
+    }
+    Ok(ok!("user" => shown))
 }
 
 pub(crate) async fn list(
@@ -112,31 +118,11 @@ pub(crate) async fn list(
     Query(query): Query,
 ) -> ApiResult {
     let page = page(&state, &query).await?;
-    let text = query
-        .get("text")
-        .or_else(|| query.get("filter"))
-        .filter(|t| !t.is_empty())
-        .cloned();
-    let found = state
-        .auth
-        .list_users(
-            &caller.principal,
-            UserListQuery {
-                text,
-                page: Some(page),
-            },
-            page,
-        )
-        .await?;
-    let full = state
-        .auth
-        .roles_have_permission(&caller.principal.roles, "view-full-other-user-info")
-        .await?;
-    let users: Vec<Value> = found
-        .items
-        .iter()
-        .map(|u| apogee_rc::user_public(u, Dates::Iso, full))
-        .collect();
+    let text = query.get("text").or_else(|| query.get("filter")).filter(|t| !t.is_empty()).cloned();
+    let found =
+        state.auth.list_users(&caller.principal, UserListQuery { text, page: Some(page) }, page).await?;
+    let full = state.auth.roles_have_permission(&caller.principal.roles, "view-full-other-user-info").await?;
+    let users: Vec<Value> = found.items.iter().map(|u| apogee_rc::user_public(u, Dates::Iso, full)).collect();
     Ok(
         ok!("users" => users.clone(), "count" => users.len(), "offset" => found.offset, "total" => found.total),
     )
