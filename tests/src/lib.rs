@@ -28,29 +28,18 @@ impl TestServer {
         let dir = tempfile::tempdir().unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let mut vars: HashMap<String, String> = env
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let mut vars: HashMap<String, String> =
+            env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         vars.insert("APOGEE_DATA_DIR".into(), dir.path().display().to_string());
-        vars.entry("ROOT_URL".into())
-            .or_insert_with(|| format!("http://127.0.0.1:{port}"));
+        vars.entry("ROOT_URL".into()).or_insert_with(|| format!("http://127.0.0.1:{port}"));
         let config = apogee_config::load(&apogee_config::CliOverrides::default(), &vars).unwrap();
         let running = apogee::start(&config, listener).await.unwrap();
-        Self {
-            url: format!("http://{}", running.addr),
-            running,
-            _dir: dir,
-        }
+        Self { url: format!("http://{}", running.addr), running, _dir: dir }
     }
 
     /// An unauthenticated client.
     pub fn anon(&self) -> Client {
-        Client {
-            base: self.url.clone(),
-            http: reqwest::Client::new(),
-            auth: None,
-        }
+        Client { base: self.url.clone(), http: reqwest::Client::new(), auth: None }
     }
 
     /// A client logged in as the `TEST_MODE` admin.
@@ -99,18 +88,13 @@ impl Client {
 
     /// Logs in with `{user, password}` and returns a client carrying the token.
     pub async fn login(&self, user: &str, password: &str) -> Client {
-        let (status, body) = self
-            .post("login", json!({"user": user, "password": password}))
-            .await;
+        let (status, body) = self.post("login", json!({"user": user, "password": password})).await;
         assert_eq!(status, StatusCode::OK, "login as {user}: {body}");
         let auth = (
             body["data"]["userId"].as_str().unwrap().to_owned(),
             body["data"]["authToken"].as_str().unwrap().to_owned(),
         );
-        Client {
-            auth: Some(auth),
-            ..self.clone()
-        }
+        Client { auth: Some(auth), ..self.clone() }
     }
 
     fn url(&self, path: &str) -> String {
@@ -130,58 +114,36 @@ impl Client {
 
     /// `GET /api/v1/<path>` (or an absolute path starting with `/`); the query goes in `path`.
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let resp = self
-            .with_auth(self.http.get(self.url(path)))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.with_auth(self.http.get(self.url(path))).send().await.unwrap();
         Self::read(resp).await
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        let req = self
-            .http
-            .post(self.url(path))
-            .header("Content-Type", "application/json")
-            .body(body.to_string());
+        let req =
+            self.http.post(self.url(path)).header("Content-Type", "application/json").body(body.to_string());
         let resp = self.with_auth(req).send().await.unwrap();
         Self::read(resp).await
     }
 
     /// Posts raw bytes (malformed bodies).
     pub async fn post_raw(&self, path: &str, body: &'static str) -> (StatusCode, Value) {
-        let req = self
-            .http
-            .post(self.url(path))
-            .header("Content-Type", "application/json")
-            .body(body);
+        let req = self.http.post(self.url(path)).header("Content-Type", "application/json").body(body);
         let resp = self.with_auth(req).send().await.unwrap();
         Self::read(resp).await
     }
 
     async fn read(resp: reqwest::Response) -> (StatusCode, Value) {
         let status = resp.status();
-        let content_type = resp
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned());
         let text = resp.text().await.unwrap();
-        assert_eq!(
-            content_type.as_deref(),
-            Some("application/json"),
-            "exact Content-Type; body: {text}"
-        );
+        assert_eq!(content_type.as_deref(), Some("application/json"), "exact Content-Type; body: {text}");
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     /// Asserts a 200 with `success: true` and returns the body.
     pub async fn ok_get(&self, path: &str) -> Value {
         let (status, body) = self.get(path).await;
-        assert_eq!(
-            (status, &body["success"]),
-            (StatusCode::OK, &Value::Bool(true)),
-            "GET {path}: {body}"
-        );
+        assert_eq!((status, &body["success"]), (StatusCode::OK, &Value::Bool(true)), "GET {path}: {body}");
         body
     }
 
