@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use apogee_api::{AuthClient, MessagingClient};
 use apogee_auth::{Auth, AuthConfig, Bootstrap};
+use apogee_bus::Bus;
 use apogee_config::Config;
 use apogee_gateway::{GatewayConfig, GatewayState};
 use apogee_messaging::Messaging;
@@ -39,7 +40,8 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         },
     ));
     let auth_client = AuthClient::local(auth.clone());
-    let messaging = Messaging::new(store, auth_client.clone());
+    let bus = Bus::local();
+    let messaging = Messaging::new(store, auth_client.clone(), bus.clone());
     let messaging_client = MessagingClient::local(messaging.clone());
     auth.set_messaging(messaging_client.clone());
 
@@ -56,13 +58,15 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let gateway = GatewayState::new(
         auth_client,
         messaging_client,
+        bus,
         GatewayConfig {
             site_url: config.root_url.clone(),
             test_mode: config.test_mode,
             max_body_bytes: config.limits.max_body_bytes,
             logins_per_minute: 60,
         },
-    );
+    )
+    .await;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(apogee_gateway::serve(listener, gateway, shutdown.clone()));

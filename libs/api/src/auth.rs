@@ -96,6 +96,15 @@ pub trait AuthService: Send + Sync + 'static {
     async fn users_by_ids(&self, ids: &[String]) -> ServiceResult<Vec<User>>;
     /// For other services: one user by username or id, without a permission check.
     async fn find_user(&self, selector: UserSelector) -> ServiceResult<Option<User>>;
+    /// For presence: stores a user's live status, and optionally their chosen default status and
+    /// status text; returns the user after the change.
+    async fn set_user_status(
+        &self,
+        user_id: &str,
+        status: &str,
+        status_default: Option<String>,
+        status_text: Option<String>,
+    ) -> ServiceResult<User>;
     /// The server defaults for user preferences overlaid by the user's own.
     async fn user_preferences(&self, user: &User) -> ServiceResult<serde_json::Map<String, Value>>;
 

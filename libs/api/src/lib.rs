@@ -9,6 +9,7 @@
 //! This crate depends on no service and no I/O library.
 
 mod auth;
+pub mod events;
 mod messaging;
 
 pub use auth::*;

@@ -73,6 +73,8 @@ pub struct HistoryRequest {
     pub count: Option<u64>,
     pub unreads: bool,
     pub show_thread_messages: bool,
+    /// Oldest first: the messages right after `oldest` (DDP `loadNextMessages`).
+    pub oldest_first: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -186,6 +188,8 @@ pub trait MessagingService: Send + Sync + 'static {
     /// Marks everything in the room read for the caller.
     async fn mark_read(&self, who: &Principal, rid: &str) -> ServiceResult<()>;
     async fn rooms(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Room>>;
+    /// Members holding room roles (owner, moderator, leader), for `getRoomRoles` / `*.roles`.
+    async fn room_roles(&self, who: &Principal, rid: &str) -> ServiceResult<Vec<Subscription>>;
     /// Another user's subscriptions (`users.info?includeUserRooms=true`): the caller's own, or
     /// anyone's with `view-other-user-channels`.
     async fn user_subscriptions(&self, who: &Principal, user_id: &str) -> ServiceResult<Vec<Subscription>>;

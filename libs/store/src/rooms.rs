@@ -108,6 +108,8 @@ pub struct HistoryQuery {
     pub count: Option<u64>,
     /// Include thread replies not shown in the channel.
     pub show_thread_messages: bool,
+    /// Oldest first (the messages right after `oldest`), instead of newest first.
+    pub oldest_first: bool,
 }
 
 #[async_trait]

@@ -348,6 +348,13 @@ pub async fn history_windows(store: &dyn Store) {
         ..Default::default()
     };
     assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["m4", "m3", "m2"]);
+    let q =
+        HistoryQuery { oldest: Some(Millis(20)), oldest_first: true, count: Some(2), ..Default::default() };
+    assert_eq!(
+        ids(store.history("r1", &q).await.unwrap()),
+        ["m3", "m4"],
+        "the messages right after `oldest`"
+    );
     let q = HistoryQuery { offset: 4, ..Default::default() };
     assert_eq!(ids(store.history("r1", &q).await.unwrap()), ["m1"]);
     let page = store.list_messages("r1", PageRequest { offset: 0, count: Some(2) }, true).await.unwrap();

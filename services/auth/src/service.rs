@@ -160,6 +160,40 @@ impl AuthService for Auth {
         .map_err(store_error)
     }
 
+    async fn set_user_status(
+        &self,
+        user_id: &str,
+        status: &str,
+        status_default: Option<String>,
+        status_text: Option<String>,
+    ) -> ServiceResult<User> {
+        const STATUSES: [&str; 4] = ["online", "away", "busy", "offline"];
+        if !STATUSES.contains(&status) || status_default.as_deref().is_some_and(|s| !STATUSES.contains(&s)) {
+            return Err(ServiceError::invalid(
+                "error-invalid-status",
+                "Valid status types include online, away, offline, and busy.",
+            ));
+        }
+        let status = status.to_owned();
+        self.store
+            .update_user(
+                user_id,
+                Box::new(move |u| {
+                    u.status = status;
+                    if let Some(default) = status_default {
+                        u.status_default = default;
+                    }
+                    if let Some(text) = status_text {
+                        u.status_text = text;
+                    }
+                    u.updated_at = apogee_types::Millis::now();
+                    Ok(())
+                }),
+            )
+            .await
+            .map_err(store_error)
+    }
+
     async fn user_preferences(&self, user: &User) -> ServiceResult<serde_json::Map<String, Value>> {
         Ok(self.preferences_of(user))
     }

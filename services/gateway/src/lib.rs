@@ -5,18 +5,23 @@
 //! **Architecture invariant:** the gateway holds no durable state and depends on no service
 //! crate, only on their traits in `apogee-api`.
 
+mod ddp;
 mod error;
 mod extract;
+mod hub;
 mod limiter;
+mod presence;
 mod reply;
 mod router;
 mod v1;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 pub use router::router;
 
 use apogee_api::{AuthClient, MessagingClient};
+use apogee_bus::Bus;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -36,19 +41,29 @@ pub struct GatewayConfig {
 pub struct GatewayState {
     pub auth: AuthClient,
     pub messaging: MessagingClient,
-    pub cfg: std::sync::Arc<GatewayConfig>,
-    pub(crate) login_limiter: std::sync::Arc<limiter::RateLimiter>,
+    pub bus: Bus,
+    pub cfg: Arc<GatewayConfig>,
+    pub(crate) login_limiter: Arc<limiter::RateLimiter>,
+    pub(crate) hub: Arc<hub::Hub>,
+    pub(crate) presence: Arc<presence::Presence>,
 }
 
 impl GatewayState {
-    pub fn new(auth: AuthClient, messaging: MessagingClient, cfg: GatewayConfig) -> Self {
+    /// Builds the gateway and starts following presence on the bus.
+    pub async fn new(auth: AuthClient, messaging: MessagingClient, bus: Bus, cfg: GatewayConfig) -> Self {
         let login_limiter =
             limiter::RateLimiter::new(cfg.logins_per_minute, std::time::Duration::from_secs(60));
+        let hub = hub::Hub::new(bus.clone());
+        let presence = presence::Presence::new(auth.clone(), bus.clone());
+        presence.run(hub.clone()).await;
         Self {
             auth,
             messaging,
-            cfg: std::sync::Arc::new(cfg),
-            login_limiter: std::sync::Arc::new(login_limiter),
+            bus,
+            cfg: Arc::new(cfg),
+            login_limiter: Arc::new(login_limiter),
+            hub,
+            presence,
         }
     }
 }

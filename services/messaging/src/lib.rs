@@ -9,6 +9,7 @@
 
 mod access;
 mod messages;
+mod publish;
 mod rooms;
 mod service;
 mod subscriptions;

@@ -137,7 +137,7 @@ impl Messaging {
                 ));
             }
         }
-        let mut outcome = self.store.write_room(write).await.map_err(store_error)?;
+        let mut outcome = self.commit(write).await?;
         outcome.messages.pop().ok_or_else(|| ServiceError::internal("posted message vanished"))
     }
 
@@ -214,6 +214,7 @@ impl Messaging {
             offset: req.offset,
             count: req.count,
             show_thread_messages: req.show_thread_messages,
+            oldest_first: req.oldest_first,
         };
         let messages = self.store.history(rid, &query).await.map_err(store_error)?;
         let mut history = History { messages, unread_not_loaded: None, first_unread: None };

@@ -128,7 +128,7 @@ impl Messaging {
         room.default = true;
         let mut write = RoomWrite::new(GENERAL);
         write.create = Some(room);
-        self.store.write_room(write).await.map_err(store_error)?;
+        self.commit(write).await?;
         tracing::info!("created #general");
         Ok(())
     }
@@ -202,7 +202,7 @@ impl Messaging {
         let mut write = RoomWrite::new(room.id.clone());
         write.create = Some(room);
         write.add_subscriptions = subs;
-        let outcome = self.store.write_room(write).await.map_err(store_error)?;
+        let outcome = self.commit(write).await?;
         outcome.room.ok_or_else(|| ServiceError::internal("created room vanished"))
     }
 
@@ -280,7 +280,7 @@ impl Messaging {
         let mut write = RoomWrite::new(rid);
         write.create = Some(room);
         write.add_subscriptions = subs;
-        let outcome = self.store.write_room(write).await.map_err(store_error)?;
+        let outcome = self.commit(write).await?;
         outcome.room.ok_or_else(|| ServiceError::internal("created room vanished"))
     }
 
@@ -357,7 +357,7 @@ impl Messaging {
                 sub.last_read_seq = room.msgs;
             }),
         ));
-        let outcome = self.store.write_room(write).await.map_err(store_error)?;
+        let outcome = self.commit(write).await?;
         outcome.room.ok_or_else(|| ServiceError::internal("room vanished during write"))
     }
 
@@ -386,7 +386,7 @@ impl Messaging {
         let mut write = RoomWrite::new(rid);
         write.remove_subscriptions = vec![who.user_id.clone()];
         write.messages = vec![system_message(rid, "ul", &who.username, &who.user_ref(), now)];
-        let outcome = self.store.write_room(write).await.map_err(store_error)?;
+        let outcome = self.commit(write).await?;
         outcome.room.ok_or_else(|| ServiceError::internal("room vanished during write"))
     }
 
@@ -651,7 +651,7 @@ impl Messaging {
         let mut write = RoomWrite::new(rid);
         write.update_subscriptions =
             vec![(who.user_id.clone(), Box::new(move |s: &mut Subscription, _: &Room| s.open = open))];
-        self.store.write_room(write).await.map_err(store_error)?;
+        self.commit(write).await?;
         Ok(())
     }
 
@@ -670,7 +670,7 @@ impl Messaging {
         }
         let mut write = RoomWrite::new(rid);
         write.delete = true;
-        self.store.write_room(write).await.map_err(store_error)?;
+        self.commit(write).await?;
         Ok(())
     }
 
@@ -692,7 +692,7 @@ impl Messaging {
             if !silent {
                 write.messages = vec![system_message(&room.id, "uj", &user.username, &user.user_ref(), now)];
             }
-            self.store.write_room(write).await.map_err(store_error)?;
+            self.commit(write).await?;
         }
         Ok(())
     }

@@ -4,6 +4,7 @@ use apogee_api::{
     AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MemberFilter, MessagingService,
     NewMessage, RoomChange, RoomListScope, RoomSelector, UserSelector,
 };
+use apogee_bus::Bus;
 use apogee_store::{StoreError, StoreRef};
 use apogee_types::{
     ErrorKind, Message, Millis, Page, PageRequest, Principal, Room, ServiceError, ServiceResult,
@@ -15,11 +16,13 @@ use async_trait::async_trait;
 pub struct Messaging {
     pub(crate) store: StoreRef,
     pub(crate) auth: AuthClient,
+    /// Where committed changes are announced (`apogee.room.*`, `apogee.user.*`).
+    pub(crate) bus: Bus,
 }
 
 impl Messaging {
-    pub fn new(store: StoreRef, auth: AuthClient) -> Arc<Self> {
-        Arc::new(Self { store, auth })
+    pub fn new(store: StoreRef, auth: AuthClient, bus: Bus) -> Arc<Self> {
+        Arc::new(Self { store, auth, bus })
     }
 }
 
@@ -167,6 +170,14 @@ impl MessagingService for Messaging {
 
     async fn rooms(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Room>> {
         self.rooms_impl(who, since).await
+    }
+
+    async fn room_roles(&self, who: &Principal, rid: &str) -> ServiceResult<Vec<Subscription>> {
+        let room = self.room_by_id(rid).await?;
+        self.ensure_can_read(who, &room).await?;
+        let all = PageRequest { offset: 0, count: None };
+        let members = self.store.subscriptions_of_room(rid, all).await.map_err(store_error)?;
+        Ok(members.items.into_iter().filter(|s| !s.roles.is_empty()).collect())
     }
 
     async fn user_subscriptions(&self, who: &Principal, user_id: &str) -> ServiceResult<Vec<Subscription>> {

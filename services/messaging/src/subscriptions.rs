@@ -68,7 +68,7 @@ impl Messaging {
                 s.group_mentions = 0;
             }),
         )];
-        self.store.write_room(write).await.map_err(store_error)?;
+        self.commit(write).await?;
         Ok(())
     }
 

@@ -79,8 +79,9 @@ impl MessageStore for SqliteStore {
         }
         args.push(limit(query.count).into());
         args.push(offset(query.offset).into());
+        let order = if query.oldest_first { "ASC" } else { "DESC" };
         sql.push_str(&format!(
-            " ORDER BY ts DESC, seq DESC LIMIT ?{} OFFSET ?{}",
+            " ORDER BY ts {order}, seq {order} LIMIT ?{} OFFSET ?{}",
             args.len() - 1,
             args.len()
         ));

@@ -15,7 +15,7 @@ use crate::reply::ok;
 const CLIENT_FIELDS: &[&str] =
     &["alias", "emoji", "avatar", "attachments", "blocks", "customFields", "bot", "parseUrls"];
 
-fn client_extra(source: &Map<String, Value>) -> Map<String, Value> {
+pub(crate) fn client_extra(source: &Map<String, Value>) -> Map<String, Value> {
     CLIENT_FIELDS
         .iter()
         .filter_map(|k| source.get(*k).filter(|v| !v.is_null()).map(|v| ((*k).to_owned(), v.clone())))

@@ -275,6 +275,7 @@ pub(crate) async fn history(
         count,
         unreads: truthy(query.get("unreads").map(String::as_str)),
         show_thread_messages: show_threads,
+        oldest_first: false,
     };
     let unreads = req.unreads;
     let history = state.messaging.history(&caller.principal, &room.id, req).await?;

@@ -1,0 +1,90 @@
+//! The events services publish after a durable write, and the subjects they travel on.
+//!
+//! `apogee.room.<rid>.<kind>` carries [`RoomEvent`]s, `apogee.user.<uid>.<kind>` carries
+//! [`UserEvent`]s. Gateways subscribe per room and per user that a local socket cares about and
+//! derive every Rocket.Chat stream frame from these. Payloads are JSON for now; the protobuf
+//! encoding of `proto/` replaces it with distributed mode (issue #4) without changing the types.
+
+use apogee_types::{Message, Room, Subscription};
+use serde::{Deserialize, Serialize};
+
+/// What happened to a document, as Rocket.Chat's `*-changed` events say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Inserted,
+    Updated,
+    Removed,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Inserted => "inserted",
+            Action::Updated => "updated",
+            Action::Removed => "removed",
+        }
+    }
+}
+
+/// Something that happened in a room, for every socket that watches it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RoomEvent {
+    /// A message was stored or changed; `room` is the room after the write. `touched` lists the
+    /// users whose subscriptions this write changed: they also get a [`UserEvent::Subscription`].
+    Message { message: Box<Message>, room: Box<Room>, touched: Vec<String> },
+    /// The room's attributes changed without a message.
+    Changed { room: Box<Room> },
+    /// A message was removed.
+    MessageDeleted { message_id: String },
+    /// Someone is typing (or stopped); `origin` is the connection that wrote it, which does not
+    /// get it back.
+    Activity { username: String, activity: Vec<String>, extra: serde_json::Value, origin: String },
+}
+
+/// Something that happened to one user's view of their rooms.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UserEvent {
+    Subscription { action: Action, subscription: Box<Subscription> },
+    Room { action: Action, room: Box<Room> },
+}
+
+/// Subject tokens may not contain `.`, `*`, `>` or whitespace; ids such as
+/// `rocketchat.internal.admin.test` do. Those characters are escaped as `%XX`.
+pub fn subject_token(id: &str) -> String {
+    let mut out = String::with_capacity(id.len());
+    for c in id.chars() {
+        match c {
+            '.' | '*' | '>' | '%' => out.push_str(&format!("%{:02X}", c as u32)),
+            c if c.is_whitespace() || c.is_control() => out.push_str(&format!("%{:02X}", c as u32 & 0xff)),
+            c => out.push(c),
+        }
+    }
+    if out.is_empty() { "%00".into() } else { out }
+}
+
+/// `apogee.room.<rid>.<kind>`.
+pub fn room_subject(rid: &str, kind: &str) -> String {
+    format!("apogee.room.{}.{kind}", subject_token(rid))
+}
+
+/// `apogee.user.<uid>.<kind>`.
+pub fn user_subject(uid: &str, kind: &str) -> String {
+    format!("apogee.user.{}.{kind}", subject_token(uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_become_single_tokens() {
+        assert_eq!(subject_token("GENERAL"), "GENERAL");
+        assert_eq!(subject_token("rocketchat.internal.admin.test"), "rocketchat%2Einternal%2Eadmin%2Etest");
+        assert_eq!(subject_token("a b*>%"), "a%20b%2A%3E%25");
+        assert_eq!(room_subject("r.1", "message"), "apogee.room.r%2E1.message");
+        assert_eq!(user_subject("u", "subscription"), "apogee.user.u.subscription");
+    }
+}
