@@ -33,7 +33,8 @@ impl Action {
 pub enum RoomEvent {
     /// A message was stored or changed; `room` is the room after the write. `touched` lists the
     /// users whose subscriptions this write changed: they also get a [`UserEvent::Subscription`].
-    Message { message: Box<Message>, room: Box<Room>, touched: Vec<String> },
+    /// `left` lists the users this write removed from the room: they get nothing more of it.
+    Message { message: Box<Message>, room: Box<Room>, touched: Vec<String>, left: Vec<String> },
     /// The room's attributes changed without a message.
     Changed { room: Box<Room> },
     /// A message was removed.
@@ -47,8 +48,16 @@ pub enum RoomEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum UserEvent {
-    Subscription { action: Action, subscription: Box<Subscription> },
-    Room { action: Action, room: Box<Room> },
+    /// `unread` travels beside the subscription: it is derived, so the stored shape skips it.
+    Subscription {
+        action: Action,
+        subscription: Box<Subscription>,
+        unread: u64,
+    },
+    Room {
+        action: Action,
+        room: Box<Room>,
+    },
 }
 
 /// Subject tokens may not contain `.`, `*`, `>` or whitespace; ids such as

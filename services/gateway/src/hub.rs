@@ -306,8 +306,8 @@ impl Hub {
     /// Delivers a room event to every interested local socket.
     fn dispatch_room(&self, rid: &str, event: RoomEvent) {
         match event {
-            RoomEvent::Message { message, room, touched } => {
-                self.dispatch_message(rid, &message, &room, &touched)
+            RoomEvent::Message { message, room, touched, left } => {
+                self.dispatch_message(rid, &message, &room, &touched, &left)
             }
             RoomEvent::Changed { room } => self.dispatch_room_changed(&room),
             RoomEvent::MessageDeleted { message_id } => {
@@ -355,7 +355,14 @@ impl Hub {
         }
     }
 
-    fn dispatch_message(&self, rid: &str, message: &Message, room: &Room, touched: &[String]) {
+    fn dispatch_message(
+        &self,
+        rid: &str,
+        message: &Message,
+        room: &Room,
+        touched: &[String],
+        left: &[String],
+    ) {
         let shown = apogee_rc::message(message, Dates::Ejson);
         let room_frame = stream_event("stream-room-messages", rid, json!([shown.clone()]));
         let meta = json!({
@@ -373,7 +380,7 @@ impl Hub {
             let Inner { conns, users, rooms } = &mut *guard;
             let Some(entry) = rooms.get(rid) else { return };
             let mut seen: HashSet<ConnId> = HashSet::new();
-            for uid in &entry.members {
+            for uid in entry.members.iter().filter(|uid| !left.contains(uid)) {
                 let Some(user) = users.get_mut(uid) else { continue };
                 // The sidebar: derive the unread count for members whose subscription was not
                 // rewritten (those get their own subscription event).
@@ -459,13 +466,15 @@ impl Hub {
 
     async fn dispatch_user(self: &Arc<Self>, uid: &str, event: UserEvent) {
         let (name, args) = match &event {
-            UserEvent::Subscription { action, subscription } => {
+            UserEvent::Subscription { action, subscription, unread } => {
+                let mut subscription = subscription.clone();
+                subscription.unread = *unread;
                 let rid = subscription.rid.clone();
                 match action {
                     Action::Inserted | Action::Updated => {
                         let joined = self.inner.lock().is_ok_and(|mut inner| {
                             inner.users.get_mut(uid).is_some_and(|u| {
-                                u.subs.insert(rid.clone(), (**subscription).clone()).is_none()
+                                u.subs.insert(rid.clone(), (*subscription).clone()).is_none()
                             })
                         });
                         if joined {
@@ -477,7 +486,7 @@ impl Hub {
                 let shown = if *action == Action::Removed {
                     json!({ "_id": subscription.id, "rid": subscription.rid, "u": subscription.u })
                 } else {
-                    apogee_rc::subscription(subscription, Dates::Ejson)
+                    apogee_rc::subscription(&subscription, Dates::Ejson)
                 };
                 ("subscriptions-changed", json!([action.as_str(), shown]))
             }

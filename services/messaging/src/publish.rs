@@ -44,11 +44,13 @@ impl Messaging {
         changed: bool,
     ) {
         let touched: Vec<String> = outcome.subscriptions.iter().map(|s| s.u.id.clone()).collect();
+        let left: Vec<String> = removed.iter().map(|s| s.u.id.clone()).collect();
         for message in &outcome.messages {
             let event = RoomEvent::Message {
                 message: Box::new(message.clone()),
                 room: Box::new(room.clone()),
                 touched: touched.clone(),
+                left: left.clone(),
             };
             self.publish(&room_subject(&room.id, "message"), &event).await;
         }
@@ -69,7 +71,8 @@ impl Messaging {
     }
 
     async fn announce_subscription(&self, action: Action, sub: &Subscription, room: &Room) {
-        let event = UserEvent::Subscription { action, subscription: Box::new(sub.clone()) };
+        let event =
+            UserEvent::Subscription { action, subscription: Box::new(sub.clone()), unread: sub.unread };
         self.publish(&user_subject(&sub.u.id, "subscription"), &event).await;
         if action != Action::Updated {
             let event = UserEvent::Room { action, room: Box::new(room.clone()) };
