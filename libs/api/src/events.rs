@@ -34,7 +34,14 @@ pub enum RoomEvent {
     /// A message was stored or changed; `room` is the room after the write. `touched` lists the
     /// users whose subscriptions this write changed: they also get a [`UserEvent::Subscription`].
     /// `left` lists the users this write removed from the room: they get nothing more of it.
-    Message { message: Box<Message>, room: Box<Room>, touched: Vec<String>, left: Vec<String> },
+    /// `inserted` is false for edits and reactions, which change no unread count.
+    Message {
+        message: Box<Message>,
+        room: Box<Room>,
+        touched: Vec<String>,
+        left: Vec<String>,
+        inserted: bool,
+    },
     /// The room's attributes changed without a message.
     Changed { room: Box<Room> },
     /// A message was removed.

@@ -178,6 +178,24 @@ pub trait MessagingService: Send + Sync + 'static {
 
     async fn send_message(&self, who: &Principal, msg: NewMessage) -> ServiceResult<Message>;
     async fn get_message(&self, who: &Principal, id: &str) -> ServiceResult<Message>;
+    /// Edits a message's text (`chat.update`, DDP `updateMessage`); `rid` must be its room.
+    async fn update_message(
+        &self,
+        who: &Principal,
+        rid: &str,
+        id: &str,
+        text: String,
+    ) -> ServiceResult<Message>;
+    /// Deletes a message (`chat.delete`, DDP `deleteMessage`); `rid`, when given, must be its room.
+    async fn delete_message(&self, who: &Principal, rid: Option<&str>, id: &str) -> ServiceResult<Message>;
+    /// Adds or removes the caller's reaction; `should_react` forces one way, else it toggles.
+    async fn react(
+        &self,
+        who: &Principal,
+        id: &str,
+        emoji: &str,
+        should_react: Option<bool>,
+    ) -> ServiceResult<Message>;
 
     async fn subscriptions(
         &self,

@@ -201,6 +201,15 @@ pub fn message(msg: &Message, dates: Dates) -> Value {
     if let Some(groupable) = msg.groupable {
         m.insert("groupable".into(), groupable.into());
     }
+    if let Some(at) = msg.edited_at {
+        m.insert("editedAt".into(), dates.value(at));
+    }
+    if let Some(by) = &msg.edited_by {
+        m.insert("editedBy".into(), json!({ "_id": by.id, "username": by.username }));
+    }
+    if !msg.reactions.is_empty() {
+        m.insert("reactions".into(), Value::Object(msg.reactions.clone()));
+    }
     for (k, v) in &msg.extra {
         m.entry(k.clone()).or_insert_with(|| v.clone());
     }
@@ -233,6 +242,9 @@ mod tests {
             tshow: false,
             groupable: None,
             seq: 3,
+            edited_at: None,
+            edited_by: None,
+            reactions: Default::default(),
             extra: [("alias".to_owned(), json!("CI"))].into_iter().collect(),
         };
         assert_eq!(

@@ -128,6 +128,9 @@ pub trait MessageStore: Send + Sync + 'static {
     /// The oldest message that `count_unread` counts, if any.
     async fn first_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<Option<Message>>;
     async fn update_message(&self, id: &str, mutation: MessageMutation) -> StoreResult<Message>;
+    /// Removes a message (recorded as removed) and returns it; when it was the room's last
+    /// message, the room's `lastMessage` becomes the newest one left.
+    async fn delete_message(&self, id: &str) -> StoreResult<Message>;
 }
 
 /// Settings, permissions and roles: small tables read whole at start.

@@ -19,7 +19,8 @@ macro_rules! store_contract_tests {
             room_create_with_subscriptions, room_names_are_unique, messages_get_sequence_numbers,
             duplicate_message_id_writes_nothing, unread_is_derived_from_last_read, history_windows,
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
-            mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count);
+            mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,
+            delete_message_moves_last_message);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -129,6 +130,9 @@ pub fn message(id: &str, rid: &str, uid: &str, ts: i64) -> Message {
         tshow: false,
         groupable: None,
         seq: 0,
+        edited_at: None,
+        edited_by: None,
+        reactions: Default::default(),
         extra: Default::default(),
     }
 }
@@ -509,4 +513,19 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
     })
     .await;
     outputs.into_iter().map(|o| o.unwrap()).collect()
+}
+
+pub async fn delete_message_moves_last_message(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m1", "r1", "u1", 10), message("m2", "r1", "u1", 11)];
+    store.write_room(write).await.unwrap();
+    let deleted = store.delete_message("m2").await.unwrap();
+    assert_eq!(deleted.id, "m2");
+    assert!(store.message_by_id("m2").await.unwrap().is_none());
+    let room = store.room_by_id("r1").await.unwrap().unwrap();
+    assert_eq!((room.last_message.unwrap().id, room.lm), ("m1".to_owned(), Some(Millis(10))));
+    store.delete_message("m1").await.unwrap();
+    assert!(store.room_by_id("r1").await.unwrap().unwrap().last_message.is_none());
+    assert!(matches!(store.delete_message("m1").await, Err(StoreError::NotFound { .. })));
 }

@@ -283,6 +283,13 @@ pub struct Message {
     /// Position in the room: 1 for the first message.
     #[serde(default)]
     pub seq: u64,
+    #[serde(rename = "editedAt", default)]
+    pub edited_at: Option<Millis>,
+    #[serde(rename = "editedBy", default)]
+    pub edited_by: Option<UserRef>,
+    /// `{":emoji:": {"usernames": [...]}}`, as Rocket.Chat stores reactions.
+    #[serde(default)]
+    pub reactions: Map<String, Value>,
     /// Everything else Rocket.Chat carries on a message (alias, emoji, avatar, attachments,
     /// bot, customFields, role, editedAt, …), stored and returned as sent.
     #[serde(default)]

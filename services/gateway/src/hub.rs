@@ -306,8 +306,8 @@ impl Hub {
     /// Delivers a room event to every interested local socket.
     fn dispatch_room(&self, rid: &str, event: RoomEvent) {
         match event {
-            RoomEvent::Message { message, room, touched, left } => {
-                self.dispatch_message(rid, &message, &room, &touched, &left)
+            RoomEvent::Message { message, room, touched, left, inserted } => {
+                self.dispatch_message(rid, &message, &room, &touched, &left, inserted)
             }
             RoomEvent::Changed { room } => self.dispatch_room_changed(&room),
             RoomEvent::MessageDeleted { message_id } => {
@@ -362,6 +362,7 @@ impl Hub {
         room: &Room,
         touched: &[String],
         left: &[String],
+        inserted: bool,
     ) {
         let shown = apogee_rc::message(message, Dates::Ejson);
         let room_frame = stream_event("stream-room-messages", rid, json!([shown.clone()]));
@@ -385,7 +386,7 @@ impl Hub {
                 // The sidebar: derive the unread count for members whose subscription was not
                 // rewritten (those get their own subscription event).
                 let sub_frame = match user.subs.get_mut(rid) {
-                    Some(sub) if !touched.contains(uid) => {
+                    Some(sub) if inserted && !touched.contains(uid) => {
                         if message.counts_as_unread() && message.u.id != *uid {
                             sub.unread += 1;
                             sub.alert = true;
@@ -414,7 +415,7 @@ impl Hub {
                     if w.my_messages {
                         sends.push((conn.clone(), my_frame.clone()));
                     }
-                    if w.notify_user.contains("rooms-changed") {
+                    if inserted && w.notify_user.contains("rooms-changed") {
                         sends.push((conn.clone(), rooms_frame.clone()));
                     }
                     if let (Some(frame), true) = (&sub_frame, w.notify_user.contains("subscriptions-changed"))

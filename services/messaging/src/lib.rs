@@ -8,6 +8,7 @@
 //! subscription per mentioned user, never one per member.
 
 mod access;
+mod edits;
 mod messages;
 mod publish;
 mod rooms;

@@ -91,6 +91,9 @@ impl Messaging {
             tshow: new.tshow,
             groupable: new.groupable,
             seq: 0,
+            edited_at: None,
+            edited_by: None,
+            reactions: Default::default(),
             extra: new.extra,
         };
 
@@ -154,7 +157,10 @@ impl Messaging {
     }
 
     /// Mentioned users that exist, their ids, and whether `@all`/`@here` was used.
-    async fn resolve_mentions(&self, msg: &str) -> ServiceResult<(Vec<Mention>, Vec<String>, bool)> {
+    pub(crate) async fn resolve_mentions(
+        &self,
+        msg: &str,
+    ) -> ServiceResult<(Vec<Mention>, Vec<String>, bool)> {
         let mut mentions = Vec::new();
         let mut ids = Vec::new();
         let mut group = false;
@@ -177,7 +183,7 @@ impl Messaging {
         Ok((mentions, ids, group))
     }
 
-    async fn resolve_channels(&self, msg: &str) -> ServiceResult<Vec<ChannelMention>> {
+    pub(crate) async fn resolve_channels(&self, msg: &str) -> ServiceResult<Vec<ChannelMention>> {
         let mut channels = Vec::new();
         for token in mention_tokens(msg, '#') {
             if let Some(room) = self.store.room_by_name(&token).await.map_err(store_error)?

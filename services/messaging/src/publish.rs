@@ -51,6 +51,7 @@ impl Messaging {
                 room: Box::new(room.clone()),
                 touched: touched.clone(),
                 left: left.clone(),
+                inserted: true,
             };
             self.publish(&room_subject(&room.id, "message"), &event).await;
         }

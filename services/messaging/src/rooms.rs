@@ -104,6 +104,9 @@ pub(crate) fn system_message(rid: &str, t: &str, msg: &str, actor: &UserRef, now
         tshow: false,
         groupable: Some(false),
         seq: 0,
+        edited_at: None,
+        edited_by: None,
+        reactions: Default::default(),
         extra: Map::new(),
     }
 }

@@ -152,6 +152,30 @@ impl MessagingService for Messaging {
         self.get_message_impl(who, id).await
     }
 
+    async fn update_message(
+        &self,
+        who: &Principal,
+        rid: &str,
+        id: &str,
+        text: String,
+    ) -> ServiceResult<Message> {
+        self.update_message_impl(who, rid, id, text).await
+    }
+
+    async fn delete_message(&self, who: &Principal, rid: Option<&str>, id: &str) -> ServiceResult<Message> {
+        self.delete_message_impl(who, rid, id).await
+    }
+
+    async fn react(
+        &self,
+        who: &Principal,
+        id: &str,
+        emoji: &str,
+        should_react: Option<bool>,
+    ) -> ServiceResult<Message> {
+        self.react_impl(who, id, emoji, should_react).await
+    }
+
     async fn subscriptions(
         &self,
         who: &Principal,

@@ -2,6 +2,7 @@ use apogee_types::{Message, Millis, Page, PageRequest};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
+use super::rooms::{load_room, update_room_row as save_room};
 use super::{SqliteStore, conflict_or, decode, encode, limit, offset, unavailable};
 use crate::{HistoryQuery, MessageMutation, MessageStore, StoreError, StoreResult};
 
@@ -153,6 +154,37 @@ impl MessageStore for SqliteStore {
                 ],
             )
             .map_err(unavailable)?;
+            Ok(message)
+        })
+        .await
+    }
+
+    async fn delete_message(&self, id: &str) -> StoreResult<Message> {
+        let id = id.to_owned();
+        self.write(move |conn| {
+            let message = load_message(conn, &id)?
+                .ok_or_else(|| StoreError::NotFound { entity: ENTITY, id: id.clone() })?;
+            conn.execute("DELETE FROM messages WHERE id = ?1", [&id]).map_err(unavailable)?;
+            conn.execute(
+                "INSERT INTO trash (collection, id, uid, deleted_at) VALUES ('messages', ?1, ?2, ?3)",
+                params![id, message.rid, Millis::now().0],
+            )
+            .map_err(unavailable)?;
+            if let Some(mut room) = load_room(conn, &message.rid)? {
+                if room.last_message.as_ref().is_some_and(|m| m.id == id) {
+                    let newest = messages_from(
+                        conn,
+                        "SELECT doc FROM messages WHERE rid = ?1 ORDER BY ts DESC, seq DESC LIMIT 1",
+                        &[message.rid.clone().into()],
+                    )?
+                    .into_iter()
+                    .next();
+                    room.lm = newest.as_ref().map(|m| m.ts);
+                    room.last_message = newest.map(Box::new);
+                    room.updated_at = Millis::now().max(room.updated_at);
+                    save_room(conn, &room)?;
+                }
+            }
             Ok(message)
         })
         .await

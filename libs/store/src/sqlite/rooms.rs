@@ -17,6 +17,10 @@ pub(super) fn load_room(conn: &Connection, rid: &str) -> StoreResult<Option<Room
     doc.map(|d| decode(ROOM, &d)).transpose()
 }
 
+pub(super) fn update_room_row(conn: &Connection, room: &Room) -> StoreResult<()> {
+    save_room(conn, room, false)
+}
+
 fn save_room(conn: &Connection, room: &Room, insert: bool) -> StoreResult<()> {
     let doc = encode(ROOM, room)?;
     let sql = if insert {

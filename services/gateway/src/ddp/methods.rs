@@ -84,6 +84,34 @@ pub(crate) async fn call(
             let saved = state.messaging.send_message(&who, new).await?;
             Ok(Some(msg(&saved)))
         }
+        "updateMessage" => {
+            let who = ctx.who()?.clone();
+            let Some(Value::Object(m)) = params.first() else { return Err(match_failed()) };
+            let (Some(id), Some(rid), Some(text)) = (
+                m.get("_id").and_then(Value::as_str),
+                m.get("rid").and_then(Value::as_str),
+                m.get("msg").and_then(Value::as_str),
+            ) else {
+                return Err(match_failed());
+            };
+            state.messaging.update_message(&who, rid, id, text.to_owned()).await?;
+            Ok(None)
+        }
+        "deleteMessage" => {
+            let who = ctx.who()?.clone();
+            let id =
+                params.first().and_then(|m| m.get("_id")).and_then(Value::as_str).ok_or_else(match_failed)?;
+            state.messaging.delete_message(&who, None, id).await?;
+            Ok(None)
+        }
+        "setReaction" => {
+            let who = ctx.who()?.clone();
+            let emoji = str_param(&params, 0)?;
+            let id = str_param(&params, 1)?;
+            let should_react = params.get(2).and_then(Value::as_bool);
+            state.messaging.react(&who, &id, &emoji, should_react).await?;
+            Ok(None)
+        }
         "loadHistory" => {
             let who = ctx.who()?.clone();
             let rid = str_param(&params, 0)?;

@@ -147,3 +147,42 @@ pub(crate) async fn get_message(
     let message = state.messaging.get_message(&caller.principal, id).await?;
     Ok(ok!("message" => apogee_rc::message(&message, Dates::Iso)))
 }
+
+pub(crate) async fn update(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+    let field = |key: &str| match body.get(key) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(_) => Err(ApiError::invalid_params(format!("must be string: '{key}'"))),
+        None => Err(ApiError::invalid_params(format!("must have required property '{key}'"))),
+    };
+    let (rid, id, text) = (field("roomId")?, field("msgId")?, field("text")?);
+    let message = state.messaging.update_message(&caller.principal, &rid, &id, text).await?;
+    Ok(ok!("message" => apogee_rc::message(&message, Dates::Iso)))
+}
+
+pub(crate) async fn delete(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+    let (Some(rid), Some(id)) =
+        (body.get("roomId").and_then(Value::as_str), body.get("msgId").and_then(Value::as_str))
+    else {
+        return Err(ApiError::invalid_params("Match error: roomId and msgId must be strings"));
+    };
+    let deleted = state.messaging.delete_message(&caller.principal, Some(rid), id).await?;
+    Ok(ok!(
+        "_id" => deleted.id.clone(),
+        "ts" => Millis::now().0.to_string(),
+        "message" => serde_json::json!({ "_id": deleted.id, "rid": deleted.rid, "u": deleted.u }),
+    ))
+}
+
+pub(crate) async fn react(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+    let Some(id) = body.get("messageId").and_then(Value::as_str).filter(|s| !s.is_empty()) else {
+        return Err(ApiError::typed(
+            "error-messageid-param-not-provided",
+            "The required \"messageId\" param is missing.",
+        ));
+    };
+    let emoji =
+        body.get("emoji").or_else(|| body.get("reaction")).and_then(Value::as_str).unwrap_or_default();
+    let should_react = body.get("shouldReact").and_then(Value::as_bool);
+    state.messaging.react(&caller.principal, id, emoji, should_react).await?;
+    Ok(ok!())
+}

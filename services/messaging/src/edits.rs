@@ -1,0 +1,202 @@
+//! Changing messages after the fact: edits, deletions and reactions.
+
+use apogee_api::events::{RoomEvent, room_subject};
+use apogee_types::{Message, Millis, Principal, ServiceError, ServiceResult};
+use serde_json::{Value, json};
+
+use crate::service::{Messaging, store_error};
+
+fn no_such_message(id: &str) -> ServiceError {
+    ServiceError::failure(format!("No message found with the id of \"{id}\"."))
+}
+
+fn wrong_room() -> ServiceError {
+    ServiceError::failure("The room id provided does not match where the message is from.")
+}
+
+/// `:thumbsup:` or `thumbsup` → `:thumbsup:`; `None` for anything that is not an emoji name.
+pub(crate) fn emoji_key(emoji: &str) -> Option<String> {
+    let name = emoji.trim().trim_matches(':');
+    let valid = !name.is_empty() && name.chars().all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '+'));
+    valid.then(|| format!(":{name}:"))
+}
+
+fn minutes_since(ts: Millis) -> i64 {
+    (Millis::now().0 - ts.0) / 60_000
+}
+
+impl Messaging {
+    async fn message_in(&self, rid: Option<&str>, id: &str) -> ServiceResult<Message> {
+        let message =
+            self.store.message_by_id(id).await.map_err(store_error)?.ok_or_else(|| no_such_message(id))?;
+        if rid.is_some_and(|rid| rid != message.rid) {
+            return Err(wrong_room());
+        }
+        Ok(message)
+    }
+
+    /// Publishes a changed (not new) message to the room's watchers.
+    async fn announce_change(&self, message: &Message) -> ServiceResult<()> {
+        let room = self.room_by_id(&message.rid).await?;
+        let event = RoomEvent::Message {
+            message: Box::new(message.clone()),
+            room: Box::new(room),
+            touched: vec![],
+            left: vec![],
+            inserted: false,
+        };
+        self.publish(&room_subject(&message.rid, "message"), &event).await;
+        Ok(())
+    }
+
+    pub(crate) async fn update_message_impl(
+        &self,
+        who: &Principal,
+        rid: &str,
+        id: &str,
+        text: String,
+    ) -> ServiceResult<Message> {
+        let original = self.message_in(Some(rid), id).await?;
+        if original.t.is_some() {
+            return Err(ServiceError::invalid("error-action-not-allowed", "Message editing not allowed"));
+        }
+        let sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
+        let may_edit_any = self.has_in_room(who, sub.as_ref(), "edit-message").await?;
+        let own = original.u.id == who.user_id;
+        if !may_edit_any && !(own && self.auth.setting_bool("Message_AllowEditing", true).await) {
+            return Err(ServiceError::invalid("error-action-not-allowed", "Message editing not allowed"));
+        }
+        let block = self.auth.setting_i64("Message_AllowEditing_BlockEditInMinutes", 0).await;
+        let bypass = self.has_in_room(who, sub.as_ref(), "bypass-time-limit-edit-and-delete").await?;
+        if block > 0 && !bypass && minutes_since(original.ts) >= block {
+            return Err(ServiceError::invalid("error-message-editing-blocked", "Message editing is blocked"));
+        }
+        let max = self.auth.setting_i64("Message_MaxAllowedSize", 5000).await;
+        if i64::try_from(text.chars().count()).unwrap_or(i64::MAX) > max {
+            return Err(ServiceError::invalid(
+                "error-message-size-exceeded",
+                "Message size exceeds Message_MaxAllowedSize",
+            ));
+        }
+        let (mentions, _, _) = self.resolve_mentions(&text).await?;
+        let channels = self.resolve_channels(&text).await?;
+        let editor = who.user_ref();
+        let now = Millis::now();
+        let edited = self
+            .store
+            .update_message(
+                id,
+                Box::new(move |m| {
+                    m.msg = text;
+                    m.mentions = mentions;
+                    m.channels = channels;
+                    m.edited_at = Some(now);
+                    m.edited_by = Some(apogee_types::UserRef { name: None, ..editor });
+                    m.updated_at = now;
+                    Ok(())
+                }),
+            )
+            .await
+            .map_err(store_error)?;
+        self.announce_change(&edited).await?;
+        Ok(edited)
+    }
+
+    pub(crate) async fn delete_message_impl(
+        &self,
+        who: &Principal,
+        rid: Option<&str>,
+        id: &str,
+    ) -> ServiceResult<Message> {
+        let message = self.message_in(rid, id).await?;
+        let room = self.room_by_id(&message.rid).await?;
+        let sub = self.store.subscription(&room.id, &who.user_id).await.map_err(store_error)?;
+        let allowed = if self.has_in_room(who, sub.as_ref(), "force-delete-message").await? {
+            true
+        } else {
+            let any = self.has_in_room(who, sub.as_ref(), "delete-message").await?;
+            let own = message.u.id == who.user_id
+                && self.has_in_room(who, sub.as_ref(), "delete-own-message").await?;
+            let enabled = self.auth.setting_bool("Message_AllowDeleting", true).await;
+            let block = self.auth.setting_i64("Message_AllowDeleting_BlockDeleteInMinutes", 0).await;
+            let bypass = self.has_in_room(who, sub.as_ref(), "bypass-time-limit-edit-and-delete").await?;
+            let in_time = block <= 0 || bypass || minutes_since(message.ts) < block;
+            let read_only_ok = !room.ro || self.has_in_room(who, sub.as_ref(), "post-readonly").await?;
+            enabled && (any || own) && in_time && read_only_ok
+        };
+        if !allowed {
+            return Err(ServiceError::invalid("error-action-not-allowed", "Not allowed"));
+        }
+        let deleted = self.store.delete_message(id).await.map_err(store_error)?;
+        self.publish(
+            &room_subject(&room.id, "deleted"),
+            &RoomEvent::MessageDeleted { message_id: deleted.id.clone() },
+        )
+        .await;
+        Ok(deleted)
+    }
+
+    pub(crate) async fn react_impl(
+        &self,
+        who: &Principal,
+        id: &str,
+        emoji: &str,
+        should_react: Option<bool>,
+    ) -> ServiceResult<Message> {
+        let key = emoji_key(emoji)
+            .ok_or_else(|| ServiceError::invalid("error-not-allowed", "Invalid emoji provided."))?;
+        let message = self.message_in(None, id).await?;
+        let room = self.room_by_id(&message.rid).await?;
+        if !self.can_read(who, &room).await? {
+            return Err(ServiceError::not_allowed("Not allowed"));
+        }
+        if room.archived {
+            return Err(ServiceError::invalid("error-room-archived", "Room is archived"));
+        }
+        let username = who.username.clone();
+        let updated = self
+            .store
+            .update_message(
+                id,
+                Box::new(move |m| {
+                    let mut names: Vec<String> = m
+                        .reactions
+                        .get(&key)
+                        .and_then(|r| r.get("usernames"))
+                        .and_then(Value::as_array)
+                        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+                        .unwrap_or_default();
+                    let has = names.contains(&username);
+                    match (should_react.unwrap_or(!has), has) {
+                        (true, false) => names.push(username),
+                        (false, true) => names.retain(|n| n != &username),
+                        _ => return Ok(()),
+                    }
+                    if names.is_empty() {
+                        m.reactions.remove(&key);
+                    } else {
+                        m.reactions.insert(key, json!({ "usernames": names }));
+                    }
+                    m.updated_at = Millis::now();
+                    Ok(())
+                }),
+            )
+            .await
+            .map_err(store_error)?;
+        self.announce_change(&updated).await?;
+        Ok(updated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emoji_names() {
+        assert_eq!(emoji_key("thumbsup").as_deref(), Some(":thumbsup:"));
+        assert_eq!(emoji_key(":+1:").as_deref(), Some(":+1:"));
+        assert_eq!(emoji_key("::"), None);
+        assert_eq!(emoji_key("not an emoji"), None);
+    }
+}
