@@ -170,20 +170,20 @@ impl MessageStore for SqliteStore {
                 params![id, message.rid, Millis::now().0],
             )
             .map_err(unavailable)?;
-            if let Some(mut room) = load_room(conn, &message.rid)? {
-                if room.last_message.as_ref().is_some_and(|m| m.id == id) {
-                    let newest = messages_from(
-                        conn,
-                        "SELECT doc FROM messages WHERE rid = ?1 ORDER BY ts DESC, seq DESC LIMIT 1",
-                        &[message.rid.clone().into()],
-                    )?
-                    .into_iter()
-                    .next();
-                    room.lm = newest.as_ref().map(|m| m.ts);
-                    room.last_message = newest.map(Box::new);
-                    room.updated_at = Millis::now().max(room.updated_at);
-                    save_room(conn, &room)?;
-                }
+            if let Some(mut room) = load_room(conn, &message.rid)?
+                && room.last_message.as_ref().is_some_and(|m| m.id == id)
+            {
+                let newest = messages_from(
+                    conn,
+                    "SELECT doc FROM messages WHERE rid = ?1 ORDER BY ts DESC, seq DESC LIMIT 1",
+                    &[message.rid.clone().into()],
+                )?
+                .into_iter()
+                .next();
+                room.lm = newest.as_ref().map(|m| m.ts);
+                room.last_message = newest.map(Box::new);
+                room.updated_at = Millis::now().max(room.updated_at);
+                save_room(conn, &room)?;
             }
             Ok(message)
         })
