@@ -63,7 +63,8 @@ impl Messaging {
         let sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
         let may_edit_any = self.has_in_room(who, sub.as_ref(), "edit-message").await?;
         let own = original.u.id == who.user_id;
-        if !may_edit_any && !(own && self.auth.setting_bool("Message_AllowEditing", true).await) {
+        let may_edit_own = own && self.auth.setting_bool("Message_AllowEditing", true).await;
+        if !(may_edit_any || may_edit_own) {
             return Err(ServiceError::invalid("error-action-not-allowed", "Message editing not allowed"));
         }
         let block = self.auth.setting_i64("Message_AllowEditing_BlockEditInMinutes", 0).await;
