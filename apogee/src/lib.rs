@@ -30,6 +30,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let store: StoreRef =
         Arc::new(SqliteStore::open(&db).with_context(|| format!("open store {}", db.display()))?);
 
+    let bus = Bus::local();
     let auth = Arc::new(Auth::new(
         store.clone(),
         AuthConfig {
@@ -38,9 +39,9 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
             failed_logins_per_user: config.limits.failed_logins_per_user,
             login_block: config.limits.login_block,
         },
+        bus.clone(),
     ));
     let auth_client = AuthClient::local(auth.clone());
-    let bus = Bus::local();
     let messaging = Messaging::new(store, auth_client.clone(), bus.clone());
     let messaging_client = MessagingClient::local(messaging.clone());
     auth.set_messaging(messaging_client.clone());

@@ -51,6 +51,10 @@ impl Ddp {
         self.send_text(frame.to_string()).await;
     }
 
+    pub async fn send_binary(&mut self) {
+        self.ws.send(Message::binary(vec![1u8, 2, 3])).await.expect("frame sent");
+    }
+
     pub async fn send_text(&mut self, text: String) {
         self.ws.send(Message::text(text)).await.expect("frame sent");
     }

@@ -226,3 +226,56 @@ async fn presence_follows_sockets() {
         .await;
     assert_eq!(back["fields"]["args"][0][2], 3);
 }
+
+#[tokio::test]
+async fn notifications_settings_and_permissions_are_pushed() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let uid = bob.user_id().to_owned();
+    let mut ws = Ddp::login(&server.url, bob.token()).await;
+    assert_eq!(
+        ws.sub("stream-notify-user", json!([format!("{uid}/notification"), false])).await["msg"],
+        "ready"
+    );
+    assert_eq!(ws.sub("stream-notify-logged", json!(["permissions-changed", false])).await["msg"], "ready");
+    let mut anon = Ddp::connect(&server.url).await;
+    assert_eq!(
+        anon.sub("stream-notify-all", json!(["public-settings-changed", false])).await["msg"],
+        "ready"
+    );
+
+    alice.ok_post("chat.postMessage", json!({"channel": "#general", "text": "hey @bob"})).await;
+    let note = ws.event("stream-notify-user", &format!("{uid}/notification")).await;
+    let n = &note["fields"]["args"][0];
+    assert_eq!((n["title"].as_str(), n["text"].as_str()), (Some("#general"), Some("alice: hey @bob")));
+    assert_eq!(
+        (n["payload"]["rid"].as_str(), n["payload"]["sender"]["username"].as_str()),
+        (Some("GENERAL"), Some("alice"))
+    );
+    alice.ok_post("chat.postMessage", json!({"channel": "@bob", "text": "psst"})).await;
+    let dm = ws.event("stream-notify-user", &format!("{uid}/notification")).await;
+    assert_eq!(
+        (dm["fields"]["args"][0]["title"].as_str(), dm["fields"]["args"][0]["payload"]["type"].as_str()),
+        (Some("alice"), Some("d"))
+    );
+
+    admin.ok_post("settings/Site_Name", json!({"value": "Acme"})).await;
+    let setting = anon.event("stream-notify-all", "public-settings-changed").await;
+    assert_eq!(setting["fields"]["args"], json!(["updated", {"_id": "Site_Name", "value": "Acme"}]));
+    admin
+        .ok_post("permissions.update", json!({"permissions": [{"_id": "create-c", "roles": ["admin"]}]}))
+        .await;
+    let permission = ws.event("stream-notify-logged", "permissions-changed").await;
+    assert_eq!(permission["fields"]["args"][1]["_id"], "create-c");
+    assert_eq!(permission["fields"]["args"][1]["roles"], json!(["admin"]));
+}
+
+#[tokio::test]
+async fn binary_frames_close_the_socket() {
+    let server = TestServer::start().await;
+    let mut ws = Ddp::connect(&server.url).await;
+    ws.send_binary().await;
+    assert_eq!(ws.recv().await, json!({"closed": 1007}));
+}

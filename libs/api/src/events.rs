@@ -65,6 +65,25 @@ pub enum UserEvent {
         action: Action,
         room: Box<Room>,
     },
+    /// A desktop/mobile notification (mentions, direct messages), as `<uid>/notification` sends it.
+    Notification {
+        notification: serde_json::Value,
+    },
+}
+
+/// Something every logged-in socket (or every socket) may watch: `apogee.all.<event>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AllEvent {
+    /// A public setting changed (`stream-notify-all` `public-settings-changed`).
+    PublicSetting { id: String, value: serde_json::Value },
+    /// A permission's roles changed (`stream-notify-logged` `permissions-changed`).
+    Permission { id: String, roles: Vec<String>, updated_at: apogee_types::Millis },
+}
+
+/// `apogee.all.<kind>`.
+pub fn all_subject(kind: &str) -> String {
+    format!("apogee.all.{kind}")
 }
 
 /// Subject tokens may not contain `.`, `*`, `>` or whitespace; ids such as

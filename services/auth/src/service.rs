@@ -5,6 +5,7 @@ use std::time::Duration;
 use apogee_api::{
     AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, UserListQuery, UserSelector,
 };
+use apogee_bus::Bus;
 use apogee_store::{StoreError, StoreRef};
 use apogee_types::{
     Page, PageRequest, Permission, Principal, Role, ServiceError, ServiceResult, Setting, User,
@@ -28,6 +29,8 @@ pub struct AuthConfig {
 pub struct Auth {
     pub(crate) store: StoreRef,
     pub(crate) cfg: AuthConfig,
+    /// Where setting and permission changes are announced (`apogee.all.*`).
+    pub(crate) bus: Bus,
     /// Read on nearly every request; std locks, never held across an await.
     pub(crate) settings: RwLock<HashMap<String, Setting>>,
     pub(crate) permissions: RwLock<HashMap<String, Permission>>,
@@ -40,10 +43,11 @@ pub struct Auth {
 }
 
 impl Auth {
-    pub fn new(store: StoreRef, cfg: AuthConfig) -> Self {
+    pub fn new(store: StoreRef, cfg: AuthConfig, bus: Bus) -> Self {
         Self {
             store,
             cfg,
+            bus,
             settings: RwLock::default(),
             permissions: RwLock::default(),
             roles: RwLock::default(),

@@ -1,5 +1,7 @@
 //! Settings, permissions and roles: cached in memory, written through to the store.
 
+use apogee_api::events::{AllEvent, all_subject};
+use apogee_bus::{Bytes, Subject};
 use apogee_types::{Millis, Page, PageRequest, Permission, Principal, ServiceError, ServiceResult, Setting};
 use serde_json::Value;
 
@@ -18,6 +20,17 @@ fn coerce(kind: &str, value: Value) -> Option<Value> {
 }
 
 impl Auth {
+    /// Best effort, after the write is durable: sockets that miss it read the new state on
+    /// their next `public-settings/get` / `permissions/get`.
+    async fn announce(&self, kind: &str, event: &AllEvent) {
+        let (Ok(subject), Ok(payload)) = (Subject::new(&all_subject(kind)), serde_json::to_vec(event)) else {
+            return;
+        };
+        if let Err(e) = self.bus.publish(&subject, Bytes::from(payload)).await {
+            tracing::warn!(error = %e, "change not announced");
+        }
+    }
+
     pub(crate) fn public_settings_impl(&self, ids: Option<Vec<String>>, page: PageRequest) -> Page<Setting> {
         let Ok(settings) = self.settings.read() else {
             return Page { items: vec![], offset: page.offset, total: 0 };
@@ -72,6 +85,10 @@ impl Auth {
     /// Stores a setting, then makes it visible: nothing is acknowledged before it is durable.
     pub(crate) async fn write_setting(&self, setting: Setting) -> ServiceResult<()> {
         self.store.upsert_setting(setting.clone()).await.map_err(store_error)?;
+        if setting.public {
+            let event = AllEvent::PublicSetting { id: setting.id.clone(), value: setting.value.clone() };
+            self.announce("public-settings-changed", &event).await;
+        }
         self.settings
             .write()
             .map_err(|_| ServiceError::internal("settings lock poisoned"))?
@@ -119,6 +136,12 @@ impl Auth {
         }
         for permission in &updated {
             self.store.upsert_permission(permission.clone()).await.map_err(store_error)?;
+            let event = AllEvent::Permission {
+                id: permission.id.clone(),
+                roles: permission.roles.clone(),
+                updated_at: permission.updated_at,
+            };
+            self.announce("permissions-changed", &event).await;
         }
         let mut permissions =
             self.permissions.write().map_err(|_| ServiceError::internal("lock poisoned"))?;

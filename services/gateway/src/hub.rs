@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use apogee_api::events::{Action, RoomEvent, UserEvent, subject_token};
+use apogee_api::events::{Action, AllEvent, RoomEvent, UserEvent, subject_token};
 use apogee_api::{MessagingClient, RoomSelector};
 use apogee_bus::{Bus, SubjectPattern};
 use apogee_rc::Dates;
@@ -41,6 +41,8 @@ pub(crate) struct Watches {
     pub notify_user: HashSet<String>,
     /// `stream-notify-logged` event names.
     pub notify_logged: HashSet<String>,
+    /// `stream-notify-all` event names.
+    pub notify_all: HashSet<String>,
     /// `stream-user-presence`: watched user ids.
     pub presence: HashSet<String>,
 }
@@ -491,6 +493,7 @@ impl Hub {
                 };
                 ("subscriptions-changed", json!([action.as_str(), shown]))
             }
+            UserEvent::Notification { notification } => ("notification", json!([notification])),
             UserEvent::Room { action, room } => {
                 let shown = if *action == Action::Removed {
                     json!({ "_id": room.id })
@@ -552,6 +555,42 @@ impl Hub {
         let Ok(inner) = self.inner.lock() else { return Vec::new() };
         let Some(user) = inner.users.get(uid) else { return Vec::new() };
         user.conns.iter().filter_map(|id| inner.conns.get(id).cloned()).collect()
+    }
+
+    /// Follows `apogee.all.>`: setting and permission changes for every watching socket.
+    pub(crate) async fn run_all_feed(self: &Arc<Self>) {
+        let hub = self.clone();
+        let feed = self
+            .spawn_feed("apogee.all.>".to_owned(), move |payload| {
+                let Ok(event) = serde_json::from_slice::<AllEvent>(payload) else { return };
+                let (stream, name, args, logged_only) = match event {
+                    AllEvent::PublicSetting { id, value } => (
+                        "stream-notify-all",
+                        "public-settings-changed",
+                        json!(["updated", { "_id": id, "value": value }]),
+                        false,
+                    ),
+                    AllEvent::Permission { id, roles, updated_at } => (
+                        "stream-notify-logged",
+                        "permissions-changed",
+                        json!(["updated", { "_id": id, "roles": roles, "_updatedAt": Dates::Ejson.value(updated_at) }]),
+                        true,
+                    ),
+                };
+                let frame = stream_event(stream, name, args);
+                for conn in hub.all_sockets() {
+                    let wants = conn
+                        .watches
+                        .lock()
+                        .is_ok_and(|w| if logged_only { w.notify_logged.contains(name) } else { w.notify_all.contains(name) });
+                    if wants {
+                        conn.send(frame.clone());
+                    }
+                }
+            })
+            .await;
+        // The feed lives as long as the hub: keep the task running.
+        std::mem::forget(feed);
     }
 
     /// Every socket (for `stream-notify-logged` and presence).

@@ -56,6 +56,7 @@ impl GatewayState {
         let hub = hub::Hub::new(bus.clone());
         let presence = presence::Presence::new(auth.clone(), bus.clone());
         presence.run(hub.clone()).await;
+        hub.run_all_feed().await;
         Self {
             auth,
             messaging,

@@ -1,5 +1,6 @@
 //! Posting, reading and paging messages.
 
+use apogee_api::events::{UserEvent, user_subject};
 use apogee_api::{History, HistoryRequest, NewMessage, UserSelector};
 use apogee_store::{HistoryQuery, RoomWrite};
 use apogee_types::{
@@ -109,7 +110,7 @@ impl Messaging {
             }),
         ));
         let mut touched: Vec<String> = vec![sender.clone()];
-        for uid in mentioned_ids.into_iter().filter(|id| id != &sender) {
+        for uid in mentioned_ids.iter().filter(|id| **id != sender).cloned() {
             touched.push(uid.clone());
             write.update_subscriptions.push((
                 uid,
@@ -141,7 +142,51 @@ impl Messaging {
             }
         }
         let mut outcome = self.commit(write).await?;
-        outcome.messages.pop().ok_or_else(|| ServiceError::internal("posted message vanished"))
+        let saved =
+            outcome.messages.pop().ok_or_else(|| ServiceError::internal("posted message vanished"))?;
+        let mut notify: Vec<String> = mentioned_ids;
+        if room.t == RoomType::Direct {
+            notify.extend(room.uids.iter().cloned());
+        }
+        notify.sort();
+        notify.dedup();
+        notify.retain(|uid| *uid != who.user_id);
+        self.notify(&room, &saved, &notify).await;
+        Ok(saved)
+    }
+
+    /// Desktop and mobile notifications for mentioned users and DM partners
+    /// (`<uid>/notification`, Rocket.Chat's `notifyDesktopUser` shape).
+    async fn notify(&self, room: &Room, message: &Message, uids: &[String]) {
+        if uids.is_empty() {
+            return;
+        }
+        let sender = &message.u;
+        let (title, text) = match room.t {
+            RoomType::Direct => (sender.username.clone(), message.msg.clone()),
+            _ => (
+                format!("#{}", room.name.clone().unwrap_or_default()),
+                format!("{}: {}", sender.username, message.msg),
+            ),
+        };
+        let notification = serde_json::json!({
+            "title": title,
+            "text": text,
+            "duration": 4000,
+            "payload": {
+                "_id": message.id,
+                "rid": room.id,
+                "tmid": message.tmid,
+                "sender": { "_id": sender.id, "username": sender.username, "name": sender.name },
+                "type": room.t.as_str(),
+                "name": room.name,
+                "message": { "msg": message.msg },
+            },
+        });
+        for uid in uids {
+            let event = UserEvent::Notification { notification: notification.clone() };
+            self.publish(&user_subject(uid, "notification"), &event).await;
+        }
     }
 
     /// The thread a reply belongs to: replies to a reply join the root's thread.

@@ -15,6 +15,7 @@ pub(crate) enum ActiveSub {
     NotifyRoom(String),
     NotifyUser(String),
     NotifyLogged(String),
+    NotifyAll(String),
     UserPresence,
     /// Accepted and answered with `ready`; nothing is ever pushed on it (yet).
     Quiet,
@@ -47,8 +48,9 @@ pub(crate) async fn subscribe(session: &mut Session, id: String, name: String, p
         | "meteor_autoupdate_clientVersions"
         | "userData"
         | "activeUsers"
-        | "stream-roles"
-        | "stream-notify-all" => Ok(Some(ActiveSub::Quiet)),
+        | "stream-roles" => Ok(Some(ActiveSub::Quiet)),
+        // Readable by anyone, even before login.
+        "stream-notify-all" => Ok(Some(ActiveSub::NotifyAll(event_name.clone()))),
         "stream-user-presence" => presence_sub(session, &id, &params),
         "stream-room-messages" | "stream-notify-room" | "stream-notify-user" | "stream-notify-logged" => {
             if event_name.is_empty() {
@@ -62,6 +64,10 @@ pub(crate) async fn subscribe(session: &mut Session, id: String, name: String, p
             "message": format!("Subscription '{name}' not found [404]"), "errorType": "Meteor.Error",
         })),
     };
+    if let Ok(Some(ActiveSub::NotifyAll(event))) = &sub
+        && let Ok(mut w) = session.conn.watches.lock() {
+            w.notify_all.insert(event.clone());
+        }
     match sub {
         Ok(Some(sub)) => {
             if use_collection(params.get(1)) && name.starts_with("stream-") {
@@ -123,7 +129,7 @@ async fn authorize(session: &mut Session, name: &str, event_name: &str) -> Resul
             ActiveSub::NotifyLogged(e) => {
                 w.notify_logged.insert(e.clone());
             }
-            ActiveSub::UserPresence | ActiveSub::Quiet => {}
+            ActiveSub::NotifyAll(_) | ActiveSub::UserPresence | ActiveSub::Quiet => {}
         }
     }
     Ok(Some(sub))
@@ -179,6 +185,9 @@ pub(crate) fn unsubscribe(session: &mut Session, id: &str) {
                 }
                 ActiveSub::NotifyLogged(e) => {
                     w.notify_logged.remove(e);
+                }
+                ActiveSub::NotifyAll(e) => {
+                    w.notify_all.remove(e);
                 }
                 ActiveSub::UserPresence => w.presence.clear(),
                 ActiveSub::Quiet => {}
