@@ -102,3 +102,89 @@ async fn changes_reach_room_watchers() {
     let gone = ws.event("stream-notify-room", "GENERAL/deleteMessage").await;
     assert_eq!(gone["fields"]["args"], json!([{"_id": mid}]));
 }
+
+#[tokio::test]
+async fn reconnecting_clients_catch_up() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut ws = Ddp::login(&server.url, bob.token()).await;
+    assert_eq!(ws.sub("stream-room-messages", json!(["GENERAL", false])).await["msg"], "ready");
+    let seen =
+        alice.ok_post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": "before"}})).await;
+    let last = ws.event("stream-room-messages", "GENERAL").await["fields"]["args"][0]["ts"].clone();
+    let seen_at = seen["message"]["_updatedAt"].as_str().unwrap().to_owned();
+    drop(ws);
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+
+    let mut ids = Vec::new();
+    for text in ["missed 1", "missed 2", "missed 3"] {
+        let sent =
+            alice.ok_post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": text}})).await;
+        ids.push(sent["message"]["_id"].as_str().unwrap().to_owned());
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    alice
+        .ok_post("chat.update", json!({"roomId": "GENERAL", "msgId": ids[0], "text": "missed 1 (edited)"}))
+        .await;
+    alice.ok_post("chat.delete", json!({"roomId": "GENERAL", "msgId": ids[1]})).await;
+
+    let mut ws = Ddp::login(&server.url, bob.token()).await;
+    let missed = ws.call("loadMissedMessages", json!(["GENERAL", last])).await;
+    let texts: Vec<&str> =
+        missed["result"].as_array().unwrap().iter().map(|m| m["msg"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["missed 3", "missed 1 (edited)"]);
+
+    let sync = bob.ok_get(&format!("chat.syncMessages?roomId=GENERAL&lastUpdate={seen_at}")).await;
+    let updated: Vec<&str> =
+        sync["result"]["updated"].as_array().unwrap().iter().map(|m| m["msg"].as_str().unwrap()).collect();
+    assert_eq!(updated, ["missed 3", "missed 1 (edited)"], "newest first");
+    assert_eq!(sync["result"]["deleted"][0]["_id"], ids[1].as_str());
+
+    // Cursor mode: one message a page until the cursor runs out.
+    let since: i64 = apogee_rc_millis(&seen_at);
+    let mut next = Some(since.to_string());
+    let mut paged = Vec::new();
+    while let Some(cursor) = next {
+        let page =
+            bob.ok_get(&format!("chat.syncMessages?roomId=GENERAL&type=UPDATED&next={cursor}&count=1")).await;
+        for m in page["result"]["updated"].as_array().unwrap() {
+            paged.push(m["msg"].as_str().unwrap().to_owned());
+        }
+        next = page["result"]["cursor"]["next"].as_str().map(str::to_owned);
+    }
+    assert_eq!(paged, ["missed 3", "missed 1 (edited)"], "by _updatedAt, oldest change first");
+    let deleted = bob.ok_get(&format!("chat.syncMessages?roomId=GENERAL&type=DELETED&next={since}")).await;
+    assert_eq!(deleted["result"]["deleted"][0]["_id"], ids[1].as_str());
+    assert_error(
+        &bob.get("chat.syncMessages?roomId=GENERAL").await,
+        400,
+        Some("error-lastUpdate-param-not-provided"),
+    );
+    assert_error(
+        &bob.get("chat.syncMessages?roomId=GENERAL&lastUpdate=nope").await,
+        400,
+        Some("error-roomId-param-invalid"),
+    );
+    assert_error(
+        &bob.get("chat.syncMessages?lastUpdate=2020-01-01").await,
+        400,
+        Some("error-roomId-param-not-provided"),
+    );
+}
+
+/// Epoch milliseconds of an ISO date with milliseconds and `Z`.
+fn apogee_rc_millis(iso: &str) -> i64 {
+    let (date, time) = iso.trim_end_matches('Z').split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let (hms, ms) = time.split_once('.').unwrap();
+    let t: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms.parse::<i64>().unwrap()
+}

@@ -178,6 +178,25 @@ pub trait MessagingService: Send + Sync + 'static {
 
     async fn send_message(&self, who: &Principal, msg: NewMessage) -> ServiceResult<Message>;
     async fn get_message(&self, who: &Principal, id: &str) -> ServiceResult<Message>;
+    /// Messages of a room changed after `since` (or before it, newest first, with `before`):
+    /// what a reconnecting client missed (`chat.syncMessages`).
+    async fn changed_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+        before: bool,
+        count: Option<u64>,
+    ) -> ServiceResult<Vec<Message>>;
+    /// Messages of a room removed after `since` (or before it with `before`).
+    async fn removed_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+        before: bool,
+        count: Option<u64>,
+    ) -> ServiceResult<Vec<(String, Millis)>>;
     /// Edits a message's text (`chat.update`, DDP `updateMessage`); `rid` must be its room.
     async fn update_message(
         &self,

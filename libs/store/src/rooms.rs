@@ -128,6 +128,24 @@ pub trait MessageStore: Send + Sync + 'static {
     /// The oldest message that `count_unread` counts, if any.
     async fn first_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<Option<Message>>;
     async fn update_message(&self, id: &str, mutation: MessageMutation) -> StoreResult<Message>;
+    /// Messages of the room changed (or created) after `since`, by `_updatedAt` (ascending, or
+    /// descending and before `since` when `before`), at most `count`.
+    async fn messages_changed(
+        &self,
+        rid: &str,
+        since: Millis,
+        before: bool,
+        count: Option<u64>,
+    ) -> StoreResult<Vec<Message>>;
+    /// Messages of the room removed after `since` (ascending, or descending and before `since`
+    /// when `before`), at most `count`.
+    async fn messages_removed(
+        &self,
+        rid: &str,
+        since: Millis,
+        before: bool,
+        count: Option<u64>,
+    ) -> StoreResult<Vec<Removed>>;
     /// Removes a message (recorded as removed) and returns it; when it was the room's last
     /// message, the room's `lastMessage` becomes the newest one left.
     async fn delete_message(&self, id: &str) -> StoreResult<Message>;

@@ -20,7 +20,7 @@ macro_rules! store_contract_tests {
             duplicate_message_id_writes_nothing, unread_is_derived_from_last_read, history_windows,
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
             mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,
-            delete_message_moves_last_message);
+                        delete_message_moves_last_message, changes_since_for_sync);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -528,4 +528,34 @@ pub async fn delete_message_moves_last_message(store: &dyn Store) {
     store.delete_message("m1").await.unwrap();
     assert!(store.room_by_id("r1").await.unwrap().unwrap().last_message.is_none());
     assert!(matches!(store.delete_message("m1").await, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn changes_since_for_sync(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = (1..=4).map(|i| message(&format!("m{i}"), "r1", "u1", i * 10)).collect();
+    store.write_room(write).await.unwrap();
+    let ids = |v: Vec<Message>| v.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(ids(store.messages_changed("r1", Millis(15), false, None).await.unwrap()), ["m2", "m3", "m4"]);
+    assert_eq!(ids(store.messages_changed("r1", Millis(15), false, Some(1)).await.unwrap()), ["m2"]);
+    assert_eq!(ids(store.messages_changed("r1", Millis(35), true, None).await.unwrap()), ["m3", "m2", "m1"]);
+    store
+        .update_message(
+            "m1",
+            Box::new(|m| {
+                m.updated_at = Millis(100);
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.messages_changed("r1", Millis(45), false, None).await.unwrap()),
+        ["m1"],
+        "edits count"
+    );
+    store.delete_message("m2").await.unwrap();
+    let removed = store.messages_removed("r1", Millis(0), false, None).await.unwrap();
+    assert_eq!(removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["m2"]);
+    assert!(store.messages_removed("r2", Millis(0), false, None).await.unwrap().is_empty());
 }

@@ -76,6 +76,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/chat.sendMessage", post(chat::send_message))
         .route("/api/v1/chat.getMessage", get(chat::get_message))
         .route("/api/v1/chat.update", post(chat::update))
+        .route("/api/v1/chat.syncMessages", get(chat::sync_messages))
         .route("/api/v1/chat.delete", post(chat::delete))
         .route("/api/v1/chat.react", post(chat::react))
         .route("/api/v1/subscriptions.get", get(subscriptions::get))

@@ -152,6 +152,33 @@ impl MessagingService for Messaging {
         self.get_message_impl(who, id).await
     }
 
+    async fn changed_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+        before: bool,
+        count: Option<u64>,
+    ) -> ServiceResult<Vec<Message>> {
+        let room = self.room_by_id(rid).await?;
+        self.ensure_can_read(who, &room).await?;
+        self.store.messages_changed(rid, since, before, count).await.map_err(store_error)
+    }
+
+    async fn removed_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+        before: bool,
+        count: Option<u64>,
+    ) -> ServiceResult<Vec<(String, Millis)>> {
+        let room = self.room_by_id(rid).await?;
+        self.ensure_can_read(who, &room).await?;
+        let removed = self.store.messages_removed(rid, since, before, count).await.map_err(store_error)?;
+        Ok(removed.into_iter().map(|r| (r.id, r.deleted_at)).collect())
+    }
+
     async fn update_message(
         &self,
         who: &Principal,

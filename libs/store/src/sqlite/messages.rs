@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::rooms::{load_room, update_room_row as save_room};
 use super::{SqliteStore, conflict_or, decode, encode, limit, offset, unavailable};
-use crate::{HistoryQuery, MessageMutation, MessageStore, StoreError, StoreResult};
+use crate::{HistoryQuery, MessageMutation, MessageStore, Removed, StoreError, StoreResult};
 
 const ENTITY: &str = "message";
 
@@ -155,6 +155,48 @@ impl MessageStore for SqliteStore {
             )
             .map_err(unavailable)?;
             Ok(message)
+        })
+        .await
+    }
+
+    async fn messages_changed(
+        &self,
+        rid: &str,
+        since: Millis,
+        before: bool,
+        count: Option<u64>,
+    ) -> StoreResult<Vec<Message>> {
+        let (cmp, order) = if before { ("<", "DESC") } else { (">", "ASC") };
+        let sql = format!(
+            "SELECT doc FROM messages WHERE rid = ?1 AND updated_at {cmp} ?2 ORDER BY updated_at {order}, seq {order} LIMIT ?3"
+        );
+        let args: Vec<rusqlite::types::Value> =
+            vec![rid.to_owned().into(), since.0.into(), limit(count).into()];
+        self.read(move |conn| messages_from(conn, &sql, &args)).await
+    }
+
+    async fn messages_removed(
+        &self,
+        rid: &str,
+        since: Millis,
+        before: bool,
+        count: Option<u64>,
+    ) -> StoreResult<Vec<Removed>> {
+        let (cmp, order) = if before { ("<", "DESC") } else { (">", "ASC") };
+        let sql = format!(
+            "SELECT id, deleted_at FROM trash WHERE collection = 'messages' AND uid = ?1 AND deleted_at {cmp} ?2
+             ORDER BY deleted_at {order} LIMIT ?3"
+        );
+        let args: Vec<rusqlite::types::Value> =
+            vec![rid.to_owned().into(), since.0.into(), limit(count).into()];
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&sql).map_err(unavailable)?;
+            stmt.query_map(rusqlite::params_from_iter(args.iter()), |row| {
+                Ok(Removed { id: row.get(0)?, deleted_at: Millis(row.get(1)?) })
+            })
+            .map_err(unavailable)?
+            .collect::<Result<_, _>>()
+            .map_err(unavailable)
         })
         .await
     }

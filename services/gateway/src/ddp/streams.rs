@@ -65,9 +65,10 @@ pub(crate) async fn subscribe(session: &mut Session, id: String, name: String, p
         })),
     };
     if let Ok(Some(ActiveSub::NotifyAll(event))) = &sub
-        && let Ok(mut w) = session.conn.watches.lock() {
-            w.notify_all.insert(event.clone());
-        }
+        && let Ok(mut w) = session.conn.watches.lock()
+    {
+        w.notify_all.insert(event.clone());
+    }
     match sub {
         Ok(Some(sub)) => {
             if use_collection(params.get(1)) && name.starts_with("stream-") {

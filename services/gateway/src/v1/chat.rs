@@ -186,3 +186,88 @@ pub(crate) async fn react(State(state): State<GatewayState>, caller: Caller, Bod
     state.messaging.react(&caller.principal, id, emoji, should_react).await?;
     Ok(ok!())
 }
+
+/// `chat.syncMessages`: what changed in a room since a date (legacy `lastUpdate`), or one page
+/// of changes after a cursor (`type=UPDATED|DELETED` with `next` or `previous`, 7.1+).
+pub(crate) async fn sync_messages(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
+    let Some(rid) = query.get("roomId").filter(|r| !r.is_empty()) else {
+        return Err(ApiError::typed(
+            "error-roomId-param-not-provided",
+            "The required \"roomId\" query param is missing.",
+        ));
+    };
+    let who = &caller.principal;
+    let removed_json = |list: &[(String, Millis)]| -> Vec<Value> {
+        list.iter()
+            .map(|(id, at)| serde_json::json!({ "_id": id, "_deletedAt": apogee_rc::iso(*at) }))
+            .collect()
+    };
+    if let Some(kind) = query.get("type") {
+        let cursor = |key: &str| query.get(key).map(|v| v.trim().parse::<i64>().map(Millis));
+        let (since, before) = match (cursor("next"), cursor("previous")) {
+            (Some(Ok(next)), None) => (next, false),
+            (None, Some(Ok(previous))) => (previous, true),
+            _ => {
+                return Err(ApiError::invalid_params(
+                    "either \"next\" or \"previous\" is required, as epoch milliseconds",
+                ));
+            }
+        };
+        if query.contains_key("lastUpdate") {
+            return Err(ApiError::invalid_params("\"lastUpdate\" cannot be used with a cursor"));
+        }
+        let count = query.get("count").and_then(|c| c.parse::<u64>().ok()).unwrap_or(50).clamp(1, 100);
+        // One more than asked tells whether there is a next page.
+        let (items, mut cursor_at): (Vec<Value>, Vec<Millis>) = match kind.as_str() {
+            "UPDATED" => {
+                let found =
+                    state.messaging.changed_messages(who, rid, since, before, Some(count + 1)).await?;
+                (
+                    found.iter().map(|m| apogee_rc::message(m, Dates::Iso)).collect(),
+                    found.iter().map(|m| m.updated_at).collect(),
+                )
+            }
+            "DELETED" => {
+                let found =
+                    state.messaging.removed_messages(who, rid, since, before, Some(count + 1)).await?;
+                (removed_json(&found), found.iter().map(|(_, at)| *at).collect())
+            }
+            _ => return Err(ApiError::invalid_params("type must be UPDATED or DELETED")),
+        };
+        let more = items.len() as u64 > count;
+        let items: Vec<Value> =
+            items.into_iter().take(usize::try_from(count).unwrap_or(usize::MAX)).collect();
+        cursor_at.truncate(items.len());
+        let edge = cursor_at
+            .last()
+            .filter(|_| more)
+            .map(|at| Value::String(at.0.to_string()))
+            .unwrap_or(Value::Null);
+        let (next, previous) = if before { (Value::Null, edge) } else { (edge, Value::Null) };
+        let key = if kind == "UPDATED" { "updated" } else { "deleted" };
+        let mut result = serde_json::json!({ "updated": [], "deleted": [], "cursor": { "next": next, "previous": previous } });
+        result[key] = Value::Array(items);
+        return Ok(ok!("result" => result));
+    }
+    let Some(last_update) = query.get("lastUpdate").filter(|v| !v.is_empty()) else {
+        return Err(ApiError::typed(
+            "error-lastUpdate-param-not-provided",
+            "The required \"lastUpdate\" query param is missing.",
+        ));
+    };
+    let since = apogee_rc::parse_date(&Value::String(last_update.clone())).ok_or_else(|| {
+        ApiError::typed(
+            "error-roomId-param-invalid",
+            "The \"lastUpdate\" query parameter must be a valid date.",
+        )
+    })?;
+    let mut updated = state.messaging.changed_messages(who, rid, since, false, None).await?;
+    updated.sort_by(|a, b| b.ts.cmp(&a.ts));
+    let deleted = state.messaging.removed_messages(who, rid, since, false, None).await?;
+    let updated: Vec<Value> = updated.iter().map(|m| apogee_rc::message(m, Dates::Iso)).collect();
+    Ok(ok!("result" => serde_json::json!({ "updated": updated, "deleted": removed_json(&deleted) })))
+}
