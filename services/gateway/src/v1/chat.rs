@@ -266,7 +266,7 @@ pub(crate) async fn sync_messages(
         )
     })?;
     let mut updated = state.messaging.changed_messages(who, rid, since, false, None).await?;
-    updated.sort_by(|a, b| b.ts.cmp(&a.ts));
+    updated.sort_by_key(|m| std::cmp::Reverse(m.ts));
     let deleted = state.messaging.removed_messages(who, rid, since, false, None).await?;
     let updated: Vec<Value> = updated.iter().map(|m| apogee_rc::message(m, Dates::Iso)).collect();
     Ok(ok!("result" => serde_json::json!({ "updated": updated, "deleted": removed_json(&deleted) })))
