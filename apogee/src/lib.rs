@@ -65,6 +65,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
             test_mode: config.test_mode,
             max_body_bytes: config.limits.max_body_bytes,
             logins_per_minute: 60,
+            ddp_idle: config.limits.ddp_idle,
         },
     )
     .await;

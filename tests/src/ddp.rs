@@ -85,6 +85,16 @@ impl Ddp {
         }
     }
 
+    /// The next frame as it comes, pings included and not answered.
+    pub async fn recv_raw(&mut self) -> Value {
+        let next = tokio::time::timeout(WAIT, self.ws.next()).await.expect("a frame arrives in time");
+        match next.expect("socket open").expect("frame") {
+            Message::Text(text) => serde_json::from_str(text.as_str()).expect("frames are JSON"),
+            Message::Close(frame) => json!({"closed": frame.map(|f| u16::from(f.code))}),
+            other => json!({"other": format!("{other:?}")}),
+        }
+    }
+
     /// The first frame (pending or new) that `pred` accepts; others stay pending in order.
     pub async fn recv_where(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
         if let Some(i) = self.pending.iter().position(&pred) {

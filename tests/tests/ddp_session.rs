@@ -210,3 +210,15 @@ async fn method_call_tunnels_run_the_same_methods() {
     assert_eq!(alice.post("method.call/rooms%2Fget", json!({"message": seeded})).await.0, 400);
     assert_eq!(alice.post("method.call/x", json!({"message": message, "extra": 1})).await.0, 400);
 }
+
+#[tokio::test]
+async fn silent_sockets_are_pinged_then_closed() {
+    let server = TestServer::start_with(&[("TEST_MODE", "true"), ("APOGEE_DDP_IDLE_SECS", "1")]).await;
+    let mut ddp = Ddp::connect(&server.url).await;
+    assert_eq!(ddp.recv_raw().await, json!({"msg": "ping"}), "after a silence the server pings");
+    assert_eq!(ddp.recv_raw().await, json!({"closed": 4000}), "and closes a socket that stays silent");
+    let mut ddp = Ddp::connect(&server.url).await;
+    assert_eq!(ddp.recv_raw().await, json!({"msg": "ping"}));
+    ddp.send(json!({"msg": "pong"})).await;
+    assert_eq!(ddp.recv_raw().await, json!({"msg": "ping"}), "an answer keeps the socket open");
+}

@@ -43,11 +43,18 @@ pub struct Limits {
     /// Failed logins per user (and per address × 5) before logins are blocked for `login_block`.
     pub failed_logins_per_user: u32,
     pub login_block: Duration,
+    /// DDP silence before the server pings (and, as long again, closes); Rocket.Chat uses 30 s.
+    pub ddp_idle: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_body_bytes: 1 << 20, failed_logins_per_user: 10, login_block: Duration::from_secs(300) }
+        Self {
+            max_body_bytes: 1 << 20,
+            failed_logins_per_user: 10,
+            login_block: Duration::from_secs(300),
+            ddp_idle: Duration::from_secs(30),
+        }
     }
 }
 
@@ -94,6 +101,7 @@ struct FileLimits {
     max_body_bytes: Option<usize>,
     failed_logins_per_user: Option<u32>,
     login_block_secs: Option<u64>,
+    ddp_idle_secs: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +130,8 @@ Environment (flags win over environment, environment over the config file):
   OVERWRITE_SETTING_<id>      force setting <id> to a value at every start
   APOGEE_MAX_BODY_BYTES       largest request body (default 1048576)
   APOGEE_LOG_FORMAT           'json' for JSON logs; RUST_LOG sets the filter
-  APOGEE_SHUTDOWN_GRACE_SECS  how long shutdown waits for requests in flight (default 10)";
+    APOGEE_SHUTDOWN_GRACE_SECS  how long shutdown waits for requests in flight (default 10)
+  APOGEE_DDP_IDLE_SECS        DDP silence before the server pings, then closes (default 30)";
 
 fn parse_env<T: std::str::FromStr>(
     env: &HashMap<String, String>,
@@ -229,7 +238,14 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
             .unwrap_or(defaults.max_body_bytes),
         failed_logins_per_user: file_limits.failed_logins_per_user.unwrap_or(defaults.failed_logins_per_user),
         login_block: file_limits.login_block_secs.map(Duration::from_secs).unwrap_or(defaults.login_block),
+        ddp_idle: parse_env(env, "APOGEE_DDP_IDLE_SECS", "seconds")?
+            .or(file_limits.ddp_idle_secs)
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.ddp_idle),
     };
+    if limits.ddp_idle.is_zero() {
+        return Err(ConfigError::Inconsistent("ddp_idle_secs must be at least 1".into()));
+    }
     if limits.max_body_bytes < 1024 {
         return Err(ConfigError::Inconsistent("max_body_bytes must be at least 1024".into()));
     }

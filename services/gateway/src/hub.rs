@@ -625,3 +625,24 @@ fn drop_room_if_unused(inner: &mut Inner, rid: &str) {
         inner.rooms.remove(rid);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_socket_that_falls_behind_is_closed_not_buffered() {
+        let hub = Hub::new(Bus::local());
+        let (conn, mut rx) = hub.connect();
+        let frame = Utf8Bytes::from_static("{}");
+        for _ in 0..OUTBOUND_QUEUE {
+            conn.send(frame.clone());
+        }
+        assert!(!conn.kill.is_cancelled(), "a full queue is still fine");
+        conn.send(frame.clone());
+        assert!(conn.kill.is_cancelled(), "one more frame than the queue holds closes the socket");
+        assert!(rx.recv().await.is_some(), "what was queued is still there to flush");
+        hub.disconnect(&conn);
+        assert!(hub.all_sockets().is_empty());
+    }
+}

@@ -34,6 +34,8 @@ pub struct GatewayConfig {
     pub max_body_bytes: usize,
     /// Login attempts per client address per minute (before authentication we only know the address).
     pub logins_per_minute: u32,
+    /// DDP: silence after which the server pings a socket, and after as much again closes it.
+    pub ddp_idle: std::time::Duration,
 }
 
 /// Shared by every handler; cheap to clone.

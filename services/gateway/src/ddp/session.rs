@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use apogee_types::Principal;
 use axum::extract::State;
@@ -19,8 +18,7 @@ use crate::hub::Conn;
 
 /// Versions we speak, in preference order (Meteor's `SUPPORTED_DDP_VERSIONS`).
 const VERSIONS: [&str; 3] = ["1", "pre2", "pre1"];
-/// Silence after which the server pings, and then closes (ddp-streamer's 30 s and 4000 TIMEOUT).
-const IDLE: Duration = Duration::from_secs(30);
+/// ddp-streamer's close code for a silent client, also used for one that cannot keep up.
 const CLOSE_TIMEOUT: u16 = 4000;
 const CLOSE_UNSUPPORTED_DATA: u16 = 1007;
 /// Small socket buffers: most connections are idle, and tungstenite's default 128 KiB each
@@ -65,12 +63,14 @@ async fn run(state: GatewayState, mut socket: WebSocket) {
     let mut alive =
         socket.send(WsMessage::Text(Utf8Bytes::from_static(r#"{"server_id":"0"}"#))).await.is_ok();
     let mut pinged = false;
-    let idle = tokio::time::sleep(IDLE);
+    // Silence after which the server pings, and after as much again closes (4000 TIMEOUT).
+    let idle_after = state.cfg.ddp_idle;
+    let idle = tokio::time::sleep(idle_after);
     tokio::pin!(idle);
     while alive {
         tokio::select! {
             inbound = socket.recv() => {
-                idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
+                idle.as_mut().reset(tokio::time::Instant::now() + idle_after);
                 pinged = false;
                 match inbound {
                     Some(Ok(WsMessage::Text(text))) => {
@@ -104,7 +104,7 @@ async fn run(state: GatewayState, mut socket: WebSocket) {
                 } else {
                     pinged = true;
                     alive = socket.send(WsMessage::Text(Utf8Bytes::from_static(r#"{"msg":"ping"}"#))).await.is_ok();
-                    idle.as_mut().reset(tokio::time::Instant::now() + IDLE);
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_after);
                 }
             }
             () = conn.kill.cancelled() => {
