@@ -39,6 +39,11 @@ impl TestServer {
         Self { url: format!("http://{}", running.addr), running, _dir: dir }
     }
 
+    /// Starts the graceful shutdown (as SIGTERM does).
+    pub fn shutdown(&self) {
+        self.running.shutdown.cancel();
+    }
+
     /// An unauthenticated client.
     pub fn anon(&self) -> Client {
         Client { base: self.url.clone(), http: reqwest::Client::new(), auth: None }

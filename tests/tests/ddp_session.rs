@@ -222,3 +222,11 @@ async fn silent_sockets_are_pinged_then_closed() {
     ddp.send(json!({"msg": "pong"})).await;
     assert_eq!(ddp.recv_raw().await, json!({"msg": "ping"}), "an answer keeps the socket open");
 }
+
+#[tokio::test]
+async fn shutdown_asks_sockets_to_reconnect() {
+    let server = TestServer::start().await;
+    let mut ddp = Ddp::connect(&server.url).await;
+    server.shutdown();
+    assert_eq!(ddp.recv_raw().await, json!({"closed": 1012}));
+}

@@ -51,8 +51,10 @@ pub(crate) struct Watches {
 pub(crate) struct Conn {
     pub id: ConnId,
     tx: mpsc::Sender<Utf8Bytes>,
-    /// Cancelled when the socket must close because it fell behind.
+    /// Cancelled when the socket must close: it fell behind, or the server is stopping.
     pub kill: CancellationToken,
+    /// Set before `kill` when the server is stopping (close 1012, "reconnect elsewhere").
+    pub restarting: std::sync::atomic::AtomicBool,
     /// Held briefly to read or change a watch; never across an await.
     pub watches: Mutex<Watches>,
     /// Set once the socket logs in.
@@ -125,6 +127,7 @@ impl Hub {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             tx,
             kill: CancellationToken::new(),
+            restarting: std::sync::atomic::AtomicBool::new(false),
             watches: Mutex::default(),
             user: Mutex::new(None),
         });
@@ -591,6 +594,14 @@ impl Hub {
             .await;
         // The feed lives as long as the hub: keep the task running.
         std::mem::forget(feed);
+    }
+
+    /// Asks every socket to close because the server is stopping.
+    pub(crate) fn close_all(&self) {
+        for conn in self.all_sockets() {
+            conn.restarting.store(true, Ordering::Relaxed);
+            conn.kill.cancel();
+        }
     }
 
     /// Every socket (for `stream-notify-logged` and presence).

@@ -77,6 +77,13 @@ pub async fn serve(
     state: GatewayState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let hub = state.hub.clone();
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    // Upgraded sockets outlive the HTTP server's drain: tell each to reconnect elsewhere.
+    let closing = shutdown.clone();
+    tokio::spawn(async move {
+        closing.cancelled().await;
+        hub.close_all();
+    });
     axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await
 }

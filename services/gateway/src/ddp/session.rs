@@ -21,6 +21,8 @@ const VERSIONS: [&str; 3] = ["1", "pre2", "pre1"];
 /// ddp-streamer's close code for a silent client, also used for one that cannot keep up.
 const CLOSE_TIMEOUT: u16 = 4000;
 const CLOSE_UNSUPPORTED_DATA: u16 = 1007;
+/// The server is going away; clients reconnect (to another gateway).
+const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// Small socket buffers: most connections are idle, and tungstenite's default 128 KiB each
 /// would cap a gateway at a few thousand sockets per GiB.
 const READ_BUFFER: usize = 4 * 1024;
@@ -107,8 +109,12 @@ async fn run(state: GatewayState, mut socket: WebSocket) {
                     idle.as_mut().reset(tokio::time::Instant::now() + idle_after);
                 }
             }
-            () = conn.kill.cancelled() => {
-                close_with(&mut socket, CLOSE_TIMEOUT, "TIMEOUT").await;
+                        () = conn.kill.cancelled() => {
+                if conn.restarting.load(std::sync::atomic::Ordering::Relaxed) {
+                    close_with(&mut socket, CLOSE_SERVICE_RESTART, "SERVICE_RESTART").await;
+                } else {
+                    close_with(&mut socket, CLOSE_TIMEOUT, "TIMEOUT").await;
+                }
                 alive = false;
             }
         }
