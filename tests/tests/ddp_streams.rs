@@ -279,3 +279,18 @@ async fn binary_frames_close_the_socket() {
     ws.send_binary().await;
     assert_eq!(ws.recv().await, json!({"closed": 1007}));
 }
+
+#[tokio::test]
+async fn my_messages_subscribed_before_the_resume_login_starts_after_it() {
+    let server = TestServer::start().await;
+    let bot = server.user("bot").await;
+    let alice = server.user("alice").await;
+    let mut ws = Ddp::connect(&server.url).await;
+    // Asteroid re-subscribes on reconnect before its resume login lands.
+    assert_eq!(ws.sub("stream-room-messages", json!(["__my_messages__", false])).await["msg"], "ready");
+    let login = ws.call("login", json!([{"resume": bot.token()}])).await;
+    assert!(login.get("error").is_none(), "{login}");
+    alice.ok_post("chat.postMessage", json!({"channel": "#general", "text": "after reconnect"})).await;
+    let event = ws.event("stream-room-messages", "__my_messages__").await;
+    assert_eq!(event["fields"]["args"][0]["msg"], "after reconnect");
+}

@@ -1,6 +1,7 @@
 //! `sub` / `unsub`: Rocket.Chat's `stream-*` publications and the few Meteor publications
 //! clients subscribe to on connect.
 
+use apogee_types::Principal;
 use serde_json::{Value, json};
 
 use crate::ddp::frame::bare_error;
@@ -87,7 +88,16 @@ pub(crate) async fn subscribe(session: &mut Session, id: String, name: String, p
 /// Checks a stream's read rule and records the watch; `Err` is the `nosub` error.
 async fn authorize(session: &mut Session, name: &str, event_name: &str) -> Result<Option<ActiveSub>, Value> {
     let not_allowed = || bare_error("not-allowed");
-    let who = session.principal.clone().ok_or_else(not_allowed)?;
+    // `__my_messages__` is readable before login (Asteroid re-subscribes on reconnect before
+    // its resume login lands): events flow once the socket's user is known.
+    let anonymous_ok = name == "stream-room-messages" && event_name == "__my_messages__";
+    let who = match session.principal.clone() {
+        Some(who) => who,
+        None if anonymous_ok => {
+            Principal { user_id: String::new(), username: String::new(), name: None, roles: vec![] }
+        }
+        None => return Err(not_allowed()),
+    };
     let state = session.state.clone();
     let sub = match name {
         "stream-room-messages" if event_name == "__my_messages__" => ActiveSub::MyMessages,
