@@ -155,9 +155,11 @@ pub trait MessageStore: Send + Sync + 'static {
 #[async_trait]
 pub trait ConfigStore: Send + Sync + 'static {
     async fn settings(&self) -> StoreResult<Vec<Setting>>;
-    async fn upsert_setting(&self, setting: Setting) -> StoreResult<()>;
+    /// Inserts or replaces the settings, all in one write.
+    async fn upsert_settings(&self, settings: Vec<Setting>) -> StoreResult<()>;
     async fn permissions(&self) -> StoreResult<Vec<Permission>>;
-    async fn upsert_permission(&self, permission: Permission) -> StoreResult<()>;
+    /// Inserts or replaces the permissions, all in one write.
+    async fn upsert_permissions(&self, permissions: Vec<Permission>) -> StoreResult<()>;
     async fn roles(&self) -> StoreResult<Vec<Role>>;
-    async fn upsert_role(&self, role: Role) -> StoreResult<()>;
+    async fn upsert_roles(&self, roles: Vec<Role>) -> StoreResult<()>;
 }

@@ -126,6 +126,7 @@ fn configure(conn: &Connection) -> StoreResult<()> {
     conn.execute_batch(
         "PRAGMA journal_mode = WAL;
          PRAGMA synchronous = NORMAL;
+         PRAGMA temp_store = MEMORY;
          PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 5000;",
     )

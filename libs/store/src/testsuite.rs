@@ -450,17 +450,17 @@ pub async fn config_upserts(store: &dyn Store) {
         group: "General".into(),
         updated_at: Millis(1),
     };
-    store.upsert_setting(setting.clone()).await.unwrap();
+    store.upsert_settings(vec![setting.clone()]).await.unwrap();
     let mut changed = setting.clone();
     changed.value = "Other".into();
-    store.upsert_setting(changed.clone()).await.unwrap();
+    store.upsert_settings(vec![changed.clone()]).await.unwrap();
     assert_eq!(store.settings().await.unwrap(), vec![changed]);
     let perm = apogee_types::Permission {
         id: "create-c".into(),
         roles: vec!["admin".into()],
         updated_at: Millis(1),
     };
-    store.upsert_permission(perm.clone()).await.unwrap();
+    store.upsert_permissions(vec![perm.clone()]).await.unwrap();
     assert_eq!(store.permissions().await.unwrap(), vec![perm]);
     let role = apogee_types::Role {
         id: "admin".into(),
@@ -471,7 +471,7 @@ pub async fn config_upserts(store: &dyn Store) {
         mandatory_2fa: false,
         updated_at: Millis(1),
     };
-    store.upsert_role(role.clone()).await.unwrap();
+    store.upsert_roles(vec![role.clone()]).await.unwrap();
     assert_eq!(store.roles().await.unwrap(), vec![role]);
 }
 

@@ -61,6 +61,7 @@ impl Auth {
             .get("uniqueID")
             .and_then(|s| s.value.as_str().map(str::to_owned))
             .unwrap_or_else(random_id);
+        let mut changed_settings = Vec::new();
         for default in defaults::settings(now, &self.cfg.site_url, &unique_id) {
             let setting = match stored.get(&default.id) {
                 // Keep what an admin set; refresh what describes the setting.
@@ -71,13 +72,15 @@ impl Auth {
             };
             let changed = stored.get(&setting.id) != Some(&setting);
             if changed {
-                self.store.upsert_setting(setting.clone()).await.map_err(store_error)?;
+                changed_settings.push(setting.clone());
             }
             self.settings
                 .write()
                 .map_err(|_| ServiceError::internal("lock poisoned"))?
                 .insert(setting.id.clone(), setting);
         }
+        // One write for the whole registry: a first start stores some 800 defaults.
+        self.store.upsert_settings(changed_settings).await.map_err(store_error)?;
         // Site_Url follows ROOT_URL, as Rocket.Chat does on start.
         let mut forced = boot.setting_overrides.clone();
         forced.entry("Site_Url".into()).or_insert_with(|| self.cfg.site_url.clone());
@@ -105,11 +108,11 @@ impl Auth {
             stored.insert(p.id.clone(), Value::Null);
             cache.insert(p.id.clone(), p);
         }
-        for default in defaults::permissions(now) {
-            if !stored.contains_key(&default.id) {
-                self.store.upsert_permission(default.clone()).await.map_err(store_error)?;
-                cache.insert(default.id.clone(), default);
-            }
+        let missing: Vec<_> =
+            defaults::permissions(now).into_iter().filter(|p| !stored.contains_key(&p.id)).collect();
+        self.store.upsert_permissions(missing.clone()).await.map_err(store_error)?;
+        for permission in missing {
+            cache.insert(permission.id.clone(), permission);
         }
         *self.permissions.write().map_err(|_| ServiceError::internal("lock poisoned"))? = cache;
         Ok(())
@@ -117,12 +120,10 @@ impl Auth {
 
     async fn init_roles(&self, now: Millis) -> ServiceResult<()> {
         let mut roles = self.store.roles().await.map_err(store_error)?;
-        for default in defaults::roles(now) {
-            if !roles.iter().any(|r| r.id == default.id) {
-                self.store.upsert_role(default.clone()).await.map_err(store_error)?;
-                roles.push(default);
-            }
-        }
+        let missing: Vec<_> =
+            defaults::roles(now).into_iter().filter(|d| !roles.iter().any(|r| r.id == d.id)).collect();
+        self.store.upsert_roles(missing.clone()).await.map_err(store_error)?;
+        roles.extend(missing);
         *self.roles.write().map_err(|_| ServiceError::internal("lock poisoned"))? = roles;
         Ok(())
     }

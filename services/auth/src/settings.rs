@@ -84,7 +84,7 @@ impl Auth {
 
     /// Stores a setting, then makes it visible: nothing is acknowledged before it is durable.
     pub(crate) async fn write_setting(&self, setting: Setting) -> ServiceResult<()> {
-        self.store.upsert_setting(setting.clone()).await.map_err(store_error)?;
+        self.store.upsert_settings(vec![setting.clone()]).await.map_err(store_error)?;
         if setting.public {
             let event = AllEvent::PublicSetting { id: setting.id.clone(), value: setting.value.clone() };
             self.announce("public-settings-changed", &event).await;
@@ -134,8 +134,9 @@ impl Auth {
                 });
             }
         }
+        // One write for all the changes: either all of them stand or none does.
+        self.store.upsert_permissions(updated.clone()).await.map_err(store_error)?;
         for permission in &updated {
-            self.store.upsert_permission(permission.clone()).await.map_err(store_error)?;
             let event = AllEvent::Permission {
                 id: permission.id.clone(),
                 roles: permission.roles.clone(),

@@ -31,32 +31,42 @@ fn upsert(conn: &Connection, table: &str, id: &str, doc: &str) -> StoreResult<()
     Ok(())
 }
 
+/// `(id, JSON)` of each item, encoded before the write so the writer thread only writes.
+fn encoded<T: serde::Serialize>(
+    entity: &'static str,
+    items: &[T],
+    id: impl Fn(&T) -> String,
+) -> StoreResult<Vec<(String, String)>> {
+    items.iter().map(|item| Ok((id(item), encode(entity, item)?))).collect()
+}
+
 #[async_trait]
 impl ConfigStore for SqliteStore {
     async fn settings(&self) -> StoreResult<Vec<Setting>> {
         self.read(|conn| all(conn, "settings", "setting")).await
     }
 
-    async fn upsert_setting(&self, setting: Setting) -> StoreResult<()> {
-        let doc = encode("setting", &setting)?;
-        self.write(move |conn| upsert(conn, "settings", &setting.id, &doc)).await
+    async fn upsert_settings(&self, settings: Vec<Setting>) -> StoreResult<()> {
+        let docs = encoded("setting", &settings, |s| s.id.clone())?;
+        self.write(move |conn| docs.iter().try_for_each(|(id, doc)| upsert(conn, "settings", id, doc))).await
     }
 
     async fn permissions(&self) -> StoreResult<Vec<Permission>> {
         self.read(|conn| all(conn, "permissions", "permission")).await
     }
 
-    async fn upsert_permission(&self, permission: Permission) -> StoreResult<()> {
-        let doc = encode("permission", &permission)?;
-        self.write(move |conn| upsert(conn, "permissions", &permission.id, &doc)).await
+    async fn upsert_permissions(&self, permissions: Vec<Permission>) -> StoreResult<()> {
+        let docs = encoded("permission", &permissions, |p| p.id.clone())?;
+        self.write(move |conn| docs.iter().try_for_each(|(id, doc)| upsert(conn, "permissions", id, doc)))
+            .await
     }
 
     async fn roles(&self) -> StoreResult<Vec<Role>> {
         self.read(|conn| all(conn, "roles", "role")).await
     }
 
-    async fn upsert_role(&self, role: Role) -> StoreResult<()> {
-        let doc = encode("role", &role)?;
-        self.write(move |conn| upsert(conn, "roles", &role.id, &doc)).await
+    async fn upsert_roles(&self, roles: Vec<Role>) -> StoreResult<()> {
+        let docs = encoded("role", &roles, |r| r.id.clone())?;
+        self.write(move |conn| docs.iter().try_for_each(|(id, doc)| upsert(conn, "roles", id, doc))).await
     }
 }
