@@ -251,3 +251,21 @@ async fn rooms_get_and_info() {
         Some("error-updatedSince-param-invalid"),
     );
 }
+
+#[tokio::test]
+async fn public_channels_take_posts_from_readers_who_have_not_joined() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let rid = admin.ok_post("channels.create", json!({"name": "open"})).await["channel"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sent = alice.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "drive-by"}})).await;
+    assert_eq!(sent["message"]["rid"], rid.as_str());
+    assert_eq!(
+        alice.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await["subscription"],
+        Value::Null,
+        "posting does not join"
+    );
+}

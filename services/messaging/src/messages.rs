@@ -40,7 +40,8 @@ impl Messaging {
     pub(crate) async fn send_message_impl(&self, who: &Principal, new: NewMessage) -> ServiceResult<Message> {
         let room = self.room_by_id(&new.rid).await?;
         let sub = self.store.subscription(&room.id, &who.user_id).await.map_err(store_error)?;
-        if sub.is_none() && !(room.t == RoomType::Direct && room.uids.contains(&who.user_id)) {
+        // Rocket.Chat checks access, not membership: anyone who may read a public channel may post.
+        if sub.is_none() && !self.can_read(who, &room).await? {
             return Err(ServiceError::not_allowed("Not allowed"));
         }
         if room.archived {
