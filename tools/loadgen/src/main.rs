@@ -4,9 +4,15 @@
 //! `post` logs in as the `TEST_MODE` admin, creates users and one channel holding all of them,
 //! then has concurrent clients (one user each) call `chat.postMessage` until a message count or
 //! a duration is reached, and prints throughput and latency percentiles. `rss` prints a
-//! process's resident set size from `/proc/<pid>/status`.
+//! process's resident set size from `/proc/<pid>/status`. `startup` times `apogee serve` from
+//! spawn to its first answer.
 //!
 //! Only loopback targets are accepted: this tool is for measuring a server on this machine.
+
+mod ddp;
+mod fanout;
+mod idle;
+mod startup;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -47,6 +53,12 @@ enum Command {
         #[arg(long)]
         pid: u32,
     },
+    /// Time `apogee serve` from spawn to a first `/api/info` answer (fresh and existing data dir).
+    Startup(startup::StartupArgs),
+    /// Open many idle DDP connections and report the server's memory per connection.
+    Idle(idle::IdleArgs),
+    /// Deliver one room's messages to many subscribed DDP sockets and report latency.
+    Fanout(fanout::FanoutArgs),
 }
 
 #[derive(Args)]
@@ -93,6 +105,9 @@ fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Startup(args) => startup::run(args),
+        Command::Idle(args) => idle::main(args),
+        Command::Fanout(args) => fanout::main(args),
         Command::Post(args) => {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(post(args))
         }
@@ -119,6 +134,18 @@ fn read_rss(pid: u32) -> anyhow::Result<Rss> {
         kb.parse::<u64>().with_context(|| format!("parse {name}: {kb:?}"))
     };
     Ok(Rss { rss_kb: field("VmRSS")?, hwm_kb: field("VmHWM")? })
+}
+
+/// CPU time (user + system) a process has used, from `/proc/<pid>/stat`, assuming Linux's
+/// usual 100 clock ticks per second.
+fn cpu_time(pid: &str) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    // Fields after the command name (which may hold spaces) start with the state, field 3.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).context("malformed stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3).and_then(|f| f.parse::<u64>().ok()).context("malformed stat");
+    Ok(Duration::from_millis((ticks(14)? + ticks(15)?) * 10))
 }
 
 fn mib(kb: u64) -> f64 {
@@ -240,6 +267,8 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
     let budget = Arc::new(AtomicU64::new(0));
     let text_size = args.text_size;
     let total = args.messages;
+    let server_cpu0 = args.pid.map(|p| cpu_time(&p.to_string())).transpose()?;
+    let own_cpu0 = cpu_time("self")?;
     let started = Instant::now();
     let deadline = duration.map(|d| started + d);
     let mut tasks = JoinSet::new();
@@ -279,9 +308,30 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
         all.samples.extend(r.samples.into_iter().take(ERRORS_SHOWN.saturating_sub(all.samples.len())));
     }
     let elapsed = started.elapsed();
+    let own_cpu = cpu_time("self")?.saturating_sub(own_cpu0);
+    let server_cpu = match (args.pid, server_cpu0) {
+        (Some(p), Some(before)) => Some(cpu_time(&p.to_string())?.saturating_sub(before)),
+        _ => None,
+    };
 
     let summary = Summary::new(args.clients, users, all.latencies, all.errors, elapsed);
     summary.print();
+    let per_msg = |cpu: Duration| cpu.as_secs_f64() * 1e6 / summary.ok.max(1) as f64;
+    let cores = |cpu: Duration| cpu.as_secs_f64() / elapsed.as_secs_f64().max(1e-9);
+    if let Some(cpu) = server_cpu {
+        println!(
+            "server CPU:  {:.2} s ({:.2} cores, {:.0} us/msg)",
+            cpu.as_secs_f64(),
+            cores(cpu),
+            per_msg(cpu)
+        );
+    }
+    println!(
+        "loadgen CPU: {:.2} s ({:.2} cores, {:.0} us/msg)",
+        own_cpu.as_secs_f64(),
+        cores(own_cpu),
+        per_msg(own_cpu)
+    );
     for s in &all.samples {
         println!("  error: {s}");
     }
@@ -300,7 +350,10 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
         None => None,
     };
     if args.json {
-        println!("{}", summary.to_json(rss_after));
+        let mut line = summary.to_json(rss_after);
+        line["server_cpu_s"] = json!(server_cpu.map(|c| c.as_secs_f64()));
+        line["loadgen_cpu_s"] = json!(own_cpu.as_secs_f64());
+        println!("{line}");
     }
     if summary.ok == 0 && summary.errors > 0 {
         bail!("every request failed");
