@@ -377,9 +377,11 @@ impl Hub {
             "roomName": room.name.clone().unwrap_or_default(),
         });
         let my_frame = stream_event("stream-room-messages", "__my_messages__", json!([shown, meta]));
-        let room_json = apogee_rc::room(room, Dates::Ejson);
+        // Encoded at most once, and only if a socket wants the sidebar's `rooms-changed`.
+        let mut room_json: Option<Value> = None;
 
-        // Decide under the lock (cheap map work), send after it.
+        // Decide under the lock (map work, plus the per-user frames that someone watches), send
+        // after it.
         let mut sends: Vec<(Arc<Conn>, Utf8Bytes)> = Vec::new();
         {
             let Ok(mut guard) = self.inner.lock() else { return };
@@ -388,28 +390,8 @@ impl Hub {
             let mut seen: HashSet<ConnId> = HashSet::new();
             for uid in entry.members.iter().filter(|uid| !left.contains(uid)) {
                 let Some(user) = users.get_mut(uid) else { continue };
-                // The sidebar: derive the unread count for members whose subscription was not
-                // rewritten (those get their own subscription event).
-                let sub_frame = match user.subs.get_mut(rid) {
-                    Some(sub) if inserted && !touched.contains(uid) => {
-                        if message.counts_as_unread() && message.u.id != *uid {
-                            sub.unread += 1;
-                            sub.alert = true;
-                        }
-                        sub.updated_at = sub.updated_at.max(message.ts);
-                        Some(stream_event(
-                            "stream-notify-user",
-                            &format!("{uid}/subscriptions-changed"),
-                            json!(["updated", apogee_rc::subscription(sub, Dates::Ejson)]),
-                        ))
-                    }
-                    _ => None,
-                };
-                let rooms_frame = stream_event(
-                    "stream-notify-user",
-                    &format!("{uid}/rooms-changed"),
-                    json!(["updated", room_json.clone()]),
-                );
+                // What this user's sockets watch, read once.
+                let (mut wants_rooms, mut wants_subs) = (false, false);
                 for conn_id in &user.conns {
                     let Some(conn) = conns.get(conn_id) else { continue };
                     seen.insert(*conn_id);
@@ -420,8 +402,45 @@ impl Hub {
                     if w.my_messages {
                         sends.push((conn.clone(), my_frame.clone()));
                     }
-                    if inserted && w.notify_user.contains("rooms-changed") {
-                        sends.push((conn.clone(), rooms_frame.clone()));
+                    wants_rooms |= w.notify_user.contains("rooms-changed");
+                    wants_subs |= w.notify_user.contains("subscriptions-changed");
+                }
+                // The sidebar: derive the unread count for members whose subscription the write
+                // did not touch (those get their own subscription event); always keep it
+                // current, encode it only for a watcher.
+                let sub_frame = match user.subs.get_mut(rid) {
+                    Some(sub) if inserted && !touched.contains(uid) => {
+                        if message.counts_as_unread() && message.u.id != *uid {
+                            sub.unread += 1;
+                            sub.alert = true;
+                        }
+                        sub.updated_at = sub.updated_at.max(message.ts);
+                        wants_subs.then(|| {
+                            stream_event(
+                                "stream-notify-user",
+                                &format!("{uid}/subscriptions-changed"),
+                                json!(["updated", apogee_rc::subscription(sub, Dates::Ejson)]),
+                            )
+                        })
+                    }
+                    _ => None,
+                };
+                let rooms_frame = (inserted && wants_rooms).then(|| {
+                    let room_json = room_json.get_or_insert_with(|| apogee_rc::room(room, Dates::Ejson));
+                    stream_event(
+                        "stream-notify-user",
+                        &format!("{uid}/rooms-changed"),
+                        json!(["updated", room_json]),
+                    )
+                });
+                if sub_frame.is_none() && rooms_frame.is_none() {
+                    continue;
+                }
+                for conn_id in &user.conns {
+                    let Some(conn) = conns.get(conn_id) else { continue };
+                    let Ok(w) = conn.watches.lock() else { continue };
+                    if let (Some(frame), true) = (&rooms_frame, w.notify_user.contains("rooms-changed")) {
+                        sends.push((conn.clone(), frame.clone()));
                     }
                     if let (Some(frame), true) = (&sub_frame, w.notify_user.contains("subscriptions-changed"))
                     {

@@ -118,12 +118,15 @@ pub(crate) fn bare_error(code: &str) -> Value {
 
 /// A `changed` stream frame: `{"msg":"changed","collection":C,"id":"id","fields":{"eventName":E,"args":A}}`.
 pub(crate) fn stream_event(collection: &str, event_name: &str, args: Value) -> Utf8Bytes {
-    encode(&json!({
-        "msg": "changed",
-        "collection": collection,
-        "id": "id",
-        "fields": { "eventName": event_name, "args": args },
-    }))
+    // Written as text around the serialized args: no value tree for the envelope (hot path).
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let args = serde_json::to_string(&args).unwrap_or_else(|_| "[]".into());
+    Utf8Bytes::from(format!(
+        r#"{{"msg":"changed","collection":{},"id":"id","fields":{{"eventName":{},"args":{}}}}}"#,
+        quote(collection),
+        quote(event_name),
+        args
+    ))
 }
 
 #[cfg(test)]
@@ -179,6 +182,17 @@ mod tests {
         assert_eq!(
             bad.as_str(),
             r#"{"msg":"error","offendingMessage":{"msg":"dance"},"reason":"Bad request"}"#
+        );
+    }
+
+    #[test]
+    fn stream_events_are_meteor_changed_frames() {
+        let frame = stream_event("stream-room-messages", "GEN\"ERAL", json!([{"msg": "hi"}]));
+        let parsed: Value = serde_json::from_str(frame.as_str()).unwrap();
+        assert_eq!(
+            parsed,
+            json!({"msg": "changed", "collection": "stream-room-messages", "id": "id",
+                   "fields": {"eventName": "GEN\"ERAL", "args": [{"msg": "hi"}]}})
         );
     }
 

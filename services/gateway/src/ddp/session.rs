@@ -25,7 +25,7 @@ const CLOSE_UNSUPPORTED_DATA: u16 = 1007;
 const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// Small socket buffers: most connections are idle, and tungstenite's default 128 KiB each
 /// would cap a gateway at a few thousand sockets per GiB.
-const READ_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 2 * 1024;
 const MAX_MESSAGE: usize = 1 << 20;
 
 pub(crate) async fn upgrade(State(state): State<GatewayState>, ws: WebSocketUpgrade) -> Response {
@@ -76,7 +76,9 @@ async fn run(state: GatewayState, mut socket: WebSocket) {
                 pinged = false;
                 match inbound {
                     Some(Ok(WsMessage::Text(text))) => {
-                        let close = session.handle(text.as_str()).await;
+                        // Boxed: the handler's future is large (logins, method calls) and would otherwise
+                        // sit inline in every idle connection's task for its whole life.
+                        let close = Box::pin(session.handle(text.as_str())).await;
                         for reply in session.replies.drain(..) {
                             if socket.send(WsMessage::Text(reply)).await.is_err() {
                                 alive = false;
