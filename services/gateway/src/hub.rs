@@ -18,7 +18,9 @@ use apogee_rc::Dates;
 use apogee_types::{Message, Principal, Room, Subscription};
 use axum::extract::ws::Utf8Bytes;
 use serde_json::{Value, json};
-use tokio::sync::mpsc;
+use std::collections::VecDeque;
+
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::ddp::frame::stream_event;
@@ -47,10 +49,45 @@ pub(crate) struct Watches {
     pub presence: HashSet<String>,
 }
 
+/// A socket's bounded queue of frames to write. A deque that allocates only when frames wait,
+/// plus a `Notify`: idle sockets cost no queue memory (a bounded `mpsc` allocates its first block
+/// up front).
+#[derive(Default)]
+pub(crate) struct Outbox {
+    /// Held only to push or pop.
+    queue: Mutex<VecDeque<Utf8Bytes>>,
+    ready: Notify,
+}
+
+impl Outbox {
+    /// Queues a frame; `false` when the queue is full.
+    fn push(&self, frame: Utf8Bytes) -> bool {
+        let Ok(mut queue) = self.queue.lock() else { return false };
+        if queue.len() >= OUTBOUND_QUEUE {
+            return false;
+        }
+        queue.push_back(frame);
+        drop(queue);
+        // Stores a permit when the writer is not waiting, so no frame is left unannounced.
+        self.ready.notify_one();
+        true
+    }
+
+    /// The next frame to write. Cancel-safe: a frame leaves the queue only when returned.
+    pub(crate) async fn pop(&self) -> Utf8Bytes {
+        loop {
+            if let Some(frame) = self.queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                return frame;
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
 /// The hub's handle on one socket.
 pub(crate) struct Conn {
     pub id: ConnId,
-    tx: mpsc::Sender<Utf8Bytes>,
+    pub(crate) outbox: Outbox,
     /// Cancelled when the socket must close: it fell behind, or the server is stopping.
     pub kill: CancellationToken,
     /// Set before `kill` when the server is stopping (close 1012, "reconnect elsewhere").
@@ -64,7 +101,7 @@ pub(crate) struct Conn {
 impl Conn {
     /// Queues a frame; a full queue closes the socket (the client reconnects and catches up).
     pub(crate) fn send(&self, frame: Utf8Bytes) {
-        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(frame) {
+        if !self.outbox.push(frame) {
             tracing::info!(conn = self.id, "socket cannot keep up; closing it");
             self.kill.cancel();
         }
@@ -121,11 +158,10 @@ impl Hub {
     }
 
     /// Registers a socket; returns its handle and the queue its writer drains.
-    pub(crate) fn connect(&self) -> (Arc<Conn>, mpsc::Receiver<Utf8Bytes>) {
-        let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
+    pub(crate) fn connect(&self) -> Arc<Conn> {
         let conn = Arc::new(Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
-            tx,
+            outbox: Outbox::default(),
             kill: CancellationToken::new(),
             restarting: std::sync::atomic::AtomicBool::new(false),
             watches: Mutex::default(),
@@ -134,7 +170,7 @@ impl Hub {
         if let Ok(mut inner) = self.inner.lock() {
             inner.conns.insert(conn.id, conn.clone());
         }
-        (conn, rx)
+        conn
     }
 
     /// Forgets a socket and every interest only it held.
@@ -663,7 +699,7 @@ mod tests {
     #[tokio::test]
     async fn a_socket_that_falls_behind_is_closed_not_buffered() {
         let hub = Hub::new(Bus::local());
-        let (conn, mut rx) = hub.connect();
+        let conn = hub.connect();
         let frame = Utf8Bytes::from_static("{}");
         for _ in 0..OUTBOUND_QUEUE {
             conn.send(frame.clone());
@@ -671,7 +707,7 @@ mod tests {
         assert!(!conn.kill.is_cancelled(), "a full queue is still fine");
         conn.send(frame.clone());
         assert!(conn.kill.is_cancelled(), "one more frame than the queue holds closes the socket");
-        assert!(rx.recv().await.is_some(), "what was queued is still there to flush");
+        assert_eq!(conn.outbox.pop().await.as_str(), "{}", "what was queued is still there to flush");
         hub.disconnect(&conn);
         assert!(hub.all_sockets().is_empty());
     }

@@ -25,7 +25,7 @@ const CLOSE_UNSUPPORTED_DATA: u16 = 1007;
 const CLOSE_SERVICE_RESTART: u16 = 1012;
 /// Small socket buffers: most connections are idle, and tungstenite's default 128 KiB each
 /// would cap a gateway at a few thousand sockets per GiB.
-const READ_BUFFER: usize = 2 * 1024;
+const READ_BUFFER: usize = 1024;
 const MAX_MESSAGE: usize = 1 << 20;
 
 pub(crate) async fn upgrade(State(state): State<GatewayState>, ws: WebSocketUpgrade) -> Response {
@@ -51,7 +51,7 @@ pub(crate) struct Session {
 }
 
 async fn run(state: GatewayState, mut socket: WebSocket) {
-    let (conn, mut outbound) = state.hub.connect();
+    let conn = state.hub.connect();
     let mut session = Session {
         state: state.clone(),
         conn: conn.clone(),
@@ -98,7 +98,7 @@ async fn run(state: GatewayState, mut socket: WebSocket) {
                     Some(Ok(WsMessage::Close(_)) | Err(_)) | None => alive = false,
                 }
             }
-            Some(frame) = outbound.recv() => {
+            frame = conn.outbox.pop() => {
                 alive = socket.send(WsMessage::Text(frame)).await.is_ok();
             }
             () = &mut idle => {
