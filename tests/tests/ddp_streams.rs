@@ -294,3 +294,27 @@ async fn my_messages_subscribed_before_the_resume_login_starts_after_it() {
     let event = ws.event("stream-room-messages", "__my_messages__").await;
     assert_eq!(event["fields"]["args"][0]["msg"], "after reconnect");
 }
+
+#[tokio::test]
+async fn refused_posts_are_explained_by_rocket_cat() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let rid = admin
+        .ok_post("channels.create", json!({"name": "quiet", "members": ["alice"], "readOnly": true}))
+        .await["channel"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uid = alice.user_id().to_owned();
+    let mut ws = Ddp::login(&server.url, alice.token()).await;
+    assert_eq!(ws.sub("stream-notify-user", json!([format!("{uid}/message"), false])).await["msg"], "ready");
+    let refused = ws.call("sendMessage", json!([{"rid": rid, "msg": "hello?"}])).await;
+    assert_eq!(refused["error"]["error"], "error-not-allowed");
+    let note = ws.event("stream-notify-user", &format!("{uid}/message")).await;
+    let m = &note["fields"]["args"][0];
+    assert_eq!(
+        (m["u"]["username"].as_str(), m["private"].as_bool(), m["rid"].as_str()),
+        (Some("rocket.cat"), Some(true), Some(rid.as_str()))
+    );
+}

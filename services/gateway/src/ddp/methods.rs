@@ -81,8 +81,18 @@ pub(crate) async fn call(
             let who = ctx.who()?.clone();
             let Some(Value::Object(m)) = params.first() else { return Err(match_failed()) };
             let new = new_message(m)?;
-            let saved = state.messaging.send_message(&who, new).await?;
-            Ok(Some(msg(&saved)))
+            let rid = new.rid.clone();
+            match state.messaging.send_message(&who, new).await {
+                Ok(saved) => Ok(Some(msg(&saved))),
+                Err(e) => {
+                    // Rocket.Chat also tells the sender why, as a private message from rocket.cat
+                    // on `<uid>/message`.
+                    if ctx.conn.is_some() && e.kind == ErrorKind::InvalidArgument {
+                        ephemeral(state, &who, &rid, &e.message);
+                    }
+                    Err(e)
+                }
+            }
         }
         "updateMessage" => {
             let who = ctx.who()?.clone();
@@ -337,6 +347,26 @@ pub(crate) async fn call(
             Ok(None)
         }
         _ => Err(ServiceError::new(ErrorKind::NotFound, "404", format!("Method '{method}' not found"))),
+    }
+}
+
+/// A private message from rocket.cat to the user's own sockets (`stream-notify-user` `<uid>/message`).
+fn ephemeral(state: &GatewayState, who: &Principal, rid: &str, text: &str) {
+    let now = Dates::Ejson.value(Millis::now());
+    let message = json!({
+        "_id": apogee_types::random_id(), "rid": rid, "ts": now, "msg": text,
+        "u": { "_id": "rocket.cat", "username": "rocket.cat" }, "private": true, "groupable": false,
+        "_updatedAt": now,
+    });
+    let frame = crate::ddp::frame::stream_event(
+        "stream-notify-user",
+        &format!("{}/message", who.user_id),
+        json!([message]),
+    );
+    for conn in state.hub.user_sockets(&who.user_id) {
+        if conn.watches.lock().is_ok_and(|w| w.notify_user.contains("message")) {
+            conn.send(frame.clone());
+        }
     }
 }
 
