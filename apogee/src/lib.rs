@@ -2,7 +2,6 @@
 //! binary (`main.rs`) parses flags and calls [`serve`]; tests call [`start`] with port 0.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use apogee_api::{AuthClient, MessagingClient};
@@ -113,6 +112,3 @@ async fn shutdown_signal() {
         () = term => {},
     }
 }
-
-/// How long tests wait for a server to drain.
-pub const TEST_GRACE: Duration = Duration::from_secs(5);

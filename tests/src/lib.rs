@@ -2,6 +2,7 @@
 //! with a fresh data directory, and [`Client`] speaks Rocket.Chat's REST API to it.
 #![allow(clippy::unwrap_used)]
 
+pub mod clients;
 pub mod ddp;
 
 use std::collections::HashMap;

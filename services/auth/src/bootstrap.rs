@@ -102,14 +102,11 @@ impl Auth {
     }
 
     async fn init_permissions(&self, now: Millis) -> ServiceResult<()> {
-        let mut stored: Map<String, Value> = Map::new();
-        let mut cache = std::collections::HashMap::new();
-        for p in self.store.permissions().await.map_err(store_error)? {
-            stored.insert(p.id.clone(), Value::Null);
-            cache.insert(p.id.clone(), p);
-        }
+        let mut cache: std::collections::HashMap<String, _> =
+            self.store.permissions().await.map_err(store_error)?.into_iter().map(|p| (p.id.clone(), p)).collect();
+        // Permissions an admin edited keep their roles; only missing ones get the defaults.
         let missing: Vec<_> =
-            defaults::permissions(now).into_iter().filter(|p| !stored.contains_key(&p.id)).collect();
+            defaults::permissions(now).into_iter().filter(|p| !cache.contains_key(&p.id)).collect();
         self.store.upsert_permissions(missing.clone()).await.map_err(store_error)?;
         for permission in missing {
             cache.insert(permission.id.clone(), permission);
