@@ -105,6 +105,8 @@ pub trait AuthService: Send + Sync + 'static {
         status_default: Option<String>,
         status_text: Option<String>,
     ) -> ServiceResult<User>;
+    /// For presence: the active users whose status is not offline.
+    async fn online_users(&self) -> ServiceResult<Vec<User>>;
     /// The server defaults for user preferences overlaid by the user's own.
     async fn user_preferences(&self, user: &User) -> ServiceResult<serde_json::Map<String, Value>>;
 

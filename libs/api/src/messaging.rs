@@ -128,6 +128,17 @@ pub struct Changes<T> {
     pub remove: Vec<(String, Millis)>,
 }
 
+/// Which marked messages of a room to list (`chat.getPinnedMessages`, `chat.getStarredMessages`,
+/// `chat.getMentionedMessages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkedMessages {
+    Pinned,
+    /// Starred by the caller.
+    Starred,
+    /// Mentioning the caller.
+    Mentioned,
+}
+
 /// Rooms, subscriptions and messages.
 #[async_trait]
 pub trait MessagingService: Send + Sync + 'static {
@@ -215,6 +226,27 @@ pub trait MessagingService: Send + Sync + 'static {
         emoji: &str,
         should_react: Option<bool>,
     ) -> ServiceResult<Message>;
+    /// Pins a message (`chat.pinMessage`); returns the `message_pinned` system message.
+    async fn pin_message(&self, who: &Principal, id: &str) -> ServiceResult<Message>;
+    async fn unpin_message(&self, who: &Principal, id: &str) -> ServiceResult<()>;
+    /// Stars or unstars a message for the caller (`chat.starMessage` / `chat.unStarMessage`).
+    async fn star_message(&self, who: &Principal, id: &str, starred: bool) -> ServiceResult<()>;
+    /// Pinned (oldest first), starred-by-caller or mentioning-caller (newest first) messages of a room.
+    async fn marked_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        which: MarkedMessages,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
+    /// Messages of a room whose text contains `text` (case-insensitive), newest first (`chat.search`).
+    async fn search_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        text: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Vec<Message>>;
 
     async fn subscriptions(
         &self,

@@ -211,9 +211,25 @@ pub fn message(msg: &Message, dates: Dates) -> Value {
         m.insert("reactions".into(), Value::Object(msg.reactions.clone()));
     }
     for (k, v) in &msg.extra {
-        m.entry(k.clone()).or_insert_with(|| v.clone());
+        m.entry(k.clone()).or_insert_with(|| with_dates(v, dates));
     }
     Value::Object(m)
+}
+
+/// Free-form fields keep dates as EJSON `{"$date": ms}`; REST shows them as ISO strings.
+fn with_dates(value: &Value, dates: Dates) -> Value {
+    match value {
+        Value::Object(o) if o.len() == 1 && o.get("$date").is_some_and(Value::is_i64) => {
+            dates.value(apogee_types::Millis(o["$date"].as_i64().unwrap_or_default()))
+        }
+        Value::Object(o) if !matches!(dates, Dates::Ejson) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), with_dates(v, dates))).collect())
+        }
+        Value::Array(a) if !matches!(dates, Dates::Ejson) => {
+            Value::Array(a.iter().map(|v| with_dates(v, dates)).collect())
+        }
+        other => other.clone(),
+    }
 }
 
 /// `{_id, value}` as `settings.public` lists them.

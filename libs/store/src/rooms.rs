@@ -98,6 +98,19 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn subscriptions_of_room(&self, rid: &str, page: PageRequest) -> StoreResult<Page<Subscription>>;
 }
 
+/// Which messages of a room [`MessageStore::find_messages`] returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MessageFilter {
+    /// `pinned: true`, removed placeholders (`t: rm`) left out.
+    Pinned,
+    /// Starred by this user id (`starred: [{_id}]`).
+    StarredBy(String),
+    /// Mentioning this username.
+    Mentioning(String),
+    /// Case-insensitive substring of `msg`; removed placeholders (`t: rm`) are left out.
+    Text(String),
+}
+
 /// A window of history, newest first (Rocket.Chat's `channels.history`).
 #[derive(Debug, Clone, Default)]
 pub struct HistoryQuery {
@@ -149,6 +162,14 @@ pub trait MessageStore: Send + Sync + 'static {
     /// Removes a message (recorded as removed) and returns it; when it was the room's last
     /// message, the room's `lastMessage` becomes the newest one left.
     async fn delete_message(&self, id: &str) -> StoreResult<Message>;
+    /// Messages of the room matching `filter`, newest first (pinned ones oldest first, the
+    /// insertion order Rocket.Chat lists them in); `total` counts every match.
+    async fn find_messages(
+        &self,
+        rid: &str,
+        filter: &MessageFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Message>>;
 }
 
 /// Settings, permissions and roles: small tables read whole at start.

@@ -6,7 +6,7 @@ use apogee_types::{
     Email, LoginToken, Message, Millis, PageRequest, Room, RoomType, Subscription, User, UserRef,
 };
 
-use crate::{HistoryQuery, RoomFilter, RoomWrite, Store, StoreError, UserFilter};
+use crate::{HistoryQuery, MessageFilter, RoomFilter, RoomWrite, Store, StoreError, UserFilter};
 
 /// Instantiates every contract test for a backend. `$make` is an async expression that yields
 /// a fresh, empty store.
@@ -20,7 +20,7 @@ macro_rules! store_contract_tests {
             duplicate_message_id_writes_nothing, unread_is_derived_from_last_read, history_windows,
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
             mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,
-                        delete_message_moves_last_message, changes_since_for_sync);
+                        delete_message_moves_last_message, changes_since_for_sync, find_messages_filters);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -558,4 +558,71 @@ pub async fn changes_since_for_sync(store: &dyn Store) {
     let removed = store.messages_removed("r1", Millis(0), false, None).await.unwrap();
     assert_eq!(removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["m2"]);
     assert!(store.messages_removed("r2", Millis(0), false, None).await.unwrap().is_empty());
+}
+
+pub async fn find_messages_filters(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice"), ("u2", "bob")]).await;
+    room_with_members(store, "r2", &[("u1", "alice")]).await;
+    let mut texts = vec![
+        message("m1", "r1", "u1", 10),
+        message("m2", "r1", "u1", 20),
+        message("m3", "r1", "u2", 30),
+        message("m4", "r1", "u2", 40),
+    ];
+    texts[0].msg = "Hello World".into();
+    texts[1].msg = "100% sure_thing".into();
+    texts[2].msg = "日本語のテキスト".into();
+    texts[3].msg = "hello again".into();
+    texts[3].mentions =
+        vec![apogee_types::Mention { id: "u1".into(), username: "alice".into(), name: None, kind: None }];
+    texts[0].extra.insert("pinned".into(), true.into());
+    texts[1].extra.insert("starred".into(), serde_json::json!([{ "_id": "u2" }]));
+    texts[1].extra.insert("pinned".into(), true.into());
+    let mut write = RoomWrite::new("r1");
+    write.messages = texts;
+    store.write_room(write).await.unwrap();
+    let mut other = RoomWrite::new("r2");
+    other.messages = vec![message("x1", "r2", "u1", 50)];
+    other.messages[0].msg = "hello elsewhere".into();
+    store.write_room(other).await.unwrap();
+
+    let ids = |p: apogee_types::Page<Message>| p.items.into_iter().map(|m| m.id).collect::<Vec<_>>();
+    let find = |f: MessageFilter| async move { store.find_messages("r1", &f, ALL).await };
+    let text = |t: &str| MessageFilter::Text(t.into());
+    assert_eq!(ids(find(text("HELLO")).await.unwrap()), ["m4", "m1"], "case-insensitive, newest first");
+    assert_eq!(ids(find(text("llo wo")).await.unwrap()), ["m1"]);
+    assert_eq!(ids(find(text("テキ")).await.unwrap()), ["m3"], "short CJK");
+    assert_eq!(ids(find(text("本語のテ")).await.unwrap()), ["m3"], "CJK");
+    assert_eq!(ids(find(text("%")).await.unwrap()), ["m2"], "LIKE wildcards are literal");
+    assert_eq!(ids(find(text("e_t")).await.unwrap()), ["m2"]);
+    assert!(find(text("\"quoted\"")).await.unwrap().items.is_empty());
+    let page =
+        store.find_messages("r1", &text("hello"), PageRequest { offset: 1, count: Some(1) }).await.unwrap();
+    assert_eq!((page.total, ids(page)), (2, vec!["m1".to_owned()]));
+
+    store
+        .update_message(
+            "m1",
+            Box::new(|m| {
+                m.msg = "goodbye".into();
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ids(find(text("hello")).await.unwrap()), ["m4"], "edits are searched");
+    assert_eq!(ids(find(text("goodbye")).await.unwrap()), ["m1"]);
+    store.delete_message("m4").await.unwrap();
+    assert!(find(text("hello")).await.unwrap().items.is_empty(), "deletions leave the index");
+
+    assert_eq!(ids(find(MessageFilter::Pinned).await.unwrap()), ["m1", "m2"], "pinned: oldest first");
+    assert_eq!(ids(find(MessageFilter::StarredBy("u2".into())).await.unwrap()), ["m2"]);
+    assert!(find(MessageFilter::StarredBy("u1".into())).await.unwrap().items.is_empty());
+    let mut again = RoomWrite::new("r1");
+    again.messages = vec![message("m5", "r1", "u2", 60)];
+    again.messages[0].mentions =
+        vec![apogee_types::Mention { id: "u1".into(), username: "alice".into(), name: None, kind: None }];
+    store.write_room(again).await.unwrap();
+    assert_eq!(ids(find(MessageFilter::Mentioning("alice".into())).await.unwrap()), ["m5"]);
+    assert!(find(MessageFilter::Mentioning("bob".into())).await.unwrap().items.is_empty());
 }

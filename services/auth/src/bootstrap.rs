@@ -102,8 +102,14 @@ impl Auth {
     }
 
     async fn init_permissions(&self, now: Millis) -> ServiceResult<()> {
-        let mut cache: std::collections::HashMap<String, _> =
-            self.store.permissions().await.map_err(store_error)?.into_iter().map(|p| (p.id.clone(), p)).collect();
+        let mut cache: std::collections::HashMap<String, _> = self
+            .store
+            .permissions()
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|p| (p.id.clone(), p))
+            .collect();
         // Permissions an admin edited keep their roles; only missing ones get the defaults.
         let missing: Vec<_> =
             defaults::permissions(now).into_iter().filter(|p| !cache.contains_key(&p.id)).collect();

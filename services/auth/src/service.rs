@@ -198,6 +198,13 @@ impl AuthService for Auth {
             .map_err(store_error)
     }
 
+    async fn online_users(&self) -> ServiceResult<Vec<User>> {
+        let filter = apogee_store::UserFilter { active: Some(true), ..Default::default() };
+        let all = apogee_types::PageRequest { offset: 0, count: None };
+        let page = self.store.list_users(&filter, all).await.map_err(store_error)?;
+        Ok(page.items.into_iter().filter(|u| u.status != "offline").collect())
+    }
+
     async fn user_preferences(&self, user: &User) -> ServiceResult<serde_json::Map<String, Value>> {
         Ok(self.preferences_of(user))
     }

@@ -13,7 +13,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::GatewayState;
 use crate::reply::json;
 use crate::v1::rooms::{CHANNELS, Family, GROUPS, IMS};
-use crate::v1::{auth, chat, misc, rooms, subscriptions, users};
+use crate::v1::{auth, chat, directory, marks, misc, presence, rooms, subscriptions, users};
 
 /// Routes every family shares, under `/api/v1/<prefix>.*`.
 fn family(prefix: &str, f: Family) -> Router<GatewayState> {
@@ -72,6 +72,15 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/users.register", post(users::register))
         .route("/api/v1/users.info", get(users::info))
         .route("/api/v1/users.list", get(users::list))
+        .route("/api/v1/users.setStatus", post(presence::set_status))
+        .route("/api/v1/users.getStatus", get(presence::get_status))
+        .route("/api/v1/users.getPresence", get(presence::get_presence))
+        .route("/api/v1/users.presence", get(presence::presence))
+        .route("/api/v1/directory", get(directory::directory))
+        .route("/api/v1/spotlight", get(directory::spotlight))
+        .route("/api/v1/shield.svg", get(directory::shield))
+        .route("/api/v1/pw.getPolicy", get(directory::pw_get_policy))
+        .route("/api/v1/pw.getPolicyReset", get(directory::pw_get_policy_reset))
         .route("/api/v1/chat.postMessage", post(chat::post_message))
         .route("/api/v1/chat.sendMessage", post(chat::send_message))
         .route("/api/v1/chat.getMessage", get(chat::get_message))
@@ -79,6 +88,14 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/chat.syncMessages", get(chat::sync_messages))
         .route("/api/v1/chat.delete", post(chat::delete))
         .route("/api/v1/chat.react", post(chat::react))
+        .route("/api/v1/chat.pinMessage", post(marks::pin))
+        .route("/api/v1/chat.unPinMessage", post(marks::unpin))
+        .route("/api/v1/chat.starMessage", post(marks::star))
+        .route("/api/v1/chat.unStarMessage", post(marks::unstar))
+        .route("/api/v1/chat.getPinnedMessages", get(marks::pinned))
+        .route("/api/v1/chat.getStarredMessages", get(marks::starred))
+        .route("/api/v1/chat.getMentionedMessages", get(marks::mentioned))
+        .route("/api/v1/chat.search", get(marks::search))
         .route("/api/v1/subscriptions.get", get(subscriptions::get))
         .route("/api/v1/subscriptions.getOne", get(subscriptions::get_one))
         .route("/api/v1/subscriptions.read", post(subscriptions::read))

@@ -2,7 +2,10 @@
 
 pub(crate) mod auth;
 pub(crate) mod chat;
+pub(crate) mod directory;
+pub(crate) mod marks;
 pub(crate) mod misc;
+pub(crate) mod presence;
 pub(crate) mod rooms;
 pub(crate) mod subscriptions;
 pub(crate) mod users;

@@ -36,7 +36,7 @@ impl Messaging {
     }
 
     /// Publishes a changed (not new) message to the room's watchers.
-    async fn announce_change(&self, message: &Message) -> ServiceResult<()> {
+    pub(crate) async fn announce_change(&self, message: &Message) -> ServiceResult<()> {
         let room = self.room_by_id(&message.rid).await?;
         let event = RoomEvent::Message {
             message: Box::new(message.clone()),

@@ -9,6 +9,7 @@
 
 mod access;
 mod edits;
+mod marks;
 mod messages;
 mod publish;
 mod rooms;

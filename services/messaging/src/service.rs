@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use apogee_api::{
-    AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MemberFilter, MessagingService,
-    NewMessage, RoomChange, RoomListScope, RoomSelector, UserSelector,
+    AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MarkedMessages, MemberFilter,
+    MessagingService, NewMessage, RoomChange, RoomListScope, RoomSelector, UserSelector,
 };
 use apogee_bus::Bus;
 use apogee_store::{StoreError, StoreRef};
@@ -201,6 +201,38 @@ impl MessagingService for Messaging {
         should_react: Option<bool>,
     ) -> ServiceResult<Message> {
         self.react_impl(who, id, emoji, should_react).await
+    }
+
+    async fn pin_message(&self, who: &Principal, id: &str) -> ServiceResult<Message> {
+        self.pin_message_impl(who, id).await
+    }
+
+    async fn unpin_message(&self, who: &Principal, id: &str) -> ServiceResult<()> {
+        self.unpin_message_impl(who, id).await
+    }
+
+    async fn star_message(&self, who: &Principal, id: &str, starred: bool) -> ServiceResult<()> {
+        self.star_message_impl(who, id, starred).await
+    }
+
+    async fn marked_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        which: MarkedMessages,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>> {
+        self.marked_messages_impl(who, rid, which, page).await
+    }
+
+    async fn search_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        text: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Vec<Message>> {
+        self.search_messages_impl(who, rid, text, page).await
     }
 
     async fn subscriptions(

@@ -4,7 +4,7 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::rooms::{load_room, update_room_row as save_room};
 use super::{SqliteStore, conflict_or, decode, encode, limit, offset, unavailable};
-use crate::{HistoryQuery, MessageMutation, MessageStore, Removed, StoreError, StoreResult};
+use crate::{HistoryQuery, MessageFilter, MessageMutation, MessageStore, Removed, StoreError, StoreResult};
 
 const ENTITY: &str = "message";
 
@@ -57,6 +57,46 @@ fn load_message(conn: &Connection, id: &str) -> StoreResult<Option<Message>> {
         .optional()
         .map_err(unavailable)?;
     doc.map(|d| decode(ENTITY, &d)).transpose()
+}
+
+/// `LIKE` pattern matching `text` anywhere, with `\\` as the escape character.
+fn like_pattern(text: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The SQL condition (on `messages`) and its one argument for a [`MessageFilter`].
+fn filter_sql(filter: &MessageFilter) -> (&'static str, rusqlite::types::Value) {
+    match filter {
+        MessageFilter::Pinned => {
+            ("json_extract(doc, '$.extra.pinned') = ?2 AND json_extract(doc, '$.t') IS NOT 'rm'", 1.into())
+        }
+        MessageFilter::StarredBy(uid) => (
+            "EXISTS (SELECT 1 FROM json_each(doc, '$.extra.starred') WHERE json_extract(value, '$._id') = ?2)",
+            uid.clone().into(),
+        ),
+        MessageFilter::Mentioning(username) => (
+            "EXISTS (SELECT 1 FROM json_each(doc, '$.mentions') WHERE json_extract(value, '$.username') = ?2)",
+            username.clone().into(),
+        ),
+        // The trigram index needs three characters; shorter texts scan the room.
+        MessageFilter::Text(text) if text.chars().count() >= 3 => (
+            "rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?2)
+             AND json_extract(doc, '$.t') IS NOT 'rm'",
+            format!("\"{}\"", text.replace('"', "\"\"")).into(),
+        ),
+        MessageFilter::Text(text) => (
+            "json_extract(doc, '$.msg') LIKE ?2 ESCAPE '\\' AND json_extract(doc, '$.t') IS NOT 'rm'",
+            like_pattern(text).into(),
+        ),
+    }
 }
 
 #[async_trait]
@@ -228,6 +268,37 @@ impl MessageStore for SqliteStore {
                 save_room(conn, &room)?;
             }
             Ok(message)
+        })
+        .await
+    }
+
+    async fn find_messages(
+        &self,
+        rid: &str,
+        filter: &MessageFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Message>> {
+        let (condition, arg) = filter_sql(filter);
+        let order = if *filter == MessageFilter::Pinned { "ASC" } else { "DESC" };
+        let rid = rid.to_owned();
+        let (lim, off) = (limit(page.count), offset(page.offset));
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM messages WHERE rid = ?1 AND {condition}"),
+                    params![rid, arg],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            let items = messages_from(
+                conn,
+                &format!(
+                    "SELECT doc FROM messages WHERE rid = ?1 AND {condition}
+                     ORDER BY ts {order}, seq {order} LIMIT ?3 OFFSET ?4"
+                ),
+                &[rid.into(), arg, lim.into(), off.into()],
+            )?;
+            Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
         })
         .await
     }

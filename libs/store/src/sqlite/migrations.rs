@@ -65,6 +65,19 @@ const MIGRATIONS: &[&str] = &[
      CREATE TABLE settings (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
      CREATE TABLE permissions (id TEXT PRIMARY KEY, doc TEXT NOT NULL);
      CREATE TABLE roles (id TEXT PRIMARY KEY, doc TEXT NOT NULL);",
+    // 2: full-text search over message text (trigram: substrings and CJK), kept in step with
+    // `messages` by triggers; the FTS rowid is the message's rowid.
+    "CREATE VIRTUAL TABLE messages_fts USING fts5(msg, tokenize = 'trigram');
+     INSERT INTO messages_fts (rowid, msg) SELECT rowid, json_extract(doc, '$.msg') FROM messages;
+     CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, msg) VALUES (new.rowid, json_extract(new.doc, '$.msg'));
+     END;
+     CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        DELETE FROM messages_fts WHERE rowid = old.rowid;
+     END;
+     CREATE TRIGGER messages_fts_update AFTER UPDATE OF doc ON messages BEGIN
+        UPDATE messages_fts SET msg = json_extract(new.doc, '$.msg') WHERE rowid = old.rowid;
+     END;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

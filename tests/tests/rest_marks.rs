@@ -1,0 +1,319 @@
+//! Pins, stars, mentions and search over REST (`chat.pinMessage` … `chat.search`).
+#![allow(clippy::unwrap_used)]
+
+use apogee_tests::ddp::Ddp;
+use apogee_tests::{Client, TestServer, assert_error};
+use serde_json::{Value, json};
+
+async fn send(client: &Client, rid: &str, text: &str) -> String {
+    client.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": text}})).await["message"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn private_group(owner: &Client, name: &str) -> String {
+    owner.ok_post("groups.create", json!({"name": name})).await["group"]["_id"].as_str().unwrap().to_owned()
+}
+
+fn ids(reply: &Value) -> Vec<&str> {
+    reply["messages"].as_array().unwrap().iter().map(|m| m["_id"].as_str().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn pin_and_unpin() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let admin_name = admin.ok_get("me").await["username"].as_str().unwrap().to_owned();
+    let quote = json!({"message_link": "http://x/m1", "text": "quoted", "attachments": [{"message_link": "http://x/m0"}]});
+    let mid = alice
+        .ok_post(
+            "chat.sendMessage",
+            json!({"message": {"rid": "GENERAL", "msg": "pin me", "attachments": [quote, quote]}}),
+        )
+        .await["message"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let refused = alice.post("chat.pinMessage", json!({"messageId": mid})).await;
+    assert_error(&refused, 400, Some("not-authorized"));
+    assert_eq!(refused.1["error"], "Not Authorized [not-authorized]");
+
+    let mut ws = Ddp::login(&server.url, bob.token()).await;
+    assert_eq!(ws.sub("stream-room-messages", json!(["GENERAL", false])).await["msg"], "ready");
+    let pinned = admin.ok_post("chat.pinMessage", json!({"messageId": mid})).await;
+    let system = &pinned["message"];
+    assert_eq!((system["t"].as_str(), system["msg"].as_str()), (Some("message_pinned"), Some("")));
+    assert_eq!(
+        (system["rid"].as_str(), system["u"]["username"].as_str()),
+        (Some("GENERAL"), Some(admin_name.as_str()))
+    );
+    let attachment = &system["attachments"][0];
+    assert_eq!(attachment["text"], "pin me");
+    assert_eq!(attachment["author_name"], "alice");
+    assert_eq!(attachment["author_icon"], "/avatar/alice");
+    assert!(attachment["ts"].as_str().unwrap().ends_with('Z'), "{attachment}");
+    assert_eq!(
+        attachment["attachments"],
+        json!([{"message_link": "http://x/m1", "text": "quoted", "attachments": [{"message_link": "http://x/m0"}]}]),
+        "quotes are deduplicated"
+    );
+    let changed = ws.event("stream-room-messages", "GENERAL").await;
+    assert_eq!(changed["fields"]["args"][0]["_id"], mid.as_str());
+    assert_eq!(changed["fields"]["args"][0]["pinned"], true);
+    assert!(changed["fields"]["args"][0]["pinnedAt"]["$date"].is_i64(), "{changed}");
+    let announced = ws.event("stream-room-messages", "GENERAL").await;
+    assert_eq!(announced["fields"]["args"][0]["t"], "message_pinned");
+
+    let m = &alice.ok_get(&format!("chat.getMessage?msgId={mid}")).await["message"];
+    assert_eq!(m["pinned"], true);
+    assert!(m["pinnedAt"].as_str().unwrap().ends_with('Z'));
+    assert_eq!(m["pinnedBy"], json!({"_id": admin.user_id(), "username": admin_name}));
+    let list = alice.ok_get("chat.getPinnedMessages?roomId=GENERAL").await;
+    assert_eq!(ids(&list), [mid.as_str()]);
+    assert_eq!(
+        (list["count"].as_u64(), list["offset"].as_u64(), list["total"].as_u64()),
+        (Some(1), Some(0), Some(1))
+    );
+
+    let missing = admin.post("chat.pinMessage", json!({"messageId": " "})).await;
+    assert_error(&missing, 400, Some("error-messageid-param-not-provided"));
+    assert_eq!(
+        missing.1["error"],
+        "The required \"messageId\" param is missing. [error-messageid-param-not-provided]"
+    );
+    let unknown = admin.post("chat.pinMessage", json!({"messageId": "nope"})).await;
+    assert_error(&unknown, 400, Some("error-message-not-found"));
+    assert_error(
+        &admin.post("chat.unPinMessage", json!({})).await,
+        400,
+        Some("error-messageid-param-not-provided"),
+    );
+    assert_error(
+        &admin.post("chat.unPinMessage", json!({"messageId": "nope"})).await,
+        400,
+        Some("error-message-not-found"),
+    );
+
+    // Room access: a private group's messages are "not found" for outsiders.
+    let gid = private_group(&alice, "pins").await;
+    let secret = send(&alice, &gid, "secret").await;
+    let outsider = bob.post("chat.pinMessage", json!({"messageId": secret})).await;
+    assert_error(&outsider, 400, Some("error-invalid-message"));
+    assert_eq!(outsider.1["error"], "Message you are pinning was not found [error-invalid-message]");
+    let outsider = bob.post("chat.unPinMessage", json!({"messageId": secret})).await;
+    assert_eq!(outsider.1["error"], "Message you are unpinning was not found [error-invalid-message]");
+    alice.ok_post("chat.pinMessage", json!({"messageId": secret})).await;
+    let not_allowed = bob.get(&format!("chat.getPinnedMessages?roomId={gid}")).await;
+    assert_error(&not_allowed, 400, Some("error-not-allowed"));
+    assert_eq!(not_allowed.1["error"], "Not allowed [error-not-allowed]");
+    assert_error(&bob.get("chat.getPinnedMessages?roomId=nowhere").await, 400, Some("error-not-allowed"));
+    assert_error(&bob.get("chat.getPinnedMessages").await, 400, Some("error-roomId-param-not-provided"));
+    assert_eq!(ids(&alice.ok_get(&format!("chat.getPinnedMessages?roomId={gid}")).await), [secret.as_str()]);
+
+    admin.ok_post("settings/Message_AllowPinning", json!({"value": false})).await;
+    let off = admin.post("chat.pinMessage", json!({"messageId": mid})).await;
+    assert_error(&off, 400, Some("error-action-not-allowed"));
+    assert_eq!(off.1["error"], "Message pinning not allowed [error-action-not-allowed]");
+    assert_error(
+        &admin.post("chat.unPinMessage", json!({"messageId": mid})).await,
+        400,
+        Some("error-action-not-allowed"),
+    );
+    admin.ok_post("settings/Message_AllowPinning", json!({"value": true})).await;
+
+    let unpinned = admin.ok_post("chat.unPinMessage", json!({"messageId": mid})).await;
+    assert_eq!(unpinned, json!({"success": true}));
+    let m = &alice.ok_get(&format!("chat.getMessage?msgId={mid}")).await["message"];
+    assert_eq!(
+        (m["pinned"].as_bool(), m["pinnedBy"]["username"].as_str()),
+        (Some(false), Some(admin_name.as_str()))
+    );
+    assert_eq!(alice.ok_get("chat.getPinnedMessages?roomId=GENERAL").await["total"], 0);
+
+    admin.ok_post("permissions.update", json!({"permissions": [{"_id": "pin-message", "roles": []}]})).await;
+    assert_error(
+        &admin.post("chat.pinMessage", json!({"messageId": mid})).await,
+        400,
+        Some("not-authorized"),
+    );
+    assert_error(
+        &alice.post("chat.pinMessage", json!({"messageId": secret})).await,
+        400,
+        Some("not-authorized"),
+    );
+}
+
+#[tokio::test]
+async fn star_and_unstar() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mid = send(&alice, "GENERAL", "star me").await;
+
+    assert_eq!(bob.ok_post("chat.starMessage", json!({"messageId": mid})).await, json!({"success": true}));
+    bob.ok_post("chat.starMessage", json!({"messageId": mid})).await;
+    let m = &alice.ok_get(&format!("chat.getMessage?msgId={mid}")).await["message"];
+    assert_eq!(m["starred"], json!([{"_id": bob.user_id()}]), "starring twice stars once");
+    let room = alice.ok_get("channels.info?roomId=GENERAL").await;
+    assert_eq!(room["channel"]["lastMessage"]["starred"], json!([{"_id": bob.user_id()}]), "{room}");
+    let bobs = bob.ok_get("chat.getStarredMessages?roomId=GENERAL").await;
+    assert_eq!(ids(&bobs), [mid.as_str()]);
+    assert_eq!(
+        (bobs["count"].as_u64(), bobs["offset"].as_u64(), bobs["total"].as_u64()),
+        (Some(1), Some(0), Some(1))
+    );
+    assert_eq!(
+        alice.ok_get("chat.getStarredMessages?roomId=GENERAL").await["total"],
+        0,
+        "only the caller's stars"
+    );
+
+    bob.ok_post("chat.unStarMessage", json!({"messageId": mid})).await;
+    let m = &alice.ok_get(&format!("chat.getMessage?msgId={mid}")).await["message"];
+    assert_eq!(m["starred"], json!([]));
+    assert_eq!(bob.ok_get("chat.getStarredMessages?roomId=GENERAL").await["total"], 0);
+
+    let missing = bob.post("chat.starMessage", json!({})).await;
+    assert_error(&missing, 400, Some("error-messageid-param-not-provided"));
+    assert_eq!(
+        missing.1["error"],
+        "The required \"messageId\" param is required. [error-messageid-param-not-provided]"
+    );
+    assert_error(
+        &bob.post("chat.unStarMessage", json!({"messageId": ""})).await,
+        400,
+        Some("error-messageid-param-not-provided"),
+    );
+    assert_error(
+        &bob.post("chat.starMessage", json!({"messageId": "nope"})).await,
+        400,
+        Some("error-message-not-found"),
+    );
+    assert_error(
+        &bob.post("chat.unStarMessage", json!({"messageId": "nope"})).await,
+        400,
+        Some("error-message-not-found"),
+    );
+
+    // Outside the room: nothing happens, and the list is refused.
+    let gid = private_group(&alice, "stars").await;
+    let secret = send(&alice, &gid, "secret").await;
+    bob.ok_post("chat.starMessage", json!({"messageId": secret})).await;
+    assert!(
+        alice.ok_get(&format!("chat.getMessage?msgId={secret}")).await["message"].get("starred").is_none()
+    );
+    let refused = bob.get(&format!("chat.getStarredMessages?roomId={gid}")).await;
+    assert_error(&refused, 400, None);
+    assert_eq!(refused.1["error"], "error-not-allowed");
+    assert_error(&bob.get("chat.getStarredMessages").await, 400, Some("error-invalid-params"));
+
+    admin.ok_post("settings/Message_AllowStarring", json!({"value": false})).await;
+    let off = bob.post("chat.starMessage", json!({"messageId": mid})).await;
+    assert_error(&off, 400, Some("error-action-not-allowed"));
+    assert_eq!(off.1["error"], "Message starring not allowed [error-action-not-allowed]");
+    assert_error(
+        &bob.post("chat.unStarMessage", json!({"messageId": mid})).await,
+        400,
+        Some("error-action-not-allowed"),
+    );
+}
+
+#[tokio::test]
+async fn mentioned_messages() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    send(&alice, "GENERAL", "no mention").await;
+    let first = send(&alice, "GENERAL", "hi @bob").await;
+    let second = send(&alice, "GENERAL", "@bob again").await;
+    let list = bob.ok_get("chat.getMentionedMessages?roomId=GENERAL").await;
+    assert_eq!(ids(&list), [second.as_str(), first.as_str()], "newest first");
+    assert_eq!((list["count"].as_u64(), list["total"].as_u64()), (Some(2), Some(2)));
+    let paged = bob.ok_get("chat.getMentionedMessages?roomId=GENERAL&count=1&offset=1").await;
+    assert_eq!(ids(&paged), [first.as_str()]);
+    assert_eq!(
+        (paged["count"].as_u64(), paged["offset"].as_u64(), paged["total"].as_u64()),
+        (Some(1), Some(1), Some(2))
+    );
+    assert_eq!(alice.ok_get("chat.getMentionedMessages?roomId=GENERAL").await["total"], 0);
+
+    let missing = bob.get("chat.getMentionedMessages").await;
+    assert_error(&missing, 400, Some("error-invalid-params"));
+    assert_eq!(missing.1["error"], "The required \"roomId\" query param is missing. [error-invalid-params]");
+    let gid = private_group(&alice, "mentions").await;
+    let refused = bob.get(&format!("chat.getMentionedMessages?roomId={gid}")).await;
+    assert_error(&refused, 400, None);
+    assert_eq!(refused.1["error"], "error-not-allowed");
+    assert_eq!(
+        bob.get("chat.getMentionedMessages?roomId=invalid-room").await.1["error"],
+        "error-not-allowed"
+    );
+}
+
+#[tokio::test]
+async fn search_in_a_room() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let gid = private_group(&alice, "searchable").await;
+    let hello = send(&alice, &gid, "Hello World").await;
+    let again = send(&alice, &gid, "say hello again").await;
+    let cjk = send(&alice, &gid, "日本語のテキスト").await;
+    let percent = send(&alice, &gid, "100% done").await;
+    send(&alice, "GENERAL", "hello from general").await;
+
+    let search = |q: &str| format!("chat.search?roomId={gid}&searchText={}", urlencode(q));
+    let found = alice.ok_get(&search("HELLO")).await;
+    assert_eq!(
+        ids(&found),
+        [again.as_str(), hello.as_str()],
+        "case-insensitive, newest first, this room only"
+    );
+    assert!(found.get("total").is_none() && found.get("count").is_none(), "{found}");
+    assert_eq!(ids(&alice.ok_get(&search("テキ")).await), [cjk.as_str()]);
+    assert_eq!(ids(&alice.ok_get(&search("本語のテキ")).await), [cjk.as_str()]);
+    assert_eq!(ids(&alice.ok_get(&search("0%")).await), [percent.as_str()]);
+    assert_eq!(ids(&alice.ok_get(&search("\"")).await), Vec::<&str>::new());
+    assert_eq!(ids(&alice.ok_get(&format!("{}&count=1&offset=1", search("hello"))).await), [hello.as_str()]);
+
+    alice.ok_post("chat.update", json!({"roomId": gid, "msgId": hello, "text": "Goodbye World"})).await;
+    assert_eq!(ids(&alice.ok_get(&search("hello")).await), [again.as_str()]);
+    assert_eq!(ids(&alice.ok_get(&search("goodbye")).await), [hello.as_str()]);
+    alice.ok_post("chat.delete", json!({"roomId": gid, "msgId": again})).await;
+    assert_eq!(ids(&alice.ok_get(&search("hello")).await), Vec::<&str>::new());
+
+    let refused = bob.get(&search("world")).await;
+    assert_error(&refused, 400, Some("error-not-allowed"));
+    assert_error(&bob.get("chat.search?roomId=nowhere&searchText=x").await, 400, Some("error-not-allowed"));
+    let no_room = alice.get("chat.search?searchText=x").await;
+    assert_error(&no_room, 400, Some("error-roomId-param-not-provided"));
+    assert_eq!(
+        no_room.1["error"],
+        "The required \"roomId\" query param is missing. [error-roomId-param-not-provided]"
+    );
+    let no_text = alice.get(&format!("chat.search?roomId={gid}")).await;
+    assert_error(&no_text, 400, Some("error-searchText-param-not-provided"));
+    assert_eq!(
+        no_text.1["error"],
+        "The required \"searchText\" query param is missing. [error-searchText-param-not-provided]"
+    );
+    // Public channels are searchable by anyone who may view them.
+    assert_eq!(
+        bob.ok_get("chat.search?roomId=GENERAL&searchText=general").await["messages"][0]["msg"],
+        "hello from general"
+    );
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
