@@ -33,24 +33,37 @@ pub(crate) async fn info(State(state): State<GatewayState>, headers: HeaderMap) 
         let short = RC_VERSION.rsplit_once('.').map_or(RC_VERSION, |(head, _)| head);
         return Ok(ok!("version" => short, "minimumClientVersions" => min, "apogeeVersion" => apogee));
     }
+    let (total_memory, free_memory) = memory_bytes();
     let info = json!({
         "version": RC_VERSION,
         "build": {
-            "date": iso(apogee_types::Millis::now()),
-            "nodeVersion": "",
             "arch": std::env::consts::ARCH,
             "platform": std::env::consts::OS,
-            "osRelease": "",
-            "totalMemory": 0,
-            "freeMemory": 0,
+            "osRelease": std::fs::read_to_string("/proc/sys/kernel/osrelease").map(|s| s.trim().to_owned()).unwrap_or_default(),
+            "totalMemory": total_memory,
+            "freeMemory": free_memory,
             "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         },
         "marketplaceApiVersion": "1.0.0",
-        "commit": { "hash": "", "date": "", "author": "", "subject": "", "tag": apogee, "branch": "" },
+        // We are not a Rocket.Chat build: the commit names our own release.
+        "commit": { "tag": apogee },
     });
     Ok(
         ok!("version" => RC_VERSION, "info" => info, "minimumClientVersions" => min, "apogeeVersion" => apogee),
     )
+}
+
+/// Total and available memory in bytes, from `/proc/meminfo` (0 where it cannot be read).
+fn memory_bytes() -> (u64, u64) {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |name: &str| {
+        meminfo
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("MemTotal:"), field("MemAvailable:"))
 }
 
 /// `GET settings.public`: `_id=a,b` or the legacy `query={"_id":{"$in":[…]}}`.
