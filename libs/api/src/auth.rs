@@ -59,6 +59,55 @@ pub struct NewUser {
     pub custom_fields: serde_json::Map<String, Value>,
 }
 
+/// `users.update`: the fields to change; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub password: Option<String>,
+    pub active: Option<bool>,
+    pub roles: Option<Vec<String>>,
+    pub verified: Option<bool>,
+    pub require_password_change: Option<bool>,
+    pub status_text: Option<String>,
+    /// `Some("")` removes it.
+    pub bio: Option<String>,
+    /// `Some("")` removes it.
+    pub nickname: Option<String>,
+    pub custom_fields: Option<serde_json::Map<String, Value>>,
+    /// On deactivation: hand the rooms the user solely owns to other members.
+    pub confirm_relinquish: bool,
+}
+
+/// `users.updateOwnBasicInfo`: the caller's own profile changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct OwnProfileUpdate {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub username: Option<String>,
+    pub nickname: Option<String>,
+    pub bio: Option<String>,
+    pub status_text: Option<String>,
+    pub new_password: Option<String>,
+    /// The SHA-256 hex digest of the current password (needed for e-mail and password changes).
+    pub current_password: Option<String>,
+    pub custom_fields: Option<serde_json::Map<String, Value>>,
+}
+
+/// `users.listByStatus`: which users to list.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UserStatusQuery {
+    /// `Some(true)`: `status=active`; `Some(false)`: `status=deactivated`.
+    pub active: Option<bool>,
+    pub has_logged_in: Option<bool>,
+    /// The user type (`user`, `bot`, …).
+    pub kind: Option<String>,
+    /// Users holding any of these roles (all when empty).
+    pub roles: Vec<String>,
+    pub search_term: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub enum UserSelector {
     Id(String),
@@ -133,6 +182,59 @@ pub trait AuthService: Send + Sync + 'static {
     async fn roles(&self, who: &Principal) -> ServiceResult<Vec<Role>>;
     /// Whether any of `roles` holds `permission`.
     async fn roles_have_permission(&self, roles: &[String], permission: &str) -> ServiceResult<bool>;
+
+    /// `users.update`: Rocket.Chat's `saveUser` rules; returns the user after the change.
+    async fn update_user(&self, who: &Principal, user_id: &str, update: UserUpdate) -> ServiceResult<User>;
+    /// `users.setActiveStatus` (`edit-other-user-active-status`).
+    /// `confirm_relinquish`: see [`MessagingService::relinquish_ownership`](crate::MessagingService).
+    async fn set_active_status(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        active: bool,
+        confirm_relinquish: bool,
+    ) -> ServiceResult<User>;
+    /// `users.delete` (`delete-user`): the user, their subscriptions and login tokens.
+    async fn delete_user(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        confirm_relinquish: bool,
+    ) -> ServiceResult<()>;
+    /// `users.checkUsernameAvailability`.
+    async fn username_available(&self, who: &Principal, username: &str) -> ServiceResult<bool>;
+    /// `users.updateOwnBasicInfo`.
+    async fn update_own_profile(&self, who: &Principal, update: OwnProfileUpdate) -> ServiceResult<User>;
+    /// `users.deleteOwnAccount`: `password_digest` is the SHA-256 hex of the password.
+    async fn delete_own_account(
+        &self,
+        who: &Principal,
+        password_digest: &str,
+        confirm_relinquish: bool,
+    ) -> ServiceResult<()>;
+    /// `users.logout`: removes every login token of the user (`logout-other-user` for others).
+    async fn logout_user(&self, who: &Principal, user_id: &str) -> ServiceResult<()>;
+    /// `users.setPreferences`: merges `data` into the user's stored preferences.
+    async fn set_preferences(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        data: serde_json::Map<String, Value>,
+    ) -> ServiceResult<User>;
+    /// `users.listByStatus` (`view-d-room`), sorted by username.
+    async fn users_by_status(
+        &self,
+        who: &Principal,
+        query: UserStatusQuery,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>>;
+    /// `users.autocomplete`: up to 10 active users whose username or name contains `term`.
+    async fn autocomplete_users(
+        &self,
+        who: &Principal,
+        term: &str,
+        exceptions: Vec<String>,
+    ) -> ServiceResult<Vec<User>>;
 }
 
 /// The handle to the auth service.

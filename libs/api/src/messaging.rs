@@ -51,6 +51,11 @@ pub enum RoomChange {
     JoinCode(String),
     CustomFields(Map<String, Value>),
     Type(RoomType),
+    /// Settings Rocket.Chat stores without a system message (`rooms.saveRoomSettings`).
+    Featured(bool),
+    /// `favorite: {favorite, defaultValue}`: marked only when both are true.
+    Favorite(bool),
+    ReactWhenReadOnly(bool),
 }
 
 /// Which rooms to list.
@@ -265,6 +270,42 @@ pub trait MessagingService: Send + Sync + 'static {
     /// Adds a user to every default room they are not in yet (new users); `silent` writes no
     /// join message.
     async fn join_default_rooms(&self, user: &User, silent: bool) -> ServiceResult<()>;
+    /// For auth (`users.delete`): removes the user's subscriptions from every room they are in.
+    async fn remove_user_from_all_rooms(&self, user_id: &str) -> ServiceResult<()>;
+    /// For auth (deleting or deactivating a user): in every room where the user is the only
+    /// owner and others remain, refuses with `user-last-owner` unless `confirm`, in which case
+    /// the longest-standing other member becomes an owner.
+    async fn relinquish_ownership(&self, user_id: &str, confirm: bool) -> ServiceResult<()>;
+    /// Marks or unmarks the room as one of the caller's favorites (`rooms.favorite`).
+    async fn set_favorite(&self, who: &Principal, room: RoomSelector, favorite: bool) -> ServiceResult<()>;
+    /// Sets one notification preference of the caller's subscription (`rooms.saveNotification`).
+    async fn save_notification(
+        &self,
+        who: &Principal,
+        rid: &str,
+        field: &str,
+        value: &str,
+    ) -> ServiceResult<()>;
+    /// Whether a room has this name (`rooms.nameExists`).
+    async fn room_name_exists(&self, who: &Principal, name: &str) -> ServiceResult<bool>;
+    /// Whether a user is a member of a room the caller may see (`rooms.isMember`).
+    async fn is_member(&self, who: &Principal, rid: &str, user: UserSelector) -> ServiceResult<bool>;
+    /// Applies several room settings at once, as Rocket.Chat's `saveRoomSettings` does: one
+    /// `edit-room` check, then each change that differs from the room (`rooms.saveRoomSettings`).
+    async fn save_room_settings(
+        &self,
+        who: &Principal,
+        rid: &str,
+        changes: Vec<RoomChange>,
+    ) -> ServiceResult<()>;
+    /// Mutes or unmutes a member of a room (`rooms.muteUser` / `rooms.unmuteUser`).
+    async fn set_muted(
+        &self,
+        who: &Principal,
+        rid: &str,
+        user: UserSelector,
+        muted: bool,
+    ) -> ServiceResult<()>;
 }
 
 /// The handle to the messaging service.

@@ -138,6 +138,15 @@ pub fn room(room: &Room, dates: Dates) -> Value {
     if !room.muted.is_empty() {
         m.insert("muted".into(), json!(room.muted));
     }
+    if room.favorite {
+        m.insert("favorite".into(), true.into());
+    }
+    if room.react_when_read_only {
+        m.insert("reactWhenReadOnly".into(), true.into());
+    }
+    if !room.unmuted.is_empty() {
+        m.insert("unmuted".into(), json!(room.unmuted));
+    }
     if room.t == RoomType::Direct {
         m.insert("uids".into(), json!(room.uids));
         m.insert("usernames".into(), json!(room.usernames));
@@ -178,6 +187,9 @@ pub fn subscription(sub: &Subscription, dates: Dates) -> Value {
     }
     if sub.archived {
         m.insert("archived".into(), true.into());
+    }
+    for (key, value) in &sub.notifications {
+        m.insert(key.clone(), value.clone());
     }
     Value::Object(m)
 }

@@ -20,7 +20,8 @@ macro_rules! store_contract_tests {
             duplicate_message_id_writes_nothing, unread_is_derived_from_last_read, history_windows,
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
             mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,
-                        delete_message_moves_last_message, changes_since_for_sync, find_messages_filters);
+                        delete_message_moves_last_message, changes_since_for_sync, find_messages_filters,
+            delete_user_login_tokens_removes_all);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -87,6 +88,9 @@ pub fn room(id: &str, name: &str) -> Room {
         usernames: vec![],
         join_code: None,
         muted: vec![],
+        unmuted: vec![],
+        favorite: false,
+        react_when_read_only: false,
         custom_fields: Default::default(),
     }
 }
@@ -111,6 +115,7 @@ pub fn subscription(rid: &str, uid: &str, username: &str) -> Subscription {
         roles: vec![],
         archived: false,
         last_read_seq: 0,
+        notifications: Default::default(),
         unread: 0,
     }
 }
@@ -625,4 +630,23 @@ pub async fn find_messages_filters(store: &dyn Store) {
     store.write_room(again).await.unwrap();
     assert_eq!(ids(find(MessageFilter::Mentioning("alice".into())).await.unwrap()), ["m5"]);
     assert!(find(MessageFilter::Mentioning("bob".into())).await.unwrap().items.is_empty());
+}
+
+pub async fn delete_user_login_tokens_removes_all(store: &dyn Store) {
+    store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
+    store.insert_user(user("u2", "bob", "b@x.io")).await.unwrap();
+    for (hash, uid, name) in [("a1", "u1", None), ("a2", "u1", Some("pat")), ("b1", "u2", None)] {
+        let t = LoginToken {
+            hashed_token: hash.into(),
+            user_id: uid.into(),
+            created_at: Millis(1),
+            name: name.map(str::to_owned),
+        };
+        store.insert_login_token(t).await.unwrap();
+    }
+    assert_eq!(store.delete_user_login_tokens("u1").await.unwrap(), 2);
+    assert!(store.user_by_token("a1").await.unwrap().is_none());
+    assert!(store.user_by_token("a2").await.unwrap().is_none());
+    assert!(store.user_by_token("b1").await.unwrap().is_some(), "other users keep theirs");
+    assert_eq!(store.delete_user_login_tokens("u1").await.unwrap(), 0);
 }

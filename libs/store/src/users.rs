@@ -42,4 +42,6 @@ pub trait UserStore: Send + Sync + 'static {
     async fn delete_login_token(&self, hashed_token: &str) -> StoreResult<()>;
     /// Deletes the user's resume tokens created before `before` beyond the newest `keep`.
     async fn prune_login_tokens(&self, user_id: &str, keep: usize, before: Millis) -> StoreResult<()>;
+    /// Deletes every login token of the user; returns how many there were.
+    async fn delete_user_login_tokens(&self, user_id: &str) -> StoreResult<u64>;
 }

@@ -196,6 +196,14 @@ pub struct Room {
     pub join_code: Option<String>,
     #[serde(default)]
     pub muted: Vec<String>,
+    /// Read-only rooms: usernames allowed to post anyway (`rooms.unmuteUser`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmuted: Vec<String>,
+    /// A default room shown as a favorite to new members (`rooms.saveRoomSettings`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub favorite: bool,
+    #[serde(rename = "reactWhenReadOnly", default, skip_serializing_if = "std::ops::Not::not")]
+    pub react_when_read_only: bool,
     #[serde(rename = "customFields", default)]
     pub custom_fields: Map<String, Value>,
 }
@@ -234,6 +242,10 @@ pub struct Subscription {
     /// The room sequence number of the last message this user has read: `unread` is derived from it.
     #[serde(default)]
     pub last_read_seq: u64,
+    /// Notification preferences (`rooms.saveNotification`), stored and rendered under
+    /// Rocket.Chat's field names: `desktopNotifications`, `desktopPrefOrigin`, `unreadAlert`, …
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub notifications: serde_json::Map<String, serde_json::Value>,
     /// Derived on read from the room's messages after `last_read_seq`; never stored.
     #[serde(skip)]
     pub unread: u64,

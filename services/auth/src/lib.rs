@@ -5,10 +5,13 @@
 //! Settings, permissions and roles are small and read on every request, so they are held in
 //! memory and written through to the store.
 
+mod admin;
 mod bootstrap;
 mod crypto;
 mod defaults;
 mod login;
+mod policy;
+mod profile;
 mod service;
 mod settings;
 mod users;

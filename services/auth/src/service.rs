@@ -3,7 +3,8 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use apogee_api::{
-    AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, UserListQuery, UserSelector,
+    AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, OwnProfileUpdate, UserListQuery,
+    UserSelector, UserStatusQuery, UserUpdate,
 };
 use apogee_bus::Bus;
 use apogee_store::{StoreError, StoreRef};
@@ -250,5 +251,76 @@ impl AuthService for Auth {
 
     async fn roles_have_permission(&self, roles: &[String], permission: &str) -> ServiceResult<bool> {
         Ok(self.has_permission(roles, permission))
+    }
+
+    async fn update_user(&self, who: &Principal, user_id: &str, update: UserUpdate) -> ServiceResult<User> {
+        self.update_user_impl(who, user_id, update).await
+    }
+
+    async fn set_active_status(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        active: bool,
+        confirm_relinquish: bool,
+    ) -> ServiceResult<User> {
+        self.set_active_status_impl(who, user_id, active, confirm_relinquish).await
+    }
+
+    async fn delete_user(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        confirm_relinquish: bool,
+    ) -> ServiceResult<()> {
+        self.delete_user_impl(who, user_id, confirm_relinquish).await
+    }
+
+    async fn username_available(&self, who: &Principal, username: &str) -> ServiceResult<bool> {
+        self.username_available_impl(who, username).await
+    }
+
+    async fn update_own_profile(&self, who: &Principal, update: OwnProfileUpdate) -> ServiceResult<User> {
+        self.update_own_profile_impl(who, update).await
+    }
+
+    async fn delete_own_account(
+        &self,
+        who: &Principal,
+        password_digest: &str,
+        confirm_relinquish: bool,
+    ) -> ServiceResult<()> {
+        self.delete_own_account_impl(who, password_digest, confirm_relinquish).await
+    }
+
+    async fn logout_user(&self, who: &Principal, user_id: &str) -> ServiceResult<()> {
+        self.logout_user_impl(who, user_id).await
+    }
+
+    async fn set_preferences(
+        &self,
+        who: &Principal,
+        user_id: &str,
+        data: serde_json::Map<String, Value>,
+    ) -> ServiceResult<User> {
+        self.set_preferences_impl(who, user_id, data).await
+    }
+
+    async fn autocomplete_users(
+        &self,
+        who: &Principal,
+        term: &str,
+        exceptions: Vec<String>,
+    ) -> ServiceResult<Vec<User>> {
+        self.autocomplete_users_impl(who, term, exceptions).await
+    }
+
+    async fn users_by_status(
+        &self,
+        who: &Principal,
+        query: UserStatusQuery,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>> {
+        self.users_by_status_impl(who, query, page).await
     }
 }

@@ -27,7 +27,7 @@ pub(crate) fn name_is_valid(pattern: Option<&str>, name: &str) -> bool {
 }
 
 /// Names may not contain `<`, `>`, `/` or `\`, also when URL-encoded.
-fn name_chars_are_valid(name: &str) -> bool {
+pub(crate) fn name_chars_are_valid(name: &str) -> bool {
     let bad = |s: &str| s.contains(['<', '>', '/', '\\']);
     let decoded = name
         .replace("%3C", "<")
@@ -41,7 +41,7 @@ fn name_chars_are_valid(name: &str) -> bool {
     !bad(name) && !bad(&decoded)
 }
 
-fn email_is_valid(email: &str) -> bool {
+pub(crate) fn email_is_valid(email: &str) -> bool {
     let Some((local, domain)) = email.split_once('@') else {
         return false;
     };
@@ -170,7 +170,7 @@ impl Auth {
 
     /// `all`, `here`, `Accounts_BlockedUsernameList` and `Accounts_SystemBlockedUsernameList`,
     /// compared without case.
-    fn username_is_blocked(&self, username: &str) -> bool {
+    pub(crate) fn username_is_blocked(&self, username: &str) -> bool {
         let lower = username.to_lowercase();
         let listed = |id: &str| {
             self.setting(id)
@@ -259,7 +259,7 @@ impl Auth {
 }
 
 /// Rocket.Chat escapes names it echoes in errors (`_.escape`).
-fn html_escape(s: &str) -> String {
+pub(crate) fn html_escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

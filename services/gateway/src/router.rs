@@ -13,7 +13,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::GatewayState;
 use crate::reply::json;
 use crate::v1::rooms::{CHANNELS, Family, GROUPS, IMS};
-use crate::v1::{auth, chat, directory, marks, misc, presence, rooms, subscriptions, users};
+use crate::v1::{
+    auth, chat, directory, marks, misc, presence, rooms, rooms_extra, subscriptions, users, users_admin,
+};
 
 /// Routes every family shares, under `/api/v1/<prefix>.*`.
 fn family(prefix: &str, f: Family) -> Router<GatewayState> {
@@ -72,6 +74,17 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/users.register", post(users::register))
         .route("/api/v1/users.info", get(users::info))
         .route("/api/v1/users.list", get(users::list))
+        .route("/api/v1/users.update", post(users_admin::update))
+        .route("/api/v1/users.setActiveStatus", post(users_admin::set_active_status))
+        .route("/api/v1/users.delete", post(users_admin::delete))
+        .route("/api/v1/users.checkUsernameAvailability", get(users_admin::check_username_availability))
+        .route("/api/v1/users.updateOwnBasicInfo", post(users_admin::update_own_basic_info))
+        .route("/api/v1/users.deleteOwnAccount", post(users_admin::delete_own_account))
+        .route("/api/v1/users.logout", post(users_admin::logout))
+        .route("/api/v1/users.getPreferences", get(users_admin::get_preferences))
+        .route("/api/v1/users.setPreferences", post(users_admin::set_preferences))
+        .route("/api/v1/users.autocomplete", get(users_admin::autocomplete))
+        .route("/api/v1/users.listByStatus", get(users_admin::list_by_status))
         .route("/api/v1/users.setStatus", post(presence::set_status))
         .route("/api/v1/users.getStatus", get(presence::get_status))
         .route("/api/v1/users.getPresence", get(presence::get_presence))
@@ -101,6 +114,29 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/subscriptions.read", post(subscriptions::read))
         .route("/api/v1/rooms.get", get(rooms::rooms_get))
         .route("/api/v1/rooms.info", get(rooms::rooms_info))
+        .route("/api/v1/rooms.favorite", post(rooms_extra::favorite))
+        .route("/api/v1/rooms.saveNotification", post(rooms_extra::save_notification))
+        .route("/api/v1/rooms.nameExists", get(rooms_extra::name_exists))
+        .route("/api/v1/rooms.leave", post(rooms_extra::leave))
+        .route("/api/v1/rooms.delete", post(rooms_extra::delete))
+        .route("/api/v1/rooms.isMember", get(rooms_extra::is_member))
+        .route("/api/v1/rooms.saveRoomSettings", post(rooms_extra::save_room_settings))
+        .route("/api/v1/rooms.muteUser", post(rooms_extra::mute_user))
+        .route("/api/v1/rooms.unmuteUser", post(rooms_extra::unmute_user))
+        .route("/api/v1/rooms.adminRooms", get(rooms_extra::admin_rooms))
+        .route("/api/v1/rooms.autocomplete.adminRooms", get(rooms_extra::autocomplete_admin_rooms))
+        .route(
+            "/api/v1/rooms.autocomplete.channelAndPrivate",
+            get(rooms_extra::autocomplete_channel_and_private),
+        )
+        .route(
+            "/api/v1/rooms.autocomplete.channelAndPrivate.withPagination",
+            get(rooms_extra::autocomplete_channel_and_private_paged),
+        )
+        .route(
+            "/api/v1/rooms.autocomplete.availableForTeams",
+            get(rooms_extra::autocomplete_available_for_teams),
+        )
         .route("/api/v1/settings.public", get(misc::settings_public))
         .route("/api/v1/settings.oauth", get(misc::settings_oauth))
         .route("/api/v1/settings/{id}", get(misc::get_setting).post(misc::set_setting))

@@ -7,5 +7,7 @@ pub(crate) mod marks;
 pub(crate) mod misc;
 pub(crate) mod presence;
 pub(crate) mod rooms;
+pub(crate) mod rooms_extra;
 pub(crate) mod subscriptions;
 pub(crate) mod users;
+pub(crate) mod users_admin;

@@ -14,6 +14,8 @@ mod messages;
 mod publish;
 mod rooms;
 mod service;
+mod settings;
 mod subscriptions;
+mod users;
 
 pub use service::Messaging;

@@ -47,7 +47,10 @@ impl Messaging {
         if room.archived {
             return Err(ServiceError::invalid("error-room-archived", "Room is archived"));
         }
-        if room.ro && !self.has_in_room(who, sub.as_ref(), "post-readonly").await? {
+        if room.ro
+            && !room.unmuted.contains(&who.username)
+            && !self.has_in_room(who, sub.as_ref(), "post-readonly").await?
+        {
             return Err(ServiceError::not_allowed("You can't send messages because the room is readonly."));
         }
         if room.muted.contains(&who.username) {

@@ -48,6 +48,9 @@ pub(crate) fn new_room(
         usernames: vec![],
         join_code: None,
         muted: vec![],
+        unmuted: vec![],
+        favorite: false,
+        react_when_read_only: false,
         custom_fields: Map::new(),
     }
 }
@@ -79,6 +82,7 @@ pub(crate) fn new_subscription(
         archived: room.archived,
         // Joining does not make earlier history unread.
         last_read_seq: room.msgs,
+        notifications: Default::default(),
         unread: 0,
     }
 }
@@ -367,19 +371,19 @@ impl Messaging {
     pub(crate) async fn leave_room_impl(&self, who: &Principal, rid: &str) -> ServiceResult<Room> {
         let room = self.room_by_id(rid).await?;
         let sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
-        let Some(sub) = sub else {
-            return Err(ServiceError::invalid("error-user-not-in-room", "You are not in this room"));
-        };
+        // Rocket.Chat's order: the room type, then `leave-c`/`leave-p`, then membership.
         let permission = match room.t {
             RoomType::Channel => "leave-c",
             RoomType::Group => "leave-p",
             RoomType::Direct => return Err(ServiceError::not_allowed("Not allowed")),
         };
-        if !self.has_in_room(who, Some(&sub), permission).await? {
+        if !self.has_in_room(who, sub.as_ref(), permission).await? {
             return Err(ServiceError::not_allowed("Not allowed"));
         }
-        if sub.roles.iter().any(|r| r == "owner") && self.owner_count(rid).await? == 1 && room.users_count > 1
-        {
+        let Some(sub) = sub else {
+            return Err(ServiceError::invalid("error-user-not-in-room", "You are not in this room"));
+        };
+        if sub.roles.iter().any(|r| r == "owner") && self.owner_count(rid).await? == 1 {
             return Err(ServiceError::invalid(
                 "error-you-are-last-owner",
                 "You are the last owner. Please set new owner before leaving the room.",
@@ -596,7 +600,12 @@ impl Messaging {
                         .push((sub.u.id.clone(), Box::new(move |s: &mut Subscription, _: &Room| s.t = t)));
                 }
             }
-            RoomChange::Default(_) | RoomChange::JoinCode(_) | RoomChange::CustomFields(_) => {}
+            RoomChange::Default(_)
+            | RoomChange::JoinCode(_)
+            | RoomChange::CustomFields(_)
+            | RoomChange::Featured(_)
+            | RoomChange::Favorite(_)
+            | RoomChange::ReactWhenReadOnly(_) => {}
         }
         write.mutate = Some(Box::new(move |room: &mut Room| {
             match change {
@@ -613,6 +622,9 @@ impl Messaging {
                 RoomChange::JoinCode(code) => room.join_code = Some(code).filter(|c| !c.is_empty()),
                 RoomChange::CustomFields(fields) => room.custom_fields = fields,
                 RoomChange::Type(t) => room.t = t,
+                RoomChange::Featured(f) => room.featured = f,
+                RoomChange::Favorite(f) => room.favorite = f,
+                RoomChange::ReactWhenReadOnly(r) => room.react_when_read_only = r,
             }
             Ok(())
         }));

@@ -273,4 +273,53 @@ impl MessagingService for Messaging {
     async fn join_default_rooms(&self, user: &User, silent: bool) -> ServiceResult<()> {
         self.join_default_rooms_impl(user, silent).await
     }
+
+    async fn remove_user_from_all_rooms(&self, user_id: &str) -> ServiceResult<()> {
+        self.remove_user_from_all_rooms_impl(user_id).await
+    }
+
+    async fn relinquish_ownership(&self, user_id: &str, confirm: bool) -> ServiceResult<()> {
+        self.relinquish_ownership_impl(user_id, confirm).await
+    }
+
+    async fn set_favorite(&self, who: &Principal, room: RoomSelector, favorite: bool) -> ServiceResult<()> {
+        self.set_favorite_impl(who, room, favorite).await
+    }
+
+    async fn save_notification(
+        &self,
+        who: &Principal,
+        rid: &str,
+        field: &str,
+        value: &str,
+    ) -> ServiceResult<()> {
+        self.save_notification_impl(who, rid, field, value).await
+    }
+
+    async fn room_name_exists(&self, who: &Principal, name: &str) -> ServiceResult<bool> {
+        self.room_name_exists_impl(who, name).await
+    }
+
+    async fn is_member(&self, who: &Principal, rid: &str, user: UserSelector) -> ServiceResult<bool> {
+        self.is_member_impl(who, rid, user).await
+    }
+
+    async fn save_room_settings(
+        &self,
+        who: &Principal,
+        rid: &str,
+        changes: Vec<RoomChange>,
+    ) -> ServiceResult<()> {
+        self.save_room_settings_impl(who, rid, changes).await
+    }
+
+    async fn set_muted(
+        &self,
+        who: &Principal,
+        rid: &str,
+        user: UserSelector,
+        muted: bool,
+    ) -> ServiceResult<()> {
+        self.set_muted_impl(who, rid, user, muted).await
+    }
 }

@@ -217,4 +217,15 @@ impl UserStore for SqliteStore {
         })
         .await
     }
+
+    async fn delete_user_login_tokens(&self, user_id: &str) -> StoreResult<u64> {
+        let user_id = user_id.to_owned();
+        self.write(move |conn| {
+            let n = conn
+                .execute("DELETE FROM login_tokens WHERE user_id = ?1", [&user_id])
+                .map_err(unavailable)?;
+            Ok(n as u64)
+        })
+        .await
+    }
 }
