@@ -374,3 +374,62 @@ async fn history_windows_and_unreads() {
         20
     );
 }
+
+#[tokio::test]
+async fn room_roles_owners_moderators_leaders() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let rid = alice.ok_post("channels.create", json!({"name": "ranks", "members": ["bob"]})).await["channel"]
+        ["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alice.ok_post("channels.addModerator", json!({"roomId": rid, "userId": bob.user_id()})).await;
+    assert_error(
+        &alice.post("channels.addModerator", json!({"roomId": rid, "userId": bob.user_id()})).await,
+        400,
+        Some("error-user-already-moderator"),
+    );
+    let moderators = alice.ok_get(&format!("channels.moderators?roomId={rid}")).await;
+    assert_eq!(
+        moderators["moderators"],
+        json!([{"_id": bob.user_id(), "username": "bob", "name": "bob Name"}])
+    );
+    assert_error(
+        &bob.post("channels.addOwner", json!({"roomId": rid, "userId": bob.user_id()})).await,
+        400,
+        Some("error-not-allowed"),
+    );
+    alice.ok_post("channels.addOwner", json!({"roomId": rid, "userId": bob.user_id()})).await;
+    alice.ok_post("channels.addLeader", json!({"roomId": rid, "userId": bob.user_id()})).await;
+    let roles = alice.ok_get(&format!("channels.roles?roomId={rid}")).await;
+    let bobs =
+        roles["roles"].as_array().unwrap().iter().find(|r| r["u"]["username"] == "bob").unwrap().clone();
+    assert_eq!(bobs["roles"], json!(["moderator", "owner", "leader"]));
+    alice.ok_post("channels.removeOwner", json!({"roomId": rid, "userId": alice.user_id()})).await;
+    assert_error(
+        &bob.post("channels.removeOwner", json!({"roomId": rid, "userId": bob.user_id()})).await,
+        400,
+        Some("error-remove-last-owner"),
+    );
+    assert_error(
+        &bob.post("channels.removeLeader", json!({"roomId": rid, "userId": alice.user_id()})).await,
+        400,
+        Some("error-user-not-leader"),
+    );
+    assert_error(
+        &admin
+            .post("channels.addOwner", json!({"roomId": rid, "username": "rocketchat.internal.admin.test"}))
+            .await,
+        400,
+        Some("error-user-not-in-room"),
+    );
+    let history = alice.ok_get(&format!("channels.history?roomId={rid}&count=1")).await;
+    let last = &history["messages"][0];
+    assert_eq!(
+        (last["t"].as_str(), last["msg"].as_str(), last["role"].as_str()),
+        (Some("subscription-role-removed"), Some("alice"), Some("owner"))
+    );
+}

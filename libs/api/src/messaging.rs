@@ -264,6 +264,15 @@ pub trait MessagingService: Send + Sync + 'static {
     async fn rooms(&self, who: &Principal, since: Option<Millis>) -> ServiceResult<Changes<Room>>;
     /// Members holding room roles (owner, moderator, leader), for `getRoomRoles` / `*.roles`.
     async fn room_roles(&self, who: &Principal, rid: &str) -> ServiceResult<Vec<Subscription>>;
+    /// Gives (`add`) or takes a room role — `owner`, `moderator` or `leader` — to a member.
+    async fn set_room_role(
+        &self,
+        who: &Principal,
+        rid: &str,
+        user: UserSelector,
+        role: &str,
+        add: bool,
+    ) -> ServiceResult<()>;
     /// Another user's subscriptions (`users.info?includeUserRooms=true`): the caller's own, or
     /// anyone's with `view-other-user-channels`.
     async fn user_subscriptions(&self, who: &Principal, user_id: &str) -> ServiceResult<Vec<Subscription>>;

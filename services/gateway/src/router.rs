@@ -14,7 +14,8 @@ use crate::GatewayState;
 use crate::reply::json;
 use crate::v1::rooms::{CHANNELS, Family, GROUPS, IMS};
 use crate::v1::{
-    auth, chat, directory, marks, misc, presence, rooms, rooms_extra, subscriptions, users, users_admin,
+    auth, chat, directory, marks, misc, presence, room_roles, rooms, rooms_extra, subscriptions, users,
+    users_admin,
 };
 
 /// Routes every family shares, under `/api/v1/<prefix>.*`.
@@ -47,7 +48,15 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
             .route(&path("setAnnouncement"), post(rooms::set_announcement))
             .route(&path("rename"), post(rooms::rename))
             .route(&path("archive"), post(rooms::archive))
-            .route(&path("unarchive"), post(rooms::unarchive));
+            .route(&path("unarchive"), post(rooms::unarchive))
+            .route(&path("addOwner"), post(room_roles::add_owner))
+            .route(&path("removeOwner"), post(room_roles::remove_owner))
+            .route(&path("addModerator"), post(room_roles::add_moderator))
+            .route(&path("removeModerator"), post(room_roles::remove_moderator))
+            .route(&path("addLeader"), post(room_roles::add_leader))
+            .route(&path("removeLeader"), post(room_roles::remove_leader))
+            .route(&path("roles"), get(room_roles::roles))
+            .route(&path("moderators"), get(room_roles::moderators));
     }
     if f.t == apogee_types::RoomType::Channel {
         r = r.route(&path("list"), get(rooms::list_public)).route(&path("join"), post(rooms::join));

@@ -6,6 +6,7 @@ pub(crate) mod directory;
 pub(crate) mod marks;
 pub(crate) mod misc;
 pub(crate) mod presence;
+pub(crate) mod room_roles;
 pub(crate) mod rooms;
 pub(crate) mod rooms_extra;
 pub(crate) mod subscriptions;

@@ -12,6 +12,7 @@ mod edits;
 mod marks;
 mod messages;
 mod publish;
+mod room_roles;
 mod rooms;
 mod service;
 mod settings;

@@ -263,6 +263,17 @@ impl MessagingService for Messaging {
         Ok(members.items.into_iter().filter(|s| !s.roles.is_empty()).collect())
     }
 
+    async fn set_room_role(
+        &self,
+        who: &Principal,
+        rid: &str,
+        user: UserSelector,
+        role: &str,
+        add: bool,
+    ) -> ServiceResult<()> {
+        self.set_room_role_impl(who, rid, user, role, add).await
+    }
+
     async fn user_subscriptions(&self, who: &Principal, user_id: &str) -> ServiceResult<Vec<Subscription>> {
         if who.user_id != user_id && !self.has_global(who, "view-other-user-channels").await? {
             return Err(ServiceError::unauthorized());

@@ -32,12 +32,12 @@ pub(crate) const CHANNELS: Family = Family { t: RoomType::Channel, one: "channel
 pub(crate) const GROUPS: Family = Family { t: RoomType::Group, one: "group", many: "groups" };
 pub(crate) const IMS: Family = Family { t: RoomType::Direct, one: "room", many: "ims" };
 
-fn query_params(query: &HashMap<String, String>) -> Map<String, Value> {
+pub(crate) fn query_params(query: &HashMap<String, String>) -> Map<String, Value> {
     query.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect()
 }
 
 /// Resolves `roomId` / `roomName` (and, for DMs, `username`) to a room the caller may see.
-async fn resolve(
+pub(crate) async fn resolve(
     state: &GatewayState,
     family: Family,
     who: &Principal,
@@ -215,7 +215,7 @@ pub(crate) async fn leave(
     Ok(one(f, &room))
 }
 
-fn target_user(body: &Map<String, Value>) -> ApiResult<UserSelector> {
+pub(crate) fn target_user(body: &Map<String, Value>) -> ApiResult<UserSelector> {
     match (body_str(body, "userId"), body_str(body, "username")) {
         (Some(id), _) if !id.is_empty() => Ok(UserSelector::Id(id.to_owned())),
         (_, Some(name)) if !name.is_empty() => Ok(UserSelector::Username(name.to_owned())),
