@@ -8,10 +8,11 @@ use serde_json::Value;
 use crate::rooms::system_message;
 use crate::service::{Messaging, store_error};
 
+/// A Rocket.Chat error: code and reason.
+type Refusal = (&'static str, &'static str);
+
 /// The permission, and the errors for "already has it" and "does not have it", per role.
-fn role_rules(
-    role: &str,
-) -> Option<(&'static str, (&'static str, &'static str), (&'static str, &'static str))> {
+fn role_rules(role: &str) -> Option<(&'static str, Refusal, Refusal)> {
     match role {
         "owner" => Some((
             "set-owner",
