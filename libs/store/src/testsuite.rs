@@ -61,38 +61,8 @@ pub fn user(id: &str, username: &str, email: &str) -> User {
 }
 
 pub fn room(id: &str, name: &str) -> Room {
-    Room {
-        id: id.into(),
-        t: RoomType::Channel,
-        name: Some(name.into()),
-        fname: Some(name.into()),
-        u: Some(UserRef { id: "u1".into(), username: "alice".into(), name: None }),
-        ts: Millis(1),
-        updated_at: Millis(1),
-        msgs: 0,
-        users_count: 0,
-        lm: None,
-        last_message: None,
-        topic: None,
-        description: None,
-        announcement: None,
-        purpose: None,
-        ro: false,
-        archived: false,
-        default: false,
-        featured: false,
-        broadcast: false,
-        encrypted: false,
-        sys_mes: None,
-        uids: vec![],
-        usernames: vec![],
-        join_code: None,
-        muted: vec![],
-        unmuted: vec![],
-        favorite: false,
-        react_when_read_only: false,
-        custom_fields: Default::default(),
-    }
+    let creator = UserRef { id: "u1".into(), username: "alice".into(), name: None };
+    Room::new(id.into(), RoomType::Channel, Some(name.into()), Some(creator), Millis(1))
 }
 
 pub fn subscription(rid: &str, uid: &str, username: &str) -> Subscription {

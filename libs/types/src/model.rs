@@ -208,6 +208,44 @@ pub struct Room {
     pub custom_fields: Map<String, Value>,
 }
 
+impl Room {
+    /// A new, empty room: no messages, no members yet, nothing set but what is given.
+    pub fn new(id: String, t: RoomType, name: Option<String>, creator: Option<UserRef>, now: Millis) -> Self {
+        Self {
+            id,
+            t,
+            fname: name.clone(),
+            name,
+            u: creator,
+            ts: now,
+            updated_at: now,
+            msgs: 0,
+            users_count: 0,
+            lm: None,
+            last_message: None,
+            topic: None,
+            description: None,
+            announcement: None,
+            purpose: None,
+            ro: false,
+            archived: false,
+            default: false,
+            featured: false,
+            broadcast: false,
+            encrypted: false,
+            sys_mes: None,
+            uids: vec![],
+            usernames: vec![],
+            join_code: None,
+            muted: vec![],
+            unmuted: vec![],
+            favorite: false,
+            react_when_read_only: false,
+            custom_fields: Map::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
     #[serde(rename = "_id")]

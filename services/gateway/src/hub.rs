@@ -96,6 +96,8 @@ pub(crate) struct Conn {
     pub watches: Mutex<Watches>,
     /// Set once the socket logs in.
     pub user: Mutex<Option<Principal>>,
+    /// Rooms whose `watchers` list this socket, so leaving costs only its own rooms.
+    watched_rooms: Mutex<HashSet<String>>,
 }
 
 impl Conn {
@@ -166,6 +168,7 @@ impl Hub {
             restarting: std::sync::atomic::AtomicBool::new(false),
             watches: Mutex::default(),
             user: Mutex::new(None),
+            watched_rooms: Mutex::default(),
         });
         if let Ok(mut inner) = self.inner.lock() {
             inner.conns.insert(conn.id, conn.clone());
@@ -178,12 +181,9 @@ impl Hub {
         let user_id = conn.user_id();
         let Ok(mut inner) = self.inner.lock() else { return };
         inner.conns.remove(&conn.id);
-        let watched: Vec<String> = inner
-            .rooms
-            .iter()
-            .filter(|(_, r)| r.watchers.contains(&conn.id))
-            .map(|(k, _)| k.clone())
-            .collect();
+        // The rooms this socket watches are on the socket: no scan of every room.
+        let watched: Vec<String> =
+            conn.watched_rooms.lock().map(|mut w| w.drain().collect()).unwrap_or_default();
         for rid in watched {
             if let Some(room) = inner.rooms.get_mut(&rid) {
                 room.watchers.remove(&conn.id);
@@ -267,6 +267,9 @@ impl Hub {
             };
             if let Some(entry) = entry {
                 entry.watchers.insert(conn.id);
+                if let Ok(mut watched) = conn.watched_rooms.lock() {
+                    watched.insert(rid.to_owned());
+                }
             }
         }
     }
@@ -594,6 +597,11 @@ impl Hub {
                 room.watchers.remove(conn_id);
             }
         }
+        for conn_id in &conns {
+            if let Some(Ok(mut watched)) = inner.conns.get(conn_id).map(|c| c.watched_rooms.lock()) {
+                watched.remove(rid);
+            }
+        }
         drop_room_if_unused(&mut inner, rid);
     }
 
@@ -710,5 +718,17 @@ mod tests {
         assert_eq!(conn.outbox.pop().await.as_str(), "{}", "what was queued is still there to flush");
         hub.disconnect(&conn);
         assert!(hub.all_sockets().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_watched_room_is_released_when_its_last_watcher_goes() {
+        let hub = Hub::new(Bus::local());
+        let (a, b) = (hub.connect(), hub.connect());
+        hub.watch_room(&a, "r1").await;
+        hub.watch_room(&b, "r1").await;
+        hub.disconnect(&a);
+        assert!(hub.inner.lock().is_ok_and(|i| i.rooms.contains_key("r1")), "b still watches");
+        hub.disconnect(&b);
+        assert!(hub.inner.lock().is_ok_and(|i| i.rooms.is_empty()), "the room feed is dropped");
     }
 }

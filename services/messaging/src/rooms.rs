@@ -14,47 +14,6 @@ use crate::service::{Messaging, store_error};
 /// The default channel every new user joins.
 pub const GENERAL: &str = "GENERAL";
 
-pub(crate) fn new_room(
-    id: String,
-    t: RoomType,
-    name: Option<String>,
-    creator: Option<UserRef>,
-    now: Millis,
-) -> Room {
-    Room {
-        id,
-        t,
-        fname: name.clone(),
-        name,
-        u: creator,
-        ts: now,
-        updated_at: now,
-        msgs: 0,
-        users_count: 0,
-        lm: None,
-        last_message: None,
-        topic: None,
-        description: None,
-        announcement: None,
-        purpose: None,
-        ro: false,
-        archived: false,
-        default: false,
-        featured: false,
-        broadcast: false,
-        encrypted: false,
-        sys_mes: None,
-        uids: vec![],
-        usernames: vec![],
-        join_code: None,
-        muted: vec![],
-        unmuted: vec![],
-        favorite: false,
-        react_when_read_only: false,
-        custom_fields: Map::new(),
-    }
-}
-
 /// A subscription of `user` to `room`; `display` is what the sidebar shows (the peer in a DM).
 pub(crate) fn new_subscription(
     room: &Room,
@@ -130,8 +89,13 @@ impl Messaging {
             username: "rocket.cat".into(),
             name: Some("Rocket.Cat".into()),
         };
-        let mut room =
-            new_room(GENERAL.into(), RoomType::Channel, Some("general".into()), Some(creator), Millis::now());
+        let mut room = Room::new(
+            GENERAL.into(),
+            RoomType::Channel,
+            Some("general".into()),
+            Some(creator),
+            Millis::now(),
+        );
         room.default = true;
         let mut write = RoomWrite::new(GENERAL);
         write.create = Some(room);
@@ -180,7 +144,7 @@ impl Messaging {
         self.validate_room_name(&name).await?;
         let now = Millis::now();
         let creator = who.user_ref();
-        let mut room = new_room(random_id(), t, Some(name), Some(creator.clone()), now);
+        let mut room = Room::new(random_id(), t, Some(name), Some(creator.clone()), now);
         room.ro = req.read_only;
         room.topic = req.topic.filter(|t| !t.is_empty());
         room.broadcast = req.broadcast;
@@ -258,7 +222,7 @@ impl Messaging {
             return Ok(existing);
         }
         let now = Millis::now();
-        let mut room = new_room(rid.clone(), RoomType::Direct, None, None, now);
+        let mut room = Room::new(rid.clone(), RoomType::Direct, None, None, now);
         room.uids = uids;
         let mut by_name: Vec<&User> = users.iter().collect();
         by_name.sort_by(|a, b| a.username.cmp(&b.username));
