@@ -349,3 +349,23 @@ async fn muted_users_cannot_post() {
     assert_error(&admin.post("rooms.muteUser", json!({"roomId": rid})).await, 400, Some("invalid-params"));
     drop(bob);
 }
+
+#[tokio::test]
+async fn room_settings_this_server_cannot_apply_are_refused() {
+    let server = apogee_tests::TestServer::start().await;
+    let admin = server.admin().await;
+    let rid =
+        admin.ok_post("channels.create", serde_json::json!({"name": "settings"})).await["channel"]["_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let refused = admin
+        .post(
+            "rooms.saveRoomSettings",
+            serde_json::json!({"rid": rid, "roomTopic": "t", "retentionEnabled": true}),
+        )
+        .await;
+    apogee_tests::assert_error(&refused, 400, Some("error-invalid-settings"));
+    let info = admin.ok_get(&format!("channels.info?roomId={rid}")).await;
+    assert!(info["channel"].get("topic").is_none(), "a refused request changes nothing");
+}

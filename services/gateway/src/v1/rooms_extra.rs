@@ -314,7 +314,9 @@ pub(crate) async fn autocomplete_available_for_teams(
     Ok(ok!("items" => items))
 }
 
-/// Every setting `saveRoomSettings` accepts; those without a `RoomChange` are accepted and ignored.
+/// Every setting Rocket.Chat's `saveRoomSettings` knows. Those without a `RoomChange` here
+/// (avatar, system messages, retention, encryption, side panel) are refused, never silently
+/// dropped.
 const ROOM_SETTINGS: [&str; 22] = [
     "roomAvatar",
     "featured",
@@ -385,7 +387,18 @@ pub(crate) async fn save_room_settings(
     {
         return Err(ApiError::typed("error-invalid-room-type", "error-invalid-room-type"));
     }
-    let changes: Vec<RoomChange> = settings.iter().filter_map(|(k, v)| room_change(k, v)).collect();
+    let mut changes = Vec::with_capacity(settings.len());
+    for (key, value) in &settings {
+        match room_change(key, value) {
+            Some(change) => changes.push(change),
+            None => {
+                return Err(ApiError::typed(
+                    "error-invalid-settings",
+                    format!("The setting {key} is not supported by this server yet"),
+                ));
+            }
+        }
+    }
     state.messaging.save_room_settings(&caller.principal, rid, changes).await?;
     Ok(ok!("rid" => rid))
 }
