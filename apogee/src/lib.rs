@@ -1,5 +1,8 @@
 //! Wiring: builds the services from a [`Config`](apogee_config::Config) and runs them. The
-//! binary (`main.rs`) parses flags and calls [`serve`]; tests call [`start`] with port 0.
+//! binary (`main.rs`) parses flags and calls [`serve`] (everything in one process) or
+//! [`roles::run`] (one role of distributed mode); tests call [`start`] with port 0.
+
+pub mod roles;
 
 use std::sync::Arc;
 
@@ -30,48 +33,49 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         Arc::new(SqliteStore::open(&db).with_context(|| format!("open store {}", db.display()))?);
 
     let bus = Bus::local();
-    let auth = Arc::new(Auth::new(
-        store.clone(),
-        AuthConfig {
-            site_url: config.root_url.clone(),
-            test_mode: config.test_mode,
-            failed_logins_per_user: config.limits.failed_logins_per_user,
-            login_block: config.limits.login_block,
-        },
-        bus.clone(),
-    ));
+    let auth = Arc::new(Auth::new(store.clone(), auth_config(config), bus.clone()));
     let auth_client = AuthClient::local(auth.clone());
     let messaging = Messaging::new(store, auth_client.clone(), bus.clone());
     let messaging_client = MessagingClient::local(messaging.clone());
     auth.set_messaging(messaging_client.clone());
 
     messaging.init().await.map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
-    let boot = Bootstrap {
+    auth.init(bootstrap(config)).await.map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
+
+    let gateway = GatewayState::new(auth_client, messaging_client, bus, gateway_config(config)).await;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(apogee_gateway::serve(listener, gateway, shutdown.clone()));
+    Ok(Running { addr, shutdown, task })
+}
+
+pub(crate) fn auth_config(config: &Config) -> AuthConfig {
+    AuthConfig {
+        site_url: config.root_url.clone(),
+        test_mode: config.test_mode,
+        failed_logins_per_user: config.limits.failed_logins_per_user,
+        login_block: config.limits.login_block,
+    }
+}
+
+pub(crate) fn bootstrap(config: &Config) -> Bootstrap {
+    Bootstrap {
         admin: config
             .admin
             .as_ref()
             .map(|a| (a.username.clone(), a.password.clone(), a.email.clone(), a.name.clone())),
         setting_overrides: config.setting_overrides.clone(),
-    };
-    auth.init(boot).await.map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
+    }
+}
 
-    let gateway = GatewayState::new(
-        auth_client,
-        messaging_client,
-        bus,
-        GatewayConfig {
-            site_url: config.root_url.clone(),
-            test_mode: config.test_mode,
-            max_body_bytes: config.limits.max_body_bytes,
-            logins_per_minute: 60,
-            ddp_idle: config.limits.ddp_idle,
-        },
-    )
-    .await;
-    let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(apogee_gateway::serve(listener, gateway, shutdown.clone()));
-    Ok(Running { addr, shutdown, task })
+pub(crate) fn gateway_config(config: &Config) -> GatewayConfig {
+    GatewayConfig {
+        site_url: config.root_url.clone(),
+        test_mode: config.test_mode,
+        max_body_bytes: config.limits.max_body_bytes,
+        logins_per_minute: 60,
+        ddp_idle: config.limits.ddp_idle,
+    }
 }
 
 /// Runs until SIGINT or SIGTERM, then drains requests in flight for up to the grace period.
@@ -92,7 +96,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

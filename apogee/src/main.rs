@@ -1,10 +1,11 @@
 //! `apogee`: the one binary. `apogee serve` runs every service in one process on an embedded
-//! SQLite store; the distributed roles arrive with issue #4.
+//! SQLite store; `apogee gateway|auth|messaging|presence` runs one role of distributed mode.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use apogee::roles::Role;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -19,6 +20,18 @@ enum Command {
     /// Run every service in this process: REST API on one port, SQLite store in the data dir.
     #[command(after_help = apogee_config::ENV_HELP)]
     Serve(ServeArgs),
+    /// Distributed mode: a stateless gateway (REST, DDP) calling the auth and messaging roles.
+    #[command(after_help = apogee_config::ENV_HELP)]
+    Gateway(ServeArgs),
+    /// Distributed mode: users, logins, tokens, roles, permissions and settings over gRPC.
+    #[command(after_help = apogee_config::ENV_HELP)]
+    Auth(ServeArgs),
+    /// Distributed mode: rooms, subscriptions and messages over gRPC.
+    #[command(after_help = apogee_config::ENV_HELP)]
+    Messaging(ServeArgs),
+    /// Distributed mode: takes users of vanished gateways offline.
+    #[command(after_help = apogee_config::ENV_HELP)]
+    Presence(ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -46,19 +59,26 @@ struct ServeArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let env: HashMap<String, String> = std::env::vars().collect();
-    match cli.command {
-        Command::Serve(args) => {
-            let overrides = apogee_config::CliOverrides {
-                config_file: args.config,
-                port: args.port,
-                host: args.host,
-                data_dir: args.data_dir,
-                root_url: args.root_url,
-                test_mode: args.test_mode.then_some(true),
-            };
-            let config = apogee_config::load(&overrides, &env)?;
-            apogee_telemetry::init(env.get("RUST_LOG").map(String::as_str), config.log_json);
-            tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(apogee::serve(config))
-        }
+    let (args, role) = match cli.command {
+        Command::Serve(args) => (args, None),
+        Command::Gateway(args) => (args, Some(Role::Gateway)),
+        Command::Auth(args) => (args, Some(Role::Auth)),
+        Command::Messaging(args) => (args, Some(Role::Messaging)),
+        Command::Presence(args) => (args, Some(Role::Presence)),
+    };
+    let overrides = apogee_config::CliOverrides {
+        config_file: args.config,
+        port: args.port,
+        host: args.host,
+        data_dir: args.data_dir,
+        root_url: args.root_url,
+        test_mode: args.test_mode.then_some(true),
+    };
+    let config = apogee_config::load(&overrides, &env)?;
+    apogee_telemetry::init(env.get("RUST_LOG").map(String::as_str), config.log_json);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match role {
+        None => runtime.block_on(apogee::serve(config)),
+        Some(role) => runtime.block_on(apogee::roles::run(role, config)),
     }
 }

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 pub mod clients;
+pub mod cluster;
 pub mod ddp;
 
 use std::collections::HashMap;
@@ -12,6 +13,13 @@ use serde_json::{Value, json};
 
 /// The `TEST_MODE` admin: id, username and password.
 pub const ADMIN: &str = "rocketchat.internal.admin.test";
+
+/// A random suffix for names that must not collide between tests running in parallel.
+pub fn random_suffix() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    format!("{}-{nanos:x}", std::process::id())
+}
 
 /// A running server with its own temporary data directory.
 pub struct TestServer {

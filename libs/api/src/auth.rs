@@ -2,17 +2,18 @@ use std::sync::Arc;
 
 use apogee_types::{Page, PageRequest, Permission, Principal, Role, ServiceResult, Setting, User};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A password as clients send it: plain (REST, SDK 0.2.x) or as a SHA-256 hex digest (DDP).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Password {
     Plain(String),
     Digest { digest: String, algorithm: String },
 }
 
 /// Who is logging in.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum LoginUser {
     Username(String),
     Email(String),
@@ -20,20 +21,20 @@ pub enum LoginUser {
     UsernameOrEmail(String),
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Credentials {
     Password { user: LoginUser, password: Password },
     Resume { token: String },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginRequest {
     pub credentials: Credentials,
     /// The client's address, for the failed-login lockout.
     pub client_ip: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginResponse {
     pub user: User,
     /// The plain token; only its hash is stored.
@@ -43,7 +44,7 @@ pub struct LoginResponse {
 }
 
 /// A user to create (`users.create` by an admin, `users.register` by anyone).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NewUser {
     pub username: String,
     pub email: String,
@@ -60,7 +61,7 @@ pub struct NewUser {
 }
 
 /// `users.update`: the fields to change; `None` leaves a field as it is.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct UserUpdate {
     pub username: Option<String>,
     pub email: Option<String>,
@@ -81,7 +82,7 @@ pub struct UserUpdate {
 }
 
 /// `users.updateOwnBasicInfo`: the caller's own profile changes; `None` leaves a field as it is.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct OwnProfileUpdate {
     pub email: Option<String>,
     pub name: Option<String>,
@@ -96,7 +97,7 @@ pub struct OwnProfileUpdate {
 }
 
 /// `users.listByStatus`: which users to list.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct UserStatusQuery {
     /// `Some(true)`: `status=active`; `Some(false)`: `status=deactivated`.
     pub active: Option<bool>,
@@ -108,13 +109,13 @@ pub struct UserStatusQuery {
     pub search_term: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum UserSelector {
     Id(String),
     Username(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct UserListQuery {
     pub text: Option<String>,
     pub page: Option<PageRequest>,
@@ -244,6 +245,19 @@ pub struct AuthClient(Arc<dyn AuthService>);
 impl AuthClient {
     pub fn local(service: Arc<dyn AuthService>) -> Self {
         Self(service)
+    }
+
+    /// Calls the auth role over gRPC.
+    pub fn grpc(client: crate::grpc::RpcClient) -> Self {
+        Self(Arc::new(crate::grpc::auth::GrpcAuthClient(client)))
+    }
+
+    /// The tonic service that serves this handle's service to other roles.
+    pub fn grpc_server(
+        &self,
+        options: crate::grpc::ServerOptions,
+    ) -> apogee_proto::auth::v1::auth_server::AuthServer<crate::grpc::auth::GrpcAuthServer> {
+        crate::grpc::auth::server(self.0.clone(), options)
     }
 }
 

@@ -1,15 +1,16 @@
 //! The service seam. Each service is a trait; the gateway and the other services hold a cheap
 //! client handle ([`AuthClient`], [`MessagingClient`]) that is a local instance in `apogee serve`.
-//! The gRPC adapters of distributed mode will implement the same traits (issue #4), so callers
-//! never know which they have.
+//! In distributed mode the handle holds the gRPC client adapter of the same trait ([`grpc`]), so
+//! callers never know which they have.
 //!
 //! Requests and responses are domain types from `apogee-types`; every method that acts for a
 //! user takes the authenticated [`Principal`](apogee_types::Principal) explicitly.
 //!
-//! This crate depends on no service and no I/O library.
+//! This crate depends on no service crate and no store.
 
 mod auth;
 pub mod events;
+pub mod grpc;
 mod messaging;
 
 pub use auth::*;

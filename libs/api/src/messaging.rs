@@ -4,13 +4,14 @@ use apogee_types::{
     Message, Millis, Page, PageRequest, Principal, Room, RoomType, ServiceResult, Subscription, User,
 };
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::UserSelector;
 
 /// How a request names a room: by id or by name, and which family the route belongs to
 /// (`channels.*` only finds `c` rooms, `groups.*` only `p`, `im.*` only `d`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoomSelector {
     pub id: Option<String>,
     pub name: Option<String>,
@@ -23,7 +24,7 @@ impl RoomSelector {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct CreateRoom {
     pub t: Option<RoomType>,
     pub name: String,
@@ -38,7 +39,7 @@ pub struct CreateRoom {
 }
 
 /// A change of one room attribute, each with the system message Rocket.Chat writes for it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RoomChange {
     Topic(String),
     Description(String),
@@ -59,7 +60,7 @@ pub enum RoomChange {
 }
 
 /// Which rooms to list.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum RoomListScope {
     /// Every public channel (`channels.list`).
     Public,
@@ -69,7 +70,7 @@ pub enum RoomListScope {
     All(Vec<RoomType>),
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct HistoryRequest {
     pub latest: Option<Millis>,
     pub oldest: Option<Millis>,
@@ -82,7 +83,7 @@ pub struct HistoryRequest {
     pub oldest_first: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct History {
     pub messages: Vec<Message>,
     /// With `unreads`: unread messages older than the window.
@@ -91,7 +92,7 @@ pub struct History {
 }
 
 /// A message to post.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct NewMessage {
     /// A client-chosen id (`chat.sendMessage`, DDP `sendMessage`).
     pub id: Option<String>,
@@ -106,7 +107,7 @@ pub struct NewMessage {
 }
 
 /// Narrows a member list (`*.members?filter=…&status[]=…`).
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct MemberFilter {
     /// Case-insensitive substring of username or name.
     pub text: Option<String>,
@@ -115,7 +116,7 @@ pub struct MemberFilter {
 }
 
 /// `*.counters`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Counters {
     pub joined: bool,
     pub members: u64,
@@ -127,7 +128,7 @@ pub struct Counters {
 }
 
 /// `subscriptions.get` / `rooms.get`.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Changes<T> {
     pub update: Vec<T>,
     pub remove: Vec<(String, Millis)>,
@@ -135,7 +136,7 @@ pub struct Changes<T> {
 
 /// Which marked messages of a room to list (`chat.getPinnedMessages`, `chat.getStarredMessages`,
 /// `chat.getMentionedMessages`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MarkedMessages {
     Pinned,
     /// Starred by the caller.
@@ -324,6 +325,21 @@ pub struct MessagingClient(Arc<dyn MessagingService>);
 impl MessagingClient {
     pub fn local(service: Arc<dyn MessagingService>) -> Self {
         Self(service)
+    }
+
+    /// Calls the messaging role over gRPC.
+    pub fn grpc(client: crate::grpc::RpcClient) -> Self {
+        Self(Arc::new(crate::grpc::messaging::GrpcMessagingClient(client)))
+    }
+
+    /// The tonic service that serves this handle's service to other roles.
+    pub fn grpc_server(
+        &self,
+        options: crate::grpc::ServerOptions,
+    ) -> apogee_proto::messaging::v1::messaging_server::MessagingServer<
+        crate::grpc::messaging::GrpcMessagingServer,
+    > {
+        crate::grpc::messaging::server(self.0.clone(), options)
     }
 }
 

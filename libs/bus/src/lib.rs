@@ -51,6 +51,12 @@ pub trait EventBus: Send + Sync + 'static {
     /// receives every matching event published afterwards (best effort); dropping it
     /// unsubscribes.
     async fn subscribe(&self, pattern: &SubjectPattern) -> Result<Subscription, BusError>;
+
+    /// Whether the bus can deliver now (a networked bus is connected to its server). For
+    /// readiness checks; an in-process bus always can.
+    fn healthy(&self) -> Result<(), BusError> {
+        Ok(())
+    }
 }
 
 /// The handle everybody holds: cheap to clone, and the same type whatever the backend.

@@ -26,6 +26,8 @@ pub struct Config {
     pub limits: Limits,
     pub log_json: bool,
     pub shutdown_grace_period: Duration,
+    /// Distributed mode: where the other roles and the shared services are.
+    pub cluster: ClusterConfig,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +58,74 @@ impl Default for Limits {
             ddp_idle: Duration::from_secs(30),
         }
     }
+}
+
+/// What a role of distributed mode needs to find the others (environment only).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClusterConfig {
+    pub nats_url: String,
+    pub redis_url: String,
+    /// Prefix of every Redis key, so deployments (and tests) can share one Redis.
+    pub redis_prefix: String,
+    /// How long a gateway's connections count as live without a heartbeat.
+    pub presence_ttl: Duration,
+    /// gRPC addresses of the auth role's replicas (`http://host:port`).
+    pub auth_addrs: Vec<String>,
+    pub messaging_addrs: Vec<String>,
+    /// Where a service role serves gRPC (`None`: the role's default port).
+    pub grpc_listen: Option<SocketAddr>,
+    /// Where a service role serves `/livez`, `/readyz` (`None`: the role's default port).
+    pub health_listen: Option<SocketAddr>,
+    /// Shared secret every role sends to and requires of the others.
+    pub cluster_token: Option<String>,
+    /// Deadline of one call to another role.
+    pub rpc_timeout: Duration,
+    /// This process's name in the presence registry (default: host name and process id).
+    pub node_id: Option<String>,
+}
+
+fn env_list(env: &HashMap<String, String>, key: &str, default: &str) -> Vec<String> {
+    env_str(env, key)
+        .unwrap_or_else(|| default.to_owned())
+        .split(',')
+        .map(|a| a.trim().trim_end_matches('/').to_owned())
+        .filter(|a| !a.is_empty())
+        .collect()
+}
+
+fn load_cluster(env: &HashMap<String, String>) -> Result<ClusterConfig, ConfigError> {
+    let cluster = ClusterConfig {
+        nats_url: env_str(env, "APOGEE_NATS_URL").unwrap_or_else(|| "nats://127.0.0.1:4222".into()),
+        redis_url: env_str(env, "APOGEE_REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into()),
+        redis_prefix: env_str(env, "APOGEE_REDIS_PREFIX").unwrap_or_else(|| "apogee:".into()),
+        presence_ttl: Duration::from_secs(
+            parse_env(env, "APOGEE_PRESENCE_TTL_SECS", "seconds")?.unwrap_or(30).max(1),
+        ),
+        auth_addrs: env_list(env, "APOGEE_AUTH_ADDRS", "http://127.0.0.1:50051"),
+        messaging_addrs: env_list(env, "APOGEE_MESSAGING_ADDRS", "http://127.0.0.1:50052"),
+        grpc_listen: parse_env(env, "APOGEE_GRPC_LISTEN", "an address like 0.0.0.0:50051")?,
+        health_listen: parse_env(env, "APOGEE_HEALTH_LISTEN", "an address like 0.0.0.0:9101")?,
+        cluster_token: env_str(env, "APOGEE_CLUSTER_TOKEN"),
+        rpc_timeout: Duration::from_millis(
+            parse_env(env, "APOGEE_RPC_TIMEOUT_MS", "milliseconds")?.unwrap_or(10_000),
+        ),
+        node_id: env_str(env, "APOGEE_NODE_ID"),
+    };
+    for (key, addrs) in
+        [("APOGEE_AUTH_ADDRS", &cluster.auth_addrs), ("APOGEE_MESSAGING_ADDRS", &cluster.messaging_addrs)]
+    {
+        if let Some(bad) = addrs.iter().find(|a| !(a.starts_with("http://") || a.starts_with("https://"))) {
+            return Err(ConfigError::Invalid {
+                key: key.into(),
+                value: bad.clone(),
+                expected: "http://host:port, comma-separated",
+            });
+        }
+    }
+    if cluster.rpc_timeout.is_zero() {
+        return Err(ConfigError::Inconsistent("APOGEE_RPC_TIMEOUT_MS must be at least 1".into()));
+    }
+    Ok(cluster)
 }
 
 /// Flags given on the command line; `None` means "not given".
@@ -130,8 +200,21 @@ Environment (flags win over environment, environment over the config file):
   OVERWRITE_SETTING_<id>      force setting <id> to a value at every start
   APOGEE_MAX_BODY_BYTES       largest request body (default 1048576)
   APOGEE_LOG_FORMAT           'json' for JSON logs; RUST_LOG sets the filter
-    APOGEE_SHUTDOWN_GRACE_SECS  how long shutdown waits for requests in flight (default 10)
-  APOGEE_DDP_IDLE_SECS        DDP silence before the server pings, then closes (default 30)";
+  APOGEE_SHUTDOWN_GRACE_SECS  how long shutdown waits for requests in flight (default 10)
+  APOGEE_DDP_IDLE_SECS        DDP silence before the server pings, then closes (default 30)
+Distributed roles (apogee gateway | auth | messaging | presence):
+  APOGEE_NATS_URL             NATS server (default nats://127.0.0.1:4222)
+  APOGEE_REDIS_URL            Redis server (default redis://127.0.0.1:6379)
+  APOGEE_REDIS_PREFIX         prefix of Apogee's Redis keys (default apogee:)
+  APOGEE_PRESENCE_TTL_SECS    a vanished gateway's users go offline after this (default 30)
+  APOGEE_AUTH_ADDRS           auth replicas, comma-separated (default http://127.0.0.1:50051)
+  APOGEE_MESSAGING_ADDRS      messaging replicas, comma-separated (default http://127.0.0.1:50052)
+  APOGEE_GRPC_LISTEN          where a service role serves gRPC (auth :50051, messaging :50052)
+  APOGEE_HEALTH_LISTEN        where a service role serves /livez and /readyz (auth :9101,
+                              messaging :9102, presence :9103; the gateway uses PORT)
+  APOGEE_CLUSTER_TOKEN        shared secret the roles require of each other
+  APOGEE_RPC_TIMEOUT_MS       deadline of a call to another role (default 10000)
+  APOGEE_NODE_ID              this process's name in the presence registry";
 
 fn parse_env<T: std::str::FromStr>(
     env: &HashMap<String, String>,
@@ -254,7 +337,10 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
         .or(file.shutdown_grace_period_secs)
         .unwrap_or(10);
 
+    let cluster = load_cluster(env)?;
+
     Ok(Config {
+        cluster,
         listen: SocketAddr::new(host, port),
         root_url,
         data_dir,
@@ -315,6 +401,21 @@ mod tests {
         let err = load(&CliOverrides::default(), &env(&[("ADMIN_USERNAME", "root")])).unwrap_err();
         assert!(err.to_string().contains("ADMIN_PASS"), "{err}");
         assert!(!load(&CliOverrides::default(), &env(&[("TEST_MODE", "1")])).unwrap().test_mode);
+    }
+
+    #[test]
+    fn cluster_addresses() {
+        let c = load(&CliOverrides::default(), &HashMap::new()).unwrap().cluster;
+        assert_eq!(c.auth_addrs, ["http://127.0.0.1:50051"]);
+        let e = env(&[
+            ("APOGEE_MESSAGING_ADDRS", " http://m1:1/, http://m2:2 "),
+            ("APOGEE_RPC_TIMEOUT_MS", "250"),
+        ]);
+        let c = load(&CliOverrides::default(), &e).unwrap().cluster;
+        assert_eq!(c.messaging_addrs, ["http://m1:1", "http://m2:2"]);
+        assert_eq!(c.rpc_timeout, Duration::from_millis(250));
+        let err = load(&CliOverrides::default(), &env(&[("APOGEE_AUTH_ADDRS", "auth:50051")])).unwrap_err();
+        assert!(err.to_string().contains("APOGEE_AUTH_ADDRS"), "{err}");
     }
 
     #[test]

@@ -284,8 +284,9 @@ pub struct Subscription {
     /// Rocket.Chat's field names: `desktopNotifications`, `desktopPrefOrigin`, `unreadAlert`, …
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub notifications: serde_json::Map<String, serde_json::Value>,
-    /// Derived on read from the room's messages after `last_read_seq`; never stored.
-    #[serde(skip)]
+    /// Derived on read from the room's messages after `last_read_seq` (the store recomputes it
+    /// on every read, whatever a stored document says); serialized so it survives an RPC.
+    #[serde(default)]
     pub unread: u64,
 }
 

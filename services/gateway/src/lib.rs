@@ -38,6 +38,11 @@ pub struct GatewayConfig {
     pub ddp_idle: std::time::Duration,
 }
 
+/// A check of the gateway's dependencies for `/readyz`: `Err` names what is missing.
+pub type ReadyCheck = Arc<
+    dyn Fn() -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> + Send + Sync,
+>;
+
 /// Shared by every handler; cheap to clone.
 #[derive(Clone)]
 pub struct GatewayState {
@@ -48,6 +53,7 @@ pub struct GatewayState {
     pub(crate) login_limiter: Arc<limiter::RateLimiter>,
     pub(crate) hub: Arc<hub::Hub>,
     pub(crate) presence: Arc<presence::Presence>,
+    pub(crate) ready: ReadyCheck,
 }
 
 impl GatewayState {
@@ -59,7 +65,20 @@ impl GatewayState {
         let presence = presence::Presence::new(auth.clone(), bus.clone());
         presence.run(hub.clone()).await;
         hub.run_all_feed().await;
+        // Embedded default: the services answer from their store.
+        let probe = auth.clone();
+        let ready: ReadyCheck = Arc::new(move || {
+            let probe = probe.clone();
+            Box::pin(async move {
+                probe
+                    .find_user(apogee_api::UserSelector::Id("rocket.cat".into()))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| e.to_string())
+            })
+        });
         Self {
+            ready,
             auth,
             messaging,
             bus,
@@ -68,6 +87,14 @@ impl GatewayState {
             hub,
             presence,
         }
+    }
+}
+
+impl GatewayState {
+    /// Replaces the `/readyz` check (distributed mode checks the roles it calls and the bus).
+    pub fn with_readiness(mut self, ready: ReadyCheck) -> Self {
+        self.ready = ready;
+        self
     }
 }
 

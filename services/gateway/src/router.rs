@@ -2,7 +2,7 @@
 
 use axum::Extension;
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -73,6 +73,8 @@ pub fn router(state: GatewayState) -> Router {
     Router::new()
         .route("/api/info", get(misc::info))
         .route("/health", get(health))
+        .route("/livez", get(health))
+        .route("/readyz", get(ready))
         .route("/websocket", get(crate::ddp::upgrade))
         .route("/api/v1/method.call/{method}", post(crate::ddp::method_call))
         .route("/api/v1/method.callAnon/{method}", post(crate::ddp::method_call_anon))
@@ -181,6 +183,16 @@ pub fn router(state: GatewayState) -> Router {
 
 async fn health() -> Response {
     json(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+/// Ready when the services this gateway calls answer.
+async fn ready(State(state): State<GatewayState>) -> Response {
+    match (state.ready)().await {
+        Ok(()) => json(StatusCode::OK, &json!({ "status": "ready" })),
+        Err(reason) => {
+            json(StatusCode::SERVICE_UNAVAILABLE, &json!({ "status": "not ready", "reason": reason }))
+        }
+    }
 }
 
 async fn not_found() -> Response {

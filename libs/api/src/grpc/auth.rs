@@ -1,0 +1,67 @@
+//! The gRPC adapters of [`AuthService`](crate::AuthService): one entry per RPC of
+//! `proto/apogee/auth/v1/auth.proto`. A method added to the trait needs its RPC here and there.
+
+use crate::{
+    AuthService, LoginRequest, LoginResponse, NewUser, OwnProfileUpdate, UserListQuery, UserSelector,
+    UserStatusQuery, UserUpdate,
+};
+use apogee_types::{Page, PageRequest, Permission, Principal, Role, ServiceResult, Setting, User};
+use serde_json::Value;
+
+use apogee_proto::auth::v1::auth_server::{Auth, AuthServer};
+
+use super::grpc_adapters;
+
+grpc_adapters! {
+    trait: AuthService,
+    name: "auth",
+    path: "/apogee.auth.v1.Auth/",
+    client: GrpcAuthClient,
+    server: GrpcAuthServer,
+    server_trait: Auth,
+    who: {
+        (Write, Logout, logout, [token: &str => String], ()),
+        (Read, Me, me, [], User),
+        (Write, CreateUser, create_user, [user: NewUser => NewUser], User),
+        (Read, UserInfo, user_info, [selector: UserSelector => UserSelector], User),
+        (Read, ListUsers, list_users, [query: UserListQuery => UserListQuery, page: PageRequest => PageRequest], Page<User>),
+        (Read, GetSetting, get_setting, [id: &str => String], Setting),
+        (Write, SetSetting, set_setting, [id: &str => String, value: Value => Value], ()),
+        (Read, Permissions, permissions, [], Vec<Permission>),
+        (Write, UpdatePermissions, update_permissions, [changes: Vec<(String, Vec<String>)> => Vec<(String, Vec<String>)>], Vec<Permission>),
+        (Read, Roles, roles, [], Vec<Role>),
+        (Write, UpdateUser, update_user, [user_id: &str => String, update: UserUpdate => UserUpdate], User),
+        (Write, SetActiveStatus, set_active_status, [user_id: &str => String, active: bool => bool, confirm_relinquish: bool => bool], User),
+        (Write, DeleteUser, delete_user, [user_id: &str => String, confirm_relinquish: bool => bool], ()),
+        (Read, UsernameAvailable, username_available, [username: &str => String], bool),
+        (Write, UpdateOwnProfile, update_own_profile, [update: OwnProfileUpdate => OwnProfileUpdate], User),
+        (Write, DeleteOwnAccount, delete_own_account, [password_digest: &str => String, confirm_relinquish: bool => bool], ()),
+        (Write, LogoutUser, logout_user, [user_id: &str => String], ()),
+        (Write, SetPreferences, set_preferences, [user_id: &str => String, data: serde_json::Map<String, Value> => serde_json::Map<String, Value>], User),
+        (Read, UsersByStatus, users_by_status, [query: UserStatusQuery => UserStatusQuery, page: PageRequest => PageRequest], Page<User>),
+        (Read, AutocompleteUsers, autocomplete_users, [term: &str => String, exceptions: Vec<String> => Vec<String>], Vec<User>),
+    }
+    anon: {
+        (Write, Login, login, [req: LoginRequest => LoginRequest], LoginResponse),
+        (Read, Authenticate, authenticate, [user_id: &str => String, token: &str => String], Principal),
+        (Write, RegisterUser, register_user, [user: NewUser => NewUser], User),
+        (Read, UsersByIds, users_by_ids, [ids: &[String] => Vec<String>], Vec<User>),
+        (Read, FindUser, find_user, [selector: UserSelector => UserSelector], Option<User>),
+        (Write, SetUserStatus, set_user_status, [user_id: &str => String, status: &str => String, status_default: Option<String> => Option<String>, status_text: Option<String> => Option<String>], User),
+        (Read, OnlineUsers, online_users, [], Vec<User>),
+        (Read, UserPreferences, user_preferences, [user: &User => User], serde_json::Map<String, Value>),
+        (Read, PublicSettings, public_settings, [ids: Option<Vec<String>> => Option<Vec<String>>, page: PageRequest => PageRequest], Page<Setting>),
+        (Read, SettingValue, setting_value, [id: &str => String], Option<Value>),
+        (Read, RolesHavePermission, roles_have_permission, [roles: &[String] => Vec<String>, permission: &str => String], bool),
+    }
+}
+
+/// The tonic service serving `service`.
+pub fn server(
+    service: std::sync::Arc<dyn AuthService>,
+    options: super::ServerOptions,
+) -> AuthServer<GrpcAuthServer> {
+    AuthServer::new(GrpcAuthServer::new(service, options))
+        .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(super::MAX_MESSAGE_BYTES)
+}

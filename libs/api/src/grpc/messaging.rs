@@ -1,0 +1,75 @@
+//! The gRPC adapters of [`MessagingService`](crate::MessagingService): one entry per RPC of
+//! `proto/apogee/messaging/v1/messaging.proto`. A method added to the trait needs its RPC here and there.
+
+use crate::*;
+use apogee_types::{Message, Millis, Page, PageRequest, Principal, Room, ServiceResult, Subscription, User};
+
+use apogee_proto::messaging::v1::messaging_server::{Messaging, MessagingServer};
+
+use super::grpc_adapters;
+
+grpc_adapters! {
+    trait: MessagingService,
+    name: "messaging",
+    path: "/apogee.messaging.v1.Messaging/",
+    client: GrpcMessagingClient,
+    server: GrpcMessagingServer,
+    server_trait: Messaging,
+    who: {
+        (Write, CreateRoom, create_room, [req: CreateRoom => CreateRoom], Room),
+        (Write, CreateDirect, create_direct, [usernames: Vec<String> => Vec<String>, exclude_self: bool => bool], Room),
+        (Read, RoomInfo, room_info, [selector: RoomSelector => RoomSelector], Room),
+        (Read, ListRooms, list_rooms, [scope: RoomListScope => RoomListScope, text: Option<String> => Option<String>, page: PageRequest => PageRequest], Page<Room>),
+        (Write, JoinRoom, join_room, [rid: &str => String, join_code: Option<String> => Option<String>], Room),
+        (Write, LeaveRoom, leave_room, [rid: &str => String], Room),
+        (Write, AddMember, add_member, [rid: &str => String, user: UserSelector => UserSelector], Room),
+        (Write, RemoveMember, remove_member, [rid: &str => String, user: UserSelector => UserSelector], Room),
+        (Write, UpdateRoom, update_room, [rid: &str => String, change: RoomChange => RoomChange], Room),
+        (Write, SetOpen, set_open, [rid: &str => String, open: bool => bool], ()),
+        (Write, DeleteRoom, delete_room, [rid: &str => String], ()),
+        (Read, History, history, [rid: &str => String, req: HistoryRequest => HistoryRequest], History),
+        (Read, RoomMessages, room_messages, [rid: &str => String, page: PageRequest => PageRequest], Page<Message>),
+        (Read, Members, members, [rid: &str => String, filter: MemberFilter => MemberFilter, page: PageRequest => PageRequest], Page<User>),
+        (Read, Counters, counters, [rid: &str => String, user_id: Option<String> => Option<String>], Counters),
+        (Write, SendMessage, send_message, [msg: NewMessage => NewMessage], Message),
+        (Read, GetMessage, get_message, [id: &str => String], Message),
+        (Read, ChangedMessages, changed_messages, [rid: &str => String, since: Millis => Millis, before: bool => bool, count: Option<u64> => Option<u64>], Vec<Message>),
+        (Read, RemovedMessages, removed_messages, [rid: &str => String, since: Millis => Millis, before: bool => bool, count: Option<u64> => Option<u64>], Vec<(String, Millis)>),
+        (Write, UpdateMessage, update_message, [rid: &str => String, id: &str => String, text: String => String], Message),
+        (Write, DeleteMessage, delete_message, [rid: Option<&str> => Option<String>, id: &str => String], Message),
+        (Write, React, react, [id: &str => String, emoji: &str => String, should_react: Option<bool> => Option<bool>], Message),
+        (Write, PinMessage, pin_message, [id: &str => String], Message),
+        (Write, UnpinMessage, unpin_message, [id: &str => String], ()),
+        (Write, StarMessage, star_message, [id: &str => String, starred: bool => bool], ()),
+        (Read, MarkedMessages, marked_messages, [rid: &str => String, which: MarkedMessages => MarkedMessages, page: PageRequest => PageRequest], Page<Message>),
+        (Read, SearchMessages, search_messages, [rid: &str => String, text: &str => String, page: PageRequest => PageRequest], Vec<Message>),
+        (Read, Subscriptions, subscriptions, [since: Option<Millis> => Option<Millis>], Changes<Subscription>),
+        (Read, Subscription, subscription, [rid: &str => String], Option<Subscription>),
+        (Write, MarkRead, mark_read, [rid: &str => String], ()),
+        (Read, Rooms, rooms, [since: Option<Millis> => Option<Millis>], Changes<Room>),
+        (Read, RoomRoles, room_roles, [rid: &str => String], Vec<Subscription>),
+        (Write, SetRoomRole, set_room_role, [rid: &str => String, user: UserSelector => UserSelector, role: &str => String, add: bool => bool], ()),
+        (Read, UserSubscriptions, user_subscriptions, [user_id: &str => String], Vec<Subscription>),
+        (Write, SetFavorite, set_favorite, [room: RoomSelector => RoomSelector, favorite: bool => bool], ()),
+        (Write, SaveNotification, save_notification, [rid: &str => String, field: &str => String, value: &str => String], ()),
+        (Read, RoomNameExists, room_name_exists, [name: &str => String], bool),
+        (Read, IsMember, is_member, [rid: &str => String, user: UserSelector => UserSelector], bool),
+        (Write, SaveRoomSettings, save_room_settings, [rid: &str => String, changes: Vec<RoomChange> => Vec<RoomChange>], ()),
+        (Write, SetMuted, set_muted, [rid: &str => String, user: UserSelector => UserSelector, muted: bool => bool], ()),
+    }
+    anon: {
+        (Write, JoinDefaultRooms, join_default_rooms, [user: &User => User, silent: bool => bool], ()),
+        (Write, RemoveUserFromAllRooms, remove_user_from_all_rooms, [user_id: &str => String], ()),
+        (Write, RelinquishOwnership, relinquish_ownership, [user_id: &str => String, confirm: bool => bool], ()),
+    }
+}
+
+/// The tonic service serving `service`.
+pub fn server(
+    service: std::sync::Arc<dyn MessagingService>,
+    options: super::ServerOptions,
+) -> MessagingServer<GrpcMessagingServer> {
+    MessagingServer::new(GrpcMessagingServer::new(service, options))
+        .max_decoding_message_size(super::MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(super::MAX_MESSAGE_BYTES)
+}
