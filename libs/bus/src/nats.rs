@@ -56,6 +56,9 @@ pub struct NatsOptions {
 pub struct NatsBus {
     client: Client,
     capacity: usize,
+    /// Bounds a publish waiting for room in the client's outgoing buffer, which only fills when
+    /// the connection is stuck.
+    publish_timeout: Duration,
     /// Dropped with the bus; every forwarding task watches it, so dropping the bus ends every
     /// subscription after its queued events, as with [`LocalBus`](crate::LocalBus).
     closed: watch::Sender<()>,
@@ -89,7 +92,8 @@ impl NatsOptions {
         self
     }
 
-    /// Sets how long a request to the server (the subscribe round trip, JetStream calls) may take.
+    /// Sets how long a request to the server (the subscribe round trip, JetStream calls) may take,
+    /// and how long a publish may wait for room in the client's outgoing buffer.
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
@@ -122,7 +126,7 @@ impl NatsBus {
             .await
             .map_err(BusError::unavailable)?;
         let (closed, _) = watch::channel(());
-        Ok(Self { client, capacity: options.capacity, closed })
+        Ok(Self { client, capacity: options.capacity, publish_timeout: options.request_timeout, closed })
     }
 
     /// Returns how many events each subscription's queue holds.
@@ -184,7 +188,13 @@ impl EventBus for NatsBus {
         }
         // This only queues the message for the connection's writer; it never waits for a
         // subscriber, and the server never makes a publisher wait for a slow subscriber either.
-        self.client.publish(subject.as_str().to_owned(), payload).await.map_err(BusError::unavailable)
+        let publish = self.client.publish(subject.as_str().to_owned(), payload);
+        match tokio::time::timeout(self.publish_timeout, publish).await {
+            Ok(result) => result.map_err(BusError::unavailable),
+            Err(_) => {
+                Err(BusError::unavailable("NATS connection stuck: the client's outgoing buffer stayed full"))
+            }
+        }
     }
 
     async fn subscribe(&self, pattern: &SubjectPattern) -> Result<Subscription, BusError> {
@@ -249,6 +259,9 @@ async fn log_event(name: String, event: NatsEvent) {
         NatsEvent::Disconnected => tracing::warn!(connection = %name, "NATS disconnected; reconnecting"),
         NatsEvent::SlowConsumer(sid) => {
             tracing::warn!(connection = %name, sid, "NATS client buffer full: events dropped")
+        }
+        NatsEvent::ServerError(_) | NatsEvent::ClientError(_) => {
+            tracing::warn!(connection = %name, event = %event, "NATS error")
         }
         other => tracing::info!(connection = %name, event = %other, "NATS event"),
     }

@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::Config as PullConfig;
 use async_nats::jetstream::consumer::{AckPolicy, PullConsumer};
-use async_nats::jetstream::context::PublishErrorKind;
 use async_nats::jetstream::stream::{
     Config as StreamConfig, ConsumerErrorKind, DiscardPolicy, RetentionPolicy, StorageType,
 };
@@ -147,13 +146,18 @@ impl JobQueue for JetStreamJobs {
         if self.context.client().connection_state() != async_nats::connection::State::Connected {
             return Err(BusError::unavailable("not connected to NATS (reconnecting)"));
         }
-        let full = || BusError::QueueFull { queue: queue.to_string() };
+        let max = self.context.client().max_payload();
+        if payload.len() > max {
+            return Err(BusError::PayloadTooLarge { size: payload.len(), max });
+        }
         let ack = self.context.publish(self.subject(queue), payload).await.map_err(BusError::unavailable)?;
         // The server acknowledges only once the job is stored in the stream.
-        ack.await.map_err(|error| match error.kind() {
-            PublishErrorKind::MaxPayloadExceeded => BusError::unavailable(error),
-            _ if is_stream_full(&error) => full(),
-            _ => BusError::unavailable(error),
+        ack.await.map_err(|error| {
+            if is_stream_full(&error) {
+                BusError::QueueFull { queue: queue.to_string() }
+            } else {
+                BusError::unavailable(error)
+            }
         })?;
         Ok(())
     }

@@ -86,6 +86,24 @@ async fn oversized_payloads_are_refused() {
     let max = bus.client().max_payload();
     let result = bus.publish(&ns.subject("big"), Bytes::from(vec![0u8; max + 1])).await;
     assert!(matches!(result, Err(BusError::PayloadTooLarge { size, .. }) if size == max + 1), "{result:?}");
+
+    let jobs = fresh_jobs(&bus).await;
+    let result = jobs.enqueue(&QueueName::new("mail").unwrap(), Bytes::from(vec![0u8; max + 1])).await;
+    let refused = matches!(result, Err(BusError::PayloadTooLarge { size, .. }) if size == max + 1);
+    jobs.delete().await.unwrap();
+    assert!(refused, "{result:?}");
+}
+
+#[test]
+fn reconnect_delays_grow_to_the_cap_with_jitter() {
+    let max = Duration::from_secs(5);
+    assert_eq!(super::reconnect_delay(1, max), Duration::ZERO);
+    let second = super::reconnect_delay(2, max);
+    assert!(second > Duration::from_millis(74) && second <= Duration::from_millis(100), "{second:?}");
+    for attempts in [8, 20, 64, usize::MAX] {
+        let delay = super::reconnect_delay(attempts, max);
+        assert!(delay >= max * 3 / 4 && delay <= max, "{attempts}: {delay:?}");
+    }
 }
 
 #[tokio::test]
