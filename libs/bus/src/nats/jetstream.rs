@@ -38,6 +38,10 @@ pub struct JetStreamOptions {
 /// A consumer pulls one job at a time, when it asks for one, so several members of a group share
 /// the work instead of one of them buffering it all. Jobs are redelivered without limit; a
 /// consumer that keeps failing on one can give up by looking at [`Job::attempt`].
+///
+/// During a NATS outage `enqueue` fails at once with [`BusError::Unavailable`] (nothing is
+/// buffered in the client), and waiting consumers resume by themselves within about ten seconds
+/// of the reconnect, when their pending pull is renewed.
 pub struct JetStreamJobs {
     context: jetstream::Context,
     stream: jetstream::stream::Stream,
