@@ -1,7 +1,14 @@
 //! The event-bus seam. It owns subjects and subject patterns ([`Subject`], [`SubjectPattern`],
 //! with NATS semantics), the [`EventBus`] trait, the [`Bus`] handle everybody holds, and the
-//! embedded implementation [`LocalBus`]; the NATS implementation keeps the same trait and passes
-//! the same contract suite (`testsuite`, behind the feature of that name).
+//! embedded implementation [`LocalBus`]. Behind the `nats` feature, `NatsBus` implements the same
+//! trait on core NATS subjects and passes the same contract suite (`testsuite`, behind the
+//! feature of that name, run against the real server).
+//!
+//! It also owns the durable-work seam, for what must not be lost the way a live event may be
+//! (notification jobs, outgoing webhooks): the [`JobQueue`] trait and [`Jobs`] handle, the
+//! in-memory [`LocalJobs`] (not durable across restarts) and, behind `nats`, `JetStreamJobs`
+//! (work-queue stream, durable pull consumers, explicit acks). Both run one contract suite
+//! (`job_contract_tests!`).
 //!
 //! Services publish on it after a durable write (messaging: `apogee.room.<rid>.message`, ...), and
 //! gateways subscribe to what their connected users need, then fan the events out to sockets (see
@@ -20,7 +27,10 @@
 //! depend on it.
 
 mod error;
+mod jobs;
 mod local;
+#[cfg(feature = "nats")]
+mod nats;
 mod subject;
 mod subscription;
 #[cfg(feature = "testsuite")]
@@ -34,7 +44,11 @@ use async_trait::async_trait;
 pub use bytes::Bytes;
 
 pub use error::{BoxError, BusError};
+pub use jobs::local::{DEFAULT_ACK_WAIT, DEFAULT_JOB_CAPACITY, LocalJobs};
+pub use jobs::{ConsumerName, Job, JobAcker, JobConsumer, JobQueue, JobSource, Jobs, QueueName};
 pub use local::{DEFAULT_QUEUE_CAPACITY, LocalBus};
+#[cfg(feature = "nats")]
+pub use nats::{JetStreamJobs, JetStreamOptions, NatsBus, NatsOptions};
 pub use subject::{Subject, SubjectPattern};
 pub use subscription::{Delivery, Event, Subscription, SubscriptionSender};
 

@@ -8,6 +8,8 @@
 //! sentinel being next proves the others were not delivered.
 #![allow(clippy::unwrap_used)]
 
+pub mod jobs;
+
 use std::time::Duration;
 
 use bytes::Bytes;
