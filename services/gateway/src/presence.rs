@@ -1,17 +1,21 @@
-//! Presence in embedded mode: which users have live sockets here, and their status.
+//! Presence: which users have live sockets, and their status.
 //!
 //! A user is online (or away, or busy: their chosen status) while at least one socket of theirs
-//! is logged in, and offline otherwise. Changes are stored on the user (so REST sees them) and
-//! published once on `apogee.presence.<uid>`; every gateway pushes them to the sockets that
-//! watch (`stream-notify-logged` `user-status`, `stream-user-presence`). Distributed mode moves
-//! the connection registry to Redis with heartbeats (issue #4).
+//! is logged in on any gateway, and offline otherwise. Each gateway registers its logged-in
+//! sockets in the presence store (`apogee-presence`: in memory when embedded, Redis when
+//! distributed) under a gateway id of its own, and heartbeats; the store answers "first
+//! connection anywhere" and "last one", and a sweep finds the users of gateways that died
+//! without saying goodbye. Changes are stored on the user (so REST sees them) and published once
+//! on `apogee.presence.<uid>`; every gateway pushes them to the sockets that watch
+//! (`stream-notify-logged` `user-status`, `stream-user-presence`).
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use apogee_api::AuthClient;
 use apogee_api::events::subject_token;
 use apogee_bus::{Bus, Bytes, Subject, SubjectPattern};
+use apogee_presence::PresenceHandle;
 use apogee_types::{Principal, ServiceResult, User};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -64,15 +68,83 @@ impl PresenceEvent {
 pub(crate) struct Presence {
     auth: AuthClient,
     bus: Bus,
-    /// Live sockets per user, and the last known status of users seen here. A std mutex: map
-    /// updates only.
+    store: PresenceHandle,
+    /// This process's id in the connection registry.
+    gateway: String,
+    /// Live sockets here per user (to register again if the store lost them), and the last known
+    /// status of users seen here. Std mutexes: map updates only.
     local: Mutex<HashMap<String, HashSet<ConnId>>>,
     known: Mutex<HashMap<String, PresenceEvent>>,
 }
 
 impl Presence {
-    pub(crate) fn new(auth: AuthClient, bus: Bus) -> Arc<Self> {
-        Arc::new(Self { auth, bus, local: Mutex::default(), known: Mutex::default() })
+    pub(crate) fn new(auth: AuthClient, bus: Bus, store: PresenceHandle) -> Arc<Self> {
+        let gateway = apogee_types::random_id();
+        Arc::new(Self { auth, bus, store, gateway, local: Mutex::default(), known: Mutex::default() })
+    }
+
+    /// Heartbeats once (so registrations count from the first socket on), then keeps
+    /// heartbeating and sweeping in the background for as long as this gateway lives. Every
+    /// gateway sweeps: a sweep hands each offline user to one sweeper only, so that is harmless,
+    /// and the users of a dead gateway go offline even without a separate presence role.
+    pub(crate) async fn keep_alive(self: &Arc<Self>) {
+        self.beat().await;
+        let this: Weak<Self> = Arc::downgrade(self);
+        let period = self.store.gateway_ttl() / 3;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(this) = this.upgrade() else { return };
+                this.beat().await;
+                this.sweep().await;
+            }
+        });
+    }
+
+    /// Refreshes this gateway's heartbeat; if its registrations were lost (a pause longer than
+    /// the TTL, or the store restarted), registers every local socket again.
+    async fn beat(&self) {
+        match self.store.heartbeat(&self.gateway).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let local: Vec<(String, Vec<ConnId>)> = self
+                    .local
+                    .lock()
+                    .map(|l| {
+                        l.iter().map(|(uid, conns)| (uid.clone(), conns.iter().copied().collect())).collect()
+                    })
+                    .unwrap_or_default();
+                for (uid, conns) in local {
+                    for conn in conns {
+                        match self.store.connect(&self.gateway, &uid, &conn.to_string()).await {
+                            Ok(true) => self.online(&uid).await,
+                            Ok(false) => {}
+                            Err(e) => {
+                                tracing::warn!(user = %uid, error = %e, "could not register connection again")
+                            }
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(gateway = %self.gateway, error = %e, "presence heartbeat failed"),
+        }
+    }
+
+    /// Marks offline the users a sweep found without any live connection.
+    async fn sweep(&self) {
+        match self.store.sweep().await {
+            Ok(users) => {
+                for uid in users {
+                    if let Err(e) = self.set(&uid, "offline", None, None).await {
+                        tracing::warn!(user = %uid, error = %e, "could not mark swept user offline");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "presence sweep failed"),
+        }
     }
 
     /// Follows every presence change and pushes it to the sockets that watch.
@@ -129,13 +201,28 @@ impl Presence {
 
     /// A socket of `who` logged in.
     pub(crate) async fn connected(&self, who: &Principal, conn: ConnId) {
-        let first = self.local.lock().is_ok_and(|mut local| {
+        let first_here = self.local.lock().is_ok_and(|mut local| {
             let set = local.entry(who.user_id.clone()).or_default();
             set.insert(conn);
             set.len() == 1
         });
-        if first && let Err(e) = self.go_online(&who.user_id).await {
-            tracing::warn!(user = %who.user_id, error = %e, "could not mark user online");
+        let first = match self.store.connect(&self.gateway, &who.user_id, &conn.to_string()).await {
+            Ok(first) => first,
+            Err(e) => {
+                // Without the store, this gateway's own view is the best guess; the next
+                // heartbeat registers the socket once the store is back.
+                tracing::warn!(user = %who.user_id, error = %e, "could not register connection");
+                first_here
+            }
+        };
+        if first {
+            self.online(&who.user_id).await;
+        }
+    }
+
+    async fn online(&self, uid: &str) {
+        if let Err(e) = self.go_online(uid).await {
+            tracing::warn!(user = %uid, error = %e, "could not mark user online");
         }
     }
 
@@ -150,18 +237,29 @@ impl Presence {
 
     /// A socket went away or logged out.
     pub(crate) async fn disconnected(&self, uid: &str, conn: ConnId) {
-        let last = self.local.lock().is_ok_and(|mut local| match local.get_mut(uid) {
-            Some(set) => {
-                set.remove(&conn);
-                if set.is_empty() {
-                    local.remove(uid);
-                    true
-                } else {
-                    false
+        // (was registered here, was the last one here)
+        let (known, last_here) =
+            self.local.lock().map_or((false, false), |mut local| match local.get_mut(uid) {
+                Some(set) => {
+                    let known = set.remove(&conn);
+                    let empty = set.is_empty();
+                    if empty {
+                        local.remove(uid);
+                    }
+                    (known, empty)
                 }
+                None => (false, false),
+            });
+        if !known {
+            return;
+        }
+        let last = match self.store.disconnect(&self.gateway, uid, &conn.to_string()).await {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::warn!(user = %uid, error = %e, "could not unregister connection");
+                last_here
             }
-            None => false,
-        });
+        };
         if last && let Err(e) = self.set(uid, "offline", None, None).await {
             tracing::warn!(user = %uid, error = %e, "could not mark user offline");
         }
@@ -192,3 +290,6 @@ impl Presence {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
