@@ -144,6 +144,11 @@ impl PresenceHandle {
         Self(Arc::new(store))
     }
 
+    /// Wraps an already shared implementation.
+    pub fn from_arc(store: Arc<dyn PresenceStore>) -> Self {
+        Self(store)
+    }
+
     /// The embedded store with default options.
     pub fn memory() -> Self {
         Self::new(MemoryPresence::new(PresenceOptions::default()))

@@ -10,6 +10,7 @@
 //! (`stream-notify-logged` `user-status`, `stream-user-presence`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use apogee_api::AuthClient;
@@ -75,12 +76,25 @@ pub(crate) struct Presence {
     /// status of users seen here. Std mutexes: map updates only.
     local: Mutex<HashMap<String, HashSet<ConnId>>>,
     known: Mutex<HashMap<String, PresenceEvent>>,
+    /// A registration failed (store unreachable): register every local socket at the next beat.
+    resync: AtomicBool,
+    /// Removals that failed, retried at each beat until the store takes them.
+    unregister: Mutex<Vec<(String, ConnId)>>,
 }
 
 impl Presence {
     pub(crate) fn new(auth: AuthClient, bus: Bus, store: PresenceHandle) -> Arc<Self> {
         let gateway = apogee_types::random_id();
-        Arc::new(Self { auth, bus, store, gateway, local: Mutex::default(), known: Mutex::default() })
+        Arc::new(Self {
+            auth,
+            bus,
+            store,
+            gateway,
+            local: Mutex::default(),
+            known: Mutex::default(),
+            resync: AtomicBool::new(false),
+            unregister: Mutex::default(),
+        })
     }
 
     /// Heartbeats once (so registrations count from the first socket on), then keeps
@@ -105,31 +119,76 @@ impl Presence {
     }
 
     /// Refreshes this gateway's heartbeat; if its registrations were lost (a pause longer than
-    /// the TTL, or the store restarted), registers every local socket again.
+    /// the TTL, or the store restarted) or one failed, registers every local socket again; and
+    /// retries removals that failed.
     async fn beat(&self) {
-        match self.store.heartbeat(&self.gateway).await {
-            Ok(true) => {}
-            Ok(false) => {
-                let local: Vec<(String, Vec<ConnId>)> = self
-                    .local
-                    .lock()
-                    .map(|l| {
-                        l.iter().map(|(uid, conns)| (uid.clone(), conns.iter().copied().collect())).collect()
-                    })
-                    .unwrap_or_default();
-                for (uid, conns) in local {
-                    for conn in conns {
-                        match self.store.connect(&self.gateway, &uid, &conn.to_string()).await {
-                            Ok(true) => self.online(&uid).await,
-                            Ok(false) => {}
-                            Err(e) => {
-                                tracing::warn!(user = %uid, error = %e, "could not register connection again")
-                            }
-                        }
-                    }
+        let lost = match self.store.heartbeat(&self.gateway).await {
+            Ok(intact) => !intact,
+            Err(e) => {
+                tracing::warn!(gateway = %self.gateway, error = %e, "presence heartbeat failed");
+                return;
+            }
+        };
+        if lost | self.resync.swap(false, Ordering::Relaxed) {
+            let local: Vec<(String, Vec<ConnId>)> = self
+                .local
+                .lock()
+                .map(|l| {
+                    l.iter().map(|(uid, conns)| (uid.clone(), conns.iter().copied().collect())).collect()
+                })
+                .unwrap_or_default();
+            for (uid, conns) in local {
+                for conn in conns {
+                    self.register(&uid, conn, false).await;
                 }
             }
-            Err(e) => tracing::warn!(gateway = %self.gateway, error = %e, "presence heartbeat failed"),
+        }
+        let removals = self.unregister.lock().map(|mut u| std::mem::take(&mut *u)).unwrap_or_default();
+        for (uid, conn) in removals {
+            self.unregister(&uid, conn, false).await;
+        }
+    }
+
+    /// Registers a socket in the store; the user goes online if it is their first anywhere.
+    /// `first_here`: whether it is the user's first socket on this gateway, the best guess while
+    /// the store cannot answer (the next beat registers the socket).
+    async fn register(&self, uid: &str, conn: ConnId, first_here: bool) {
+        // Logged in again on the same socket before its old removal went through: the stale
+        // registration is wanted after all, and the user (marked offline meanwhile) is back.
+        let revived = self.unregister.lock().is_ok_and(|mut pending| {
+            let before = pending.len();
+            pending.retain(|(u, c)| !(u == uid && *c == conn));
+            pending.len() < before
+        });
+        match self.store.connect(&self.gateway, uid, &conn.to_string()).await {
+            Ok(first) if first || revived => self.online(uid).await,
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(user = %uid, error = %e, "could not register connection");
+                self.resync.store(true, Ordering::Relaxed);
+                if first_here {
+                    self.online(uid).await;
+                }
+            }
+        }
+    }
+
+    /// Removes a socket's registration; the user goes offline if it was their last anywhere.
+    /// `last_here`: whether it was the user's last socket on this gateway, the best guess while
+    /// the store cannot answer.
+    async fn unregister(&self, uid: &str, conn: ConnId, last_here: bool) {
+        let last = match self.store.disconnect(&self.gateway, uid, &conn.to_string()).await {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::warn!(user = %uid, error = %e, "could not unregister connection");
+                if let Ok(mut pending) = self.unregister.lock() {
+                    pending.push((uid.to_owned(), conn));
+                }
+                last_here
+            }
+        };
+        if last && let Err(e) = self.set(uid, "offline", None, None).await {
+            tracing::warn!(user = %uid, error = %e, "could not mark user offline");
         }
     }
 
@@ -206,18 +265,7 @@ impl Presence {
             set.insert(conn);
             set.len() == 1
         });
-        let first = match self.store.connect(&self.gateway, &who.user_id, &conn.to_string()).await {
-            Ok(first) => first,
-            Err(e) => {
-                // Without the store, this gateway's own view is the best guess; the next
-                // heartbeat registers the socket once the store is back.
-                tracing::warn!(user = %who.user_id, error = %e, "could not register connection");
-                first_here
-            }
-        };
-        if first {
-            self.online(&who.user_id).await;
-        }
+        self.register(&who.user_id, conn, first_here).await;
     }
 
     async fn online(&self, uid: &str) {
@@ -253,16 +301,7 @@ impl Presence {
         if !known {
             return;
         }
-        let last = match self.store.disconnect(&self.gateway, uid, &conn.to_string()).await {
-            Ok(last) => last,
-            Err(e) => {
-                tracing::warn!(user = %uid, error = %e, "could not unregister connection");
-                last_here
-            }
-        };
-        if last && let Err(e) = self.set(uid, "offline", None, None).await {
-            tracing::warn!(user = %uid, error = %e, "could not mark user offline");
-        }
+        self.unregister(uid, conn, last_here).await;
     }
 
     /// Stores a status and announces it if it changed.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use apogee_api::{AuthClient, NewUser, UserSelector};
 use apogee_auth::{Auth, AuthConfig, Bootstrap};
 use apogee_bus::{Bus, SubjectPattern, Subscription};
-use apogee_presence::{PresenceHandle, PresenceOptions};
+use apogee_presence::{Hit, PresenceError, PresenceHandle, PresenceOptions, PresenceStore, UserStatus};
 use apogee_store::SqliteStore;
 use apogee_types::Principal;
 
@@ -151,4 +151,115 @@ async fn a_gateway_that_was_only_slow_registers_its_sockets_again() {
     assert_eq!(w.status(&alice).await, "online");
     slow.disconnected(&alice.user_id, 1).await;
     assert_eq!(w.status(&alice).await, "offline");
+}
+
+/// A presence store that fails registrations and removals while `down` is set, as Redis does
+/// while unreachable; everything else goes to the real in-memory store.
+struct Flaky {
+    inner: apogee_presence::MemoryPresence,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl Flaky {
+    fn fail<T>(&self, call: Result<T, PresenceError>) -> Result<T, PresenceError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PresenceError::Backend("connection refused".into()));
+        }
+        call
+    }
+}
+
+#[async_trait::async_trait]
+impl PresenceStore for Flaky {
+    fn gateway_ttl(&self) -> Duration {
+        self.inner.gateway_ttl()
+    }
+    async fn heartbeat(&self, gateway: &str) -> Result<bool, PresenceError> {
+        self.inner.heartbeat(gateway).await
+    }
+    async fn connect(&self, gateway: &str, uid: &str, conn: &str) -> Result<bool, PresenceError> {
+        self.fail(Ok(()))?;
+        self.inner.connect(gateway, uid, conn).await
+    }
+    async fn disconnect(&self, gateway: &str, uid: &str, conn: &str) -> Result<bool, PresenceError> {
+        self.fail(Ok(()))?;
+        self.inner.disconnect(gateway, uid, conn).await
+    }
+    async fn connections(&self, uid: &str) -> Result<u64, PresenceError> {
+        self.inner.connections(uid).await
+    }
+    async fn sweep(&self) -> Result<Vec<String>, PresenceError> {
+        self.inner.sweep().await
+    }
+    async fn set_status(&self, uid: &str, status: &UserStatus) -> Result<(), PresenceError> {
+        self.inner.set_status(uid, status).await
+    }
+    async fn status(&self, uid: &str) -> Result<Option<UserStatus>, PresenceError> {
+        self.inner.status(uid).await
+    }
+    async fn hit(&self, key: &str, window: Duration) -> Result<Hit, PresenceError> {
+        self.inner.hit(key, window).await
+    }
+    async fn put_token(
+        &self,
+        hash: &str,
+        uid: &str,
+        principal: &[u8],
+        ttl: Duration,
+    ) -> Result<(), PresenceError> {
+        self.inner.put_token(hash, uid, principal, ttl).await
+    }
+    async fn token(&self, hash: &str) -> Result<Option<Vec<u8>>, PresenceError> {
+        self.inner.token(hash).await
+    }
+    async fn evict_token(&self, hash: &str) -> Result<(), PresenceError> {
+        self.inner.evict_token(hash).await
+    }
+    async fn evict_user_tokens(&self, uid: &str) -> Result<(), PresenceError> {
+        self.inner.evict_user_tokens(uid).await
+    }
+}
+
+#[tokio::test]
+async fn registrations_that_failed_are_made_at_the_next_beat() {
+    let mut w = world().await;
+    let flaky = Arc::new(Flaky {
+        inner: apogee_presence::MemoryPresence::new(PresenceOptions {
+            gateway_ttl: TTL,
+            ..Default::default()
+        }),
+        down: false.into(),
+    });
+    w.store = PresenceHandle::from_arc(flaky.clone());
+    let set_down = |down: bool| flaky.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    let alice = w.user("alice").await;
+    let g = w.gateway();
+    g.beat().await;
+
+    set_down(true);
+    g.connected(&alice, 1).await;
+    assert_eq!(w.status(&alice).await, "online", "the gateway's own view while the store is down");
+    assert_eq!(w.store.connections(&alice.user_id).await.unwrap(), 0);
+    set_down(false);
+    g.beat().await;
+    assert_eq!(w.store.connections(&alice.user_id).await.unwrap(), 1, "registered at the next beat");
+
+    set_down(true);
+    g.disconnected(&alice.user_id, 1).await;
+    assert_eq!(w.status(&alice).await, "offline");
+    set_down(false);
+    g.beat().await;
+    assert_eq!(w.store.connections(&alice.user_id).await.unwrap(), 0, "removed at the next beat");
+
+    // A removal still pending when the same socket logs in again is dropped, and the user is back.
+    g.connected(&alice, 2).await;
+    set_down(true);
+    g.disconnected(&alice.user_id, 2).await;
+    assert_eq!(w.status(&alice).await, "offline");
+    set_down(false);
+    g.connected(&alice, 2).await;
+    assert_eq!(w.status(&alice).await, "online");
+    g.beat().await;
+    assert_eq!(w.store.connections(&alice.user_id).await.unwrap(), 1);
+    assert_eq!(w.status(&alice).await, "online");
 }
