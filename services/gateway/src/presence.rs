@@ -66,8 +66,39 @@ impl PresenceEvent {
     }
 }
 
+/// What presence needs of the auth service, which stores users' statuses. A seam of its own so
+/// presence's tests need no auth service (the gateway may not depend on one, even for tests).
+#[async_trait::async_trait]
+pub(crate) trait Users: Send + Sync + 'static {
+    async fn user(&self, uid: &str) -> ServiceResult<Option<User>>;
+    async fn set_status(
+        &self,
+        uid: &str,
+        status: &str,
+        status_default: Option<String>,
+        status_text: Option<String>,
+    ) -> ServiceResult<User>;
+}
+
+#[async_trait::async_trait]
+impl Users for AuthClient {
+    async fn user(&self, uid: &str) -> ServiceResult<Option<User>> {
+        self.find_user(apogee_api::UserSelector::Id(uid.to_owned())).await
+    }
+
+    async fn set_status(
+        &self,
+        uid: &str,
+        status: &str,
+        status_default: Option<String>,
+        status_text: Option<String>,
+    ) -> ServiceResult<User> {
+        self.set_user_status(uid, status, status_default, status_text).await
+    }
+}
+
 pub(crate) struct Presence {
-    auth: AuthClient,
+    users: Arc<dyn Users>,
     bus: Bus,
     store: PresenceHandle,
     /// This process's id in the connection registry.
@@ -84,9 +115,13 @@ pub(crate) struct Presence {
 
 impl Presence {
     pub(crate) fn new(auth: AuthClient, bus: Bus, store: PresenceHandle) -> Arc<Self> {
+        Self::with_users(Arc::new(auth), bus, store)
+    }
+
+    pub(crate) fn with_users(users: Arc<dyn Users>, bus: Bus, store: PresenceHandle) -> Arc<Self> {
         let gateway = apogee_types::random_id();
         Arc::new(Self {
-            auth,
+            users,
             bus,
             store,
             gateway,
@@ -275,7 +310,7 @@ impl Presence {
     }
 
     async fn go_online(&self, uid: &str) -> ServiceResult<()> {
-        let Some(user) = self.auth.find_user(apogee_api::UserSelector::Id(uid.to_owned())).await? else {
+        let Some(user) = self.users.user(uid).await? else {
             return Ok(());
         };
         let status =
@@ -312,8 +347,8 @@ impl Presence {
         status_default: Option<String>,
         status_text: Option<String>,
     ) -> ServiceResult<()> {
-        let before = self.auth.find_user(apogee_api::UserSelector::Id(uid.to_owned())).await?;
-        let user = self.auth.set_user_status(uid, status, status_default, status_text).await?;
+        let before = self.users.user(uid).await?;
+        let user = self.users.set_status(uid, status, status_default, status_text).await?;
         let changed = before.is_none_or(|b| b.status != user.status || b.status_text != user.status_text);
         if changed {
             self.publish(&PresenceEvent::of(&user)).await;

@@ -1,73 +1,89 @@
-//! Two gateways' presence over one shared Redis store (what distributed mode runs), with the real
-//! auth service over a temporary store, so statuses and published events are the real ones.
+//! Two gateways' presence over one shared Redis store (what distributed mode runs). Users and
+//! their statuses live in [`UserTable`], which keeps what presence relies on of the auth service
+//! (the gateway may not depend on it, even for tests); the end-to-end tests cover the real one.
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use apogee_api::{AuthClient, NewUser, UserSelector};
-use apogee_auth::{Auth, AuthConfig, Bootstrap};
 use apogee_bus::{Bus, SubjectPattern, Subscription};
 use apogee_presence::{Hit, PresenceError, PresenceHandle, PresenceOptions, PresenceStore, UserStatus};
-use apogee_store::SqliteStore;
-use apogee_types::Principal;
+use apogee_types::{Principal, ServiceError, ServiceResult, User};
+use serde_json::json;
 
-use super::{Presence, PresenceEvent};
+use super::{Presence, PresenceEvent, Users};
 
 /// The registrations' TTL in these tests; the sweep runs every third of it.
 const TTL: Duration = Duration::from_millis(900);
 
+/// Users by id, with the auth service's status rules: the status must be one of four, and
+/// `status_default` / `status_text` change only when given.
+#[derive(Default)]
+struct UserTable(Mutex<HashMap<String, User>>);
+
+#[async_trait::async_trait]
+impl Users for UserTable {
+    async fn user(&self, uid: &str) -> ServiceResult<Option<User>> {
+        Ok(self.0.lock().unwrap().get(uid).cloned())
+    }
+
+    async fn set_status(
+        &self,
+        uid: &str,
+        status: &str,
+        status_default: Option<String>,
+        status_text: Option<String>,
+    ) -> ServiceResult<User> {
+        if !["online", "away", "busy", "offline"].contains(&status) {
+            return Err(ServiceError::invalid("error-invalid-status", "invalid status"));
+        }
+        let mut users = self.0.lock().unwrap();
+        let user =
+            users.get_mut(uid).ok_or_else(|| ServiceError::invalid("error-invalid-user", "no such user"))?;
+        user.status = status.to_owned();
+        if let Some(default) = status_default {
+            user.status_default = default;
+        }
+        if let Some(text) = status_text {
+            user.status_text = text;
+        }
+        Ok(user.clone())
+    }
+}
+
 struct World {
-    auth: AuthClient,
+    users: Arc<UserTable>,
     bus: Bus,
     store: PresenceHandle,
 }
 
 async fn world() -> World {
-    let store = Arc::new(SqliteStore::open_temp().unwrap());
-    let bus = Bus::local();
-    let auth = Arc::new(Auth::new(
-        store,
-        AuthConfig {
-            site_url: "http://localhost".into(),
-            test_mode: true,
-            failed_logins_per_user: 100,
-            login_block: Duration::from_secs(1),
-        },
-        bus.clone(),
-    ));
-    auth.init(Bootstrap { admin: None, setting_overrides: BTreeMap::new() }).await.unwrap();
     let url = std::env::var("APOGEE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
     let options =
         PresenceOptions { prefix: format!("apogee-test:{}:", apogee_types::random_id()), gateway_ttl: TTL };
     let store = PresenceHandle::redis(&url, options).await.unwrap();
-    World { auth: AuthClient::local(auth), bus, store }
+    World { users: Arc::default(), bus: Bus::local(), store }
 }
 
 impl World {
     fn gateway(&self) -> Arc<Presence> {
-        Presence::new(self.auth.clone(), self.bus.clone(), self.store.clone())
+        Presence::with_users(self.users.clone(), self.bus.clone(), self.store.clone())
     }
 
     async fn user(&self, username: &str) -> Principal {
-        let user = self
-            .auth
-            .register_user(NewUser {
-                username: username.into(),
-                email: format!("{username}@example.com"),
-                password: "password-1234".into(),
-                name: Some(username.into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        Principal { user_id: user.id, username: user.username, name: user.name, roles: user.roles }
+        let user: User = serde_json::from_value(json!({
+            "_id": apogee_types::random_id(), "username": username, "type": "user", "active": true,
+            "status": "offline", "statusDefault": "online", "createdAt": 0, "_updatedAt": 0,
+        }))
+        .unwrap();
+        self.users.0.lock().unwrap().insert(user.id.clone(), user.clone());
+        user.principal()
     }
 
     async fn status(&self, who: &Principal) -> String {
-        self.auth.find_user(UserSelector::Id(who.user_id.clone())).await.unwrap().unwrap().status
+        self.users.user(&who.user_id).await.unwrap().unwrap().status
     }
 
     async fn follow(&self) -> Subscription {
