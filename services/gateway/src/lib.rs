@@ -22,6 +22,7 @@ pub use router::router;
 
 use apogee_api::{AuthClient, MessagingClient};
 use apogee_bus::Bus;
+use apogee_presence::PresenceHandle;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -57,12 +58,25 @@ pub struct GatewayState {
 }
 
 impl GatewayState {
-    /// Builds the gateway and starts following presence on the bus.
+    /// Builds the gateway with in-process presence (embedded mode).
     pub async fn new(auth: AuthClient, messaging: MessagingClient, bus: Bus, cfg: GatewayConfig) -> Self {
+        Self::with_presence(auth, messaging, bus, cfg, PresenceHandle::memory()).await
+    }
+
+    /// Builds the gateway over a presence store shared with other gateways (Redis when
+    /// distributed), starts heartbeating in it and following presence on the bus.
+    pub async fn with_presence(
+        auth: AuthClient,
+        messaging: MessagingClient,
+        bus: Bus,
+        cfg: GatewayConfig,
+        presence_store: PresenceHandle,
+    ) -> Self {
         let login_limiter =
             limiter::RateLimiter::new(cfg.logins_per_minute, std::time::Duration::from_secs(60));
         let hub = hub::Hub::new(bus.clone());
-        let presence = presence::Presence::new(auth.clone(), bus.clone());
+        let presence = presence::Presence::new(auth.clone(), bus.clone(), presence_store);
+        presence.keep_alive().await;
         presence.run(hub.clone()).await;
         hub.run_all_feed().await;
         // Embedded default: the services answer from their store.
