@@ -20,6 +20,7 @@ use apogee_auth::Auth;
 use apogee_bus::Bus;
 use apogee_config::Config;
 use apogee_messaging::Messaging;
+use apogee_presence::{PresenceHandle, PresenceOptions};
 use apogee_types::ErrorKind;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -82,9 +83,19 @@ fn messaging_client(config: &Config) -> anyhow::Result<(MessagingClient, RpcClie
     Ok((MessagingClient::grpc(rpc.clone()), rpc))
 }
 
-async fn connect_bus(config: &Config) -> anyhow::Result<Bus> {
-    let _ = config;
-    Ok(Bus::local()) // TEMP until NATS merge
+async fn connect_bus(role: Role, config: &Config) -> anyhow::Result<Bus> {
+    let name = format!("apogee-{}-{}", role.name(), node_id(config));
+    Bus::nats(&config.cluster.nats_url, apogee_bus::NatsOptions::new(name))
+        .await
+        .with_context(|| format!("connect to NATS at {}", config.cluster.nats_url))
+}
+
+/// This process's name among the roles: `APOGEE_NODE_ID`, else host name and process id.
+fn node_id(config: &Config) -> String {
+    config.cluster.node_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+        format!("{}-{}", if host.is_empty() { "apogee" } else { &host }, std::process::id())
+    })
 }
 
 fn open_store(config: &Config, file: &str) -> anyhow::Result<apogee_store::StoreRef> {
@@ -257,8 +268,8 @@ where
 
 async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
     let store = open_store(&config, "auth.db")?;
-    let bus = connect_bus(&config).await?;
-    let (messaging, messaging_rpc) = messaging_client(&config)?;
+    let bus = connect_bus(Role::Auth, &config).await?;
+    let (messaging, _) = messaging_client(&config)?;
     let auth = Arc::new(Auth::new(store.clone(), crate::auth_config(&config), bus.clone()));
     auth.set_messaging(messaging);
     let client = AuthClient::local(auth.clone());
@@ -286,7 +297,6 @@ async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result
         serve_role(Role::Auth, &config, Some(routes), ready, serving.clone(), shutdown.clone()).await?;
     let boot = crate::bootstrap(&config);
     with_retries("bootstrap users and settings", &shutdown, || auth.init(boot.clone())).await?;
-    let _ = messaging_rpc;
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     serving.store(true, Ordering::Release);
     tracing::info!(grpc = ?running.grpc_addr, "auth is ready");
@@ -300,7 +310,7 @@ async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result
 
 async fn run_messaging(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
     let store = open_store(&config, "messaging.db")?;
-    let bus = connect_bus(&config).await?;
+    let bus = connect_bus(Role::Messaging, &config).await?;
     let (auth, auth_rpc) = auth_client(&config)?;
     let messaging = Messaging::new(store.clone(), auth, bus.clone());
     messaging.init().await.map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
@@ -333,28 +343,70 @@ async fn run_messaging(config: Config, shutdown: CancellationToken) -> anyhow::R
     Ok(done)
 }
 
-async fn run_presence(_config: Config, _shutdown: CancellationToken) -> anyhow::Result<Done> {
-    anyhow::bail!("presence role: not wired yet")
+async fn presence_store(config: &Config) -> anyhow::Result<PresenceHandle> {
+    let options = PresenceOptions {
+        prefix: config.cluster.redis_prefix.clone(),
+        gateway_ttl: config.cluster.presence_ttl,
+    };
+    PresenceHandle::redis(&config.cluster.redis_url, options)
+        .await
+        .with_context(|| format!("connect to Redis at {}", config.cluster.redis_url))
+}
+
+/// Whether Redis answers (a registry read of nobody).
+async fn presence_ok(store: &PresenceHandle) -> Result<(), String> {
+    store.connections("-").await.map(|_| ()).map_err(|e| format!("redis: {e}"))
+}
+
+async fn run_presence(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
+    let bus = connect_bus(Role::Presence, &config).await?;
+    let store = presence_store(&config).await?;
+    let (auth, auth_rpc) = auth_client(&config)?;
+    let sweeper =
+        tokio::spawn(apogee_gateway::sweep_presence(auth, bus.clone(), store.clone(), shutdown.clone()));
+    let ready: ReadyCheck = Arc::new(move || {
+        let (bus, store, auth_rpc) = (bus.clone(), store.clone(), auth_rpc.clone());
+        Box::pin(async move {
+            bus.healthy().map_err(|e| format!("bus: {e}"))?;
+            presence_ok(&store).await?;
+            services_serving(&[("auth", auth_rpc)]).await
+        })
+    });
+    let serving = Arc::new(AtomicBool::new(true));
+    let (_, done) = serve_role(Role::Presence, &config, None, ready, serving, shutdown).await?;
+    tracing::info!("presence is ready");
+    Ok(Box::pin(async move {
+        done.await;
+        let _ = sweeper.await;
+    }))
 }
 
 async fn run_gateway(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
-    let bus = connect_bus(&config).await?;
+    let bus = connect_bus(Role::Gateway, &config).await?;
     let (auth, auth_rpc) = auth_client(&config)?;
     let (messaging, messaging_rpc) = messaging_client(&config)?;
+    let presence = presence_store(&config).await?;
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
-    let probe_bus = bus.clone();
+    let (probe_bus, probe_presence) = (bus.clone(), presence.clone());
     let ready: ReadyCheck = Arc::new(move || {
         let clients = [("auth", auth_rpc.clone()), ("messaging", messaging_rpc.clone())];
-        let bus = probe_bus.clone();
+        let (bus, presence) = (probe_bus.clone(), probe_presence.clone());
         Box::pin(async move {
             bus.healthy().map_err(|e| format!("bus: {e}"))?;
+            presence_ok(&presence).await?;
             services_serving(&clients).await
         })
     });
-    let state = apogee_gateway::GatewayState::new(auth, messaging, bus, crate::gateway_config(&config))
-        .await
-        .with_readiness(ready);
+    let state = apogee_gateway::GatewayState::with_presence(
+        auth,
+        messaging,
+        bus,
+        crate::gateway_config(&config),
+        presence,
+    )
+    .await
+    .with_readiness(ready);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, url = %config.root_url, "gateway is ready");
     let task = tokio::spawn(apogee_gateway::serve(listener, state, shutdown));

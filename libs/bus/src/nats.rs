@@ -197,6 +197,10 @@ impl EventBus for NatsBus {
         }
     }
 
+    fn healthy(&self) -> Result<(), BusError> {
+        self.ensure_connected()
+    }
+
     async fn subscribe(&self, pattern: &SubjectPattern) -> Result<Subscription, BusError> {
         self.ensure_connected()?;
         let subscriber =

@@ -149,6 +149,9 @@ struct Inner {
 /// The gateway's fan-out.
 pub(crate) struct Hub {
     bus: Bus,
+    /// Tells this gateway's sockets apart from another gateway's with the same number, in
+    /// events that name their origin.
+    instance: String,
     next_id: AtomicU64,
     /// A std mutex: every critical section is a few map operations, never an await.
     inner: Mutex<Inner>,
@@ -156,7 +159,17 @@ pub(crate) struct Hub {
 
 impl Hub {
     pub(crate) fn new(bus: Bus) -> Arc<Self> {
-        Arc::new(Self { bus, next_id: AtomicU64::new(1), inner: Mutex::default() })
+        Arc::new(Self {
+            bus,
+            instance: apogee_types::random_id(),
+            next_id: AtomicU64::new(1),
+            inner: Mutex::default(),
+        })
+    }
+
+    /// A socket's name across every gateway, for events that must skip their sender.
+    pub(crate) fn origin(&self, conn: ConnId) -> String {
+        format!("{}/{conn}", self.instance)
     }
 
     /// Registers a socket; returns its handle and the queue its writer drains.
@@ -378,7 +391,7 @@ impl Hub {
                     json!([username, activity.iter().any(|a| a == "user-typing")]),
                 );
                 for conn in self.room_sockets(rid) {
-                    if conn.id.to_string() == origin {
+                    if self.origin(conn.id) == origin {
                         continue;
                     }
                     let (wants_activity, wants_typing) = conn

@@ -112,6 +112,22 @@ impl GatewayState {
     }
 }
 
+/// The `apogee presence` role: sweeps the shared presence store every third of the lease, so the
+/// users of a gateway that vanished go offline (stored and published once) even when no other
+/// gateway runs. Runs until `shutdown`.
+pub async fn sweep_presence(auth: AuthClient, bus: Bus, store: PresenceHandle, shutdown: CancellationToken) {
+    let interval = (store.gateway_ttl() / 3).max(std::time::Duration::from_millis(100));
+    let presence = presence::Presence::new(auth, bus, store);
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => presence.sweep().await,
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
+
 /// Serves HTTP on `listener` until `shutdown` fires, then lets requests in flight finish.
 pub async fn serve(
     listener: TcpListener,

@@ -228,7 +228,7 @@ impl Presence {
     }
 
     /// Marks offline the users a sweep found without any live connection.
-    async fn sweep(&self) {
+    pub(crate) async fn sweep(&self) {
         match self.store.sweep().await {
             Ok(users) => {
                 for uid in users {

@@ -173,13 +173,19 @@ pub(crate) async fn call(
         "getRoomIdByNameOrId" => {
             let who = ctx.who()?.clone();
             let key = str_param(&params, 0)?;
+            // Only "no such room" becomes "Not allowed"; a service that cannot answer says so.
+            let unavailable =
+                |e: &ServiceError| matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal);
             let room = match state.messaging.room_info(&who, RoomSelector::id(key.clone())).await {
                 Ok(room) => room,
+                Err(e) if unavailable(&e) => return Err(e),
                 Err(_) => state
                     .messaging
                     .room_info(&who, RoomSelector { id: None, name: Some(key), family: None })
                     .await
-                    .map_err(|_| ServiceError::not_allowed("Not allowed"))?,
+                    .map_err(
+                        |e| if unavailable(&e) { e } else { ServiceError::not_allowed("Not allowed") },
+                    )?,
             };
             Ok(Some(Value::String(room.id)))
         }
@@ -492,7 +498,7 @@ async fn notify_room(ctx: &MethodCtx<'_>, who: &Principal, params: &[Value]) -> 
         username: username.to_owned(),
         activity,
         extra,
-        origin: ctx.conn.map(|c| c.id.to_string()).unwrap_or_default(),
+        origin: ctx.conn.map(|c| ctx.state.hub.origin(c.id)).unwrap_or_default(),
     };
     if let (Ok(subject), Ok(payload)) =
         (Subject::new(&room_subject(rid, "activity")), serde_json::to_vec(&event))

@@ -42,11 +42,20 @@ async fn post_target(state: &GatewayState, who: &Principal, target: &str) -> Api
         Some(name) => (RoomSelector { id: None, name: Some(name.to_owned()), family: None }, true),
         None => (RoomSelector::id(target), false),
     };
+    // A room that is not there (or not visible) is an invalid target; a service that cannot
+    // answer is not.
+    let not_found = |e: &apogee_types::ServiceError| {
+        !matches!(e.kind, apogee_types::ErrorKind::Unavailable | apogee_types::ErrorKind::Internal)
+    };
     let room = match state.messaging.room_info(who, selector).await {
         Ok(room) => room,
-        Err(_) if !join => {
+        Err(e) if !join && not_found(&e) => {
             let by_name = RoomSelector { id: None, name: Some(target.to_owned()), family: None };
-            state.messaging.room_info(who, by_name).await.map_err(|_| invalid())?
+            state
+                .messaging
+                .room_info(who, by_name)
+                .await
+                .map_err(|e| if not_found(&e) { invalid() } else { e.into() })?
         }
         Err(e) => return Err(e.into()),
     };

@@ -1,0 +1,258 @@
+//! Topology tests: distributed mode with every role a separate process (the `apogee` binary),
+//! NATS of the test's own and the machine's Redis. What one client does through one gateway
+//! must reach clients on another; killed processes must not lose acknowledged writes.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use apogee_tests::cluster::Cluster;
+use apogee_tests::ddp::Ddp;
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_apogee");
+
+fn is_stream(f: &Value) -> bool {
+    f["msg"] == "changed"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_typing_and_presence_cross_gateways() {
+    let cluster = Cluster::start(BIN, 2).await;
+    let alice = cluster.user(0, "alice").await;
+    let bob = cluster.user(1, "bob").await;
+    alice.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+    bob.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+
+    let mut alice_ws = Ddp::login(&cluster.gateway_url(0), alice.token()).await;
+    assert_eq!(alice_ws.sub("stream-room-messages", json!(["GENERAL", false])).await["msg"], "ready");
+    assert_eq!(
+        alice_ws.sub("stream-notify-room", json!(["GENERAL/user-activity", false])).await["msg"],
+        "ready"
+    );
+    assert_eq!(alice_ws.sub("stream-notify-logged", json!(["user-status", false])).await["msg"], "ready");
+
+    // A message posted through gateway 1 reaches the socket on gateway 0.
+    let sent = Instant::now();
+    let posted =
+        bob.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": "across gateways"})).await;
+    let event = alice_ws.recv_where(|f| is_stream(f) && f["collection"] == "stream-room-messages").await;
+    let latency = sent.elapsed();
+    assert_eq!(event["fields"]["args"][0]["_id"], posted["message"]["_id"]);
+    assert_eq!(event["fields"]["args"][0]["msg"], "across gateways");
+    eprintln!("post on gateway 1 -> event on gateway 0: {latency:?}");
+
+    // Typing on gateway 1 reaches gateway 0.
+    let mut bob_ws = Ddp::login(&cluster.gateway_url(1), bob.token()).await;
+    let typed =
+        bob_ws.call("stream-notify-room", json!(["GENERAL/user-activity", "bob", ["user-typing"], {}])).await;
+    assert!(typed.get("error").is_none(), "{typed}");
+    let typing = alice_ws.recv_where(|f| is_stream(f) && f["collection"] == "stream-notify-room").await;
+    assert_eq!(typing["fields"]["args"], json!(["bob", ["user-typing"]]));
+
+    // Bob's status change on gateway 1 reaches the watcher on gateway 0.
+    bob_ws.call("setUserStatus", json!(["busy", "Focus"])).await;
+    let status = alice_ws
+        .recv_where(|f| {
+            is_stream(f)
+                && f["collection"] == "stream-notify-logged"
+                && f["fields"]["args"][0][1] == "bob"
+                && f["fields"]["args"][0][2] == 3
+        })
+        .await;
+    assert_eq!(status["fields"]["args"][0][3], "Focus");
+}
+
+/// NATS's count of messages it delivered to each gateway's connection, by connection name.
+async fn deliveries_by_gateway(cluster: &Cluster) -> HashMap<String, u64> {
+    cluster
+        .nats_connections()
+        .await
+        .into_iter()
+        .filter_map(|c| {
+            let name = c["name"].as_str()?.to_owned();
+            name.contains("gateway").then(|| (name, c["out_msgs"].as_u64().unwrap_or(0)))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_interested_gateway_receives_a_rooms_events() {
+    let cluster = Cluster::start(BIN, 4).await;
+    let admin = cluster.admin(3).await;
+    let carol = cluster.user(0, "carol").await;
+    let room = admin.ok_post("groups.create", json!({"name": "quiet-room", "members": ["carol"]})).await;
+    let rid = room["group"]["_id"].as_str().unwrap().to_owned();
+    // Carol's only socket is on gateway 0; nobody of the room is connected elsewhere.
+    let mut carol_ws = Ddp::login(&cluster.gateway_url(0), carol.token()).await;
+    assert_eq!(carol_ws.sub("stream-room-messages", json!([rid, false])).await["msg"], "ready");
+    // Let the presence change of the login settle before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let before = deliveries_by_gateway(&cluster).await;
+    assert_eq!(before.len(), 4, "one NATS connection per gateway, named: {before:?}");
+    const N: u64 = 20;
+    for i in 0..N {
+        // Posted over REST through gateway 3 (the admin has no socket anywhere).
+        admin.ok_post("chat.postMessage", json!({"roomId": rid, "text": format!("m{i}")})).await;
+    }
+    let mut seen = 0;
+    while seen < N {
+        let f = carol_ws.recv_where(|f| is_stream(f) && f["collection"] == "stream-room-messages").await;
+        assert_eq!(f["fields"]["args"][0]["rid"], rid.as_str());
+        seen += 1;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = deliveries_by_gateway(&cluster).await;
+    let delta: HashMap<&str, u64> =
+        after.iter().map(|(name, n)| (name.as_str(), n - before.get(name).copied().unwrap_or(0))).collect();
+    eprintln!("NATS deliveries per gateway while posting {N} messages: {delta:?}");
+    let interested: Vec<_> = delta.iter().filter(|(name, _)| name.ends_with("gateway0")).collect();
+    assert_eq!(interested.len(), 1, "{delta:?}");
+    // One room event per message (plus at most one sidebar event per message for carol's
+    // subscription, which gateway 0 also follows); nothing for the others.
+    assert!(*interested[0].1 >= N && *interested[0].1 <= 2 * N, "{delta:?}");
+    for (name, n) in &delta {
+        if !name.ends_with("gateway0") {
+            assert_eq!(*n, 0, "{name} received room traffic nobody on it needs: {delta:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_gateways_users_go_offline_and_reconnect_elsewhere_without_loss() {
+    let mut cluster = Cluster::start(BIN, 2).await;
+    let dave = cluster.user(0, "dave").await;
+    let watcher = cluster.user(1, "watcher").await;
+    dave.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+    let mut dave_ws = Ddp::login(&cluster.gateway_url(0), dave.token()).await;
+    assert_eq!(dave_ws.sub("stream-room-messages", json!(["GENERAL", false])).await["msg"], "ready");
+    let online = watcher.ok_get("users.info?username=dave").await;
+    assert_eq!(online["user"]["status"], "online");
+    let first =
+        watcher.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": "before the crash"})).await;
+    let got = dave_ws.recv_where(|f| is_stream(f) && f["collection"] == "stream-room-messages").await;
+    let last_seen = got["fields"]["args"][0]["ts"]["$date"].as_i64().unwrap();
+    assert_eq!(got["fields"]["args"][0]["_id"], first["message"]["_id"]);
+
+    cluster.kill_gateway(0);
+    let killed_at = Instant::now();
+    // Messages posted while dave is disconnected.
+    let mut missed = HashSet::new();
+    for i in 0..5 {
+        let m = watcher
+            .ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": format!("missed {i}")}))
+            .await;
+        missed.insert(m["message"]["_id"].as_str().unwrap().to_owned());
+    }
+    // Presence notices the vanished gateway within its lease (3 s in tests, 30 s by default).
+    loop {
+        let info = watcher.ok_get("users.info?username=dave").await;
+        if info["user"]["status"] == "offline" {
+            break;
+        }
+        assert!(killed_at.elapsed() < Duration::from_secs(60), "dave still {}", info["user"]["status"]);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    eprintln!("offline {:?} after the gateway was killed", killed_at.elapsed());
+
+    // Dave's client reconnects to the other gateway, resumes its session, and catches up.
+    let mut again = Ddp::login(&cluster.gateway_url(1), dave.token()).await;
+    let caught = again.call("loadMissedMessages", json!(["GENERAL", {"$date": last_seen}])).await;
+    let ids: HashSet<String> =
+        caught["result"].as_array().unwrap().iter().map(|m| m["_id"].as_str().unwrap().to_owned()).collect();
+    assert!(missed.is_subset(&ids), "missed {missed:?}, caught up {ids:?}");
+    let back = watcher.ok_get("users.info?username=dave").await;
+    assert_eq!(back["user"]["status"], "online");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_posts_survive_a_killed_messaging_role() {
+    let mut cluster = Cluster::start(BIN, 1).await;
+    let erin = cluster.user(0, "erin").await;
+    erin.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+    let poster = {
+        let erin = erin.clone();
+        tokio::spawn(async move {
+            let (mut acked, mut refused) = (Vec::new(), 0);
+            for i in 0..400 {
+                let (status, body) = erin
+                    .post("chat.postMessage", json!({"roomId": "GENERAL", "text": format!("n{i}")}))
+                    .await;
+                if status == 200 {
+                    acked.push(body["message"]["_id"].as_str().unwrap().to_owned());
+                } else {
+                    // Never silence: a clear Rocket.Chat-style error.
+                    assert_eq!(body["success"], false, "{status} {body}");
+                    assert!(status == 503 || status == 500, "{status} {body}");
+                    refused += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            (acked, refused)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    cluster.kill_messaging();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.restart_messaging().await;
+    let (acked, refused) = poster.await.unwrap();
+    eprintln!("{} acknowledged, {refused} refused while messaging was down", acked.len());
+    assert!(refused > 0, "the crash fell between posts: the test proved nothing");
+    let mut lost = Vec::new();
+    for id in &acked {
+        let (status, _) = erin.get(&format!("chat.getMessage?msgId={id}")).await;
+        if status != 200 {
+            lost.push(id);
+        }
+    }
+    assert!(lost.is_empty(), "{} of {} acknowledged messages lost: {lost:?}", lost.len(), acked.len());
+    // And the system works again without restarting anything else.
+    erin.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": "after the restart"})).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_delivery_resumes_after_nats_comes_back() {
+    let mut cluster = Cluster::start(BIN, 2).await;
+    let frank = cluster.user(0, "frank").await;
+    let grace = cluster.user(1, "grace").await;
+    for u in [&frank, &grace] {
+        u.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+    }
+    let mut frank_ws = Ddp::login(&cluster.gateway_url(0), frank.token()).await;
+    assert_eq!(frank_ws.sub("stream-room-messages", json!(["GENERAL", false])).await["msg"], "ready");
+
+    cluster.stop_nats();
+    // Posting still persists (or fails clearly) while the bus is away.
+    let (status, body) =
+        grace.post("chat.postMessage", json!({"roomId": "GENERAL", "text": "while NATS is down"})).await;
+    assert!(status == 200 || body["success"] == false, "{status} {body}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.start_nats().await;
+    cluster.wait_gateway_ready(0).await;
+    cluster.wait_gateway_ready(1).await;
+
+    // Live delivery resumes without restarting any role.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = grace
+            .ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": "after NATS is back"}))
+            .await;
+        let id = m["message"]["_id"].clone();
+        if frank_ws
+            .arrives_within(Duration::from_secs(2), |f| {
+                is_stream(f)
+                    && f["collection"] == "stream-room-messages"
+                    && f["fields"]["args"][0]["_id"] == id
+            })
+            .await
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "live delivery did not resume\n{}", cluster.logs());
+    }
+    if status == 200 {
+        let history = frank.ok_get("channels.history?roomId=GENERAL&count=50").await;
+        assert!(history["messages"].as_array().unwrap().iter().any(|m| m["_id"] == body["message"]["_id"]));
+    }
+}
