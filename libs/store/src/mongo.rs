@@ -415,8 +415,12 @@ impl MongoStore {
                 stored.insert(uid, subscription_from_doc(doc)?);
             }
         }
-        let Some((mutate, updates)) = closures.take() else {
-            return Err(StoreError::Unavailable("room write retried after its mutations ran".into()).into());
+        // Taken only when there are mutations: a write without them stays retryable throughout.
+        let (mutate, updates) = match closures {
+            Some((None, updates)) if updates.is_empty() => (None, Vec::new()),
+            _ => closures.take().ok_or_else(|| {
+                Fail::Store(StoreError::Unavailable("room write retried after its mutations ran".into()))
+            })?,
         };
         let touches_room = is_new
             || mutate.is_some()
@@ -438,15 +442,17 @@ impl MongoStore {
         }
         if touches_room {
             room.updated_at = room.updated_at.max(now);
+            // A new room, or a rename by `mutate`, may take a name already in use.
+            let key = room.name.clone().unwrap_or_else(|| room.id.clone());
+            let doc = room_to_doc(&room)?;
             if is_new {
-                let key = room.name.clone().unwrap_or_else(|| room.id.clone());
+                rooms.insert_one(doc).session(&mut *session).await.map_err(tx_conflict_or("room", &key))?;
+            } else {
                 rooms
-                    .insert_one(room_to_doc(&room)?)
+                    .replace_one(doc! { "_id": rid }, doc)
                     .session(&mut *session)
                     .await
                     .map_err(tx_conflict_or("room", &key))?;
-            } else {
-                tx_replace(&rooms, session, room_to_doc(&room)?).await?;
             }
         }
         for message in &appended {
