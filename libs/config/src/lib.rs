@@ -17,6 +17,9 @@ pub struct Config {
     /// The public URL clients use (`Site_Url`); defaults to `http://localhost:<port>`.
     pub root_url: String,
     pub data_dir: PathBuf,
+    /// Rocket.Chat's `MONGO_URL`: store the data in this MongoDB (a replica set) instead of the
+    /// SQLite file in `data_dir`.
+    pub mongo_url: Option<String>,
     /// Created on an empty store.
     pub admin: Option<AdminSeed>,
     /// Rocket.Chat's `TEST_MODE=true`: the test-suite admin, no rate limits.
@@ -193,6 +196,8 @@ Environment (flags win over environment, environment over the config file):
   APOGEE_HOST                 address to bind (default 0.0.0.0)
   ROOT_URL                    public URL of the server (default http://localhost:<port>)
   APOGEE_DATA_DIR             data directory (default ./data)
+  MONGO_URL                   MongoDB replica set to store data in, instead of SQLite in the
+                              data directory (needs a build with the `mongodb` feature)
   APOGEE_CONFIG               TOML configuration file
   ADMIN_USERNAME, ADMIN_PASS, ADMIN_EMAIL, ADMIN_NAME
                               first admin, created on an empty store
@@ -276,6 +281,16 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
         .or_else(|| env_str(env, "APOGEE_DATA_DIR").map(PathBuf::from))
         .or(file.data_dir)
         .unwrap_or_else(|| PathBuf::from("./data"));
+    let mongo_url = env_str(env, "MONGO_URL");
+    if let Some(url) = &mongo_url
+        && !(url.starts_with("mongodb://") || url.starts_with("mongodb+srv://"))
+    {
+        return Err(ConfigError::Invalid {
+            key: "MONGO_URL".into(),
+            value: url.clone(),
+            expected: "a mongodb:// URL",
+        });
+    }
     // Rocket.Chat compares with the exact string "true".
     let test_mode =
         cli.test_mode.or(env.get("TEST_MODE").map(|v| v == "true")).or(file.test_mode).unwrap_or(false);
@@ -344,6 +359,7 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
         listen: SocketAddr::new(host, port),
         root_url,
         data_dir,
+        mongo_url,
         admin,
         test_mode,
         setting_overrides,
@@ -375,6 +391,16 @@ mod tests {
         assert_eq!(c.root_url, "http://localhost:3000");
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert!(!c.test_mode && c.admin.is_none());
+        assert_eq!(c.mongo_url, None);
+    }
+
+    #[test]
+    fn mongo_url_from_the_environment() {
+        let url = "mongodb://mongo:27017/rocketchat?replicaSet=rs0";
+        let c = load(&CliOverrides::default(), &env(&[("MONGO_URL", url)])).unwrap();
+        assert_eq!(c.mongo_url.as_deref(), Some(url));
+        let err = load(&CliOverrides::default(), &env(&[("MONGO_URL", "localhost:27017")])).unwrap_err();
+        assert!(matches!(err, ConfigError::Invalid { ref key, .. } if key == "MONGO_URL"), "{err}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The storage seam. Each aggregate has its own trait ([`UserStore`], [`RoomStore`],
 //! [`MessageStore`], [`ConfigStore`]); [`Store`] is all of them, and [`StoreRef`] the cheap
-//! handle everybody holds. [`SqliteStore`] is the embedded implementation; the MongoDB one runs
-//! the same contract suite (`testsuite`).
+//! handle everybody holds. [`SqliteStore`] is the embedded implementation; `MongoStore` (feature
+//! `mongodb`) keeps Rocket.Chat's collections and runs the same contract suite (`testsuite`).
+//! [`open`] picks one from a location: a `mongodb://` URL or a SQLite file path.
 //!
 //! Rules every implementation keeps:
 //! - a write returns only after it is durable (committed);
@@ -12,6 +13,9 @@
 //! Only this crate talks to a database.
 
 mod error;
+#[cfg(feature = "mongodb")]
+pub mod mongo;
+mod open;
 mod rooms;
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
@@ -21,6 +25,9 @@ mod users;
 use std::sync::Arc;
 
 pub use error::{StoreError, StoreResult};
+#[cfg(feature = "mongodb")]
+pub use mongo::MongoStore;
+pub use open::{is_mongo_url, open};
 pub use rooms::*;
 pub use sqlite::SqliteStore;
 pub use users::*;

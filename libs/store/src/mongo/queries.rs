@@ -1,0 +1,282 @@
+//! The query, update and index documents the MongoDB store sends, as pure functions so the unit
+//! tests can check them without a server. Each mirrors the SQLite query of the same operation.
+
+use apogee_types::{LoginToken, Millis, PageRequest};
+use mongodb::IndexModel;
+use mongodb::bson::{Bson, Document, doc};
+use mongodb::options::{Collation, CollationStrength, IndexOptions};
+
+use super::docs::{UserDoc, date};
+use crate::{HistoryQuery, MessageFilter, RoomFilter, UserFilter};
+
+pub(crate) const USERS: &str = "users";
+pub(crate) const ROOMS: &str = "rocketchat_room";
+pub(crate) const SUBSCRIPTIONS: &str = "rocketchat_subscription";
+pub(crate) const MESSAGES: &str = "rocketchat_message";
+pub(crate) const SETTINGS: &str = "rocketchat_settings";
+pub(crate) const PERMISSIONS: &str = "rocketchat_permissions";
+pub(crate) const ROLES: &str = "rocketchat_roles";
+/// Rocket.Chat's record of removed documents, `{…document, _deletedAt, __collection__}`.
+pub(crate) const TRASH: &str = "rocketchat__trash";
+
+/// `__collection__` values in the trash (Rocket.Chat's model names).
+pub(crate) const TRASH_ROOM: &str = "room";
+pub(crate) const TRASH_SUBSCRIPTION: &str = "subscription";
+pub(crate) const TRASH_MESSAGE: &str = "message";
+
+/// Case-insensitive comparison (usernames, e-mails, room names): the unique indexes use it too,
+/// so `alice` and `ALICE` are the same key, as with SQLite's `COLLATE NOCASE`.
+pub(crate) fn case_insensitive() -> Collation {
+    Collation::builder().locale("en").strength(CollationStrength::Secondary).build()
+}
+
+/// A case-insensitive substring match of `text`, taken literally.
+pub(crate) fn contains(text: &str) -> Document {
+    doc! { "$regex": regex_escape(text), "$options": "i" }
+}
+
+fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}-/#".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `skip` and `limit` of a page; `None` when the page is empty by request (`count: 0`), since
+/// MongoDB reads a limit of 0 as "no limit".
+pub(crate) fn window(page: PageRequest) -> Option<(u64, Option<i64>)> {
+    match page.count {
+        Some(0) => None,
+        count => Some((page.offset, count.map(|c| i64::try_from(c).unwrap_or(i64::MAX)))),
+    }
+}
+
+fn seq(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn user_list_filter(filter: &UserFilter) -> Document {
+    let mut q = Document::new();
+    if let Some(text) = &filter.text {
+        q.insert("$or", vec![doc! { "username": contains(text) }, doc! { "name": contains(text) }]);
+    }
+    if let Some(active) = filter.active {
+        q.insert("active", active);
+    }
+    if !filter.ids.is_empty() {
+        q.insert("_id", doc! { "$in": &filter.ids });
+    }
+    if !filter.roles.is_empty() {
+        q.insert("roles", doc! { "$in": &filter.roles });
+    }
+    q
+}
+
+/// Rewrites a user's own fields and password, leaving the rest of `services` (login tokens) alone.
+pub(crate) fn user_update(user: &UserDoc) -> Document {
+    let mut set = user.fields.clone();
+    set.remove("_id");
+    match &user.password_bcrypt {
+        Some(bcrypt) => {
+            set.insert("services.password.bcrypt", bcrypt);
+            doc! { "$set": set }
+        }
+        None => doc! { "$set": set, "$unset": { "services.password": "" } },
+    }
+}
+
+pub(crate) fn user_by_token_filter(hashed_token: &str) -> Document {
+    doc! { "services.resume.loginTokens.hashedToken": hashed_token }
+}
+
+pub(crate) fn push_login_token(entry: Document) -> Document {
+    doc! { "$push": { "services.resume.loginTokens": entry } }
+}
+
+pub(crate) fn pull_login_tokens(hashed_tokens: &[String]) -> Document {
+    doc! { "$pull": { "services.resume.loginTokens": { "hashedToken": { "$in": hashed_tokens } } } }
+}
+
+/// The resume tokens (not personal access tokens) created before `before` beyond the newest `keep`.
+pub(crate) fn tokens_to_prune(tokens: &[LoginToken], keep: usize, before: Millis) -> Vec<String> {
+    let mut resume: Vec<&LoginToken> = tokens.iter().filter(|t| t.name.is_none()).collect();
+    resume.sort_by_key(|t| std::cmp::Reverse(t.created_at));
+    resume.into_iter().skip(keep).filter(|t| t.created_at < before).map(|t| t.hashed_token.clone()).collect()
+}
+
+pub(crate) fn room_list_filter(filter: &RoomFilter) -> Document {
+    let mut q = Document::new();
+    if !filter.types.is_empty() {
+        let types: Vec<&str> = filter.types.iter().map(|t| t.as_str()).collect();
+        q.insert("t", doc! { "$in": types });
+    }
+    if let Some(text) = &filter.text {
+        q.insert("name", contains(text));
+    }
+    if filter.default_only {
+        q.insert("default", true);
+    }
+    q
+}
+
+/// Rooms among `rids` of the given types (all when empty).
+pub(crate) fn rooms_in(rids: &[String], types: &[apogee_types::RoomType]) -> Document {
+    let mut q = doc! { "_id": { "$in": rids } };
+    if !types.is_empty() {
+        let types: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+        q.insert("t", doc! { "$in": types });
+    }
+    q
+}
+
+/// The user's subscriptions changed after `since`, or whose room (one of `changed_rids`) changed.
+pub(crate) fn subscriptions_since_filter(
+    uid: &str,
+    since: Option<Millis>,
+    changed_rids: &[String],
+) -> Document {
+    match since {
+        None => doc! { "u._id": uid },
+        Some(since) => doc! {
+            "u._id": uid,
+            "$or": [{ "_updatedAt": { "$gt": date(since) } }, { "rid": { "$in": changed_rids } }],
+        },
+    }
+}
+
+/// A thread reply shown only in its thread has `tmid` and no `tshow`.
+fn not_thread_only() -> Document {
+    doc! { "$or": [{ "tmid": Bson::Null }, { "tshow": true }] }
+}
+
+/// Messages `count_unread` counts: after `after_seq`, by others, no system messages, no
+/// thread-only replies (`Message::counts_as_unread`).
+pub(crate) fn unread_filter(rid: &str, uid: &str, after_seq: u64) -> Document {
+    let mut q = doc! {
+        "rid": rid,
+        "seq": { "$gt": seq(after_seq) },
+        "u._id": { "$ne": uid },
+        "t": Bson::Null,
+    };
+    q.extend(not_thread_only());
+    q
+}
+
+pub(crate) fn history_filter(rid: &str, query: &HistoryQuery) -> Document {
+    let (lt, gt) = if query.inclusive { ("$lte", "$gte") } else { ("$lt", "$gt") };
+    let mut ts = Document::new();
+    if let Some(latest) = query.latest {
+        ts.insert(lt, date(latest));
+    }
+    if let Some(oldest) = query.oldest {
+        ts.insert(gt, date(oldest));
+    }
+    let mut q = doc! { "rid": rid };
+    if !ts.is_empty() {
+        q.insert("ts", ts);
+    }
+    if !query.show_thread_messages {
+        q.extend(not_thread_only());
+    }
+    q
+}
+
+/// By `ts`, then `seq` (messages of the same millisecond keep their order).
+pub(crate) fn by_ts(ascending: bool) -> Document {
+    let dir = if ascending { 1 } else { -1 };
+    doc! { "ts": dir, "seq": dir }
+}
+
+/// Messages of the room changed after (or before, when `before`) `since`, and their sort.
+pub(crate) fn changed_filter(rid: &str, since: Millis, before: bool) -> (Document, Document) {
+    let (cmp, dir) = if before { ("$lt", -1) } else { ("$gt", 1) };
+    (doc! { "rid": rid, "_updatedAt": { cmp: date(since) } }, doc! { "_updatedAt": dir, "seq": dir })
+}
+
+/// Trash records of one collection with `key == value`, removed after (or before) `since`.
+pub(crate) fn removed_filter(
+    collection: &str,
+    key: &str,
+    value: &str,
+    since: Millis,
+    before: bool,
+) -> (Document, Document) {
+    let (cmp, dir) = if before { ("$lt", -1) } else { ("$gt", 1) };
+    (
+        doc! { "__collection__": collection, key: value, "_deletedAt": { cmp: date(since) } },
+        doc! { "_deletedAt": dir },
+    )
+}
+
+pub(crate) fn removed_rooms_filter(since: Millis) -> Document {
+    doc! { "__collection__": TRASH_ROOM, "_deletedAt": { "$gt": date(since) } }
+}
+
+/// The trash record of a removed document (Rocket.Chat keeps the whole document).
+pub(crate) fn trash_doc(collection: &str, mut removed: Document, at: Millis) -> Document {
+    removed.insert("_deletedAt", date(at));
+    removed.insert("__collection__", collection);
+    removed
+}
+
+/// The condition of a [`MessageFilter`] on messages of `rid`, and its sort.
+pub(crate) fn message_filter(rid: &str, filter: &MessageFilter) -> (Document, Document) {
+    let mut q = doc! { "rid": rid };
+    match filter {
+        MessageFilter::Pinned => {
+            q.insert("pinned", true);
+            q.insert("t", doc! { "$ne": "rm" });
+        }
+        MessageFilter::StarredBy(uid) => {
+            q.insert("starred._id", uid);
+        }
+        MessageFilter::Mentioning(username) => {
+            q.insert("mentions.username", username);
+        }
+        MessageFilter::Text(text) => {
+            q.insert("msg", contains(text));
+            q.insert("t", doc! { "$ne": "rm" });
+        }
+    }
+    // Pinned messages are listed oldest first, as Rocket.Chat inserts them.
+    (q, by_ts(*filter == MessageFilter::Pinned))
+}
+
+/// Every index the store's queries need, by collection; created at start.
+pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
+    let plain = |keys: Document| IndexModel::builder().keys(keys).build();
+    let with =
+        |keys: Document, options: IndexOptions| IndexModel::builder().keys(keys).options(options).build();
+    let unique_ci = |partial: Document| {
+        IndexOptions::builder()
+            .unique(true)
+            .collation(case_insensitive())
+            .partial_filter_expression(partial)
+            .build()
+    };
+    vec![
+        (USERS, with(doc! { "username": 1 }, unique_ci(doc! { "username": { "$exists": true } }))),
+        (
+            USERS,
+            with(doc! { "emails.address": 1 }, unique_ci(doc! { "emails.address": { "$exists": true } })),
+        ),
+        (USERS, plain(doc! { "services.resume.loginTokens.hashedToken": 1 })),
+        (USERS, plain(doc! { "roles": 1 })),
+        (ROOMS, with(doc! { "name": 1 }, unique_ci(doc! { "name": { "$type": "string" } }))),
+        (ROOMS, plain(doc! { "t": 1, "name": 1 })),
+        (ROOMS, plain(doc! { "_updatedAt": 1 })),
+        (SUBSCRIPTIONS, with(doc! { "rid": 1, "u._id": 1 }, IndexOptions::builder().unique(true).build())),
+        (SUBSCRIPTIONS, plain(doc! { "u._id": 1, "_updatedAt": 1 })),
+        (SUBSCRIPTIONS, plain(doc! { "rid": 1, "u.username": 1 })),
+        (MESSAGES, plain(doc! { "rid": 1, "ts": 1 })),
+        (MESSAGES, plain(doc! { "rid": 1, "seq": 1 })),
+        (MESSAGES, plain(doc! { "rid": 1, "_updatedAt": 1 })),
+        (TRASH, plain(doc! { "__collection__": 1, "_deletedAt": 1 })),
+        (TRASH, plain(doc! { "rid": 1, "__collection__": 1, "_deletedAt": 1 })),
+        (TRASH, plain(doc! { "u._id": 1, "__collection__": 1, "_deletedAt": 1 })),
+    ]
+}
