@@ -144,6 +144,17 @@ pub enum MarkedMessages {
     Mentioned,
 }
 
+/// Which threads of a room `chat.getThreadsList` lists (`type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThreadListKind {
+    #[default]
+    All,
+    /// Threads the caller follows.
+    Following,
+    /// Threads with replies the caller has not read (the subscription's `tunread`).
+    Unread,
+}
+
 /// Rooms, subscriptions and messages.
 #[async_trait]
 pub trait MessagingService: Send + Sync + 'static {
@@ -315,6 +326,56 @@ pub trait MessagingService: Send + Sync + 'static {
         user: UserSelector,
         muted: bool,
     ) -> ServiceResult<()>;
+
+    /// Thread roots of a room, most recent reply first; `text` narrows by the root's text
+    /// (`chat.getThreadsList`, DDP `getThreadsList`).
+    async fn threads(
+        &self,
+        who: &Principal,
+        rid: &str,
+        kind: ThreadListKind,
+        text: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
+    /// Replies of a thread, oldest first (`chat.getThreadMessages`, DDP `getThreadMessages`).
+    async fn thread_messages(
+        &self,
+        who: &Principal,
+        tmid: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
+    /// Thread roots of a room changed and removed after `since` (`chat.syncThreadsList`).
+    async fn sync_threads(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+    ) -> ServiceResult<Changes<Message>>;
+    /// Replies of a thread changed and removed after `since` (`chat.syncThreadMessages`).
+    async fn sync_thread_messages(
+        &self,
+        who: &Principal,
+        tmid: &str,
+        since: Millis,
+    ) -> ServiceResult<Changes<Message>>;
+    /// Follows or unfollows the thread of a message (`chat.followMessage` / `unfollowMessage`).
+    async fn follow_message(&self, who: &Principal, mid: &str, follow: bool) -> ServiceResult<()>;
+    /// Marks one thread (`tmid`) or every thread of the room read for the caller: clears it
+    /// from `tunread`, `tunreadUser` and `tunreadGroup` (`subscriptions.read` with `readThreads`).
+    async fn read_threads(&self, who: &Principal, rid: &str, tmid: Option<String>) -> ServiceResult<()>;
+    /// Ids of messages of a room removed after `since`, oldest first (`chat.getDeletedMessages`).
+    async fn deleted_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+        page: PageRequest,
+    ) -> ServiceResult<Page<(String, Millis)>>;
+    /// Hides (or shows again) another member's messages in a room for the caller (`chat.ignoreUser`).
+    async fn ignore_user(&self, who: &Principal, rid: &str, user_id: &str, ignore: bool)
+    -> ServiceResult<()>;
+    /// Stores a report about a message for the moderators (`chat.reportMessage`).
+    async fn report_message(&self, who: &Principal, mid: &str, description: &str) -> ServiceResult<()>;
 }
 
 /// The handle to the messaging service.

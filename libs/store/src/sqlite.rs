@@ -14,6 +14,7 @@ mod rooms;
 mod users;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -42,6 +43,9 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     /// Idle read connections. A std mutex: held only to push or pop, never across an await.
     readers: Mutex<Vec<Connection>>,
+    /// Rows the writer has inserted, updated or deleted since the store opened (SQLite's
+    /// `total_changes`, triggers included): what a test measures the cost of a write by.
+    rows_written: Arc<AtomicU64>,
     /// Keeps the directory of a temporary store alive as long as the store.
     #[cfg(feature = "testsuite")]
     _temp: Option<Arc<tempfile::TempDir>>,
@@ -54,15 +58,18 @@ impl SqliteStore {
         configure(&writer)?;
         migrations::migrate(&mut writer)?;
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
+        let rows_written = Arc::new(AtomicU64::new(writer.total_changes()));
+        let counter = rows_written.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || writer_loop(writer, rx))
+            .spawn(move || writer_loop(writer, rx, &counter))
             .map_err(|e| StoreError::Unavailable(format!("spawn writer thread: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 jobs,
                 readers: Mutex::new(Vec::new()),
+                rows_written,
                 #[cfg(feature = "testsuite")]
                 _temp: None,
             }),
@@ -77,6 +84,12 @@ impl SqliteStore {
         let inner = Arc::get_mut(&mut store.inner).expect("a store just opened has one handle");
         inner._temp = Some(Arc::new(dir));
         Ok(store)
+    }
+
+    /// Rows written since the store opened (inserts, updates and deletes, triggers included),
+    /// counted when each batch commits: a write's cost is the difference across it.
+    pub fn rows_written(&self) -> u64 {
+        self.inner.rows_written.load(Ordering::Acquire)
     }
 
     /// Runs `f` in the writer's transaction and returns once it is committed.
@@ -157,7 +170,7 @@ fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult
     }
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, rows_written: &AtomicU64) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -168,6 +181,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
             }
         }
         let (committed, replies) = run_batch(&conn, &mut batch);
+        rows_written.store(conn.total_changes(), Ordering::Release);
         for reply in replies {
             reply(committed.clone());
         }

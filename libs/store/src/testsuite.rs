@@ -86,6 +86,10 @@ pub fn subscription(rid: &str, uid: &str, username: &str) -> Subscription {
         archived: false,
         last_read_seq: 0,
         notifications: Default::default(),
+        tunread: vec![],
+        tunread_user: vec![],
+        tunread_group: vec![],
+        ignored: vec![],
         unread: 0,
     }
 }

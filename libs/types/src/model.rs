@@ -284,6 +284,17 @@ pub struct Subscription {
     /// Rocket.Chat's field names: `desktopNotifications`, `desktopPrefOrigin`, `unreadAlert`, …
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub notifications: serde_json::Map<String, serde_json::Value>,
+    /// Threads (root message ids) with replies the user has not read (`tunread`), of which
+    /// those mentioning the user (`tunreadUser`) or everyone (`tunreadGroup`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tunread: Vec<String>,
+    #[serde(rename = "tunreadUser", default, skip_serializing_if = "Vec::is_empty")]
+    pub tunread_user: Vec<String>,
+    #[serde(rename = "tunreadGroup", default, skip_serializing_if = "Vec::is_empty")]
+    pub tunread_group: Vec<String>,
+    /// Users whose messages this user hides in the room (`chat.ignoreUser`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
     /// Derived on read from the room's messages after `last_read_seq`; never stored.
     #[serde(skip)]
     pub unread: u64,

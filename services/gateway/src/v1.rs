@@ -10,5 +10,6 @@ pub(crate) mod room_roles;
 pub(crate) mod rooms;
 pub(crate) mod rooms_extra;
 pub(crate) mod subscriptions;
+pub(crate) mod threads;
 pub(crate) mod users;
 pub(crate) mod users_admin;

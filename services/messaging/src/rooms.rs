@@ -42,6 +42,10 @@ pub(crate) fn new_subscription(
         // Joining does not make earlier history unread.
         last_read_seq: room.msgs,
         notifications: Default::default(),
+        tunread: vec![],
+        tunread_user: vec![],
+        tunread_group: vec![],
+        ignored: vec![],
         unread: 0,
     }
 }

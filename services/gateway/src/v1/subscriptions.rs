@@ -46,6 +46,13 @@ pub(crate) async fn read(State(state): State<GatewayState>, caller: Caller, Body
     else {
         return Err(ApiError::invalid_params("must have required property 'rid'"));
     };
+    match body.get("readThreads") {
+        None | Some(Value::Null) | Some(Value::Bool(_)) => {}
+        Some(_) => return Err(ApiError::invalid_params("must be boolean: 'readThreads'")),
+    }
     state.messaging.mark_read(&caller.principal, rid).await?;
+    if body.get("readThreads").and_then(Value::as_bool).unwrap_or(false) {
+        state.messaging.read_threads(&caller.principal, rid, None).await?;
+    }
     Ok(ok!())
 }

@@ -1,0 +1,14 @@
+-- 3: thread listings (replies by root id, roots of a room) and reported messages.
+CREATE INDEX messages_tmid ON messages(json_extract(doc, '$.tmid'), ts);
+CREATE INDEX messages_thread_roots ON messages(rid, updated_at)
+    WHERE json_extract(doc, '$.extra.tcount') IS NOT NULL;
+CREATE INDEX trash_scope ON trash(collection, uid, deleted_at);
+CREATE TABLE reports (
+    id TEXT PRIMARY KEY,
+    mid TEXT NOT NULL,
+    rid TEXT NOT NULL,
+    uid TEXT NOT NULL,
+    ts INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE INDEX reports_message ON reports(mid, ts);
