@@ -434,9 +434,7 @@ pub(crate) async fn call(
                     Ok(Some(json!({ "message": { "docs": found.iter().map(msg).collect::<Vec<_>>() } })))
                 }
                 // A room the caller cannot read answers `false`.
-                Err(e) if matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::Unauthenticated) => {
-                    Ok(Some(Value::Bool(false)))
-                }
+                Err(e) if e.error_type == "error-not-allowed" => Ok(Some(Value::Bool(false))),
                 Err(e) => Err(e),
             }
         }

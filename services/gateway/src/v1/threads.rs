@@ -27,6 +27,15 @@ fn changes_json(changes: &Changes<Message>) -> Value {
     json!({ "update": rendered(&changes.update), "remove": remove })
 }
 
+/// Rocket.Chat checks `Threads_enabled` before the parameters of these routes.
+async fn ensure_enabled(state: &GatewayState) -> Result<(), ApiError> {
+    if state.auth.setting_bool("Threads_enabled", true).await {
+        Ok(())
+    } else {
+        Err(ApiError::typed("error-not-allowed", "Threads Disabled"))
+    }
+}
+
 /// `updatedSince`, required and a date, as the two sync routes check it.
 fn updated_since(query: &std::collections::HashMap<String, String>) -> Result<Millis, ApiError> {
     let Some(raw) = query.get("updatedSince").filter(|v| !v.is_empty()) else {
@@ -70,6 +79,7 @@ pub(crate) async fn sync_threads_list(
     caller: Caller,
     Query(query): Query,
 ) -> ApiResult {
+    ensure_enabled(&state).await?;
     let Some(rid) = query.get("rid").filter(|r| !r.is_empty()) else {
         return Err(ApiError::typed(
             "error-room-id-param-not-provided",
@@ -92,6 +102,7 @@ pub(crate) async fn thread_messages(
     caller: Caller,
     Query(query): Query,
 ) -> ApiResult {
+    ensure_enabled(&state).await?;
     let tmid = required_tmid(&query)?;
     let page = page(&state, &query).await?;
     let found = state.messaging.thread_messages(&caller.principal, tmid, page).await?;
@@ -106,6 +117,7 @@ pub(crate) async fn sync_thread_messages(
     caller: Caller,
     Query(query): Query,
 ) -> ApiResult {
+    ensure_enabled(&state).await?;
     let tmid = required_tmid(&query)?;
     let since = updated_since(&query)?;
     let changes = state.messaging.sync_thread_messages(&caller.principal, tmid, since).await?;
