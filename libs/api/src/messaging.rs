@@ -155,6 +155,23 @@ pub enum ThreadListKind {
     Unread,
 }
 
+/// `rooms.createDiscussion`: a room under `prid`, optionally about one of its messages (`pmid`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CreateDiscussion {
+    pub prid: String,
+    pub pmid: Option<String>,
+    /// `t_name`: the discussion's display name (`fname`).
+    pub name: String,
+    /// A first message posted in the discussion.
+    pub reply: Option<String>,
+    /// Usernames to add besides the creator (and the author of `pmid`).
+    pub users: Vec<String>,
+    /// `None`: as the parent room.
+    pub encrypted: Option<bool>,
+    /// `None`: the parent room's name.
+    pub topic: Option<String>,
+}
+
 /// Rooms, subscriptions and messages.
 #[async_trait]
 pub trait MessagingService: Send + Sync + 'static {
@@ -376,6 +393,25 @@ pub trait MessagingService: Send + Sync + 'static {
     -> ServiceResult<()>;
     /// Stores a report about a message for the moderators (`chat.reportMessage`).
     async fn report_message(&self, who: &Principal, mid: &str, description: &str) -> ServiceResult<()>;
+    /// Creates a discussion (`rooms.createDiscussion`, DDP `createDiscussion`): the room, the
+    /// `discussion-created` message in the parent, and the first reply if any.
+    async fn create_discussion(&self, who: &Principal, req: CreateDiscussion) -> ServiceResult<Room>;
+    /// Discussions of a room the caller may read, by name (`rooms.getDiscussions`).
+    async fn room_discussions(
+        &self,
+        who: &Principal,
+        room: RoomSelector,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Room>>;
+    /// The `discussion-created` messages of a room whose text contains `text`, newest first
+    /// (`chat.getDiscussions`).
+    async fn discussion_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        text: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
 }
 
 /// The handle to the messaging service.

@@ -98,6 +98,7 @@ pub fn room(room: &Room, dates: Dates) -> Value {
     m.insert("t".into(), room.t.as_str().into());
     put_opt(&mut m, "name", &room.name);
     put_opt(&mut m, "fname", &room.fname);
+    put_opt(&mut m, "prid", &room.prid);
     if let Some(u) = &room.u {
         m.insert("u".into(), user_ref(u));
     }

@@ -102,6 +102,8 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn removed_subscriptions_since(&self, uid: &str, since: Millis) -> StoreResult<Vec<Removed>>;
     /// Members of a room by username.
     async fn subscriptions_of_room(&self, rid: &str, page: PageRequest) -> StoreResult<Page<Subscription>>;
+    /// Discussions of a room (rooms whose `prid` it is), by `fname`.
+    async fn discussions_of_room(&self, prid: &str, page: PageRequest) -> StoreResult<Page<Room>>;
 }
 
 /// Which messages of a room [`MessageStore::find_messages`] returns.
@@ -115,6 +117,9 @@ pub enum MessageFilter {
     Mentioning(String),
     /// Case-insensitive substring of `msg`; removed placeholders (`t: rm`) are left out.
     Text(String),
+    /// `discussion-created` messages (those with a `drid`) whose text contains this
+    /// (case-insensitive; everything when empty).
+    Discussions(String),
 }
 
 /// A message someone reported to the moderators (`chat.reportMessage`), with the message as it

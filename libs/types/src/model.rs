@@ -206,6 +206,13 @@ pub struct Room {
     pub react_when_read_only: bool,
     #[serde(rename = "customFields", default)]
     pub custom_fields: Map<String, Value>,
+    /// A discussion's parent room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prid: Option<String>,
+    /// A discussion's `discussion-created` message in the parent room, which carries its
+    /// message count and last message time (`dcount`, `dlm`). Not a Rocket.Chat field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmid: Option<String>,
 }
 
 impl Room {
@@ -242,6 +249,8 @@ impl Room {
             favorite: false,
             react_when_read_only: false,
             custom_fields: Map::new(),
+            prid: None,
+            dmid: None,
         }
     }
 }

@@ -9,6 +9,7 @@
 //! member.
 
 mod access;
+mod discussions;
 mod edits;
 mod marks;
 mod messages;

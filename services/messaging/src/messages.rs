@@ -165,6 +165,9 @@ impl Messaging {
             }
         }
         let mut outcome = self.commit(write).await?;
+        if let Some(after) = outcome.room.as_ref().filter(|r| r.dmid.is_some()) {
+            self.refresh_discussion(after).await;
+        }
         let saved =
             outcome.messages.pop().ok_or_else(|| ServiceError::internal("posted message vanished"))?;
         let mut notify: Vec<String> = mentioned_ids;

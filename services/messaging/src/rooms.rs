@@ -50,7 +50,7 @@ pub(crate) fn new_subscription(
     }
 }
 
-fn room_display(room: &Room) -> (String, Option<String>) {
+pub(crate) fn room_display(room: &Room) -> (String, Option<String>) {
     let name = room.name.clone().unwrap_or_default();
     (name.clone(), room.fname.clone().or(Some(name)))
 }
@@ -78,7 +78,7 @@ pub(crate) fn system_message(rid: &str, t: &str, msg: &str, actor: &UserRef, now
     }
 }
 
-fn user_ref(user: &User) -> UserRef {
+pub(crate) fn user_ref(user: &User) -> UserRef {
     user.user_ref()
 }
 

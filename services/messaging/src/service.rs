@@ -1,8 +1,9 @@
 use std::sync::Arc;
 
 use apogee_api::{
-    AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MarkedMessages, MemberFilter,
-    MessagingService, NewMessage, RoomChange, RoomListScope, RoomSelector, ThreadListKind, UserSelector,
+    AuthClient, Changes, Counters, CreateDiscussion, CreateRoom, History, HistoryRequest, MarkedMessages,
+    MemberFilter, MessagingService, NewMessage, RoomChange, RoomListScope, RoomSelector, ThreadListKind,
+    UserSelector,
 };
 use apogee_bus::Bus;
 use apogee_store::{StoreError, StoreRef};
@@ -402,5 +403,28 @@ impl MessagingService for Messaging {
 
     async fn report_message(&self, who: &Principal, mid: &str, description: &str) -> ServiceResult<()> {
         self.report_message_impl(who, mid, description).await
+    }
+
+    async fn create_discussion(&self, who: &Principal, req: CreateDiscussion) -> ServiceResult<Room> {
+        self.create_discussion_impl(who, req).await
+    }
+
+    async fn room_discussions(
+        &self,
+        who: &Principal,
+        room: RoomSelector,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Room>> {
+        self.room_discussions_impl(who, room, page).await
+    }
+
+    async fn discussion_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        text: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>> {
+        self.discussion_messages_impl(who, rid, text, page).await
     }
 }

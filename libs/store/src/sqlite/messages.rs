@@ -128,6 +128,10 @@ fn filter_sql(filter: &MessageFilter) -> (&'static str, rusqlite::types::Value) 
              AND json_extract(doc, '$.t') IS NOT 'rm'",
             format!("\"{}\"", text.replace('"', "\"\"")).into(),
         ),
+        MessageFilter::Discussions(text) => (
+            "json_extract(doc, '$.extra.drid') IS NOT NULL AND json_extract(doc, '$.msg') LIKE ?2 ESCAPE '\\'",
+            like_pattern(text).into(),
+        ),
         MessageFilter::Text(text) => (
             "json_extract(doc, '$.msg') LIKE ?2 ESCAPE '\\' AND json_extract(doc, '$.t') IS NOT 'rm'",
             like_pattern(text).into(),

@@ -396,4 +396,27 @@ impl RoomStore for SqliteStore {
         })
         .await
     }
+
+    async fn discussions_of_room(&self, prid: &str, page: PageRequest) -> StoreResult<Page<Room>> {
+        let prid = prid.to_owned();
+        let (lim, off) = (limit(page.count), offset(page.offset));
+        self.read(move |conn| {
+            let total = count(
+                conn,
+                "SELECT COUNT(*) FROM rooms WHERE json_extract(doc, '$.prid') = ?1",
+                &[prid.clone().into()],
+            )?;
+            let items = docs(
+                conn,
+                "SELECT doc FROM rooms WHERE json_extract(doc, '$.prid') = ?1
+                 ORDER BY json_extract(doc, '$.fname'), id LIMIT ?2 OFFSET ?3",
+                &[prid.into(), lim.into(), off.into()],
+            )?
+            .iter()
+            .map(|d| decode(ROOM, d))
+            .collect::<StoreResult<Vec<Room>>>()?;
+            Ok(Page { items, offset: page.offset, total })
+        })
+        .await
+    }
 }

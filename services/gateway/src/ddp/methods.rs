@@ -388,6 +388,13 @@ pub(crate) async fn call(
             out.extend(replies.iter().skip(usize::try_from(skip).unwrap_or(usize::MAX)).take(take).map(msg));
             Ok(Some(Value::Array(out)))
         }
+        "createDiscussion" => {
+            let who = ctx.who()?.clone();
+            let Some(Value::Object(args)) = params.first() else { return Err(match_failed()) };
+            let req = crate::v1::discussions::create_request(args).map_err(|e| e.0)?;
+            let room = state.messaging.create_discussion(&who, req).await?;
+            Ok(Some(crate::v1::discussions::discussion_json(&room, Dates::Ejson)))
+        }
         "followMessage" | "unfollowMessage" => {
             let who = ctx.who()?.clone();
             let mid =

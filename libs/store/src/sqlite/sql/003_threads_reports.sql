@@ -1,4 +1,5 @@
--- 3: thread listings (replies by root id, roots of a room) and reported messages; the search
+-- 3: thread listings (replies by root id, roots of a room), discussions of a room and
+-- reported messages; the search
 -- index is rewritten only when a message's text changes, not on every reaction, pin or reply
 -- count.
 DROP TRIGGER messages_fts_update;
@@ -9,6 +10,7 @@ END;
 CREATE INDEX messages_tmid ON messages(json_extract(doc, '$.tmid'), ts);
 CREATE INDEX messages_thread_roots ON messages(rid, updated_at)
     WHERE json_extract(doc, '$.extra.tcount') IS NOT NULL;
+CREATE INDEX rooms_prid ON rooms(json_extract(doc, '$.prid'));
 CREATE INDEX trash_scope ON trash(collection, uid, deleted_at);
 CREATE TABLE reports (
     id TEXT PRIMARY KEY,
