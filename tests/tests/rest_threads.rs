@@ -110,7 +110,7 @@ async fn thread_listings_syncs_and_follows() {
     send(&alice, &rid, "not a thread", None).await;
     let since = "2000-01-01T00:00:00.000Z";
     let r1 = send(&bob, &rid, "reply one", Some(&first)).await;
-    let r2 = send(&carol, &rid, "reply two", Some(&second)).await;
+    send(&carol, &rid, "reply two", Some(&second)).await;
 
     // All threads, latest reply first, with totals and paging.
     let all = alice.ok_get(&format!("chat.getThreadsList?rid={rid}")).await;
@@ -158,7 +158,6 @@ async fn thread_listings_syncs_and_follows() {
     alice.ok_post("chat.delete", json!({"roomId": rid, "msgId": second})).await;
     let synced = alice.ok_get(&format!("chat.syncThreadsList?rid={rid}&updatedSince={since}")).await;
     assert_eq!(ids(&synced["threads"], "remove"), [second.as_str()]);
-    let _ = r2;
 }
 
 #[tokio::test]
