@@ -366,3 +366,21 @@ async fn deleted_messages_ignore_and_report() {
         Some("invalid-params"),
     );
 }
+
+#[tokio::test]
+async fn show_deleted_status_keeps_a_placeholder() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let rid = channel(&alice, "placeholders", &[]).await;
+    let mid = send(&alice, &rid, "regret", None).await;
+    admin.ok_post("settings/Message_ShowDeletedStatus", json!({"value": true})).await;
+    alice.ok_post("chat.delete", json!({"roomId": rid, "msgId": mid})).await;
+    let m = &alice.ok_get(&format!("chat.getMessage?msgId={mid}")).await["message"];
+    assert_eq!((m["t"].as_str(), m["msg"].as_str()), (Some("rm"), Some("")));
+    assert_eq!(m["editedBy"]["_id"], alice.user_id());
+    let deleted = alice.ok_get(&format!("chat.getDeletedMessages?roomId={rid}&since=2000-01-01")).await;
+    assert_eq!(deleted["total"], 0, "nothing was removed");
+    let found = alice.ok_get(&format!("chat.search?roomId={rid}&searchText=regret")).await;
+    assert_eq!(found["messages"], json!([]));
+}
