@@ -384,3 +384,37 @@ async fn show_deleted_status_keeps_a_placeholder() {
     let found = alice.ok_get(&format!("chat.search?roomId={rid}&searchText=regret")).await;
     assert_eq!(found["messages"], json!([]));
 }
+
+#[tokio::test]
+async fn subscriptions_unread_from_a_message_or_the_room() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let rid = channel(&alice, "unreads", &["bob"]).await;
+    let empty = bob.post("subscriptions.unread", json!({"roomId": rid})).await;
+    assert_error(&empty, 400, Some("error-no-message-for-unread"));
+
+    let first = send(&alice, &rid, "one", None).await;
+    send(&alice, &rid, "two", None).await;
+    send(&alice, &rid, "three", None).await;
+    bob.ok_post("subscriptions.read", json!({"rid": rid})).await;
+    assert_eq!(sub(&bob, &rid).await["unread"], 0);
+
+    bob.ok_post("subscriptions.unread", json!({"firstUnreadMessage": {"_id": first}})).await;
+    let s = sub(&bob, &rid).await;
+    assert_eq!((s["unread"].as_u64(), s["alert"].as_bool()), (Some(3), Some(true)));
+    bob.ok_post("subscriptions.read", json!({"rid": rid})).await;
+    bob.ok_post("subscriptions.unread", json!({"roomId": rid})).await;
+    assert_eq!(sub(&bob, &rid).await["unread"], 1, "the newest message is unread again");
+
+    // One's own message cannot be the first unread; bad shapes are refused.
+    let own = alice.post("subscriptions.unread", json!({"firstUnreadMessage": {"_id": first}})).await;
+    assert_error(&own, 400, Some("error-action-not-allowed"));
+    assert_error(
+        &bob.post("subscriptions.unread", json!({"roomId": 12345})).await,
+        400,
+        Some("invalid-params"),
+    );
+    assert_error(&bob.post("subscriptions.unread", json!({})).await, 400, Some("invalid-params"));
+    assert_eq!(sub(&alice, &rid).await["unread"], 0, "a refused call changes nothing");
+}

@@ -412,6 +412,14 @@ pub trait MessagingService: Send + Sync + 'static {
         text: &str,
         page: PageRequest,
     ) -> ServiceResult<Page<Message>>;
+    /// Marks messages unread for the caller (`subscriptions.unread`): from another user's
+    /// message `first_unread` on, or (with `rid`) the room's newest message.
+    async fn mark_unread(
+        &self,
+        who: &Principal,
+        rid: Option<String>,
+        first_unread: Option<String>,
+    ) -> ServiceResult<()>;
 }
 
 /// The handle to the messaging service.

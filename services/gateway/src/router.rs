@@ -130,6 +130,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/chat.getDiscussions", get(crate::v1::discussions::messages))
         .route("/api/v1/rooms.createDiscussion", post(crate::v1::discussions::create))
         .route("/api/v1/rooms.getDiscussions", get(crate::v1::discussions::of_room))
+        .route("/api/v1/subscriptions.unread", post(crate::v1::subscriptions::unread))
         .route("/api/v1/subscriptions.get", get(subscriptions::get))
         .route("/api/v1/subscriptions.getOne", get(subscriptions::get_one))
         .route("/api/v1/subscriptions.read", post(subscriptions::read))

@@ -427,4 +427,13 @@ impl MessagingService for Messaging {
     ) -> ServiceResult<Page<Message>> {
         self.discussion_messages_impl(who, rid, text, page).await
     }
+
+    async fn mark_unread(
+        &self,
+        who: &Principal,
+        rid: Option<String>,
+        first_unread: Option<String>,
+    ) -> ServiceResult<()> {
+        self.mark_unread_impl(who, rid, first_unread).await
+    }
 }
