@@ -145,6 +145,34 @@ pub enum MarkedMessages {
     Mentioned,
 }
 
+/// Which threads of a room `chat.getThreadsList` lists (`type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum ThreadListKind {
+    #[default]
+    All,
+    /// Threads the caller follows.
+    Following,
+    /// Threads with replies the caller has not read (the subscription's `tunread`).
+    Unread,
+}
+
+/// `rooms.createDiscussion`: a room under `prid`, optionally about one of its messages (`pmid`).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CreateDiscussion {
+    pub prid: String,
+    pub pmid: Option<String>,
+    /// `t_name`: the discussion's display name (`fname`).
+    pub name: String,
+    /// A first message posted in the discussion.
+    pub reply: Option<String>,
+    /// Usernames to add besides the creator (and the author of `pmid`).
+    pub users: Vec<String>,
+    /// `None`: as the parent room.
+    pub encrypted: Option<bool>,
+    /// `None`: the parent room's name.
+    pub topic: Option<String>,
+}
+
 /// Rooms, subscriptions and messages.
 #[async_trait]
 pub trait MessagingService: Send + Sync + 'static {
@@ -315,6 +343,83 @@ pub trait MessagingService: Send + Sync + 'static {
         rid: &str,
         user: UserSelector,
         muted: bool,
+    ) -> ServiceResult<()>;
+
+    /// Thread roots of a room, most recent reply first; `text` narrows by the root's text
+    /// (`chat.getThreadsList`, DDP `getThreadsList`).
+    async fn threads(
+        &self,
+        who: &Principal,
+        rid: &str,
+        kind: ThreadListKind,
+        text: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
+    /// Replies of a thread, oldest first (`chat.getThreadMessages`, DDP `getThreadMessages`).
+    async fn thread_messages(
+        &self,
+        who: &Principal,
+        tmid: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
+    /// Thread roots of a room changed and removed after `since` (`chat.syncThreadsList`).
+    async fn sync_threads(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+    ) -> ServiceResult<Changes<Message>>;
+    /// Replies of a thread changed and removed after `since` (`chat.syncThreadMessages`).
+    async fn sync_thread_messages(
+        &self,
+        who: &Principal,
+        tmid: &str,
+        since: Millis,
+    ) -> ServiceResult<Changes<Message>>;
+    /// Follows or unfollows the thread of a message (`chat.followMessage` / `unfollowMessage`).
+    async fn follow_message(&self, who: &Principal, mid: &str, follow: bool) -> ServiceResult<()>;
+    /// Marks one thread (`tmid`) or every thread of the room read for the caller: clears it
+    /// from `tunread`, `tunreadUser` and `tunreadGroup` (`subscriptions.read` with `readThreads`).
+    async fn read_threads(&self, who: &Principal, rid: &str, tmid: Option<String>) -> ServiceResult<()>;
+    /// Ids of messages of a room removed after `since`, oldest first (`chat.getDeletedMessages`).
+    async fn deleted_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+        page: PageRequest,
+    ) -> ServiceResult<Page<(String, Millis)>>;
+    /// Hides (or shows again) another member's messages in a room for the caller (`chat.ignoreUser`).
+    async fn ignore_user(&self, who: &Principal, rid: &str, user_id: &str, ignore: bool)
+    -> ServiceResult<()>;
+    /// Stores a report about a message for the moderators (`chat.reportMessage`).
+    async fn report_message(&self, who: &Principal, mid: &str, description: &str) -> ServiceResult<()>;
+    /// Creates a discussion (`rooms.createDiscussion`, DDP `createDiscussion`): the room, the
+    /// `discussion-created` message in the parent, and the first reply if any.
+    async fn create_discussion(&self, who: &Principal, req: CreateDiscussion) -> ServiceResult<Room>;
+    /// Discussions of a room the caller may read, by name (`rooms.getDiscussions`).
+    async fn room_discussions(
+        &self,
+        who: &Principal,
+        room: RoomSelector,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Room>>;
+    /// The `discussion-created` messages of a room whose text contains `text`, newest first
+    /// (`chat.getDiscussions`).
+    async fn discussion_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        text: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
+    /// Marks messages unread for the caller (`subscriptions.unread`): from another user's
+    /// message `first_unread` on, or (with `rid`) the room's newest message.
+    async fn mark_unread(
+        &self,
+        who: &Principal,
+        rid: Option<String>,
+        first_unread: Option<String>,
     ) -> ServiceResult<()>;
 }
 

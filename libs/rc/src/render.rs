@@ -98,6 +98,7 @@ pub fn room(room: &Room, dates: Dates) -> Value {
     m.insert("t".into(), room.t.as_str().into());
     put_opt(&mut m, "name", &room.name);
     put_opt(&mut m, "fname", &room.fname);
+    put_opt(&mut m, "prid", &room.prid);
     if let Some(u) = &room.u {
         m.insert("u".into(), user_ref(u));
     }
@@ -187,6 +188,17 @@ pub fn subscription(sub: &Subscription, dates: Dates) -> Value {
     }
     if sub.archived {
         m.insert("archived".into(), true.into());
+    }
+    // Absent rather than empty, as Rocket.Chat unsets them once read.
+    for (key, ids) in
+        [("tunread", &sub.tunread), ("tunreadUser", &sub.tunread_user), ("tunreadGroup", &sub.tunread_group)]
+    {
+        if !ids.is_empty() {
+            m.insert(key.into(), json!(ids));
+        }
+    }
+    if !sub.ignored.is_empty() {
+        m.insert("ignored".into(), json!(sub.ignored));
     }
     for (key, value) in &sub.notifications {
         m.insert(key.clone(), value.clone());

@@ -1,7 +1,8 @@
 use apogee_types::{
-    Message, Millis, Page, PageRequest, Permission, Role, Room, RoomType, Setting, Subscription,
+    Message, Millis, Page, PageRequest, Permission, Role, Room, RoomType, Setting, Subscription, UserRef,
 };
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 
 use crate::StoreResult;
 
@@ -25,6 +26,9 @@ pub struct RoomWrite {
     pub create: Option<Room>,
     pub mutate: Option<RoomMutation>,
     pub messages: Vec<Message>,
+    /// Changes to messages already in the room (a thread's root when a reply arrives), by id;
+    /// `NotFound` when one is missing or belongs to another room.
+    pub update_messages: Vec<(String, MessageMutation)>,
     /// `Conflict` when the user already has a subscription to the room.
     pub add_subscriptions: Vec<Subscription>,
     /// By user id; a user without a subscription is skipped.
@@ -48,6 +52,8 @@ pub struct RoomWriteOutcome {
     pub room: Option<Room>,
     /// The appended messages, with their sequence numbers.
     pub messages: Vec<Message>,
+    /// The messages `update_messages` changed, as stored.
+    pub updated_messages: Vec<Message>,
     /// Added and updated subscriptions, as stored.
     pub subscriptions: Vec<Subscription>,
 }
@@ -96,6 +102,8 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn removed_subscriptions_since(&self, uid: &str, since: Millis) -> StoreResult<Vec<Removed>>;
     /// Members of a room by username.
     async fn subscriptions_of_room(&self, rid: &str, page: PageRequest) -> StoreResult<Page<Subscription>>;
+    /// Discussions of a room (rooms whose `prid` it is), by `fname`.
+    async fn discussions_of_room(&self, prid: &str, page: PageRequest) -> StoreResult<Page<Room>>;
 }
 
 /// Which messages of a room [`MessageStore::find_messages`] returns.
@@ -109,6 +117,33 @@ pub enum MessageFilter {
     Mentioning(String),
     /// Case-insensitive substring of `msg`; removed placeholders (`t: rm`) are left out.
     Text(String),
+    /// `discussion-created` messages (those with a `drid`) whose text contains this
+    /// (case-insensitive; everything when empty).
+    Discussions(String),
+}
+
+/// A message someone reported to the moderators (`chat.reportMessage`), with the message as it
+/// was when reported.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageReport {
+    #[serde(rename = "_id")]
+    pub id: String,
+    pub message: Message,
+    pub description: String,
+    #[serde(rename = "reportedBy")]
+    pub reported_by: UserRef,
+    pub ts: Millis,
+}
+
+/// Which threads of a room [`MessageStore::threads`] lists (all of them when nothing is set).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ThreadFilter {
+    /// Only threads this user follows (`replies` holds the id).
+    pub follower: Option<String>,
+    /// Only these thread ids (a subscription's `tunread`).
+    pub ids: Option<Vec<String>>,
+    /// Case-insensitive substring of the root message's text.
+    pub text: Option<String>,
 }
 
 /// A window of history, newest first (Rocket.Chat's `channels.history`).
@@ -170,6 +205,33 @@ pub trait MessageStore: Send + Sync + 'static {
         filter: &MessageFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Message>>;
+    /// Thread roots of the room (messages with replies), most recent reply first.
+    async fn threads(
+        &self,
+        rid: &str,
+        filter: &ThreadFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Message>>;
+    /// The replies of a thread, oldest first.
+    async fn thread_messages(&self, tmid: &str, page: PageRequest) -> StoreResult<Page<Message>>;
+    /// Thread roots of the room changed after `since`, and thread roots removed after it.
+    async fn threads_changed(&self, rid: &str, since: Millis) -> StoreResult<(Vec<Message>, Vec<Removed>)>;
+    /// Replies of a thread changed after `since`, and replies removed after it.
+    async fn thread_messages_changed(
+        &self,
+        tmid: &str,
+        since: Millis,
+    ) -> StoreResult<(Vec<Message>, Vec<Removed>)>;
+    async fn insert_report(&self, report: &MessageReport) -> StoreResult<()>;
+    /// Reports about a message, oldest first.
+    async fn reports_of_message(&self, mid: &str) -> StoreResult<Vec<MessageReport>>;
+    /// Messages of the room removed after `since`, oldest first; `total` counts them all.
+    async fn removed_messages_page(
+        &self,
+        rid: &str,
+        since: Millis,
+        page: PageRequest,
+    ) -> StoreResult<Page<Removed>>;
 }
 
 /// Settings, permissions and roles: small tables read whole at start.

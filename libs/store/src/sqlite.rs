@@ -14,6 +14,7 @@ mod rooms;
 mod users;
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OpenFlags};
@@ -42,6 +43,10 @@ struct Inner {
     jobs: mpsc::Sender<Job>,
     /// Idle read connections. A std mutex: held only to push or pop, never across an await.
     readers: Mutex<Vec<Connection>>,
+    /// Rows of the store's tables the writer has inserted, updated or deleted since the store
+    /// opened (SQLite's update hook; the full-text index's own tables are left out, their
+    /// upkeep is amortized by SQLite): what a test measures the cost of a write by.
+    rows_written: Arc<AtomicU64>,
     /// Keeps the directory of a temporary store alive as long as the store.
     #[cfg(feature = "testsuite")]
     _temp: Option<Arc<tempfile::TempDir>>,
@@ -54,6 +59,13 @@ impl SqliteStore {
         configure(&writer)?;
         migrations::migrate(&mut writer)?;
         let (jobs, rx) = mpsc::channel(QUEUE_DEPTH);
+        let rows_written = Arc::new(AtomicU64::new(0));
+        let counter = rows_written.clone();
+        writer.update_hook(Some(move |_: rusqlite::hooks::Action, _: &str, table: &str, _: i64| {
+            if !table.starts_with("messages_fts") {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer_loop(writer, rx))
@@ -63,6 +75,7 @@ impl SqliteStore {
                 path: path.to_owned(),
                 jobs,
                 readers: Mutex::new(Vec::new()),
+                rows_written,
                 #[cfg(feature = "testsuite")]
                 _temp: None,
             }),
@@ -77,6 +90,12 @@ impl SqliteStore {
         let inner = Arc::get_mut(&mut store.inner).expect("a store just opened has one handle");
         inner._temp = Some(Arc::new(dir));
         Ok(store)
+    }
+
+    /// Rows of the store's tables written since the store opened (inserts, updates and
+    /// deletes, full-text index upkeep left out): a write's cost is the difference across it.
+    pub fn rows_written(&self) -> u64 {
+        self.inner.rows_written.load(Ordering::Relaxed)
     }
 
     /// Runs `f` in the writer's transaction and returns once it is committed.

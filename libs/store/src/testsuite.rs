@@ -6,7 +6,10 @@ use apogee_types::{
     Email, LoginToken, Message, Millis, PageRequest, Room, RoomType, Subscription, User, UserRef,
 };
 
-use crate::{HistoryQuery, MessageFilter, RoomFilter, RoomWrite, Store, StoreError, UserFilter};
+use crate::{
+    HistoryQuery, MessageFilter, MessageReport, RoomFilter, RoomWrite, Store, StoreError, ThreadFilter,
+    UserFilter,
+};
 
 /// Instantiates every contract test for a backend. `$make` is an async expression that yields
 /// a fresh, empty store.
@@ -21,7 +24,7 @@ macro_rules! store_contract_tests {
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
             mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,
                         delete_message_moves_last_message, changes_since_for_sync, find_messages_filters,
-            delete_user_login_tokens_removes_all);
+            delete_user_login_tokens_removes_all, thread_roots_replies_and_reports);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -86,6 +89,10 @@ pub fn subscription(rid: &str, uid: &str, username: &str) -> Subscription {
         archived: false,
         last_read_seq: 0,
         notifications: Default::default(),
+        tunread: vec![],
+        tunread_user: vec![],
+        tunread_group: vec![],
+        ignored: vec![],
         unread: 0,
     }
 }
@@ -619,4 +626,76 @@ pub async fn delete_user_login_tokens_removes_all(store: &dyn Store) {
     assert!(store.user_by_token("a2").await.unwrap().is_none());
     assert!(store.user_by_token("b1").await.unwrap().is_some(), "other users keep theirs");
     assert_eq!(store.delete_user_login_tokens("u1").await.unwrap(), 0);
+}
+
+/// A reply and its root's change land in one write (a missing root fails the whole write);
+/// thread listings, syncs and removals; reports.
+pub async fn thread_roots_replies_and_reports(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice"), ("u2", "bob")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("root", "r1", "u1", 10), message("other", "r1", "u1", 11)];
+    store.write_room(write).await.unwrap();
+
+    let reply = |id: &str, ts: i64| Message { tmid: Some("root".into()), ..message(id, "r1", "u2", ts) };
+    let bump = |tlm: i64| -> crate::MessageMutation {
+        Box::new(move |m: &mut Message| {
+            let n = m.extra.get("tcount").and_then(serde_json::Value::as_u64).unwrap_or(0);
+            m.extra.insert("tcount".into(), (n + 1).into());
+            m.extra.insert("tlm".into(), serde_json::json!({ "$date": tlm }));
+            m.extra.insert("replies".into(), serde_json::json!(["u1", "u2"]));
+            m.updated_at = Millis(tlm);
+            Ok(())
+        })
+    };
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![reply("a", 20)];
+    write.update_messages = vec![("root".into(), bump(20))];
+    let outcome = store.write_room(write).await.unwrap();
+    assert_eq!(outcome.updated_messages[0].extra["tcount"], 1);
+
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![reply("b", 21)];
+    write.update_messages = vec![("missing".into(), bump(21))];
+    assert!(matches!(store.write_room(write).await, Err(StoreError::NotFound { .. })));
+    assert!(store.message_by_id("b").await.unwrap().is_none(), "the reply went with the failed write");
+
+    let all = store.threads("r1", &ThreadFilter::default(), ALL).await.unwrap();
+    assert_eq!((all.items.len(), all.total, all.items[0].id.as_str()), (1, 1, "root"));
+    let following = ThreadFilter { follower: Some("u2".into()), ..Default::default() };
+    assert_eq!(store.threads("r1", &following, ALL).await.unwrap().total, 1);
+    let none = ThreadFilter { follower: Some("u3".into()), ..Default::default() };
+    assert_eq!(store.threads("r1", &none, ALL).await.unwrap().total, 0);
+    let by_id = ThreadFilter { ids: Some(vec!["other".into()]), ..Default::default() };
+    assert_eq!(store.threads("r1", &by_id, ALL).await.unwrap().total, 0);
+    let text = ThreadFilter { text: Some("TEXT OF R".into()), ..Default::default() };
+    assert_eq!(store.threads("r1", &text, ALL).await.unwrap().total, 1);
+    let replies = store.thread_messages("root", ALL).await.unwrap();
+    assert_eq!(replies.items.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["a"]);
+
+    let (changed, removed) = store.threads_changed("r1", Millis(15)).await.unwrap();
+    assert_eq!((changed.len(), removed.len()), (1, 0));
+    store.delete_message("a").await.unwrap();
+    let root = store.message_by_id("root").await.unwrap().unwrap();
+    assert_eq!(root.extra["tcount"], 0, "deleting a reply lowers the count");
+    let (_, removed) = store.thread_messages_changed("root", Millis(0)).await.unwrap();
+    assert_eq!(removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a"]);
+    store.delete_message("root").await.unwrap();
+    let (_, removed) = store.threads_changed("r1", Millis(0)).await.unwrap();
+    assert_eq!(removed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["root"]);
+    let deleted = store
+        .removed_messages_page("r1", Millis(0), PageRequest { offset: 1, count: Some(5) })
+        .await
+        .unwrap();
+    assert_eq!((deleted.total, deleted.items.len()), (2, 1));
+
+    let report = MessageReport {
+        id: "rep1".into(),
+        message: message("other", "r1", "u1", 11),
+        description: "spam".into(),
+        reported_by: UserRef { id: "u2".into(), username: "bob".into(), name: None },
+        ts: Millis(30),
+    };
+    store.insert_report(&report).await.unwrap();
+    assert_eq!(store.reports_of_message("other").await.unwrap(), [report]);
+    assert!(store.reports_of_message("root").await.unwrap().is_empty());
 }

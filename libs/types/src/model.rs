@@ -206,6 +206,13 @@ pub struct Room {
     pub react_when_read_only: bool,
     #[serde(rename = "customFields", default)]
     pub custom_fields: Map<String, Value>,
+    /// A discussion's parent room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prid: Option<String>,
+    /// A discussion's `discussion-created` message in the parent room, which carries its
+    /// message count and last message time (`dcount`, `dlm`). Not a Rocket.Chat field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dmid: Option<String>,
 }
 
 impl Room {
@@ -242,6 +249,8 @@ impl Room {
             favorite: false,
             react_when_read_only: false,
             custom_fields: Map::new(),
+            prid: None,
+            dmid: None,
         }
     }
 }
@@ -284,6 +293,17 @@ pub struct Subscription {
     /// Rocket.Chat's field names: `desktopNotifications`, `desktopPrefOrigin`, `unreadAlert`, …
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub notifications: serde_json::Map<String, serde_json::Value>,
+    /// Threads (root message ids) with replies the user has not read (`tunread`), of which
+    /// those mentioning the user (`tunreadUser`) or everyone (`tunreadGroup`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tunread: Vec<String>,
+    #[serde(rename = "tunreadUser", default, skip_serializing_if = "Vec::is_empty")]
+    pub tunread_user: Vec<String>,
+    #[serde(rename = "tunreadGroup", default, skip_serializing_if = "Vec::is_empty")]
+    pub tunread_group: Vec<String>,
+    /// Users whose messages this user hides in the room (`chat.ignoreUser`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
     /// Derived on read from the room's messages after `last_read_seq` (the store recomputes it
     /// on every read, whatever a stored document says); serialized so it survives an RPC.
     #[serde(default)]

@@ -3,6 +3,7 @@
 pub(crate) mod auth;
 pub(crate) mod chat;
 pub(crate) mod directory;
+pub(crate) mod discussions;
 pub(crate) mod marks;
 pub(crate) mod misc;
 pub(crate) mod presence;
@@ -10,5 +11,6 @@ pub(crate) mod room_roles;
 pub(crate) mod rooms;
 pub(crate) mod rooms_extra;
 pub(crate) mod subscriptions;
+pub(crate) mod threads;
 pub(crate) mod users;
 pub(crate) mod users_admin;

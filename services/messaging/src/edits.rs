@@ -128,6 +128,33 @@ impl Messaging {
         if !allowed {
             return Err(ServiceError::invalid("error-action-not-allowed", "Not allowed"));
         }
+        if self.auth.setting_bool("Message_ShowDeletedStatus", false).await {
+            // Rocket.Chat keeps a `t: rm` placeholder that says the message was deleted.
+            let (editor, now) = (who.user_ref(), Millis::now());
+            let placeholder = self
+                .store
+                .update_message(
+                    id,
+                    Box::new(move |m| {
+                        m.msg.clear();
+                        m.t = Some("rm".into());
+                        m.mentions.clear();
+                        m.channels.clear();
+                        m.reactions.clear();
+                        for key in ["attachments", "urls", "file", "files", "blocks"] {
+                            m.extra.remove(key);
+                        }
+                        m.edited_at = Some(now);
+                        m.edited_by = Some(apogee_types::UserRef { name: None, ..editor });
+                        m.updated_at = now;
+                        Ok(())
+                    }),
+                )
+                .await
+                .map_err(store_error)?;
+            self.announce_change(&placeholder).await?;
+            return Ok(message);
+        }
         let deleted = self.store.delete_message(id).await.map_err(store_error)?;
         self.publish(
             &room_subject(&room.id, "deleted"),

@@ -5,18 +5,22 @@
 //! new sequence number and the subscription changes commit together, and the call returns only
 //! after the commit. Unread counts are derived from the room sequence and each member's
 //! last-read sequence, so a message writes the room and the sender's subscription, plus one
-//! subscription per mentioned user, never one per member.
+//! subscription per mentioned user (and per thread follower a reply notifies), never one per
+//! member.
 
 mod access;
+mod discussions;
 mod edits;
 mod marks;
 mod messages;
 mod publish;
+mod reports;
 mod room_roles;
 mod rooms;
 mod service;
 mod settings;
 mod subscriptions;
+mod threads;
 mod users;
 
 pub use service::Messaging;

@@ -71,10 +71,11 @@ impl Messaging {
         if impersonates && !self.has_in_room(who, sub.as_ref(), "message-impersonate").await? {
             return Err(ServiceError::failure_typed("error-action-not-allowed", "Not enough permission"));
         }
-        let tmid = match &new.tmid {
+        let root = match &new.tmid {
             Some(tmid) => Some(self.thread_root(&room, tmid).await?),
             None => None,
         };
+        let tmid = root.as_ref().map(|r| r.id.clone());
         if new.tshow && tmid.is_none() {
             return Err(ServiceError::invalid("invalid-params", "tshow provided but missing tmid"));
         }
@@ -92,7 +93,7 @@ impl Messaging {
             t: None,
             mentions,
             channels,
-            tmid,
+            tmid: tmid.clone(),
             tshow: new.tshow,
             groupable: new.groupable,
             seq: 0,
@@ -114,12 +115,30 @@ impl Messaging {
             }),
         ));
         let mut touched: Vec<String> = vec![sender.clone()];
+        let thread = root.as_ref().map(|root| {
+            Self::plan_reply(&mut write, &room, root, &sender, &mentioned_ids, group_mention, now)
+        });
+        if let Some(plan) = &thread {
+            touched.extend(plan.followers.iter().cloned());
+        }
         for uid in mentioned_ids.iter().filter(|id| **id != sender).cloned() {
             touched.push(uid.clone());
+            let tmid = tmid.clone();
             write.update_subscriptions.push((
                 uid,
-                Box::new(|s: &mut Subscription, _: &Room| {
-                    s.user_mentions += 1;
+                Box::new(move |s: &mut Subscription, _: &Room| {
+                    match tmid {
+                        // A mention in a thread is an unread thread mention, not a room one.
+                        Some(tmid) => {
+                            if !s.tunread.contains(&tmid) {
+                                s.tunread.push(tmid.clone());
+                            }
+                            if !s.tunread_user.contains(&tmid) {
+                                s.tunread_user.push(tmid);
+                            }
+                        }
+                        None => s.user_mentions += 1,
+                    }
                     s.alert = true;
                     s.open = true;
                 }),
@@ -146,9 +165,15 @@ impl Messaging {
             }
         }
         let mut outcome = self.commit(write).await?;
+        if let Some(after) = outcome.room.as_ref().filter(|r| r.dmid.is_some()) {
+            self.refresh_discussion(after).await;
+        }
         let saved =
             outcome.messages.pop().ok_or_else(|| ServiceError::internal("posted message vanished"))?;
         let mut notify: Vec<String> = mentioned_ids;
+        if let Some(plan) = thread {
+            notify.extend(plan.notify);
+        }
         if room.t == RoomType::Direct {
             notify.extend(room.uids.iter().cloned());
         }
@@ -190,18 +215,6 @@ impl Messaging {
         for uid in uids {
             let event = UserEvent::Notification { notification: notification.clone() };
             self.publish(&user_subject(uid, "notification"), &event).await;
-        }
-    }
-
-    /// The thread a reply belongs to: replies to a reply join the root's thread.
-    async fn thread_root(&self, room: &Room, tmid: &str) -> ServiceResult<String> {
-        if !self.auth.setting_bool("Threads_enabled", true).await {
-            return Err(ServiceError::not_allowed("not-allowed"));
-        }
-        let parent = self.store.message_by_id(tmid).await.map_err(store_error)?;
-        match parent {
-            Some(parent) if parent.rid == room.id => Ok(parent.tmid.unwrap_or(parent.id)),
-            _ => Err(ServiceError::invalid("error-invalid-message", "Invalid thread message")),
         }
     }
 

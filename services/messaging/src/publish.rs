@@ -55,6 +55,17 @@ impl Messaging {
             };
             self.publish(&room_subject(&room.id, "message"), &event).await;
         }
+        // Changed messages (a thread root after a reply or a follow) go out as edits do.
+        for message in &outcome.updated_messages {
+            let event = RoomEvent::Message {
+                message: Box::new(message.clone()),
+                room: Box::new(room.clone()),
+                touched: vec![],
+                left: vec![],
+                inserted: false,
+            };
+            self.publish(&room_subject(&room.id, "message"), &event).await;
+        }
         if outcome.messages.is_empty() && changed {
             self.publish(
                 &room_subject(&room.id, "changed"),

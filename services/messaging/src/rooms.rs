@@ -42,11 +42,15 @@ pub(crate) fn new_subscription(
         // Joining does not make earlier history unread.
         last_read_seq: room.msgs,
         notifications: Default::default(),
+        tunread: vec![],
+        tunread_user: vec![],
+        tunread_group: vec![],
+        ignored: vec![],
         unread: 0,
     }
 }
 
-fn room_display(room: &Room) -> (String, Option<String>) {
+pub(crate) fn room_display(room: &Room) -> (String, Option<String>) {
     let name = room.name.clone().unwrap_or_default();
     (name.clone(), room.fname.clone().or(Some(name)))
 }
@@ -74,7 +78,7 @@ pub(crate) fn system_message(rid: &str, t: &str, msg: &str, actor: &UserRef, now
     }
 }
 
-fn user_ref(user: &User) -> UserRef {
+pub(crate) fn user_ref(user: &User) -> UserRef {
     user.user_ref()
 }
 

@@ -1,8 +1,9 @@
 use std::sync::Arc;
 
 use apogee_api::{
-    AuthClient, Changes, Counters, CreateRoom, History, HistoryRequest, MarkedMessages, MemberFilter,
-    MessagingService, NewMessage, RoomChange, RoomListScope, RoomSelector, UserSelector,
+    AuthClient, Changes, Counters, CreateDiscussion, CreateRoom, History, HistoryRequest, MarkedMessages,
+    MemberFilter, MessagingService, NewMessage, RoomChange, RoomListScope, RoomSelector, ThreadListKind,
+    UserSelector,
 };
 use apogee_bus::Bus;
 use apogee_store::{StoreError, StoreRef};
@@ -332,5 +333,107 @@ impl MessagingService for Messaging {
         muted: bool,
     ) -> ServiceResult<()> {
         self.set_muted_impl(who, rid, user, muted).await
+    }
+
+    async fn threads(
+        &self,
+        who: &Principal,
+        rid: &str,
+        kind: ThreadListKind,
+        text: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>> {
+        self.threads_impl(who, rid, kind, text, page).await
+    }
+
+    async fn thread_messages(
+        &self,
+        who: &Principal,
+        tmid: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>> {
+        self.thread_messages_impl(who, tmid, page).await
+    }
+
+    async fn sync_threads(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+    ) -> ServiceResult<Changes<Message>> {
+        self.sync_threads_impl(who, rid, since).await
+    }
+
+    async fn sync_thread_messages(
+        &self,
+        who: &Principal,
+        tmid: &str,
+        since: Millis,
+    ) -> ServiceResult<Changes<Message>> {
+        self.sync_thread_messages_impl(who, tmid, since).await
+    }
+
+    async fn follow_message(&self, who: &Principal, mid: &str, follow: bool) -> ServiceResult<()> {
+        self.follow_message_impl(who, mid, follow).await
+    }
+
+    async fn read_threads(&self, who: &Principal, rid: &str, tmid: Option<String>) -> ServiceResult<()> {
+        self.read_threads_impl(who, rid, tmid).await
+    }
+
+    async fn deleted_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        since: Millis,
+        page: PageRequest,
+    ) -> ServiceResult<Page<(String, Millis)>> {
+        self.deleted_messages_impl(who, rid, since, page).await
+    }
+
+    async fn ignore_user(
+        &self,
+        who: &Principal,
+        rid: &str,
+        user_id: &str,
+        ignore: bool,
+    ) -> ServiceResult<()> {
+        self.ignore_user_impl(who, rid, user_id, ignore).await
+    }
+
+    async fn report_message(&self, who: &Principal, mid: &str, description: &str) -> ServiceResult<()> {
+        self.report_message_impl(who, mid, description).await
+    }
+
+    async fn create_discussion(&self, who: &Principal, req: CreateDiscussion) -> ServiceResult<Room> {
+        self.create_discussion_impl(who, req).await
+    }
+
+    async fn room_discussions(
+        &self,
+        who: &Principal,
+        room: RoomSelector,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Room>> {
+        self.room_discussions_impl(who, room, page).await
+    }
+
+    async fn discussion_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        text: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>> {
+        self.discussion_messages_impl(who, rid, text, page).await
+    }
+
+    async fn mark_unread(
+        &self,
+        who: &Principal,
+        rid: Option<String>,
+        first_unread: Option<String>,
+    ) -> ServiceResult<()> {
+        self.mark_unread_impl(who, rid, first_unread).await
     }
 }

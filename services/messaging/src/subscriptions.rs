@@ -72,6 +72,52 @@ impl Messaging {
         Ok(())
     }
 
+    pub(crate) async fn mark_unread_impl(
+        &self,
+        who: &Principal,
+        rid: Option<String>,
+        first_unread: Option<String>,
+    ) -> ServiceResult<()> {
+        let not_allowed = || ServiceError::invalid("error-action-not-allowed", "Not allowed");
+        let from = match (rid, first_unread) {
+            (Some(rid), _) => {
+                let newest = PageRequest { offset: 0, count: Some(1) };
+                let last = self.store.list_messages(&rid, newest, false).await.map_err(store_error)?;
+                last.items.into_iter().next().ok_or_else(|| {
+                    ServiceError::invalid(
+                        "error-no-message-for-unread",
+                        "There are no messages to mark unread",
+                    )
+                })?
+            }
+            (None, Some(mid)) => {
+                let message =
+                    self.store.message_by_id(&mid).await.map_err(store_error)?.ok_or_else(not_allowed)?;
+                if message.u.id == who.user_id {
+                    return Err(not_allowed());
+                }
+                message
+            }
+            (None, None) => return Err(not_allowed()),
+        };
+        if self.store.subscription(&from.rid, &who.user_id).await.map_err(store_error)?.is_none() {
+            return Err(ServiceError::invalid("error-subscription-not-found", "Subscription not found"));
+        }
+        // Unread is derived from the last-read sequence: everything from this message on.
+        let mut write = RoomWrite::new(from.rid.clone());
+        write.update_subscriptions = vec![(
+            who.user_id.clone(),
+            Box::new(move |s: &mut Subscription, _: &Room| {
+                s.last_read_seq = s.last_read_seq.min(from.seq.saturating_sub(1));
+                s.ls = Some(from.ts);
+                s.alert = true;
+                s.open = true;
+            }),
+        )];
+        self.commit(write).await?;
+        Ok(())
+    }
+
     pub(crate) async fn members_impl(
         &self,
         who: &Principal,

@@ -4,7 +4,10 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::rooms::{load_room, update_room_row as save_room};
 use super::{SqliteStore, conflict_or, decode, encode, limit, offset, unavailable};
-use crate::{HistoryQuery, MessageFilter, MessageMutation, MessageStore, Removed, StoreError, StoreResult};
+use crate::{
+    HistoryQuery, MessageFilter, MessageMutation, MessageReport, MessageStore, Removed, StoreError,
+    StoreResult, ThreadFilter,
+};
 
 const ENTITY: &str = "message";
 
@@ -26,6 +29,23 @@ pub(super) fn insert_message(conn: &Connection, message: &Message) -> StoreResul
         ],
     )
     .map_err(conflict_or(ENTITY, &message.id))?;
+    Ok(())
+}
+
+/// Stores a changed message over its row.
+pub(super) fn rewrite_message(conn: &Connection, message: &Message) -> StoreResult<()> {
+    let doc = encode(ENTITY, message)?;
+    conn.execute(
+        "UPDATE messages SET updated_at = ?2, counts_unread = ?3, in_thread_only = ?4, doc = ?5 WHERE id = ?1",
+        params![
+            message.id,
+            message.updated_at.0,
+            message.counts_as_unread(),
+            message.tmid.is_some() && !message.tshow,
+            doc
+        ],
+    )
+    .map_err(unavailable)?;
     Ok(())
 }
 
@@ -51,12 +71,28 @@ fn messages_from(conn: &Connection, sql: &str, args: &[rusqlite::types::Value]) 
     docs.iter().map(|d| decode(ENTITY, d)).collect()
 }
 
-fn load_message(conn: &Connection, id: &str) -> StoreResult<Option<Message>> {
+pub(super) fn load_message(conn: &Connection, id: &str) -> StoreResult<Option<Message>> {
     let doc: Option<String> = conn
         .query_row("SELECT doc FROM messages WHERE id = ?1", [id], |row| row.get(0))
         .optional()
         .map_err(unavailable)?;
     doc.map(|d| decode(ENTITY, &d)).transpose()
+}
+
+/// Removals recorded in a trash `collection` for `scope` (a room or thread id) after `since`.
+fn removed_in(conn: &Connection, collection: &str, scope: &str, since: Millis) -> StoreResult<Vec<Removed>> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, deleted_at FROM trash WHERE collection = ?1 AND uid = ?2 AND deleted_at > ?3
+             ORDER BY deleted_at",
+        )
+        .map_err(unavailable)?;
+    stmt.query_map(params![collection, scope, since.0], |row| {
+        Ok(Removed { id: row.get(0)?, deleted_at: Millis(row.get(1)?) })
+    })
+    .map_err(unavailable)?
+    .collect::<Result<_, _>>()
+    .map_err(unavailable)
 }
 
 /// `LIKE` pattern matching `text` anywhere, with `\\` as the escape character.
@@ -91,6 +127,10 @@ fn filter_sql(filter: &MessageFilter) -> (&'static str, rusqlite::types::Value) 
             "rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?2)
              AND json_extract(doc, '$.t') IS NOT 'rm'",
             format!("\"{}\"", text.replace('"', "\"\"")).into(),
+        ),
+        MessageFilter::Discussions(text) => (
+            "json_extract(doc, '$.extra.drid') IS NOT NULL AND json_extract(doc, '$.msg') LIKE ?2 ESCAPE '\\'",
+            like_pattern(text).into(),
         ),
         MessageFilter::Text(text) => (
             "json_extract(doc, '$.msg') LIKE ?2 ESCAPE '\\' AND json_extract(doc, '$.t') IS NOT 'rm'",
@@ -179,21 +219,10 @@ impl MessageStore for SqliteStore {
     async fn update_message(&self, id: &str, mutation: MessageMutation) -> StoreResult<Message> {
         let id = id.to_owned();
         self.write(move |conn| {
-            let mut message =
-                load_message(conn, &id)?.ok_or_else(|| StoreError::NotFound { entity: ENTITY, id: id.clone() })?;
+            let mut message = load_message(conn, &id)?
+                .ok_or_else(|| StoreError::NotFound { entity: ENTITY, id: id.clone() })?;
             mutation(&mut message)?;
-            let doc = encode(ENTITY, &message)?;
-            conn.execute(
-                "UPDATE messages SET updated_at = ?2, counts_unread = ?3, in_thread_only = ?4, doc = ?5 WHERE id = ?1",
-                params![
-                    id,
-                    message.updated_at.0,
-                    message.counts_as_unread(),
-                    message.tmid.is_some() && !message.tshow,
-                    doc
-                ],
-            )
-            .map_err(unavailable)?;
+            rewrite_message(conn, &message)?;
             Ok(message)
         })
         .await
@@ -247,11 +276,28 @@ impl MessageStore for SqliteStore {
             let message = load_message(conn, &id)?
                 .ok_or_else(|| StoreError::NotFound { entity: ENTITY, id: id.clone() })?;
             conn.execute("DELETE FROM messages WHERE id = ?1", [&id]).map_err(unavailable)?;
-            conn.execute(
-                "INSERT INTO trash (collection, id, uid, deleted_at) VALUES ('messages', ?1, ?2, ?3)",
-                params![id, message.rid, Millis::now().0],
-            )
-            .map_err(unavailable)?;
+            let now = Millis::now();
+            let trash = |collection: &str, scope: &str| {
+                conn.execute(
+                    "INSERT INTO trash (collection, id, uid, deleted_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![collection, id, scope, now.0],
+                )
+                .map_err(unavailable)
+            };
+            trash("messages", &message.rid)?;
+            // Thread syncs report removals per room (roots) and per thread (replies).
+            if message.extra.contains_key("tcount") {
+                trash("threads", &message.rid)?;
+            }
+            if let Some(tmid) = &message.tmid {
+                trash("thread_messages", tmid)?;
+                if let Some(mut root) = load_message(conn, tmid)? {
+                    let count = root.extra.get("tcount").and_then(serde_json::Value::as_u64).unwrap_or(1);
+                    root.extra.insert("tcount".into(), count.saturating_sub(1).into());
+                    root.updated_at = now.max(root.updated_at);
+                    rewrite_message(conn, &root)?;
+                }
+            }
             if let Some(mut room) = load_room(conn, &message.rid)?
                 && room.last_message.as_ref().is_some_and(|m| m.id == id)
             {
@@ -268,6 +314,183 @@ impl MessageStore for SqliteStore {
                 save_room(conn, &room)?;
             }
             Ok(message)
+        })
+        .await
+    }
+
+    async fn threads(
+        &self,
+        rid: &str,
+        filter: &ThreadFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Message>> {
+        let mut condition = String::from(
+            "rid = ?1 AND json_extract(doc, '$.extra.tcount') IS NOT NULL AND json_extract(doc, '$.t') IS NOT 'rm'",
+        );
+        let mut args: Vec<rusqlite::types::Value> = vec![rid.to_owned().into()];
+        if let Some(uid) = &filter.follower {
+            args.push(uid.clone().into());
+            condition.push_str(&format!(
+                " AND EXISTS (SELECT 1 FROM json_each(doc, '$.extra.replies') WHERE value = ?{})",
+                args.len()
+            ));
+        }
+        if let Some(ids) = &filter.ids {
+            args.push(serde_json::Value::from(ids.clone()).to_string().into());
+            condition.push_str(&format!(" AND id IN (SELECT value FROM json_each(?{}))", args.len()));
+        }
+        if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+            args.push(like_pattern(text).into());
+            condition.push_str(&format!(" AND json_extract(doc, '$.msg') LIKE ?{} ESCAPE '\\'", args.len()));
+        }
+        let (lim, off) = (limit(page.count), offset(page.offset));
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    &format!("SELECT COUNT(*) FROM messages WHERE {condition}"),
+                    params_from_iter(args.iter()),
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            let n = args.len();
+            let mut all = args;
+            all.push(lim.into());
+            all.push(off.into());
+            let items = messages_from(
+                conn,
+                &format!(
+                    "SELECT doc FROM messages WHERE {condition}
+                     ORDER BY json_extract(doc, '$.extra.tlm.\"$date\"') DESC, ts DESC LIMIT ?{} OFFSET ?{}",
+                    n + 1,
+                    n + 2
+                ),
+                &all,
+            )?;
+            Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
+        })
+        .await
+    }
+
+    async fn thread_messages(&self, tmid: &str, page: PageRequest) -> StoreResult<Page<Message>> {
+        let tmid = tmid.to_owned();
+        let (lim, off) = (limit(page.count), offset(page.offset));
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM messages WHERE json_extract(doc, '$.tmid') = ?1",
+                    [&tmid],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            let items = messages_from(
+                conn,
+                "SELECT doc FROM messages WHERE json_extract(doc, '$.tmid') = ?1 ORDER BY ts, seq LIMIT ?2 OFFSET ?3",
+                &[tmid.into(), lim.into(), off.into()],
+            )?;
+            Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
+        })
+        .await
+    }
+
+    async fn threads_changed(&self, rid: &str, since: Millis) -> StoreResult<(Vec<Message>, Vec<Removed>)> {
+        let rid = rid.to_owned();
+        self.read(move |conn| {
+            let update = messages_from(
+                conn,
+                "SELECT doc FROM messages WHERE rid = ?1 AND json_extract(doc, '$.extra.tcount') IS NOT NULL
+                 AND updated_at > ?2 ORDER BY updated_at",
+                &[rid.clone().into(), since.0.into()],
+            )?;
+            Ok((update, removed_in(conn, "threads", &rid, since)?))
+        })
+        .await
+    }
+
+    async fn thread_messages_changed(
+        &self,
+        tmid: &str,
+        since: Millis,
+    ) -> StoreResult<(Vec<Message>, Vec<Removed>)> {
+        let tmid = tmid.to_owned();
+        self.read(move |conn| {
+            let update = messages_from(
+                conn,
+                "SELECT doc FROM messages WHERE json_extract(doc, '$.tmid') = ?1 AND updated_at > ?2
+                 ORDER BY updated_at",
+                &[tmid.clone().into(), since.0.into()],
+            )?;
+            Ok((update, removed_in(conn, "thread_messages", &tmid, since)?))
+        })
+        .await
+    }
+
+    async fn insert_report(&self, report: &MessageReport) -> StoreResult<()> {
+        let doc = encode("report", report)?;
+        let report = report.clone();
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO reports (id, mid, rid, uid, ts, doc) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    report.id,
+                    report.message.id,
+                    report.message.rid,
+                    report.reported_by.id,
+                    report.ts.0,
+                    doc
+                ],
+            )
+            .map_err(conflict_or("report", &report.id))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn reports_of_message(&self, mid: &str) -> StoreResult<Vec<MessageReport>> {
+        let mid = mid.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT doc FROM reports WHERE mid = ?1 ORDER BY ts")
+                .map_err(unavailable)?;
+            let docs = stmt
+                .query_map([&mid], |row| row.get::<_, String>(0))
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            docs.iter().map(|d| decode("report", d)).collect()
+        })
+        .await
+    }
+
+    async fn removed_messages_page(
+        &self,
+        rid: &str,
+        since: Millis,
+        page: PageRequest,
+    ) -> StoreResult<Page<Removed>> {
+        let rid = rid.to_owned();
+        let (lim, off) = (limit(page.count), offset(page.offset));
+        self.read(move |conn| {
+            let total: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM trash WHERE collection = 'messages' AND uid = ?1 AND deleted_at > ?2",
+                    params![rid, since.0],
+                    |row| row.get(0),
+                )
+                .map_err(unavailable)?;
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT id, deleted_at FROM trash WHERE collection = 'messages' AND uid = ?1 AND deleted_at > ?2
+                     ORDER BY deleted_at LIMIT ?3 OFFSET ?4",
+                )
+                .map_err(unavailable)?;
+            let items = stmt
+                .query_map(params![rid, since.0, lim, off], |row| {
+                    Ok(Removed { id: row.get(0)?, deleted_at: Millis(row.get(1)?) })
+                })
+                .map_err(unavailable)?
+                .collect::<Result<_, _>>()
+                .map_err(unavailable)?;
+            Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
         })
         .await
     }

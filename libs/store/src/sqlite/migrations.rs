@@ -78,6 +78,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE TRIGGER messages_fts_update AFTER UPDATE OF doc ON messages BEGIN
         UPDATE messages_fts SET msg = json_extract(new.doc, '$.msg') WHERE rowid = old.rowid;
      END;",
+    // 3: kept in its own file (see its header).
+    include_str!("sql/003_threads_reports.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

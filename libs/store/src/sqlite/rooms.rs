@@ -2,7 +2,7 @@ use apogee_types::{Millis, Page, PageRequest, Room, RoomType, Subscription};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::messages::{count_unread_in, insert_message};
+use super::messages::{count_unread_in, insert_message, load_message, rewrite_message};
 use super::{SqliteStore, conflict_or, decode, encode, like_pattern, limit, offset, unavailable};
 use crate::{Removed, RoomFilter, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult};
 
@@ -88,6 +88,7 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
         create,
         mutate,
         messages,
+        update_messages,
         add_subscriptions,
         update_subscriptions,
         remove_subscriptions,
@@ -142,6 +143,15 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
     for message in &appended {
         insert_message(conn, message)?;
     }
+    let mut updated_messages = Vec::with_capacity(update_messages.len());
+    for (id, mutate) in update_messages {
+        let mut message = load_message(conn, &id)?
+            .filter(|m| m.rid == rid)
+            .ok_or_else(|| StoreError::NotFound { entity: "message", id: id.clone() })?;
+        mutate(&mut message)?;
+        rewrite_message(conn, &message)?;
+        updated_messages.push(message);
+    }
     let mut subscriptions = Vec::new();
     for mut sub in add_subscriptions {
         sub.rid = rid.clone();
@@ -182,7 +192,7 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
     }
     let subscriptions =
         subscriptions.into_iter().map(|s| with_unread(conn, s)).collect::<StoreResult<Vec<_>>>()?;
-    Ok(RoomWriteOutcome { room: Some(room), messages: appended, subscriptions })
+    Ok(RoomWriteOutcome { room: Some(room), messages: appended, updated_messages, subscriptions })
 }
 
 fn removed(conn: &Connection, sql: &str, args: &[rusqlite::types::Value]) -> StoreResult<Vec<Removed>> {
@@ -382,6 +392,29 @@ impl RoomStore for SqliteStore {
             .iter()
             .map(|d| decode(SUB, d))
             .collect::<StoreResult<Vec<Subscription>>>()?;
+            Ok(Page { items, offset: page.offset, total })
+        })
+        .await
+    }
+
+    async fn discussions_of_room(&self, prid: &str, page: PageRequest) -> StoreResult<Page<Room>> {
+        let prid = prid.to_owned();
+        let (lim, off) = (limit(page.count), offset(page.offset));
+        self.read(move |conn| {
+            let total = count(
+                conn,
+                "SELECT COUNT(*) FROM rooms WHERE json_extract(doc, '$.prid') = ?1",
+                &[prid.clone().into()],
+            )?;
+            let items = docs(
+                conn,
+                "SELECT doc FROM rooms WHERE json_extract(doc, '$.prid') = ?1
+                 ORDER BY json_extract(doc, '$.fname'), id LIMIT ?2 OFFSET ?3",
+                &[prid.into(), lim.into(), off.into()],
+            )?
+            .iter()
+            .map(|d| decode(ROOM, d))
+            .collect::<StoreResult<Vec<Room>>>()?;
             Ok(Page { items, offset: page.offset, total })
         })
         .await

@@ -50,6 +50,15 @@ fn count_param(params: &[Value], i: usize, default: u64) -> u64 {
     params.get(i).and_then(Value::as_u64).unwrap_or(default)
 }
 
+/// `{limit, skip}` of the thread methods; Rocket.Chat refuses more than 100.
+fn limit_skip(args: &Map<String, Value>, default_limit: u64) -> ServiceResult<(u64, u64)> {
+    let limit = args.get("limit").and_then(Value::as_u64).unwrap_or(default_limit);
+    if limit > 100 {
+        return Err(ServiceError::invalid("error-not-allowed", "max limit: 100"));
+    }
+    Ok((limit, args.get("skip").and_then(Value::as_u64).unwrap_or(0)))
+}
+
 impl MethodCtx<'_> {
     fn who(&self) -> ServiceResult<&Principal> {
         self.principal.as_ref().ok_or_else(invalid_user)
@@ -351,6 +360,96 @@ pub(crate) async fn call(
             let who = ctx.who()?.clone();
             notify_room(ctx, &who, &params).await?;
             Ok(None)
+        }
+        "getThreadsList" => {
+            let who = ctx.who()?.clone();
+            let Some(Value::Object(args)) = params.first() else { return Err(match_failed()) };
+            let rid = args.get("rid").and_then(Value::as_str).ok_or_else(match_failed)?;
+            let (limit, skip) = limit_skip(args, 50)?;
+            let page = PageRequest { offset: skip, count: Some(limit) };
+            let found =
+                state.messaging.threads(&who, rid, apogee_api::ThreadListKind::All, None, page).await?;
+            Ok(Some(Value::Array(found.items.iter().map(msg).collect())))
+        }
+        "getThreadMessages" => {
+            let who = ctx.who()?.clone();
+            let Some(Value::Object(args)) = params.first() else { return Err(match_failed()) };
+            let tmid = args.get("tmid").and_then(Value::as_str).ok_or_else(match_failed)?;
+            let (limit, skip) = limit_skip(args, 0)?;
+            // Rocket.Chat answers the root, then its replies newest first, and marks the thread read.
+            let root = match state.messaging.get_message(&who, tmid).await {
+                Ok(root) => root,
+                Err(e) if e.error_type == "error-invalid-message" => return Ok(Some(json!([]))),
+                Err(_) => return Err(ServiceError::invalid("error-not-allowed", "Not allowed")),
+            };
+            let all = PageRequest { offset: 0, count: None };
+            let mut replies = state.messaging.thread_messages(&who, tmid, all).await?.items;
+            if replies.is_empty() {
+                return Ok(Some(json!([])));
+            }
+            state.messaging.read_threads(&who, &root.rid, Some(root.id.clone())).await?;
+            replies.reverse();
+            let take = if limit == 0 { usize::MAX } else { usize::try_from(limit).unwrap_or(usize::MAX) };
+            let mut out = vec![msg(&root)];
+            out.extend(replies.iter().skip(usize::try_from(skip).unwrap_or(usize::MAX)).take(take).map(msg));
+            Ok(Some(Value::Array(out)))
+        }
+        "createDiscussion" => {
+            let who = ctx.who()?.clone();
+            let Some(Value::Object(args)) = params.first() else { return Err(match_failed()) };
+            let req = crate::v1::discussions::create_request(args).map_err(|e| e.0)?;
+            let room = state.messaging.create_discussion(&who, req).await?;
+            Ok(Some(crate::v1::discussions::discussion_json(&room, Dates::Ejson)))
+        }
+        "followMessage" | "unfollowMessage" => {
+            let who = ctx.who()?.clone();
+            let mid =
+                params.first().and_then(|p| p.get("mid")).and_then(Value::as_str).ok_or_else(match_failed)?;
+            state.messaging.follow_message(&who, mid, method == "followMessage").await?;
+            Ok(None)
+        }
+        "pinMessage" | "unpinMessage" => {
+            let who = ctx.who()?.clone();
+            let id =
+                params.first().and_then(|m| m.get("_id")).and_then(Value::as_str).ok_or_else(match_failed)?;
+            if method == "pinMessage" {
+                let pinned = state.messaging.pin_message(&who, id).await?;
+                Ok(Some(msg(&pinned)))
+            } else {
+                state.messaging.unpin_message(&who, id).await?;
+                Ok(Some(Value::Bool(true)))
+            }
+        }
+        "starMessage" => {
+            let who = ctx.who()?.clone();
+            let Some(Value::Object(m)) = params.first() else { return Err(match_failed()) };
+            let (Some(id), Some(starred)) =
+                (m.get("_id").and_then(Value::as_str), m.get("starred").and_then(Value::as_bool))
+            else {
+                return Err(match_failed());
+            };
+            state.messaging.star_message(&who, id, starred).await?;
+            Ok(Some(Value::Bool(true)))
+        }
+        "messageSearch" => {
+            let who = ctx.who()?.clone();
+            let text = str_param(&params, 0)?;
+            // Without a room Rocket.Chat searches nothing unless global search is on (off by
+            // default; searching every room of the caller is not built here).
+            let Some(rid) = params.get(1).and_then(Value::as_str) else {
+                return Ok(Some(json!({ "message": { "docs": [] } })));
+            };
+            let limit = count_param(&params, 2, 20);
+            let offset = count_param(&params, 3, 0);
+            let page = PageRequest { offset, count: Some(limit) };
+            match state.messaging.search_messages(&who, rid, &text, page).await {
+                Ok(found) => {
+                    Ok(Some(json!({ "message": { "docs": found.iter().map(msg).collect::<Vec<_>>() } })))
+                }
+                // A room the caller cannot read answers `false`.
+                Err(e) if e.error_type == "error-not-allowed" => Ok(Some(Value::Bool(false))),
+                Err(e) => Err(e),
+            }
         }
         _ => Err(ServiceError::new(ErrorKind::NotFound, "404", format!("Method '{method}' not found"))),
     }

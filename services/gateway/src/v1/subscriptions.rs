@@ -46,6 +46,35 @@ pub(crate) async fn read(State(state): State<GatewayState>, caller: Caller, Body
     else {
         return Err(ApiError::invalid_params("must have required property 'rid'"));
     };
+    match body.get("readThreads") {
+        None | Some(Value::Null) | Some(Value::Bool(_)) => {}
+        Some(_) => return Err(ApiError::invalid_params("must be boolean: 'readThreads'")),
+    }
     state.messaging.mark_read(&caller.principal, rid).await?;
+    if body.get("readThreads").and_then(Value::as_bool).unwrap_or(false) {
+        state.messaging.read_threads(&caller.principal, rid, None).await?;
+    }
+    Ok(ok!())
+}
+
+/// `subscriptions.unread`: `{roomId}` or `{firstUnreadMessage: {_id}}`.
+pub(crate) async fn unread(State(state): State<GatewayState>, caller: Caller, Body(body): Body) -> ApiResult {
+    let rid = match body.get("roomId") {
+        None => None,
+        Some(Value::String(rid)) => Some(rid.clone()),
+        Some(_) => return Err(ApiError::invalid_params("must be string: 'roomId'")),
+    };
+    let first = match body.get("firstUnreadMessage") {
+        None => None,
+        Some(Value::Object(m)) => match m.get("_id") {
+            Some(Value::String(id)) => Some(id.clone()),
+            _ => return Err(ApiError::invalid_params("must have required property '_id'")),
+        },
+        Some(_) => return Err(ApiError::invalid_params("must be object: 'firstUnreadMessage'")),
+    };
+    if rid.is_none() == first.is_none() {
+        return Err(ApiError::invalid_params("must match exactly one schema in oneOf"));
+    }
+    state.messaging.mark_unread(&caller.principal, rid, first).await?;
     Ok(ok!())
 }
