@@ -1,0 +1,234 @@
+//! The web client served by the gateway (`web/`, embedded by `services/gateway/build.rs`):
+//! `index.html` at `/` and at client routes with a strict CSP, content-hashed assets cached forever
+//! with their content types, gzip when asked for, and the API's own answers untouched.
+//!
+//! `web_client_in_chromium` drives the client in Debian's `chromium` through `playwright-core`
+//! (`tests/clients/web/web_client.js`, installed from the pinned `package-lock.json` into
+//! `$CARGO_TARGET_DIR/client-node/web-playwright`): wrong password, sign-in, a message with an HTML
+//! payload that renders as text, a message from another user (posted here through REST) arriving
+//! live, a reload that keeps the session, and screenshots (light and dark, desktop and 320 px) in
+//! `$CARGO_TARGET_DIR/web-screenshots`. A missing `chromium`, `node` or `npm` fails it: it never skips.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use apogee_tests::TestServer;
+use apogee_tests::clients::{Script, blocking, ensure_npm};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::json;
+
+const IMMUTABLE: &str = "public, max-age=31536000, immutable";
+
+async fn fetch(url: &str, accept_encoding: Option<&str>) -> (StatusCode, HeaderMap, Vec<u8>) {
+    let mut req = reqwest::Client::new().get(url);
+    if let Some(enc) = accept_encoding {
+        req = req.header("Accept-Encoding", enc);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    (status, headers, resp.bytes().await.unwrap().to_vec())
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+    headers.get(name).map(|v| v.to_str().unwrap()).unwrap_or_default()
+}
+
+/// `"/..."` references in `index.html` (attribute values), and `'./x.js'` imports in a module.
+fn references(text: &str, open: &str, close: char) -> Vec<String> {
+    text.split(open).skip(1).filter_map(|rest| rest.split_once(close).map(|(r, _)| r.to_owned())).collect()
+}
+
+fn assert_index(headers: &HeaderMap, body: &[u8]) {
+    assert_eq!(header(headers, "content-type"), "text/html; charset=utf-8");
+    assert_eq!(header(headers, "cache-control"), "no-cache");
+    assert_eq!(header(headers, "x-content-type-options"), "nosniff");
+    let csp = header(headers, "content-security-policy");
+    for directive in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "connect-src 'self' ws: wss:"] {
+        assert!(csp.contains(directive), "{directive} missing from {csp}");
+    }
+    assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
+    let html = std::str::from_utf8(body).unwrap();
+    assert!(html.starts_with("<!doctype html>"), "{html}");
+    // Every script is an external file (the CSP would refuse an inline one).
+    for script in html.split("<script").skip(1) {
+        assert!(script.split('>').next().unwrap().contains(" src=\"/"), "inline script in {html}");
+    }
+}
+
+#[tokio::test]
+async fn index_is_served_at_root_and_client_routes_with_a_strict_csp() {
+    let server = TestServer::start().await;
+    for path in ["/", "/channel/general", "/direct/abc", "/group/secret"] {
+        let (status, headers, body) = fetch(&format!("{}{path}", server.url), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_index(&headers, &body);
+    }
+}
+
+#[tokio::test]
+async fn assets_are_content_hashed_immutable_and_typed() {
+    let server = TestServer::start().await;
+    let (_, _, index) = fetch(&server.url, None).await;
+    let index = String::from_utf8(index).unwrap();
+    let mut pending: Vec<String> = references(&index, "=\"/", '"').into_iter().map(|r| format!("/{r}")).collect();
+    let mut seen = BTreeSet::new();
+    let mut kinds = BTreeSet::new();
+    while let Some(path) = pending.pop() {
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let name = path.rsplit('/').next().unwrap();
+        let hash = name.split('.').rev().nth(1).unwrap();
+        assert!(hash.len() == 10 && hash.chars().all(|c| c.is_ascii_hexdigit()), "not hashed: {path}");
+        let (status, headers, body) = fetch(&format!("{}{path}", server.url), None).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(header(&headers, "cache-control"), IMMUTABLE, "{path}");
+        assert_eq!(header(&headers, "x-content-type-options"), "nosniff", "{path}");
+        let ext = name.rsplit('.').next().unwrap();
+        let expected = match ext {
+            "js" => "text/javascript; charset=utf-8",
+            "css" => "text/css; charset=utf-8",
+            "svg" => "image/svg+xml",
+            other => panic!("unexpected asset type {other}: {path}"),
+        };
+        assert_eq!(header(&headers, "content-type"), expected, "{path}");
+        kinds.insert(ext.to_owned());
+        if ext == "js" {
+            // Imports of sibling modules point at their hashed names too.
+            let dir = path.rsplit_once('/').unwrap().0;
+            let text = String::from_utf8(body).unwrap();
+            for import in references(&text, "from './", '\'') {
+                pending.push(format!("{dir}/{import}"));
+            }
+        }
+    }
+    assert_eq!(kinds, BTreeSet::from(["css".to_owned(), "js".to_owned(), "svg".to_owned()]));
+    assert!(seen.len() >= 6, "the entry module should reach the other modules: {seen:?}");
+
+    // A stale or made-up asset name is a 404, not index.html.
+    let (status, headers, _) = fetch(&format!("{}/app/main.0123456789.js", server.url), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(header(&headers, "content-type"), "application/json");
+}
+
+#[tokio::test]
+async fn gzip_is_negotiated() {
+    let server = TestServer::start().await;
+    let (_, _, index) = fetch(&server.url, None).await;
+    let index = String::from_utf8(index).unwrap();
+    let script = references(&index, "src=\"/", '"').into_iter().find(|r| r.ends_with(".js")).unwrap();
+    let url = format!("{}/{script}", server.url);
+
+    let (_, plain_headers, plain) = fetch(&url, None).await;
+    assert_eq!(header(&plain_headers, "content-encoding"), "");
+    assert_eq!(header(&plain_headers, "vary"), "Accept-Encoding");
+
+    let (status, headers, gz) = fetch(&url, Some("br;q=1.0, gzip;q=0.8")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(header(&headers, "content-encoding"), "gzip");
+    assert!(gz.len() < plain.len(), "gzip {} >= plain {}", gz.len(), plain.len());
+    let mut unpacked = Vec::new();
+    flate2::read::GzDecoder::new(gz.as_slice()).read_to_end(&mut unpacked).unwrap();
+    assert_eq!(unpacked, plain);
+
+    // Refused with q=0, or not offered: the identity body.
+    for refused in ["gzip;q=0", "identity", "deflate"] {
+        let (_, headers, body) = fetch(&url, Some(refused)).await;
+        assert_eq!(header(&headers, "content-encoding"), "", "{refused}");
+        assert_eq!(body, plain, "{refused}");
+    }
+}
+
+#[tokio::test]
+async fn api_routes_are_unaffected() {
+    let server = TestServer::start().await;
+    let anon = server.anon();
+    let (status, body) = anon.get("/api/info").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["version"].is_string(), "{body}");
+    let (status, body) = anon.get("/api/v1/no.such.endpoint").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["success"], false, "{body}");
+    for path in ["/api/nope", "/api", "/sockjs/info", "/avatar/alice", "/file-upload/x/y", "/health/x"] {
+        let (status, headers, _) = fetch(&format!("{}{path}", server.url), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(header(&headers, "content-type"), "application/json", "{path}");
+    }
+    let (status, body) = anon.get("/health").await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
+    // A POST to a client route is not a page.
+    let (status, _) = anon.post("/channel/general", json!({})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let admin = server.admin().await;
+    let info = admin.ok_get("channels.info?roomName=general").await;
+    assert_eq!(info["channel"]["_id"], "GENERAL", "{info}");
+}
+
+const PACKAGE_DIR: &str = "clients/web";
+const SCRIPT: &str = "clients/web/web_client.js";
+const INSTALL_NAME: &str = "web-playwright-1.65.1";
+const INSTALL_CHECK: &str = "const v = require('playwright-core/package.json').version; \
+     if (v !== '1.65.1') throw new Error('playwright-core ' + v); require('playwright-core');";
+const CHROMIUM: &str = "/usr/bin/chromium";
+const LINE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "/var/tmp/apogee-target".to_owned());
+    let dir = PathBuf::from(target).join("web-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_client_in_chromium() {
+    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)");
+    let playwright = blocking(|| ensure_npm(INSTALL_NAME, PACKAGE_DIR, INSTALL_CHECK)).await;
+
+    let server = TestServer::start().await;
+    let _carol = server.user("carol").await;
+    let dave = server.user("dave").await;
+    dave.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+    let suffix = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() % 1_000_000;
+    let incoming = format!("dave says hi over REST {suffix} <b>not bold</b>");
+
+    let shots = screenshot_dir();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(SCRIPT);
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .args([server.url.as_str(), "carol", "pw", incoming.as_str()])
+        .arg(&shots)
+        .env("NODE_PATH", playwright.join("node_modules"));
+    let mut client = Script::spawn(cmd);
+
+    client.expect_line("WRONG_PASSWORD_SHOWN", LINE_TIMEOUT).await;
+    client.expect_line("SIGNED_IN", LINE_TIMEOUT).await;
+    client.expect_line("SENT", LINE_TIMEOUT).await;
+    client.expect_line("READY", LINE_TIMEOUT).await;
+    dave.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": incoming})).await;
+    client.expect_line("RECEIVED", LINE_TIMEOUT).await;
+    client.expect_line("STILL_SIGNED_IN", LINE_TIMEOUT).await;
+    client.expect_line("OK", LINE_TIMEOUT).await;
+    let finished = client.finish(LINE_TIMEOUT).await;
+    assert!(finished.ok(), "{}", finished.describe("web_client.js"));
+
+    // What the browser sent is what the server stored, HTML payload and all, as carol.
+    let history = dave.ok_get("channels.history?roomId=GENERAL&count=20").await;
+    let sent = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["msg"].as_str().is_some_and(|t| t.starts_with("hello from the browser")))
+        .unwrap_or_else(|| panic!("the browser's message is not in the history: {history}"));
+    assert_eq!(sent["u"]["username"], "carol", "{sent}");
+    assert!(sent["msg"].as_str().unwrap().ends_with("<img src=x onerror=\"window.__xss=1\">"), "{sent}");
+    for name in ["room-desktop-light.png", "room-320-dark.png", "rooms-320-dark.png"] {
+        let size = std::fs::metadata(shots.join(name)).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 1000, "screenshot {name} missing or empty in {shots:?}");
+    }
+}
