@@ -7,7 +7,11 @@
 //! `$CARGO_TARGET_DIR/client-node/web-playwright`): wrong password, sign-in, a message with an HTML
 //! payload that renders as text, a message from another user (posted here through REST) arriving
 //! live, a reload that keeps the session, and screenshots (light and dark, desktop and 320 px) in
-//! `$CARGO_TARGET_DIR/web-screenshots`. A missing `chromium`, `node` or `npm` fails it: it never skips.
+//! `$CARGO_TARGET_DIR/web-screenshots`. `two_people_chat_in_chromium` (`web_chat.js`) has two users in
+//! two browser contexts: one creates a channel inviting the other, messages and typing cross live both
+//! ways, a reaction, a thread reply and an edit reach the other side, a script payload stays inert, an
+//! unread badge appears, and axe-core finds no serious or critical violation on the sign-in screen and
+//! the room. A missing `chromium`, `node` or `npm` fails them: they never skip.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -172,9 +176,12 @@ async fn api_routes_are_unaffected() {
 
 const PACKAGE_DIR: &str = "clients/web";
 const SCRIPT: &str = "clients/web/web_client.js";
-const INSTALL_NAME: &str = "web-playwright-1.65.1";
-const INSTALL_CHECK: &str = "const v = require('playwright-core/package.json').version; \
-     if (v !== '1.65.1') throw new Error('playwright-core ' + v); require('playwright-core');";
+const CHAT_SCRIPT: &str = "clients/web/web_chat.js";
+const INSTALL_NAME: &str = "web-playwright-1.65.1-axe-4.14.1";
+const INSTALL_CHECK: &str = "for (const [name, version] of [['playwright-core', '1.65.1'], ['axe-core', '4.14.1']]) { \
+     const got = require(name + '/package.json').version; \
+     if (got !== version) throw new Error(name + ' ' + got + ' installed, expected ' + version); } \
+     require('playwright-core'); require.resolve('axe-core/axe.min.js');";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const LINE_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -231,4 +238,60 @@ async fn web_client_in_chromium() {
         let size = std::fs::metadata(shots.join(name)).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "screenshot {name} missing or empty in {shots:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_people_chat_in_chromium() {
+    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)");
+    let playwright = blocking(|| ensure_npm(INSTALL_NAME, PACKAGE_DIR, INSTALL_CHECK)).await;
+
+    let server = TestServer::start().await;
+    let erin = server.user("erin").await;
+    let frank = server.user("frank").await;
+    frank.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+
+    let shots = screenshot_dir();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(CHAT_SCRIPT);
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .args([server.url.as_str(), "erin", "frank", "pw"])
+        .arg(&shots)
+        .env("NODE_PATH", playwright.join("node_modules"));
+    let mut client = Script::spawn(cmd);
+
+    for line in ["SIGNED_IN", "CHANNEL_SHARED", "LIVE_A_TO_B", "LIVE_B_TO_A", "REACTED", "THREAD", "EDITED"] {
+        if line == "SIGNED_IN" {
+            let a11y = client.expect_line("A11Y", LINE_TIMEOUT).await;
+            assert!(a11y.starts_with("login "), "{a11y}");
+        }
+        client.expect_line(line, LINE_TIMEOUT).await;
+    }
+    client.expect_line("WAITING_UNREAD", LINE_TIMEOUT).await;
+    frank.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": "for erin's unread badge"})).await;
+    let a11y = client.expect_line("A11Y", LINE_TIMEOUT).await;
+    assert!(a11y.starts_with("room "), "{a11y}");
+    let channel = client.expect_line("OK", LINE_TIMEOUT).await;
+    let finished = client.finish(LINE_TIMEOUT).await;
+    assert!(finished.ok(), "{}", finished.describe("web_chat.js"));
+
+    // What the two browsers did is what the server holds.
+    let info = erin.ok_get(&format!("channels.info?roomName={channel}")).await;
+    let rid = info["channel"]["_id"].as_str().unwrap().to_owned();
+    let history = frank.ok_get(&format!("channels.history?roomId={rid}&count=50&showThreadMessages=true")).await;
+    let messages = history["messages"].as_array().unwrap();
+    let by = |prefix: &str| {
+        messages
+            .iter()
+            .find(|m| m["msg"].as_str().is_some_and(|t| t.starts_with(prefix)))
+            .unwrap_or_else(|| panic!("no message starting {prefix:?}: {history}"))
+    };
+    let edited = by("hi frank, edited");
+    assert_eq!(edited["u"]["username"], "erin", "{edited}");
+    assert!(edited["editedAt"].is_object() || edited["editedAt"].is_string(), "{edited}");
+    let payload = by("<script>window.__xss=1</script>");
+    assert_eq!(payload["u"]["username"], "frank", "{payload}");
+    assert_eq!(payload["reactions"][":+1:"]["usernames"], json!(["erin"]), "{payload}");
+    let reply = by("in the thread");
+    assert_eq!(reply["tmid"], edited["_id"], "{reply}");
+    assert_eq!(reply["u"]["username"], "frank", "{reply}");
 }

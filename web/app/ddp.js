@@ -16,6 +16,7 @@ export class Ddp {
     /** Awaited after each (re)connect, before subscriptions are sent again. */
     this.onopen = async () => {};
     this.onpresence = () => {};
+    this.onconnected = () => {};
     this.socket = null;
     this.retryAt = 0;
   }

@@ -57,7 +57,10 @@ app.ddp.onstate = (state) => {
   const form = document.querySelector('.login form');
   if (form) form.dataset.conn = state;
   if (state === 'connected') {
-    if (app.everConnected && app.signedIn) catchUp();
+    if (app.everConnected && app.signedIn) {
+      app.ddp.onconnected();
+      catchUp();
+    }
     app.everConnected = true;
   }
 };
@@ -261,10 +264,23 @@ async function loadRooms() {
 }
 
 function watchPresence() {
-  const uids = new Set();
-  for (const { room } of app.rooms.values()) for (const uid of room.uids || []) if (uid !== app.me._id) uids.add(uid);
-  if (uids.size) app.ddp.rawSub('stream-user-presence', ['', { added: [...uids] }]);
+  const uids = [];
+  for (const { room } of app.rooms.values()) uids.push(...(room.uids || []));
+  watchUsers(uids);
 }
+
+/** Adds users to the presence watch (one live subscription; later subs only add to its set). */
+const watched = new Set();
+function watchUsers(uids) {
+  const added = [...new Set(uids)].filter((uid) => uid && uid !== app.me?._id && !watched.has(uid));
+  if (!added.length) return;
+  for (const uid of added) watched.add(uid);
+  app.ddp.rawSub('stream-user-presence', ['', { added }]);
+}
+app.ddp.onconnected = () => {
+  // A new socket watches nobody: renew the whole set.
+  if (watched.size) app.ddp.rawSub('stream-user-presence', ['', { added: [...watched] }]);
+};
 
 export function roomPath(entry) {
   const { sub } = entry;
@@ -302,7 +318,7 @@ function buildShell() {
   const menu = h(
     'div',
     { class: 'me' },
-    h('button', { type: 'button', class: 'me-button', 'aria-label': 'Your profile and status', onclick: () => openPanel('profile') }, els.status, h('span', { class: 'me-name' }, app.me.name || app.me.username)),
+    h('button', { type: 'button', class: 'me-button', onclick: () => openPanel('profile') }, els.status, h('span', { class: 'me-name' }, app.me.name || app.me.username), h('span', { class: 'sr-only' }, ': profile and status')),
     h('button', { type: 'button', class: 'ghost', onclick: () => logout() }, 'Sign out'),
   );
   const actions = h(
@@ -336,20 +352,22 @@ function drawRooms() {
       sub.t === 'd'
         ? h('span', { class: 'presence', 'data-uid': other || '', 'data-status': app.presence.get(other) || 'offline', 'aria-hidden': 'true' })
         : h('span', { class: 'icon', 'aria-hidden': 'true' }, sub.t === 'p' ? '🔒' : '#');
-    let aria = `${kind} ${label}`;
-    if (unread) aria += `, ${unread} unread`;
-    if (mentions) aria += `, ${mentions} mentions`;
+    // The name comes from the content (visible text plus hidden words), so it matches what is seen.
+    let counts = '';
+    if (unread) counts += `, ${unread} unread`;
+    if (mentions) counts += `, ${mentions} mentions`;
     const link = h(
       'a',
       {
         href: roomPath(entry),
         class: 'room-link' + (unread || sub.alert ? ' unread' : ''),
-        'aria-label': aria,
         'aria-current': app.current?.rid === sub.rid ? 'page' : null,
         dataset: { rid: sub.rid },
       },
       icon,
+      h('span', { class: 'sr-only' }, kind + ' '),
       h('span', { class: 'name' }, label),
+      counts ? h('span', { class: 'sr-only' }, counts) : null,
       mentions ? h('span', { class: 'badge mention', 'aria-hidden': 'true' }, '@' + mentions) : null,
       unread ? h('span', { class: 'badge', 'aria-hidden': 'true' }, String(unread)) : null,
     );
@@ -477,6 +495,6 @@ async function boot() {
   }
 }
 
-Object.assign(app, { navigate, roomPath, roomLabel, refreshRooms, loadRooms, showList, logout });
+Object.assign(app, { watchUsers, navigate, roomPath, roomLabel, refreshRooms, loadRooms, showList, logout });
 setApp(app);
 boot();

@@ -55,6 +55,7 @@ export class RoomView {
     this.mount = mount;
     this.msgs = []; // main list, oldest first
     this.byId = new Map(); // every loaded message, thread replies too
+    this.replies = new Map(); // tmid -> ids of its loaded replies (the server may not count them)
     this.heights = new Map();
     this.start = 0;
     this.end = 0;
@@ -144,7 +145,8 @@ export class RoomView {
     if (m._hidden) return this.remove(m._id);
     this.lastUpdate = Math.max(this.lastUpdate, toDate(m._updatedAt ?? m.ts).getTime());
     const known = this.byId.has(m._id);
-    this.byId.set(m._id, m);
+    this.remember(m);
+    this.app.watchUsers([m.u?._id]);
     if (this.inMain(m)) {
       const at = this.msgs.findIndex((x) => x._id === m._id);
       if (at >= 0) this.msgs[at] = m;
@@ -156,13 +158,28 @@ export class RoomView {
       }
       this.heights.delete(m._id);
     }
+    if (m.tmid) this.heights.delete(m.tmid);
     this.draw();
     if (m.tmid) this.threadChanged(m.tmid);
     this.threadChanged(m._id);
     if (live && !known && m.u?._id !== this.app.me._id) this.markRead();
   }
 
+  remember(m) {
+    this.byId.set(m._id, m);
+    if (m.tmid) {
+      if (!this.replies.has(m.tmid)) this.replies.set(m.tmid, new Set());
+      this.replies.get(m.tmid).add(m._id);
+    }
+  }
+
+  replyCount(m) {
+    return Math.max(m.tcount || 0, this.replies.get(m._id)?.size || 0);
+  }
+
   remove(id) {
+    const gone = this.byId.get(id);
+    if (gone?.tmid) this.replies.get(gone.tmid)?.delete(id);
     this.byId.delete(id);
     const at = this.msgs.findIndex((x) => x._id === id);
     if (at >= 0) {
@@ -182,9 +199,10 @@ export class RoomView {
       const messages = result?.messages || [];
       if (messages.length < PAGE) this.noMore = true;
       for (const m of messages) {
-        this.byId.set(m._id, m);
+        this.remember(m);
         this.lastUpdate = Math.max(this.lastUpdate, toDate(m._updatedAt ?? m.ts).getTime());
       }
+      this.app.watchUsers(messages.map((m) => m.u?._id));
       const older = messages.filter((m) => this.inMain(m) && !this.msgs.some((x) => x._id === m._id)).reverse();
       this.msgs = older.concat(this.msgs);
       this.start += older.length;
@@ -428,8 +446,9 @@ export class RoomView {
         ),
       );
     }
-    if (!inThread && m.tcount) {
-      li.append(h('button', { type: 'button', class: 'thread-link link', onclick: () => this.openThread(m._id) }, `${m.tcount} ${m.tcount === 1 ? 'reply' : 'replies'}`));
+    const replies = this.replyCount(m);
+    if (!inThread && replies) {
+      li.append(h('button', { type: 'button', class: 'thread-link link', onclick: () => this.openThread(m._id) }, `${replies} ${replies === 1 ? 'reply' : 'replies'}`));
     }
     li.append(this.tools(m, own, starred, inThread));
     return li;
@@ -528,7 +547,7 @@ export class RoomView {
       title: 'Thread',
       render: (body) => {
         this.threadBody = h('ol', { class: 'msgs thread', 'aria-label': 'Thread messages' });
-        const composer = new Composer(this, (text) => this.send(text, id), 'Reply in thread');
+        const composer = new Composer(this, (text) => this.send(text, id), 'Reply in thread', 'Reply in thread');
         body.append(this.threadBody, composer.el);
         this.drawThread();
         composer.focus();
@@ -601,7 +620,7 @@ export class RoomView {
 
 /** The message box: Enter sends, Shift+Enter is a new line, Up edits your last message, @ and # complete. */
 class Composer {
-  constructor(view, onSend, label = 'Message') {
+  constructor(view, onSend, label = 'Message', placeholder) {
     this.view = view;
     this.onSend = onSend;
     this.editing = null;
@@ -610,7 +629,7 @@ class Composer {
     this.input = h('textarea', {
       rows: '1',
       'aria-label': `${label} in ${view.label()}`,
-      placeholder: `${label} ${view.entry.sub.t === 'd' ? '@' : '#'}${view.label()}`,
+      placeholder: placeholder || `${label} ${view.entry.sub.t === 'd' ? '@' : '#'}${view.label()}`,
       'aria-autocomplete': 'list',
       'aria-controls': id,
       'aria-expanded': 'false',
