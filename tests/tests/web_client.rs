@@ -4,7 +4,8 @@
 //!
 //! `web_client_in_chromium` drives the client in Debian's `chromium` through `playwright-core`
 //! (`tests/clients/web/web_client.js`, installed from the pinned `package-lock.json` into
-//! `$CARGO_TARGET_DIR/client-node/web-playwright`): wrong password, sign-in, a message with an HTML
+//! `$CARGO_TARGET_DIR/client-node/web-playwright-*`): wrong password, registration and sign-out,
+//! sign-in, a message with an HTML
 //! payload that renders as text, a message from another user (posted here through REST) arriving
 //! live, a reload that keeps the session, and screenshots (light and dark, desktop and 320 px) in
 //! `$CARGO_TARGET_DIR/web-screenshots`. `two_people_chat_in_chromium` (`web_chat.js`) has two users in
@@ -214,12 +215,14 @@ async fn web_client_in_chromium() {
     let mut client = Script::spawn(cmd);
 
     client.expect_line("WRONG_PASSWORD_SHOWN", LINE_TIMEOUT).await;
+    let newbie = client.expect_line("REGISTERED", LINE_TIMEOUT).await;
     client.expect_line("SIGNED_IN", LINE_TIMEOUT).await;
     client.expect_line("SENT", LINE_TIMEOUT).await;
     client.expect_line("READY", LINE_TIMEOUT).await;
     dave.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": incoming})).await;
     client.expect_line("RECEIVED", LINE_TIMEOUT).await;
     client.expect_line("STILL_SIGNED_IN", LINE_TIMEOUT).await;
+    client.expect_line("KEYBOARD", LINE_TIMEOUT).await;
     client.expect_line("OK", LINE_TIMEOUT).await;
     let finished = client.finish(LINE_TIMEOUT).await;
     assert!(finished.ok(), "{}", finished.describe("web_client.js"));
@@ -234,6 +237,10 @@ async fn web_client_in_chromium() {
         .unwrap_or_else(|| panic!("the browser's message is not in the history: {history}"));
     assert_eq!(sent["u"]["username"], "carol", "{sent}");
     assert!(sent["msg"].as_str().unwrap().ends_with("<img src=x onerror=\"window.__xss=1\">"), "{sent}");
+    // The account the registration form created.
+    let admin = server.admin().await;
+    let info = admin.ok_get(&format!("users.info?username={newbie}")).await;
+    assert_eq!(info["user"]["name"], "New Person", "{info}");
     for name in ["room-desktop-light.png", "room-320-dark.png", "rooms-320-dark.png"] {
         let size = std::fs::metadata(shots.join(name)).map(|m| m.len()).unwrap_or(0);
         assert!(size > 1000, "screenshot {name} missing or empty in {shots:?}");

@@ -314,6 +314,17 @@ function buildShell() {
     app.filter = els.filter.value;
     drawRooms();
   });
+  // Enter opens the first match; Down moves into the list.
+  els.filter.addEventListener('keydown', (e) => {
+    const first = els.list.querySelector('a.room-link');
+    if (e.key === 'Enter' && first) {
+      e.preventDefault();
+      navigate(first.getAttribute('href'));
+    } else if (e.key === 'ArrowDown' && first) {
+      e.preventDefault();
+      first.focus();
+    }
+  });
   els.status = h('span', { class: 'presence', 'data-uid': app.me._id, 'data-status': app.me.status || 'online', 'aria-hidden': 'true' });
   const menu = h(
     'div',
@@ -409,6 +420,8 @@ function route() {
     app.current?.close();
     closePanel();
     app.current = new RoomView(app, entry, els.main);
+  } else {
+    app.current.composer.focus();
   }
   els.shell.classList.add('show-room');
   drawRooms();
@@ -462,7 +475,7 @@ document.addEventListener('keydown', (e) => {
 
 async function boot() {
   try {
-    const data = await rest.get('settings.public');
+    const data = await rest.get('settings.public', { _id: 'Accounts_RegistrationForm' });
     for (const s of data.settings || []) app.settings[s._id] = s.value;
   } catch {
     // the login form says the server is unreachable once the socket fails too

@@ -80,6 +80,9 @@ async function main() {
     await a.getByRole('heading', { name: `# ${channel}` }).waitFor();
     await b.getByRole('link', { name: new RegExp(`^Channel ${channel}`) }).click();
     await b.getByRole('heading', { name: `# ${channel}` }).waitFor();
+    // History loaded: the room's streams were subscribed before it was asked for.
+    await b.getByText('Start of the room.').waitFor();
+    await a.getByText('Start of the room.').waitFor();
     step('CHANNEL_SHARED');
 
     // Typing shows on the other side, then the message arrives live.

@@ -49,9 +49,22 @@ async function main() {
     await page.getByRole('alert').filter({ hasText: 'Wrong username, e-mail or password.' }).waitFor();
     step('WRONG_PASSWORD_SHOWN');
 
+    // Registration is open on a TEST_MODE server: a new account lands in #general; then sign out.
+    await page.getByRole('button', { name: 'Create one' }).click();
+    const newbie = `newbie${unique}`;
+    await page.getByLabel('Name', { exact: true }).fill('New Person');
+    await page.getByLabel('E-mail').fill(`${newbie}@example.com`);
+    await page.getByLabel('Username', { exact: true }).fill(newbie);
+    await page.getByLabel('Password').fill('a-long-password');
+    await page.getByRole('button', { name: 'Create account' }).click();
+    await page.getByRole('heading', { name: '# general' }).waitFor();
+    await page.getByRole('button', { name: /^New Person/ }).waitFor();
+    step(`REGISTERED ${newbie}`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Username or e-mail').fill(username);
     await page.getByLabel('Password').fill(password);
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await page.getByRole('link', { name: /^Channel general/ }).waitFor();
+    await page.getByRole('link', { name: /^Channel\s*general/ }).waitFor();
     await page.getByRole('heading', { name: '# general' }).waitFor();
     step('SIGNED_IN');
 
@@ -85,12 +98,21 @@ async function main() {
     if (await page.getByLabel('Password').count()) throw new Error('the login form came back after a reload');
     step('STILL_SIGNED_IN');
 
+    // Keyboard only: Ctrl+K to the filter, a name, Enter opens it; Alt+Down to the next room.
+    await page.keyboard.press('Control+k');
+    await page.keyboard.type('gen');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: '# general' }).waitFor();
+    const focused = await page.evaluate(() => document.activeElement?.getAttribute('aria-label'));
+    if (!/^Message in general/.test(focused || '')) throw new Error('after opening a room the focus is on ' + focused);
+    step('KEYBOARD');
+
     // Dark theme at 320 px: the room, then the room list.
     await page.emulateMedia({ colorScheme: 'dark' });
     await page.setViewportSize({ width: 320, height: 640 });
     await page.screenshot({ path: path.join(shots, 'room-320-dark.png') });
     await page.getByRole('button', { name: 'Back to rooms' }).click();
-    await page.getByRole('link', { name: /^Channel general/ }).waitFor();
+    await page.getByRole('link', { name: /^Channel\s*general/ }).waitFor();
     await page.screenshot({ path: path.join(shots, 'rooms-320-dark.png') });
 
     const xss = await page.evaluate(() => window.__xss);
