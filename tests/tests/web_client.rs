@@ -54,7 +54,9 @@ fn assert_index(headers: &HeaderMap, body: &[u8]) {
     assert_eq!(header(headers, "cache-control"), "no-cache");
     assert_eq!(header(headers, "x-content-type-options"), "nosniff");
     let csp = header(headers, "content-security-policy");
-    for directive in ["default-src 'self'", "script-src 'self'", "style-src 'self'", "connect-src 'self' ws: wss:"] {
+    for directive in
+        ["default-src 'self'", "script-src 'self'", "style-src 'self'", "connect-src 'self' ws: wss:"]
+    {
         assert!(csp.contains(directive), "{directive} missing from {csp}");
     }
     assert!(!csp.contains("unsafe-inline") && !csp.contains("unsafe-eval"), "{csp}");
@@ -81,7 +83,8 @@ async fn assets_are_content_hashed_immutable_and_typed() {
     let server = TestServer::start().await;
     let (_, _, index) = fetch(&server.url, None).await;
     let index = String::from_utf8(index).unwrap();
-    let mut pending: Vec<String> = references(&index, "=\"/", '"').into_iter().map(|r| format!("/{r}")).collect();
+    let mut pending: Vec<String> =
+        references(&index, "=\"/", '"').into_iter().map(|r| format!("/{r}")).collect();
     let mut seen = BTreeSet::new();
     let mut kinds = BTreeSet::new();
     while let Some(path) = pending.pop() {
@@ -195,7 +198,10 @@ fn screenshot_dir() -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_client_in_chromium() {
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)");
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
+    );
     let playwright = blocking(|| ensure_npm(INSTALL_NAME, PACKAGE_DIR, INSTALL_CHECK)).await;
 
     let server = TestServer::start().await;
@@ -249,7 +255,10 @@ async fn web_client_in_chromium() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_people_chat_in_chromium() {
-    assert!(Path::new(CHROMIUM).exists(), "{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)");
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
+    );
     let playwright = blocking(|| ensure_npm(INSTALL_NAME, PACKAGE_DIR, INSTALL_CHECK)).await;
 
     let server = TestServer::start().await;
@@ -284,7 +293,8 @@ async fn two_people_chat_in_chromium() {
     // What the two browsers did is what the server holds.
     let info = erin.ok_get(&format!("channels.info?roomName={channel}")).await;
     let rid = info["channel"]["_id"].as_str().unwrap().to_owned();
-    let history = frank.ok_get(&format!("channels.history?roomId={rid}&count=50&showThreadMessages=true")).await;
+    let history =
+        frank.ok_get(&format!("channels.history?roomId={rid}&count=50&showThreadMessages=true")).await;
     let messages = history["messages"].as_array().unwrap();
     let by = |prefix: &str| {
         messages
