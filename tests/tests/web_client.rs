@@ -12,7 +12,10 @@
 //! two browser contexts: one creates a channel inviting the other, messages and typing cross live both
 //! ways, a reaction, a thread reply and an edit reach the other side, a script payload stays inert, an
 //! unread badge appears, and axe-core finds no serious or critical violation on the sign-in screen and
-//! the room. A missing `chromium`, `node` or `npm` fails them: they never skip.
+//! the room. `the_other_features_in_chromium` (`web_features.js`): sign-in by e-mail, a direct message
+//! with @-autocomplete, the directory, #-autocomplete, star and the starred list, search in the room,
+//! profile (status, status message, name) and deleting a message, each checked back through REST.
+//! A missing `chromium`, `node` or `npm` fails them: they never skip.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
@@ -181,6 +184,7 @@ async fn api_routes_are_unaffected() {
 const PACKAGE_DIR: &str = "clients/web";
 const SCRIPT: &str = "clients/web/web_client.js";
 const CHAT_SCRIPT: &str = "clients/web/web_chat.js";
+const FEATURES_SCRIPT: &str = "clients/web/web_features.js";
 const INSTALL_NAME: &str = "web-playwright-1.65.1-axe-4.14.1";
 const INSTALL_CHECK: &str = "for (const [name, version] of [['playwright-core', '1.65.1'], ['axe-core', '4.14.1']]) { \
      const got = require(name + '/package.json').version; \
@@ -311,4 +315,48 @@ async fn two_people_chat_in_chromium() {
     let reply = by("in the thread");
     assert_eq!(reply["tmid"], edited["_id"], "{reply}");
     assert_eq!(reply["u"]["username"], "frank", "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_other_features_in_chromium() {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)"
+    );
+    let playwright = blocking(|| ensure_npm(INSTALL_NAME, PACKAGE_DIR, INSTALL_CHECK)).await;
+
+    let server = TestServer::start().await;
+    let gina = server.user("gina").await;
+    let _hank = server.user("hank").await;
+
+    let shots = screenshot_dir();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(FEATURES_SCRIPT);
+    let mut cmd = Command::new("node");
+    cmd.arg(&script)
+        .args([server.url.as_str(), "gina@example.com", "pw", "hank"])
+        .arg(&shots)
+        .env("NODE_PATH", playwright.join("node_modules"));
+    let mut client = Script::spawn(cmd);
+    for line in
+        ["EMAIL_SIGN_IN", "DIRECT_MESSAGE", "DIRECTORY", "STARRED", "SEARCH", "PROFILE", "DELETED", "OK"]
+    {
+        client.expect_line(line, LINE_TIMEOUT).await;
+    }
+    let finished = client.finish(LINE_TIMEOUT).await;
+    assert!(finished.ok(), "{}", finished.describe("web_features.js"));
+
+    // The server holds what the browser did.
+    let me = gina.ok_get("me").await;
+    assert_eq!(me["name"], "Renamed Person", "{me}");
+    assert_eq!(me["statusText"], "in a meeting", "{me}");
+    // The browser has closed, so she is offline now; busy is what she comes back as.
+    assert_eq!(me["statusDefault"], "busy", "{me}");
+    let dms = gina.ok_get("im.list").await;
+    let dm = dms["ims"].as_array().unwrap().iter().find(|r| r["usernames"] == json!(["gina", "hank"]));
+    let dm = dm.unwrap_or_else(|| panic!("no gina-hank DM: {dms}"));
+    let history = gina.ok_get(&format!("im.history?roomId={}", dm["_id"].as_str().unwrap())).await;
+    assert_eq!(history["messages"][0]["msg"], "dm hello @hank", "{history}");
+    let general = gina.ok_get("channels.history?roomId=GENERAL&count=50").await;
+    let starred = general["messages"].as_array().unwrap().iter().any(|m| m["msg"] == "star me #general");
+    assert!(!starred, "the deleted message is still in the history: {general}");
 }

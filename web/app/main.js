@@ -241,12 +241,14 @@ async function startSession() {
       if (action === 'removed') app.rooms.delete(sub.rid);
       else app.rooms.set(sub.rid, { room: app.rooms.get(sub.rid)?.room || { _id: sub.rid }, sub });
       drawRooms();
+      if (sub.t === 'd') watchUsers(app.rooms.get(sub.rid)?.room.uids || []);
     }),
     app.ddp.subscribe('stream-notify-user', `${me._id}/rooms-changed`, ([action, room]) => {
       const entry = room && app.rooms.get(room._id);
       if (!entry) return;
       if (action !== 'removed') entry.room = room;
       drawRooms();
+      watchUsers(room.uids || []);
       if (app.current?.rid === room._id) app.current.roomChanged(room);
     }),
   ];
