@@ -250,7 +250,8 @@ fn npm_is_usable(dir: &Path, package_json: &str, check: &str) -> bool {
 }
 
 /// Returns `$CARGO_TARGET_DIR/client-node/<name>`, where `npm install` ran on a copy of the
-/// `package.json` in `package_dir` (relative to `tests/`; only that file is copied), so its
+/// `package.json` in `package_dir` (relative to `tests/`; only that file is copied, with its
+/// `package-lock.json` if there is one, and then `npm ci` installs), so its
 /// `node_modules` is ready for `NODE_PATH`. Installs again if it is missing, was made from another
 /// `package.json`, or `check` (JavaScript source, e.g. a `require` that also checks the versions) fails
 /// in it. Blocking; panics on any failure.
@@ -264,8 +265,15 @@ pub fn ensure_npm(name: &str, package_dir: &str, check: &str) -> PathBuf {
         |tmp| {
             std::fs::create_dir_all(tmp).unwrap();
             std::fs::write(tmp.join("package.json"), &package_json).unwrap();
+            // With a lock file next to it, install exactly what it pins.
+            let lock = source.with_file_name("package-lock.json");
             let mut cmd = Command::new("npm");
-            cmd.args(["install", "--no-audit", "--no-fund"]).current_dir(tmp);
+            if lock.exists() {
+                std::fs::copy(&lock, tmp.join("package-lock.json")).unwrap();
+                cmd.args(["ci", "--no-audit", "--no-fund"]).current_dir(tmp);
+            } else {
+                cmd.args(["install", "--no-audit", "--no-fund"]).current_dir(tmp);
+            }
             let installed = run(cmd, INSTALL_TIMEOUT);
             assert!(
                 installed.ok(),

@@ -14,6 +14,7 @@ mod presence;
 mod reply;
 mod router;
 mod v1;
+mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

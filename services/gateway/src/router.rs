@@ -71,6 +71,7 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
 pub fn router(state: GatewayState) -> Router {
     let max_body = state.cfg.max_body_bytes;
     Router::new()
+        .route("/", get(crate::web::index))
         .route("/api/info", get(misc::info))
         .route("/health", get(health))
         .route("/livez", get(health))
@@ -171,7 +172,8 @@ pub fn router(state: GatewayState) -> Router {
         .merge(family("groups", GROUPS))
         .merge(family("im", IMS))
         .merge(family("dm", IMS))
-        .fallback(not_found)
+        // The web client's assets and routes; anything else is the JSON 404 below.
+        .fallback(crate::web::fallback)
         .method_not_allowed_fallback(method_not_allowed)
         // Enforced where bodies are read, so the refusal is a Rocket.Chat-style JSON 413.
         .layer(DefaultBodyLimit::max(max_body))
@@ -208,7 +210,7 @@ async fn ready(State(state): State<GatewayState>) -> Response {
     }
 }
 
-async fn not_found() -> Response {
+pub(crate) async fn not_found() -> Response {
     json(
         StatusCode::NOT_FOUND,
         &json!({ "success": false, "status": "error", "message": "API endpoint does not exist", "error": "Resource not found" }),
