@@ -487,6 +487,13 @@ def check_helm(k8s_docs: list[dict]) -> None:
             schema_validate(d, f"helm ({label})")
         check_manifests(docs, f"helm ({label})", secrets_optional=bool(values.get("existingSecret")))
         rendered[label] = docs
+    # values.schema.json is in force: a misspelt key or a wrong type stops the install.
+    for bad in ({"ingres": {"enabled": True}}, {"gateway": {"replicaCount": "three"}}, {"redis": {"url": "localhost"}}):
+        try:
+            render(bad)
+            fail("helm values.schema.json", f"accepts {bad}")
+        except helm.HelmError:
+            pass
     if len(rendered) != len(cases):
         return
     # Defaults: SQLite, so one replica of auth and messaging on a claim each.
@@ -547,7 +554,7 @@ def main() -> int:
     k8s_docs = check_k8s()
     print(f"k8s/: {len(k8s_docs)} resources checked against Kubernetes {K8S_VERSION} schemas (strict)")
     check_helm(k8s_docs)
-    print("helm: rendered (defaults, like k8s/, existing secrets), schema-checked, compared with k8s/")
+    print("helm: rendered (defaults, like k8s/, existing secrets), schema-checked, compared with k8s/; bad values refused")
     return finish()
 
 
