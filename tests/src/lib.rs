@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod ddp;
+pub mod moto;
 
 use std::collections::HashMap;
 

@@ -16,6 +16,7 @@ mod rooms;
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+mod uploads;
 mod users;
 
 use std::sync::Arc;
@@ -23,12 +24,13 @@ use std::sync::Arc;
 pub use error::{StoreError, StoreResult};
 pub use rooms::*;
 pub use sqlite::SqliteStore;
+pub use uploads::*;
 pub use users::*;
 
 /// Every aggregate's store: what a backend implements.
-pub trait Store: UserStore + RoomStore + MessageStore + ConfigStore {}
+pub trait Store: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore {}
 
-impl<T: UserStore + RoomStore + MessageStore + ConfigStore> Store for T {}
+impl<T: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore> Store for T {}
 
 /// The handle services hold.
 pub type StoreRef = Arc<dyn Store>;

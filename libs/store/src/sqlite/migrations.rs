@@ -78,6 +78,18 @@ const MIGRATIONS: &[&str] = &[
      CREATE TRIGGER messages_fts_update AFTER UPDATE OF doc ON messages BEGIN
         UPDATE messages_fts SET msg = json_extract(new.doc, '$.msg') WHERE rowid = old.rowid;
      END;",
+    // 3: uploads (the files service's records; the bytes are in the blob store).
+    "CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        rid TEXT,
+        user_id TEXT NOT NULL,
+        complete INTEGER NOT NULL,
+        uploaded_at INTEGER NOT NULL,
+        lname TEXT NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX uploads_room ON uploads(rid, complete, uploaded_at);
+     CREATE INDEX uploads_stale ON uploads(complete, uploaded_at);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
