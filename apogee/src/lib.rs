@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use apogee_api::{AuthClient, MessagingClient};
+use apogee_api::{AuthClient, FilesClient, MessagingClient};
 use apogee_auth::{Auth, AuthConfig, Bootstrap};
 use apogee_bus::Bus;
 use apogee_config::Config;
@@ -41,7 +41,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
         bus.clone(),
     ));
     let auth_client = AuthClient::local(auth.clone());
-    let messaging = Messaging::new(store, auth_client.clone(), bus.clone());
+    let messaging = Messaging::new(store.clone(), auth_client.clone(), bus.clone());
     let messaging_client = MessagingClient::local(messaging.clone());
     auth.set_messaging(messaging_client.clone());
 
@@ -55,6 +55,9 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     };
     auth.init(boot).await.map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
 
+    let files =
+        start_files(config, store, auth_client.clone(), messaging_client.clone(), bus.clone()).await?;
+
     let gateway = GatewayState::new(
         auth_client,
         messaging_client,
@@ -67,11 +70,52 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
             ddp_idle: config.limits.ddp_idle,
         },
     )
-    .await;
+    .await
+    .with_files(files);
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(apogee_gateway::serve(listener, gateway, shutdown.clone()));
     Ok(Running { addr, shutdown, task })
+}
+
+/// The files service over the blob store the settings choose: `FileUpload_Storage_Type` =
+/// `AmazonS3` uses the `FileUpload_S3_*` settings (any S3-compatible endpoint in
+/// `FileUpload_S3_BucketURL`); anything else keeps blobs under `<data>/files`. Read once at
+/// start: changing the storage needs a restart.
+async fn start_files(
+    config: &Config,
+    store: StoreRef,
+    auth: AuthClient,
+    messaging: MessagingClient,
+    bus: Bus,
+) -> anyhow::Result<FilesClient> {
+    let storage = auth.setting_string("FileUpload_Storage_Type").await.unwrap_or_default();
+    let (blobs, name): (apogee_blob::BlobRef, &str) = if storage == "AmazonS3" {
+        let setting = async |id: &str| auth.setting_string(id).await.unwrap_or_default();
+        let key = setting("FileUpload_S3_AWSAccessKeyId").await;
+        let secret = setting("FileUpload_S3_AWSSecretAccessKey").await;
+        let s3 = apogee_blob::S3Config {
+            endpoint: setting("FileUpload_S3_BucketURL").await,
+            bucket: setting("FileUpload_S3_Bucket").await,
+            region: setting("FileUpload_S3_Region").await,
+            path_style: auth.setting_bool("FileUpload_S3_ForcePathStyle", false).await,
+            credentials: (!key.is_empty()).then_some((key, secret)),
+        };
+        let blobs = apogee_blob::S3Blobs::new(&s3).map_err(|e| anyhow::anyhow!("S3 file storage: {e}"))?;
+        // Credentials scoped to one bucket may not create buckets; the bucket may exist anyway.
+        if let Err(e) = blobs.ensure_bucket().await {
+            tracing::warn!(bucket = %s3.bucket, error = %e, "could not check or create the S3 bucket");
+        }
+        (Arc::new(blobs), "AmazonS3")
+    } else {
+        let dir = config.data_dir.join("files");
+        let blobs = apogee_blob::LocalBlobs::open(&dir)
+            .map_err(|e| anyhow::anyhow!("file storage {}: {e}", dir.display()))?;
+        (Arc::new(blobs), "FileSystem")
+    };
+    let files = apogee_files::Files::new(store, blobs, name, auth, messaging);
+    files.run(bus).await.map_err(|e| anyhow::anyhow!("start files: {e}"))?;
+    Ok(FilesClient::local(files))
 }
 
 /// Runs until SIGINT or SIGTERM, then drains requests in flight for up to the grace period.

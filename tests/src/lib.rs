@@ -41,6 +41,11 @@ impl TestServer {
         Self { url: format!("http://{}", running.addr), running, _dir: dir }
     }
 
+    /// The server's data directory (the database, `files/` with the local blobs).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
     /// Starts the graceful shutdown (as SIGTERM does).
     pub fn shutdown(&self) {
         self.running.shutdown.cancel();
@@ -132,6 +137,17 @@ impl Client {
             self.http.post(self.url(path)).header("Content-Type", "application/json").body(body.to_string());
         let resp = self.with_auth(req).send().await.unwrap();
         Self::read(resp).await
+    }
+
+    /// Posts a multipart form (uploads).
+    pub async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> (StatusCode, Value) {
+        let resp = self.with_auth(self.http.post(self.url(path)).multipart(form)).send().await.unwrap();
+        Self::read(resp).await
+    }
+
+    /// A request with this client's login headers, for responses that are not JSON (downloads).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.with_auth(self.http.request(method, self.url(path)))
     }
 
     /// Posts raw bytes (malformed bodies).

@@ -1,5 +1,5 @@
 //! The service seam. Each service is a trait; the gateway and the other services hold a cheap
-//! client handle ([`AuthClient`], [`MessagingClient`]) that is a local instance in `apogee serve`.
+//! client handle ([`AuthClient`], [`MessagingClient`], [`FilesClient`]) that is a local instance in `apogee serve`.
 //! The gRPC adapters of distributed mode will implement the same traits (issue #4), so callers
 //! never know which they have.
 //!
@@ -10,7 +10,9 @@
 
 mod auth;
 pub mod events;
+mod files;
 mod messaging;
 
 pub use auth::*;
+pub use files::*;
 pub use messaging::*;

@@ -632,6 +632,7 @@ fn upload(id: &str, rid: &str, name: &str, at: i64, complete: bool) -> Upload {
         complete,
         uploaded_at: Millis(at),
         updated_at: Millis(at),
+        message_id: None,
         extra: serde_json::Map::from_iter([("store".to_owned(), serde_json::json!("FileSystem"))]),
     }
 }
@@ -649,12 +650,15 @@ pub async fn uploads_roundtrip(store: &dyn Store) {
             "f1",
             Box::new(|u| {
                 u.complete = true;
+                u.message_id = Some("m1".into());
                 Ok(())
             }),
         )
         .await
         .unwrap();
     assert!(done.complete);
+    assert_eq!(store.message_uploads("m1").await.unwrap(), vec![done.clone()]);
+    assert!(store.message_uploads("m2").await.unwrap().is_empty());
     assert!(store.stale_uploads(Millis(11), 10).await.unwrap().is_empty());
     let refused = store.update_upload("f1", Box::new(|_| Err(StoreError::Rejected("no".into())))).await;
     assert!(matches!(refused, Err(StoreError::Rejected(_))));

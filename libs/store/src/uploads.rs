@@ -25,6 +25,9 @@ pub struct Upload {
     pub uploaded_at: Millis,
     #[serde(rename = "_updatedAt")]
     pub updated_at: Millis,
+    /// The message that carries the file, once confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
     /// Everything else Rocket.Chat keeps on an upload (store, extension, identify, description,
     /// typeGroup, the message id, the thumbnail id, …).
     #[serde(default)]
@@ -51,6 +54,8 @@ pub trait UploadStore: Send + Sync + 'static {
         name: Option<String>,
         page: PageRequest,
     ) -> StoreResult<Page<Upload>>;
+    /// Uploads carried by a message (the file and its thumbnail).
+    async fn message_uploads(&self, message_id: &str) -> StoreResult<Vec<Upload>>;
     /// Incomplete uploads created before `before` (abandoned temporary uploads).
     async fn stale_uploads(&self, before: Millis, limit: u64) -> StoreResult<Vec<Upload>>;
 }

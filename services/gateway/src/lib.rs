@@ -6,6 +6,7 @@
 //! crate, only on their traits in `apogee-api`.
 
 mod ddp;
+mod download;
 mod error;
 mod extract;
 mod hub;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 pub use router::router;
 
-use apogee_api::{AuthClient, MessagingClient};
+use apogee_api::{AuthClient, FilesClient, MessagingClient};
 use apogee_bus::Bus;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -43,6 +44,8 @@ pub struct GatewayConfig {
 pub struct GatewayState {
     pub auth: AuthClient,
     pub messaging: MessagingClient,
+    /// Uploads, downloads and avatars; `None` until [`GatewayState::with_files`].
+    pub files: Option<FilesClient>,
     pub bus: Bus,
     pub cfg: Arc<GatewayConfig>,
     pub(crate) login_limiter: Arc<limiter::RateLimiter>,
@@ -62,12 +65,21 @@ impl GatewayState {
         Self {
             auth,
             messaging,
+            files: None,
             bus,
             cfg: Arc::new(cfg),
             login_limiter: Arc::new(login_limiter),
             hub,
             presence,
         }
+    }
+}
+
+impl GatewayState {
+    /// Serves the file routes through this files service.
+    pub fn with_files(mut self, files: FilesClient) -> Self {
+        self.files = Some(files);
+        self
     }
 }
 

@@ -3,6 +3,7 @@
 pub(crate) mod auth;
 pub(crate) mod chat;
 pub(crate) mod directory;
+pub(crate) mod files;
 pub(crate) mod marks;
 pub(crate) mod misc;
 pub(crate) mod presence;

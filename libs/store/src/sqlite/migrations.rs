@@ -86,8 +86,10 @@ const MIGRATIONS: &[&str] = &[
         complete INTEGER NOT NULL,
         uploaded_at INTEGER NOT NULL,
         lname TEXT NOT NULL,
-        doc TEXT NOT NULL
+        doc TEXT NOT NULL,
+        message_id TEXT
      );
+     CREATE INDEX uploads_message ON uploads(message_id) WHERE message_id IS NOT NULL;
      CREATE INDEX uploads_room ON uploads(rid, complete, uploaded_at);
      CREATE INDEX uploads_stale ON uploads(complete, uploaded_at);",
 ];

@@ -26,19 +26,20 @@ fn write(conn: &Connection, upload: &Upload, insert: bool) -> StoreResult<()> {
         upload.complete,
         upload.uploaded_at.0,
         upload.name.to_lowercase(),
-        doc
+        doc,
+        upload.message_id
     ];
     if insert {
         conn.execute(
-            "INSERT INTO uploads (id, rid, user_id, complete, uploaded_at, lname, doc)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO uploads (id, rid, user_id, complete, uploaded_at, lname, doc, message_id)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             args,
         )
         .map_err(conflict_or(ENTITY, &upload.id))?;
     } else {
         conn.execute(
-            "UPDATE uploads SET rid = ?2, user_id = ?3, complete = ?4, uploaded_at = ?5, lname = ?6, doc = ?7
-             WHERE id = ?1",
+            "UPDATE uploads SET rid = ?2, user_id = ?3, complete = ?4, uploaded_at = ?5, lname = ?6, doc = ?7,
+             message_id = ?8 WHERE id = ?1",
             args,
         )
         .map_err(unavailable)?;
@@ -116,6 +117,12 @@ impl UploadStore for SqliteStore {
             Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
         })
         .await
+    }
+
+    async fn message_uploads(&self, message_id: &str) -> StoreResult<Vec<Upload>> {
+        let mid = message_id.to_owned();
+        self.read(move |conn| docs(conn, "SELECT doc FROM uploads WHERE message_id = ?1 ORDER BY id", [mid]))
+            .await
     }
 
     async fn stale_uploads(&self, before: Millis, max: u64) -> StoreResult<Vec<Upload>> {
