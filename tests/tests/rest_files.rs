@@ -184,16 +184,18 @@ async fn image_upload_message_download_and_thumbnail() {
     // Deleting the message deletes the file and its thumbnail.
     let before = blobs(server.data_dir()).len();
     alice.ok_post("chat.delete", json!({"roomId": rid, "msgId": m["_id"]})).await;
+    // The files go after the deletion event reaches the files service: wait for both blobs.
     let mut gone = false;
-    for _ in 0..50 {
-        if download(&alice, url).await.status() == StatusCode::NOT_FOUND {
+    for _ in 0..100 {
+        if blobs(server.data_dir()).len() == before - 2 {
             gone = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(gone, "file still served after its message was deleted");
-    assert_eq!(blobs(server.data_dir()).len(), before - 2);
+    assert!(gone, "blobs left after the message was deleted: {:?}", blobs(server.data_dir()));
+    assert_eq!(download(&alice, url).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(download(&alice, a["image_url"].as_str().unwrap()).await.status(), StatusCode::NOT_FOUND);
     assert_eq!(alice.ok_get(&format!("groups.files?roomId={rid}")).await["total"], 0);
 }
 
@@ -225,7 +227,7 @@ async fn legacy_upload_in_a_thread_and_plain_files() {
     assert_eq!(m["file"]["name"], "notes.txt");
     assert_eq!(m["file"]["type"], "text/plain");
     let a = &m["attachments"][0];
-    assert_eq!(a["format"], "txt");
+    assert_eq!(a["format"], "TXT");
     assert_eq!(a["size"], 13);
     assert!(a.get("image_url").is_none());
     let id = m["file"]["_id"].as_str().unwrap();
@@ -252,6 +254,18 @@ async fn legacy_upload_in_a_thread_and_plain_files() {
     // `channels.files` of a public room, for any member.
     let listed = alice.ok_get("channels.files?roomName=general").await;
     assert_eq!(listed["total"], 1, "only the confirmed upload: {listed}");
+    // Form fields are bounded even though the upload body is not.
+    let form = Form::new()
+        .text("msg", "x".repeat(100_000))
+        .part("file", Part::bytes(b"x".to_vec()).file_name("a.txt"));
+    let (status, body) = alice.post_multipart("rooms.upload/GENERAL", form).await;
+    assert_error(&(status, body), 400, Some("error-invalid-body"));
+    // A second file part.
+    let form = Form::new()
+        .part("file", Part::bytes(b"1".to_vec()).file_name("a.txt"))
+        .part("file", Part::bytes(b"2".to_vec()).file_name("b.txt"));
+    let (status, body) = alice.post_multipart("rooms.upload/GENERAL", form).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("Just 1 file is allowed")));
     // Multipart without the file part.
     let (status, body) = alice.post_multipart("rooms.media/GENERAL", Form::new().text("msg", "x")).await;
     assert_error(&(status, body), 400, Some("invalid-field"));

@@ -55,7 +55,7 @@ pub(crate) async fn set(
 ) -> ServiceResult<()> {
     let user_id = target(files, who, user).await?;
     let (head, body) = crate::peek(body, sniff::SNIFF_LEN).await?;
-    let sniffed = sniff::content_type(&head, content_type.as_deref());
+    let sniffed = sniff::content_type(&head, content_type.as_deref(), "");
     // Only images we can decode: they are re-encoded when served resized, never sent as SVG.
     if images::format_of(&sniffed).is_none() {
         return Err(ServiceError::invalid("error-invalid-file-type", "File type is not accepted."));

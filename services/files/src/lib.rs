@@ -235,10 +235,11 @@ impl Files {
         &self,
         body: ByteStream,
         claimed: Option<&str>,
+        name: &str,
         check: impl AsyncFnOnce(&str) -> ServiceResult<()>,
     ) -> ServiceResult<(String, String, u64)> {
         let (head, body) = peek(body, sniff::SNIFF_LEN).await?;
-        let content_type = sniff::content_type(&head, claimed);
+        let content_type = sniff::content_type(&head, claimed, name);
         check(&content_type).await?;
         let id = random_id();
         let limit = self.size_limit().await;
@@ -345,7 +346,7 @@ impl FilesService for Files {
         let name = sniff::sanitize_name(&upload.name);
         let claimed = upload.content_type.clone();
         let (id, content_type, size) = self
-            .store_body(upload.body, claimed.as_deref(), async |sniffed: &str| {
+            .store_body(upload.body, claimed.as_deref(), &name, async |sniffed: &str| {
                 self.check_type(sniffed).await?;
                 // Rocket.Chat checks the claim; so do we, besides the bytes.
                 match claimed.as_deref().map(str::trim).filter(|c| !c.is_empty()) {
@@ -449,7 +450,7 @@ impl FilesService for Files {
                 attachment.insert(format!("{kind}_size"), json!(upload.size));
             }
             _ => {
-                attachment.insert("format".into(), json!(sniff::extension(&upload.name)));
+                attachment.insert("format".into(), json!(sniff::extension(&upload.name).to_uppercase()));
                 attachment.insert("size".into(), json!(upload.size));
             }
         }
@@ -559,7 +560,13 @@ impl FilesService for Files {
         }
         if self.auth.setting_bool("FileUpload_ProtectFiles", true).await {
             let who = who.ok_or_else(forbidden)?;
+            // Members only wins over "whoever may open the room" when both are on.
             if self.auth.setting_bool("FileUpload_Restrict_to_room_members", true).await {
+                if self.messaging.subscription(who, &rid).await?.is_none() {
+                    return Err(forbidden());
+                }
+            } else if self.auth.setting_bool("FileUpload_Restrict_to_users_who_can_access_room", false).await
+            {
                 self.accessible_room(who, &rid).await.map_err(|e| match e.kind {
                     ErrorKind::PermissionDenied => forbidden(),
                     _ => e,

@@ -58,7 +58,7 @@ fn looks_like_text(head: &[u8]) -> bool {
 /// The content type to store and serve: proven by magic bytes when they prove one; the client's
 /// claim otherwise, unless the claim names a kind the bytes would have proven (an "image" that
 /// is not one), or the bytes are SVG (never trusted under another name).
-pub(crate) fn content_type(head: &[u8], claimed: Option<&str>) -> String {
+pub(crate) fn content_type(head: &[u8], claimed: Option<&str>, name: &str) -> String {
     let claimed = claimed.map(|c| c.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
     if let Some(proven) = magic(head) {
         // A zip is also every office document: keep the more precise claim of a zip format.
@@ -74,8 +74,13 @@ pub(crate) fn content_type(head: &[u8], claimed: Option<&str>) -> String {
     }
     let provable = |c: &str| c.starts_with("image/") || c.starts_with("video/") || c.starts_with("audio/");
     if looks_like_text(head) {
+        // Text may be any text format: a known text extension names it (as Rocket.Chat's
+        // lookup by name does), else a claim the bytes cannot refute (drawings, XML formats…).
+        if let Some(by_name) = text_type_by_extension(&extension(name)) {
+            return by_name.to_owned();
+        }
         return match claimed {
-            Some(c) if c.starts_with("text/") || c == "application/json" || c == "application/xml" => c,
+            Some(c) if !c.is_empty() && !provable(&c) && c.contains('/') => c,
             _ => "text/plain".to_owned(),
         };
     }
@@ -83,6 +88,20 @@ pub(crate) fn content_type(head: &[u8], claimed: Option<&str>) -> String {
         Some(c) if !c.is_empty() && !provable(&c) && c.contains('/') => c,
         _ => "application/octet-stream".to_owned(),
     }
+}
+
+fn text_type_by_extension(ext: &str) -> Option<&'static str> {
+    Some(match ext {
+        "txt" | "text" | "lst" | "list" | "log" | "conf" | "ini" | "def" | "in" => "text/plain",
+        "csv" => "text/csv",
+        "md" | "markdown" => "text/markdown",
+        "json" => "application/json",
+        "xml" => "application/xml",
+        "html" | "htm" => "text/html",
+        "css" => "text/css",
+        "js" | "mjs" => "text/javascript",
+        _ => return None,
+    })
 }
 
 fn list_matches(list: &str, content_type: &str) -> bool {
@@ -142,17 +161,34 @@ mod tests {
 
     #[test]
     fn bytes_beat_claims() {
-        assert_eq!(content_type(PNG, Some("text/plain")), "image/png");
-        assert_eq!(content_type(b"just text", Some("image/png")), "text/plain");
-        assert_eq!(content_type(b"<?xml version='1.0'?><svg xmlns=", Some("image/png")), "image/svg+xml");
-        assert_eq!(content_type(b"a,b\n1,2", Some("text/csv")), "text/csv");
-        assert_eq!(content_type(b"\0\x01\x02binary", Some("image/jpeg")), "application/octet-stream");
-        assert_eq!(content_type(b"\0\x01\x02binary", Some("application/x-thing")), "application/x-thing");
+        assert_eq!(content_type(PNG, Some("text/plain"), "a.txt"), "image/png");
+        assert_eq!(content_type(b"just text", Some("image/png"), "a.png"), "text/plain");
         assert_eq!(
-            content_type(b"PK\x03\x04....", Some("application/vnd.openxmlformats")),
+            content_type(b"<?xml version='1.0'?><svg xmlns=", Some("image/png"), "a.png"),
+            "image/svg+xml"
+        );
+        assert_eq!(content_type(b"a,b\n1,2", Some("text/csv"), "a"), "text/csv");
+        assert_eq!(
+            content_type(b"<mxfile/>", Some("application/octet-stream"), "x.drawio"),
+            "application/octet-stream"
+        );
+        assert_eq!(content_type(b"plain", None, "x"), "text/plain");
+        assert_eq!(content_type(b"a\nb", Some("application/octet-stream"), "x.lst"), "text/plain");
+        // A text claiming to be HTML by name is HTML (served as an attachment, never inline).
+        assert_eq!(content_type(b"<b>", Some("text/plain"), "x.html"), "text/html");
+        assert_eq!(
+            content_type(b"\0\x01\x02binary", Some("image/jpeg"), "a.jpg"),
+            "application/octet-stream"
+        );
+        assert_eq!(
+            content_type(b"\0\x01\x02binary", Some("application/x-thing"), "a"),
+            "application/x-thing"
+        );
+        assert_eq!(
+            content_type(b"PK\x03\x04....", Some("application/vnd.openxmlformats"), "a.docx"),
             "application/vnd.openxmlformats"
         );
-        assert_eq!(content_type(b"%PDF-1.7", None), "application/pdf");
+        assert_eq!(content_type(b"%PDF-1.7", None, "a.pdf"), "application/pdf");
     }
 
     #[test]

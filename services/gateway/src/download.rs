@@ -124,7 +124,9 @@ pub(crate) async fn file(
     Path((id, _name)): Path<(String, String)>,
     Query(query): Query,
     headers: HeaderMap,
+    body: Body,
 ) -> Response {
+    drain(body, state.cfg.max_body_bytes).await;
     serve_file(state, id, query, headers).await
 }
 
@@ -134,8 +136,16 @@ pub(crate) async fn file_by_id(
     Path(id): Path<String>,
     Query(query): Query,
     headers: HeaderMap,
+    body: Body,
 ) -> Response {
+    drain(body, state.cfg.max_body_bytes).await;
     serve_file(state, id, query, headers).await
+}
+
+/// Reads and drops a request body (some clients send one with GET), up to `limit` bytes: a
+/// response sent before the body is read closes the connection under a client still writing.
+async fn drain(body: Body, limit: usize) {
+    let _ = axum::body::to_bytes(body, limit).await;
 }
 
 async fn serve_file(

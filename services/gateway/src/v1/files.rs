@@ -105,6 +105,21 @@ async fn pump(
     result
 }
 
+/// Largest text part of an upload form (captions, descriptions, ids): upload routes have no
+/// body limit, so every part but the file is bounded here.
+const MAX_TEXT_PART: usize = 64 * 1024;
+
+async fn read_text(mut field: axum::extract::multipart::Field<'_>) -> Result<String, ApiError> {
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+        if bytes.len() + chunk.len() > MAX_TEXT_PART {
+            return Err(ApiError::typed("error-invalid-body", "A form field is too large"));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    String::from_utf8(bytes).map_err(|_| ApiError::typed("error-invalid-body", "A form field is not UTF-8"))
+}
+
 /// Reads a multipart upload: the file part named `file_field` goes to `target`, every other
 /// part is returned as a text field.
 async fn read_upload(
@@ -116,10 +131,13 @@ async fn read_upload(
     let mut stored = None;
     while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
         let name = field.name().unwrap_or_default().to_owned();
+        if field.file_name().is_some() && stored.is_some() {
+            return Err(ApiError::failure("Just 1 file is allowed"));
+        }
         if name == file_field && stored.is_none() {
             stored = Some(pump(field, &target, &fields).await?);
         } else {
-            let text = field.text().await.map_err(bad_multipart)?;
+            let text = read_text(field).await?;
             fields.insert(name, Value::String(text));
         }
     }
@@ -142,7 +160,7 @@ pub(crate) async fn media(
     let multipart = multipart.map_err(bad_multipart_request)?;
     let who = &caller.principal;
     let (stored, _fields) = read_upload(multipart, "file", Target::Room { files, who, rid: &rid }).await?;
-    let file = stored.ok_or_else(|| ApiError::typed("invalid-field", "invalid-field"))?;
+    let file = stored.ok_or_else(|| ApiError::typed("invalid-field", ""))?;
     Ok(ok!("file" => file))
 }
 
@@ -184,7 +202,7 @@ pub(crate) async fn upload(
     let who = &caller.principal;
     let (stored, fields) = read_upload(multipart, "file", Target::Room { files, who, rid: &rid }).await?;
     let file_id = stored.and_then(|v| v["_id"].as_str().map(str::to_owned));
-    let file_id = file_id.ok_or_else(|| ApiError::typed("invalid-field", "invalid-field"))?;
+    let file_id = file_id.ok_or_else(|| ApiError::typed("invalid-field", ""))?;
     let message = files.confirm(who, &rid, &file_id, confirm_of(fields)).await?;
     Ok(message_reply(&state, &message))
 }
