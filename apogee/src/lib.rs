@@ -7,7 +7,7 @@ pub mod roles;
 use std::sync::Arc;
 
 use anyhow::Context;
-use apogee_api::{AuthClient, MessagingClient};
+use apogee_api::{AuthClient, FilesClient, MessagingClient};
 use apogee_auth::{Auth, AuthConfig, Bootstrap};
 use apogee_bus::Bus;
 use apogee_config::Config;
@@ -35,14 +35,17 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let bus = Bus::local();
     let auth = Arc::new(Auth::new(store.clone(), auth_config(config), bus.clone()));
     let auth_client = AuthClient::local(auth.clone());
-    let messaging = Messaging::new(store, auth_client.clone(), bus.clone());
+    let messaging = Messaging::new(store.clone(), auth_client.clone(), bus.clone());
     let messaging_client = MessagingClient::local(messaging.clone());
     auth.set_messaging(messaging_client.clone());
 
     messaging.init().await.map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
     auth.init(bootstrap(config)).await.map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
 
-    let gateway = GatewayState::new(auth_client, messaging_client, bus, gateway_config(config)).await;
+    let files =
+        start_files(config, store, auth_client.clone(), messaging_client.clone(), bus.clone()).await?;
+    let gateway =
+        GatewayState::new(auth_client, messaging_client, bus, gateway_config(config)).await.with_files(files);
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(apogee_gateway::serve(listener, gateway, shutdown.clone()));
@@ -76,6 +79,46 @@ pub(crate) fn gateway_config(config: &Config) -> GatewayConfig {
         logins_per_minute: 60,
         ddp_idle: config.limits.ddp_idle,
     }
+}
+
+/// The files service over the blob store the settings choose: `FileUpload_Storage_Type` =
+/// `AmazonS3` uses the `FileUpload_S3_*` settings (any S3-compatible endpoint in
+/// `FileUpload_S3_BucketURL`); anything else keeps blobs under `<data>/files`. Read once at
+/// start: changing the storage needs a restart.
+async fn start_files(
+    config: &Config,
+    store: StoreRef,
+    auth: AuthClient,
+    messaging: MessagingClient,
+    bus: Bus,
+) -> anyhow::Result<FilesClient> {
+    let storage = auth.setting_string("FileUpload_Storage_Type").await.unwrap_or_default();
+    let (blobs, name): (apogee_blob::BlobRef, &str) = if storage == "AmazonS3" {
+        let setting = async |id: &str| auth.setting_string(id).await.unwrap_or_default();
+        let key = setting("FileUpload_S3_AWSAccessKeyId").await;
+        let secret = setting("FileUpload_S3_AWSSecretAccessKey").await;
+        let s3 = apogee_blob::S3Config {
+            endpoint: setting("FileUpload_S3_BucketURL").await,
+            bucket: setting("FileUpload_S3_Bucket").await,
+            region: setting("FileUpload_S3_Region").await,
+            path_style: auth.setting_bool("FileUpload_S3_ForcePathStyle", false).await,
+            credentials: (!key.is_empty()).then_some((key, secret)),
+        };
+        let blobs = apogee_blob::S3Blobs::new(&s3).map_err(|e| anyhow::anyhow!("S3 file storage: {e}"))?;
+        // Credentials scoped to one bucket may not create buckets; the bucket may exist anyway.
+        if let Err(e) = blobs.ensure_bucket().await {
+            tracing::warn!(bucket = %s3.bucket, error = %e, "could not check or create the S3 bucket");
+        }
+        (Arc::new(blobs), "AmazonS3")
+    } else {
+        let dir = config.data_dir.join("files");
+        let blobs = apogee_blob::LocalBlobs::open(&dir)
+            .map_err(|e| anyhow::anyhow!("file storage {}: {e}", dir.display()))?;
+        (Arc::new(blobs), "FileSystem")
+    };
+    let files = apogee_files::Files::new(store, blobs, name, auth, messaging);
+    files.run(bus).await.map_err(|e| anyhow::anyhow!("start files: {e}"))?;
+    Ok(FilesClient::local(files))
 }
 
 /// Runs until SIGINT or SIGTERM, then drains requests in flight for up to the grace period.

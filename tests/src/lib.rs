@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod cluster;
 pub mod ddp;
+pub mod moto;
 
 use std::collections::HashMap;
 
@@ -46,6 +47,11 @@ impl TestServer {
         let config = apogee_config::load(&apogee_config::CliOverrides::default(), &vars).unwrap();
         let running = apogee::start(&config, listener).await.unwrap();
         Self { url: format!("http://{}", running.addr), running, _dir: dir }
+    }
+
+    /// The server's data directory (the database, `files/` with the local blobs).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self._dir.path()
     }
 
     /// Starts the graceful shutdown (as SIGTERM does).
@@ -139,6 +145,17 @@ impl Client {
             self.http.post(self.url(path)).header("Content-Type", "application/json").body(body.to_string());
         let resp = self.with_auth(req).send().await.unwrap();
         Self::read(resp).await
+    }
+
+    /// Posts a multipart form (uploads).
+    pub async fn post_multipart(&self, path: &str, form: reqwest::multipart::Form) -> (StatusCode, Value) {
+        let resp = self.with_auth(self.http.post(self.url(path)).multipart(form)).send().await.unwrap();
+        Self::read(resp).await
+    }
+
+    /// A request with this client's login headers, for responses that are not JSON (downloads).
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.with_auth(self.http.request(method, self.url(path)))
     }
 
     /// Posts raw bytes (malformed bodies).

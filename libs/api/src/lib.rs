@@ -1,5 +1,5 @@
 //! The service seam. Each service is a trait; the gateway and the other services hold a cheap
-//! client handle ([`AuthClient`], [`MessagingClient`]) that is a local instance in `apogee serve`.
+//! client handle ([`AuthClient`], [`MessagingClient`], [`FilesClient`]) that is a local instance in `apogee serve`.
 //! In distributed mode the handle holds the gRPC client adapter of the same trait ([`grpc`]), so
 //! callers never know which they have.
 //!
@@ -10,8 +10,10 @@
 
 mod auth;
 pub mod events;
+mod files;
 pub mod grpc;
 mod messaging;
 
 pub use auth::*;
+pub use files::*;
 pub use messaging::*;

@@ -20,6 +20,7 @@ mod rooms;
 pub mod sqlite;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
+mod uploads;
 mod users;
 
 use std::sync::Arc;
@@ -30,12 +31,13 @@ pub use mongo::MongoStore;
 pub use open::{is_mongo_url, open};
 pub use rooms::*;
 pub use sqlite::SqliteStore;
+pub use uploads::*;
 pub use users::*;
 
 /// Every aggregate's store: what a backend implements.
-pub trait Store: UserStore + RoomStore + MessageStore + ConfigStore {}
+pub trait Store: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore {}
 
-impl<T: UserStore + RoomStore + MessageStore + ConfigStore> Store for T {}
+impl<T: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore> Store for T {}
 
 /// The handle services hold.
 pub type StoreRef = Arc<dyn Store>;

@@ -11,6 +11,7 @@ mod config;
 mod messages;
 mod migrations;
 mod rooms;
+mod uploads;
 mod users;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use apogee_types::{
 
 use crate::{
     HistoryQuery, MessageFilter, MessageReport, RoomFilter, RoomWrite, Store, StoreError, ThreadFilter,
-    UserFilter,
+    Upload, UserFilter,
 };
 
 /// Instantiates every contract test for a backend. `$make` is an async expression that yields
@@ -24,7 +24,8 @@ macro_rules! store_contract_tests {
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
             mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,
                         delete_message_moves_last_message, changes_since_for_sync, find_messages_filters,
-            delete_user_login_tokens_removes_all, thread_roots_replies_and_reports);
+            delete_user_login_tokens_removes_all, thread_roots_replies_and_reports,
+            uploads_roundtrip, room_uploads_list_complete_newest_first);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -698,4 +699,71 @@ pub async fn thread_roots_replies_and_reports(store: &dyn Store) {
     store.insert_report(&report).await.unwrap();
     assert_eq!(store.reports_of_message("other").await.unwrap(), [report]);
     assert!(store.reports_of_message("root").await.unwrap().is_empty());
+}
+
+fn upload(id: &str, rid: &str, name: &str, at: i64, complete: bool) -> Upload {
+    Upload {
+        id: id.into(),
+        name: name.into(),
+        size: 3,
+        content_type: "text/plain".into(),
+        rid: Some(rid.into()),
+        user_id: "u1".into(),
+        complete,
+        uploaded_at: Millis(at),
+        updated_at: Millis(at),
+        message_id: None,
+        extra: serde_json::Map::from_iter([("store".to_owned(), serde_json::json!("FileSystem"))]),
+    }
+}
+
+pub async fn uploads_roundtrip(store: &dyn Store) {
+    let up = upload("f1", "r1", "a.txt", 10, false);
+    store.insert_upload(up.clone()).await.unwrap();
+    assert!(matches!(store.insert_upload(up.clone()).await, Err(StoreError::Conflict { .. })));
+    assert_eq!(store.upload_by_id("f1").await.unwrap(), Some(up.clone()));
+    assert_eq!(store.upload_by_id("nope").await.unwrap(), None);
+    assert_eq!(store.stale_uploads(Millis(11), 10).await.unwrap(), vec![up.clone()]);
+    assert!(store.stale_uploads(Millis(10), 10).await.unwrap().is_empty());
+    let done = store
+        .update_upload(
+            "f1",
+            Box::new(|u| {
+                u.complete = true;
+                u.message_id = Some("m1".into());
+                Ok(())
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(done.complete);
+    assert_eq!(store.message_uploads("m1").await.unwrap(), vec![done.clone()]);
+    assert!(store.message_uploads("m2").await.unwrap().is_empty());
+    assert!(store.stale_uploads(Millis(11), 10).await.unwrap().is_empty());
+    let refused = store.update_upload("f1", Box::new(|_| Err(StoreError::Rejected("no".into())))).await;
+    assert!(matches!(refused, Err(StoreError::Rejected(_))));
+    assert!(store.upload_by_id("f1").await.unwrap().unwrap().complete);
+    store.delete_upload("f1").await.unwrap();
+    assert_eq!(store.upload_by_id("f1").await.unwrap(), None);
+    assert!(matches!(store.delete_upload("f1").await, Err(StoreError::NotFound { .. })));
+}
+
+pub async fn room_uploads_list_complete_newest_first(store: &dyn Store) {
+    store.insert_upload(upload("a", "r1", "Cat.png", 1, true)).await.unwrap();
+    store.insert_upload(upload("b", "r1", "dog_1.png", 3, true)).await.unwrap();
+    store.insert_upload(upload("c", "r1", "cat2.png", 2, true)).await.unwrap();
+    store.insert_upload(upload("d", "r1", "temp.png", 4, false)).await.unwrap();
+    store.insert_upload(upload("e", "r2", "cat.png", 5, true)).await.unwrap();
+    let all = store.room_uploads("r1", None, PageRequest { offset: 0, count: None }).await.unwrap();
+    assert_eq!(all.items.iter().map(|u| u.id.as_str()).collect::<Vec<_>>(), ["b", "c", "a"]);
+    assert_eq!(all.total, 3);
+    let cats = store
+        .room_uploads("r1", Some("CAT".into()), PageRequest { offset: 1, count: Some(5) })
+        .await
+        .unwrap();
+    assert_eq!((cats.total, cats.items.len(), cats.items[0].id.as_str()), (2, 1, "a"));
+    // `_` is literal, not a wildcard.
+    let literal =
+        store.room_uploads("r1", Some("g_".into()), PageRequest { offset: 0, count: None }).await.unwrap();
+    assert_eq!(literal.total, 1);
 }

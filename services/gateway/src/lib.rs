@@ -6,6 +6,7 @@
 //! crate, only on their traits in `apogee-api`.
 
 mod ddp;
+mod download;
 mod error;
 mod extract;
 mod hub;
@@ -21,7 +22,7 @@ use std::sync::Arc;
 
 pub use router::router;
 
-use apogee_api::{AuthClient, MessagingClient};
+use apogee_api::{AuthClient, FilesClient, MessagingClient};
 use apogee_bus::Bus;
 use apogee_presence::PresenceHandle;
 use tokio::net::TcpListener;
@@ -50,6 +51,8 @@ pub type ReadyCheck = Arc<
 pub struct GatewayState {
     pub auth: AuthClient,
     pub messaging: MessagingClient,
+    /// Uploads, downloads and avatars; `None` until [`GatewayState::with_files`].
+    pub files: Option<FilesClient>,
     pub bus: Bus,
     pub cfg: Arc<GatewayConfig>,
     pub(crate) login_limiter: Arc<limiter::RateLimiter>,
@@ -96,6 +99,7 @@ impl GatewayState {
             ready,
             auth,
             messaging,
+            files: None,
             bus,
             cfg: Arc::new(cfg),
             login_limiter: Arc::new(login_limiter),
@@ -109,6 +113,12 @@ impl GatewayState {
     /// Replaces the `/readyz` check (distributed mode checks the roles it calls and the bus).
     pub fn with_readiness(mut self, ready: ReadyCheck) -> Self {
         self.ready = ready;
+        self
+    }
+
+    /// Serves the file routes through this files service.
+    pub fn with_files(mut self, files: FilesClient) -> Self {
+        self.files = Some(files);
         self
     }
 }

@@ -14,8 +14,8 @@ use crate::GatewayState;
 use crate::reply::json;
 use crate::v1::rooms::{CHANNELS, Family, GROUPS, IMS};
 use crate::v1::{
-    auth, chat, directory, marks, misc, presence, room_roles, rooms, rooms_extra, subscriptions, users,
-    users_admin,
+    auth, chat, directory, files, marks, misc, presence, room_roles, rooms, rooms_extra, subscriptions,
+    users, users_admin,
 };
 
 /// Routes every family shares, under `/api/v1/<prefix>.*`.
@@ -29,7 +29,8 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
         .route(&path("setTopic"), post(rooms::set_topic))
         .route(&path("open"), post(rooms::open))
         .route(&path("close"), post(rooms::close))
-        .route(&path("delete"), post(rooms::delete));
+        .route(&path("delete"), post(rooms::delete))
+        .route(&path("files"), get(files::room_files));
     if f.t == apogee_types::RoomType::Direct {
         r = r
             .route(&path("create"), post(rooms::create_direct))
@@ -65,6 +66,25 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
         r = r.route(&path("list"), get(rooms::list_joined)).route(&path("listAll"), get(rooms::list_all));
     }
     r.layer(Extension(f))
+}
+
+/// Uploads, downloads and avatars. Upload bodies are not held in memory, so they are limited by
+/// `FileUpload_MaxFileSize` in the files service instead of the JSON body limit.
+fn file_routes() -> Router<GatewayState> {
+    let unlimited = || DefaultBodyLimit::disable();
+    Router::new()
+        .route("/api/v1/rooms.media/{rid}", post(files::media).layer(unlimited()))
+        .route("/api/v1/rooms.mediaConfirm/{rid}/{file_id}", post(files::media_confirm))
+        .route("/api/v1/rooms.upload/{rid}", post(files::upload).layer(unlimited()))
+        .route("/api/v1/users.setAvatar", post(files::set_avatar).layer(unlimited()))
+        .route("/api/v1/users.resetAvatar", post(files::reset_avatar))
+        .route("/api/v1/users.getAvatar", get(files::get_avatar))
+        .route("/file-upload/{id}", get(crate::download::file_by_id))
+        .route("/file-upload/{id}/{name}", get(crate::download::file))
+        .route("/ufs/GridFS:Uploads/{id}/{name}", get(crate::download::file))
+        .route("/ufs/FileSystem:Uploads/{id}/{name}", get(crate::download::file))
+        .route("/ufs/AmazonS3:Uploads/{id}/{name}", get(crate::download::file))
+        .route("/avatar/{*path}", get(crate::download::avatar))
 }
 
 /// The whole HTTP surface.
@@ -168,6 +188,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/permissions.listAll", get(misc::permissions_list_all))
         .route("/api/v1/permissions.update", post(misc::permissions_update))
         .route("/api/v1/roles.list", get(misc::roles_list))
+        .merge(file_routes())
         .merge(family("channels", CHANNELS))
         .merge(family("groups", GROUPS))
         .merge(family("im", IMS))

@@ -4,6 +4,7 @@ pub(crate) mod auth;
 pub(crate) mod chat;
 pub(crate) mod directory;
 pub(crate) mod discussions;
+pub(crate) mod files;
 pub(crate) mod marks;
 pub(crate) mod misc;
 pub(crate) mod presence;

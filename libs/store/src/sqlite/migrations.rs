@@ -80,6 +80,20 @@ const MIGRATIONS: &[&str] = &[
      END;",
     // 3: kept in its own file (see its header).
     include_str!("sql/003_threads_reports.sql"),
+    // 4: uploads (the files service's records; the bytes are in the blob store).
+    "CREATE TABLE uploads (
+        id TEXT PRIMARY KEY,
+        rid TEXT,
+        user_id TEXT NOT NULL,
+        complete INTEGER NOT NULL,
+        uploaded_at INTEGER NOT NULL,
+        lname TEXT NOT NULL,
+        doc TEXT NOT NULL,
+        message_id TEXT
+     );
+     CREATE INDEX uploads_message ON uploads(message_id) WHERE message_id IS NOT NULL;
+     CREATE INDEX uploads_room ON uploads(rid, complete, uploaded_at);
+     CREATE INDEX uploads_stale ON uploads(complete, uploaded_at);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -1,0 +1,217 @@
+//! User avatars: an uploaded image per user (blob `avatars/<hex user id>`, record
+//! `avatar-<user id>`), else a generated initials SVG. Rooms have no uploaded avatars yet: they
+//! always get initials of their name.
+
+use apogee_api::{Avatar, AvatarFormat, AvatarOf, ByteStream, UserSelector};
+use apogee_store::{StoreError, Upload};
+use apogee_types::{ErrorKind, Millis, Principal, ServiceError, ServiceResult};
+use bytes::Bytes;
+use image::ImageFormat;
+use serde_json::{Map, json};
+use sha2::{Digest, Sha256};
+
+use crate::{Files, blob_error, images, sniff, store_error};
+
+/// Largest avatar side we render (clients ask for up to a few hundred pixels).
+const MAX_SIZE: u32 = 1024;
+
+fn record_id(user_id: &str) -> String {
+    format!("avatar-{user_id}")
+}
+
+fn blob_key(user_id: &str) -> String {
+    let hex: String = user_id.bytes().map(|b| format!("{b:02x}")).collect();
+    format!("avatars/{hex}")
+}
+
+async fn target(files: &Files, who: &Principal, user: Option<UserSelector>) -> ServiceResult<String> {
+    let user_id = match user {
+        None => who.user_id.clone(),
+        Some(selector) => {
+            files
+                .auth
+                .find_user(selector)
+                .await?
+                .ok_or_else(|| ServiceError::invalid("error-invalid-user", "Invalid user"))?
+                .id
+        }
+    };
+    if user_id == who.user_id {
+        if !files.auth.setting_bool("Accounts_AllowUserAvatarChange", true).await {
+            return Err(ServiceError::invalid("error-not-allowed", "Not allowed"));
+        }
+    } else if !files.auth.roles_have_permission(&who.roles, "edit-other-user-avatar").await? {
+        return Err(ServiceError::permission_required());
+    }
+    Ok(user_id)
+}
+
+pub(crate) async fn set(
+    files: &Files,
+    who: &Principal,
+    user: Option<UserSelector>,
+    content_type: Option<String>,
+    body: ByteStream,
+) -> ServiceResult<()> {
+    let user_id = target(files, who, user).await?;
+    let (head, body) = crate::peek(body, sniff::SNIFF_LEN).await?;
+    let sniffed = sniff::content_type(&head, content_type.as_deref(), "");
+    // Only images we can decode: they are re-encoded when served resized, never sent as SVG.
+    if images::format_of(&sniffed).is_none() {
+        return Err(ServiceError::invalid("error-invalid-file-type", "File type is not accepted."));
+    }
+    let limit = files.size_limit().await;
+    let size = files.blobs.put(&blob_key(&user_id), body, limit).await.map_err(blob_error)?;
+    let now = Millis::now();
+    let mut extra = Map::new();
+    extra.insert("store".into(), json!(format!("{}:Avatars", files.store_name)));
+    extra.insert("typeGroup".into(), json!("avatar"));
+    let record = Upload {
+        id: record_id(&user_id),
+        name: user_id.clone(),
+        size,
+        content_type: sniffed,
+        rid: None,
+        user_id: user_id.clone(),
+        complete: true,
+        uploaded_at: now,
+        updated_at: now,
+        message_id: None,
+        extra,
+    };
+    match files.store.delete_upload(&record.id).await {
+        Ok(()) | Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(store_error(e)),
+    }
+    files.store.insert_upload(record).await.map_err(store_error)
+}
+
+pub(crate) async fn reset(files: &Files, who: &Principal, user: Option<UserSelector>) -> ServiceResult<()> {
+    let user_id = target(files, who, user).await?;
+    files.blobs.delete(&blob_key(&user_id)).await.map_err(blob_error)?;
+    match files.store.delete_upload(&record_id(&user_id)).await {
+        Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
+pub(crate) async fn get(
+    files: &Files,
+    of: AvatarOf,
+    size: Option<u32>,
+    format: AvatarFormat,
+) -> ServiceResult<Avatar> {
+    let size = size.map(|s| s.clamp(1, MAX_SIZE));
+    let name = match of {
+        AvatarOf::User(username) => {
+            let username = username.trim_start_matches('@').to_owned();
+            let user = files.auth.find_user(UserSelector::Username(username.clone())).await?;
+            if let Some(user) = &user
+                && let Some(avatar) = uploaded(files, &user.id, size, format).await?
+            {
+                return Ok(avatar);
+            }
+            user.map_or(username, |u| u.username)
+        }
+        AvatarOf::Room(rid) => {
+            let room = files.store.room_by_id(&rid).await.map_err(store_error)?;
+            room.and_then(|r| r.fname.or(r.name)).unwrap_or(rid)
+        }
+    };
+    let svg = initials_svg(&name, size.unwrap_or(200));
+    let etag = format!("\"{}\"", &hex(&Sha256::digest(svg.as_bytes()))[..16]);
+    Ok(Avatar { content_type: "image/svg+xml".into(), bytes: Bytes::from(svg), etag })
+}
+
+async fn uploaded(
+    files: &Files,
+    user_id: &str,
+    size: Option<u32>,
+    format: AvatarFormat,
+) -> ServiceResult<Option<Avatar>> {
+    let Some(record) = files.store.upload_by_id(&record_id(user_id)).await.map_err(store_error)? else {
+        return Ok(None);
+    };
+    let blob = match files.blobs.get(&blob_key(user_id), None).await {
+        Ok(blob) => blob,
+        Err(apogee_blob::BlobError::NotFound) => return Ok(None),
+        Err(e) => return Err(blob_error(e)),
+    };
+    let limit = usize::try_from(images::MAX_DECODE_BYTES).unwrap_or(usize::MAX);
+    let bytes = apogee_blob::collect(blob.body, limit).await.map_err(blob_error)?;
+    let etag = format!("\"{}-{}-{:?}-{:?}\"", record.id, record.updated_at.0, size, format);
+    let source = images::format_of(&record.content_type);
+    let out = match (format, source) {
+        (AvatarFormat::Png, _) => Some((ImageFormat::Png, "image/png")),
+        (AvatarFormat::Jpeg, _) => Some((ImageFormat::Jpeg, "image/jpeg")),
+        (AvatarFormat::Original, Some(f)) if size.is_some() => {
+            Some(if f == ImageFormat::Jpeg { (f, "image/jpeg") } else { (ImageFormat::Png, "image/png") })
+        }
+        _ => None,
+    };
+    let (Some((out, out_type)), Some(source)) = (out, source) else {
+        return Ok(Some(Avatar { content_type: record.content_type, bytes: Bytes::from(bytes), etag }));
+    };
+    let resized = tokio::task::spawn_blocking(move || images::resize_avatar(&bytes, source, size, out))
+        .await
+        .map_err(|e| ServiceError::new(ErrorKind::Internal, "", e.to_string()))?
+        .map_err(|e| ServiceError::invalid("error-invalid-image", e))?;
+    Ok(Some(Avatar { content_type: out_type.into(), bytes: Bytes::from(resized), etag }))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Rocket.Chat's colour palette for generated avatars.
+const COLORS: [&str; 19] = [
+    "#F44336", "#E91E63", "#9C27B0", "#673AB7", "#3F51B5", "#2196F3", "#03A9F4", "#00BCD4", "#009688",
+    "#4CAF50", "#8BC34A", "#CDDC39", "#FFC107", "#FF9800", "#FF5722", "#795548", "#9E9E9E", "#607D8B",
+    "#455A64",
+];
+
+fn escape_xml(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '&' => "&amp;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&apos;".to_owned(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// A square with the name's first letter, coloured by the name.
+pub(crate) fn initials_svg(name: &str, size: u32) -> String {
+    let initial: String = name
+        .chars()
+        .find(|c| c.is_alphanumeric())
+        .map_or_else(|| "?".to_owned(), |c| c.to_uppercase().collect());
+    let sum: usize = name.chars().map(|c| c as usize).sum();
+    let color = COLORS[sum % COLORS.len()];
+    let font = size * 5 / 8;
+    format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" pointer-events=\"none\" width=\"{size}\" height=\"{size}\">\
+<rect width=\"100%\" height=\"100%\" fill=\"{color}\"/>\
+<text x=\"50%\" y=\"50%\" dy=\"0.36em\" text-anchor=\"middle\" fill=\"#ffffff\" \
+font-family=\"Helvetica, Arial, sans-serif\" font-size=\"{font}\">{}</text></svg>",
+        escape_xml(&initial)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initials() {
+        let svg = initials_svg("alice", 64);
+        assert!(svg.contains(">A</text>") && svg.contains("width=\"64\""), "{svg}");
+        assert!(initials_svg("<script>", 10).contains(">S</text>"));
+        assert!(initials_svg("", 10).contains(">?</text>"));
+        assert_ne!(initials_svg("alice", 10), initials_svg("bob", 10));
+        assert_eq!(blob_key("rocket.cat"), "avatars/726f636b65742e636174");
+    }
+}

@@ -1,0 +1,410 @@
+//! Files end to end: uploads (`rooms.media` + `rooms.mediaConfirm`, `rooms.upload`), the file
+//! message, downloads with Rocket.Chat's access rules, ranges and validators, thumbnails,
+//! refusals that store nothing, `*.files`, deletion with the message, avatars, and the S3 backend
+//! against a real S3-compatible server.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Cursor;
+use std::path::Path;
+use std::time::Duration;
+
+use apogee_tests::moto::Moto;
+use apogee_tests::{Client, TestServer, assert_error};
+use reqwest::multipart::{Form, Part};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+fn png(w: u32, h: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(w, h, |x, y| image::Rgb([(x % 256) as u8, (y % 256) as u8, 99]));
+    let mut out = Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(img).write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn file_form(field: &str, name: &str, content_type: &str, bytes: Vec<u8>) -> Form {
+    Form::new()
+        .part(field.to_owned(), Part::bytes(bytes).file_name(name.to_owned()).mime_str(content_type).unwrap())
+}
+
+async fn create_group(client: &Client, name: &str) -> String {
+    let body = client.ok_post("groups.create", json!({"name": name})).await;
+    body["group"]["_id"].as_str().unwrap().to_owned()
+}
+
+/// Uploads with `rooms.media` and returns the file id.
+async fn media(client: &Client, rid: &str, form: Form) -> (StatusCode, Value) {
+    client.post_multipart(&format!("rooms.media/{rid}"), form).await
+}
+
+/// Every stored blob under the data dir (the upload blobs and leftovers of failed writes).
+fn blobs(dir: &Path) -> Vec<String> {
+    fn walk(dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&dir.join("files"), &mut out);
+    out
+}
+
+async fn download(client: &Client, path: &str) -> reqwest::Response {
+    client.request(Method::GET, path).send().await.unwrap()
+}
+
+#[tokio::test]
+async fn image_upload_message_download_and_thumbnail() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let rid = create_group(&alice, "secret-files").await;
+    let image = png(800, 600);
+
+    let (status, body) =
+        media(&alice, &rid, file_form("file", "cat photo.png", "image/png", image.clone())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let file_id = body["file"]["_id"].as_str().unwrap().to_owned();
+    assert_eq!(body["file"]["url"], format!("/file-upload/{file_id}/cat%20photo.png"));
+
+    let confirmed = alice
+        .ok_post(
+            &format!("rooms.mediaConfirm/{rid}/{file_id}"),
+            json!({"msg": "look", "description": "a cat"}),
+        )
+        .await;
+    let m = &confirmed["message"];
+    assert_eq!(m["msg"], "look");
+    assert_eq!(m["rid"], rid.as_str());
+    assert_eq!(m["groupable"], false);
+    assert_eq!(
+        m["file"],
+        json!({"_id": file_id, "name": "cat photo.png", "type": "image/png", "size": image.len(), "format": "png"})
+    );
+    let files = m["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "the original and its thumbnail: {m}");
+    assert_eq!(files[0], m["file"]);
+    let thumb_id = files[1]["_id"].as_str().unwrap();
+    assert_eq!(files[1]["name"], "thumb-cat photo.png");
+    let a = &m["attachments"][0];
+    assert_eq!(a["title"], "cat photo.png");
+    assert_eq!(a["type"], "file");
+    assert_eq!(a["description"], "a cat");
+    assert_eq!(a["title_link"], format!("/file-upload/{file_id}/cat%20photo.png"));
+    assert_eq!(a["title_link_download"], true);
+    assert_eq!(a["image_url"], format!("/file-upload/{thumb_id}/cat%20photo.png"));
+    assert_eq!(a["image_type"], "image/png");
+    assert_eq!(a["image_size"], image.len());
+    assert_eq!(a["image_dimensions"], json!({"width": 480, "height": 360}));
+    let preview = a["image_preview"].as_str().unwrap();
+    assert!(preview.len() > 20 && !preview.contains(' '), "base64 JPEG: {preview}");
+
+    // A member downloads it whole, with validators and caching headers.
+    let url = a["title_link"].as_str().unwrap();
+    let resp = download(&alice, url).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let h = resp.headers().clone();
+    assert_eq!(h["content-type"], "image/png");
+    assert_eq!(h["content-length"], image.len().to_string().as_str());
+    assert_eq!(h["accept-ranges"], "bytes");
+    assert!(h["content-disposition"].to_str().unwrap().starts_with("inline; filename=\"cat photo.png\""));
+    assert!(h["cache-control"].to_str().unwrap().contains("private"));
+    assert!(h.contains_key("last-modified"));
+    let etag = h["etag"].to_str().unwrap().to_owned();
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), image.as_slice());
+
+    // Revalidation.
+    let resp = alice.request(Method::GET, url).header("If-None-Match", &etag).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+
+    // Ranges: a span, a suffix, and one outside the file.
+    let resp = alice.request(Method::GET, url).header("Range", "bytes=10-19").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.headers()["content-range"], format!("bytes 10-19/{}", image.len()).as_str());
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &image[10..20]);
+    let resp = alice.request(Method::GET, url).header("Range", "bytes=-5").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &image[image.len() - 5..]);
+    let resp = alice.request(Method::GET, url).header("Range", "bytes=99999999-").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(resp.headers()["content-range"], format!("bytes */{}", image.len()).as_str());
+
+    // Cookies and query parameters authenticate too; the old GridFS path serves the same bytes.
+    let anon = server.anon();
+    let cookie = format!("rc_uid={}; rc_token={}", alice.user_id(), alice.token());
+    let resp = anon.request(Method::GET, url).header("Cookie", cookie).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let q = format!("{url}?rc_uid={}&rc_token={}", alice.user_id(), alice.token());
+    assert_eq!(download(&anon, &q).await.status(), StatusCode::OK);
+    let old = format!("/ufs/GridFS:Uploads/{file_id}/cat.png");
+    assert_eq!(download(&alice, &old).await.bytes().await.unwrap().len(), image.len());
+
+    // No login, a bad token, or a non-member of the private room: refused.
+    assert_eq!(download(&anon, url).await.status(), StatusCode::FORBIDDEN);
+    let bad = format!("{url}?rc_uid={}&rc_token=nope", alice.user_id());
+    assert_eq!(download(&anon, &bad).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(download(&bob, url).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        download(&bob, &format!("/file-upload/{thumb_id}/x.png")).await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(download(&alice, "/file-upload/nope/x.png").await.status(), StatusCode::NOT_FOUND);
+
+    // The thumbnail is a 480×360 PNG.
+    let resp = download(&alice, a["image_url"].as_str().unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    let thumb = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((thumb.width(), thumb.height()), (480, 360));
+
+    // `groups.files` lists the file (not its thumbnail) with the uploader.
+    let listed = alice.ok_get(&format!("groups.files?roomId={rid}")).await;
+    assert_eq!(listed["total"], 1, "{listed}");
+    let f = &listed["files"][0];
+    assert_eq!(f["_id"], file_id.as_str());
+    assert_eq!(f["name"], "cat photo.png");
+    assert_eq!(f["type"], "image/png");
+    assert_eq!(f["complete"], true);
+    assert_eq!(f["description"], "a cat");
+    assert_eq!(f["identify"]["size"], json!({"width": 800, "height": 600}));
+    assert_eq!(f["user"]["username"], "alice");
+    assert_error(&bob.get(&format!("groups.files?roomId={rid}")).await, 400, Some("error-room-not-found"));
+
+    // A temporary upload is confirmed once, only by its uploader, only in its room.
+    assert_error(
+        &alice.post(&format!("rooms.mediaConfirm/{rid}/{file_id}"), json!({})).await,
+        400,
+        Some("invalid-file"),
+    );
+
+    // Deleting the message deletes the file and its thumbnail.
+    let before = blobs(server.data_dir()).len();
+    alice.ok_post("chat.delete", json!({"roomId": rid, "msgId": m["_id"]})).await;
+    // The files go after the deletion event reaches the files service: wait for both blobs.
+    let mut gone = false;
+    for _ in 0..100 {
+        if blobs(server.data_dir()).len() == before - 2 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gone, "blobs left after the message was deleted: {:?}", blobs(server.data_dir()));
+    assert_eq!(download(&alice, url).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(download(&alice, a["image_url"].as_str().unwrap()).await.status(), StatusCode::NOT_FOUND);
+    assert_eq!(alice.ok_get(&format!("groups.files?roomId={rid}")).await["total"], 0);
+}
+
+#[tokio::test]
+async fn legacy_upload_in_a_thread_and_plain_files() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let root = alice.ok_post("chat.postMessage", json!({"channel": "#general", "text": "thread root"})).await;
+    let tmid = root["message"]["_id"].as_str().unwrap().to_owned();
+
+    // `rooms.upload`: the caption and thread come as form fields, before or after the file.
+    let form = Form::new()
+        .text("msg", "notes attached")
+        .part(
+            "file",
+            Part::bytes(b"hello, world\n".to_vec())
+                .file_name("../../etc/notes.txt")
+                .mime_str("text/plain")
+                .unwrap(),
+        )
+        .text("tmid", tmid.clone())
+        .text("description", "plain text");
+    let (status, body) = alice.post_multipart("rooms.upload/GENERAL", form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let m = &body["message"];
+    assert_eq!(m["msg"], "notes attached");
+    assert_eq!(m["tmid"], tmid.as_str());
+    // The name lost its directories; the blob's path never used it.
+    assert_eq!(m["file"]["name"], "notes.txt");
+    assert_eq!(m["file"]["type"], "text/plain");
+    let a = &m["attachments"][0];
+    assert_eq!(a["format"], "TXT");
+    assert_eq!(a["size"], 13);
+    assert!(a.get("image_url").is_none());
+    let id = m["file"]["_id"].as_str().unwrap();
+    assert!(server.data_dir().join("files/uploads").join(id).is_file());
+    let resp = download(&alice, a["title_link"].as_str().unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), b"hello, world\n");
+
+    let reply = alice.ok_get(&format!("chat.getMessage?msgId={}", m["_id"].as_str().unwrap())).await;
+    assert_eq!(reply["message"]["tmid"], tmid.as_str());
+
+    // HTML is served as an attachment, never rendered inline.
+    let (_, body) = media(
+        &alice,
+        "GENERAL",
+        file_form("file", "page.html", "text/html", b"<html><script>x</script>".to_vec()),
+    )
+    .await;
+    let url = body["file"]["url"].as_str().unwrap().to_owned();
+    let resp = download(&alice, &url).await;
+    assert_eq!(resp.headers()["content-type"], "text/html");
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().starts_with("attachment;"));
+
+    // `channels.files` of a public room, for any member.
+    let listed = alice.ok_get("channels.files?roomName=general").await;
+    assert_eq!(listed["total"], 1, "only the confirmed upload: {listed}");
+    // Form fields are bounded even though the upload body is not.
+    let form = Form::new()
+        .text("msg", "x".repeat(100_000))
+        .part("file", Part::bytes(b"x".to_vec()).file_name("a.txt"));
+    let (status, body) = alice.post_multipart("rooms.upload/GENERAL", form).await;
+    assert_error(&(status, body), 400, Some("error-invalid-body"));
+    // A second file part.
+    let form = Form::new()
+        .part("file", Part::bytes(b"1".to_vec()).file_name("a.txt"))
+        .part("file", Part::bytes(b"2".to_vec()).file_name("b.txt"));
+    let (status, body) = alice.post_multipart("rooms.upload/GENERAL", form).await;
+    assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("Just 1 file is allowed")));
+    // Multipart without the file part.
+    let (status, body) = alice.post_multipart("rooms.media/GENERAL", Form::new().text("msg", "x")).await;
+    assert_error(&(status, body), 400, Some("invalid-field"));
+}
+
+#[tokio::test]
+async fn refused_uploads_store_nothing() {
+    let server = TestServer::start_with(&[
+        ("TEST_MODE", "true"),
+        ("OVERWRITE_SETTING_FileUpload_MaxFileSize", "2000"),
+    ])
+    .await;
+    let alice = server.user("alice").await;
+    let outsider = server.user("outsider").await;
+    let rid = create_group(&alice, "private-room").await;
+
+    // Too large: refused while streaming, no blob and no temporary file left.
+    let (status, body) =
+        media(&alice, &rid, file_form("file", "big.bin", "application/octet-stream", vec![7; 5000])).await;
+    assert_error(&(status, body), 400, Some("error-file-too-large"));
+    // SVG is blacklisted by default, whatever the client calls it.
+    let svg =
+        b"<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>";
+    let (status, body) = media(&alice, &rid, file_form("file", "cat.png", "image/png", svg.to_vec())).await;
+    assert_error(&(status, body), 400, Some("error-invalid-file-type"));
+    // Claimed blacklisted type.
+    let (status, body) =
+        media(&alice, &rid, file_form("file", "x.svg", "image/svg+xml", b"plain".to_vec())).await;
+    assert_error(&(status, body), 400, Some("error-invalid-file-type"));
+    // Not a member of the private room.
+    let (status, body) =
+        media(&outsider, &rid, file_form("file", "a.txt", "text/plain", b"hi".to_vec())).await;
+    assert_error(&(status, body), 403, None);
+    assert!(blobs(server.data_dir()).is_empty(), "{:?}", blobs(server.data_dir()));
+
+    // Whitelist, checked on the sniffed type: text claiming to be an image is text.
+    let admin = server.admin().await;
+    admin.ok_post("settings/FileUpload_MediaTypeWhiteList", json!({"value": "image/*"})).await;
+    let (status, body) =
+        media(&alice, &rid, file_form("file", "a.png", "image/png", b"not an image".to_vec())).await;
+    assert_error(&(status, body), 400, Some("error-invalid-file-type"));
+    assert!(blobs(server.data_dir()).is_empty());
+    let (status, body) = media(&alice, &rid, file_form("file", "ok.png", "image/png", png(10, 10))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(blobs(server.data_dir()).len(), 1);
+}
+
+#[tokio::test]
+async fn avatars() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+
+    // Generated initials before any upload.
+    let resp = download(&alice, "/avatar/alice").await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/svg+xml");
+    assert!(resp.text().await.unwrap().contains(">A</text>"));
+    let room = download(&alice, "/avatar/room/GENERAL").await.text().await.unwrap();
+    assert!(room.contains(">G</text>"), "{room}");
+    // Unauthenticated avatars are blocked by default (Accounts_AvatarBlockUnauthenticatedAccess).
+    assert_eq!(download(&server.anon(), "/avatar/alice").await.status(), StatusCode::FORBIDDEN);
+    let q = format!("/avatar/alice?rc_uid={}&rc_token={}", alice.user_id(), alice.token());
+    assert_eq!(download(&server.anon(), &q).await.status(), StatusCode::OK);
+
+    // Upload, then served resized and converted.
+    let (status, body) = alice
+        .post_multipart("users.setAvatar", file_form("image", "me.png", "image/png", png(300, 200)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let resp = download(&alice, "/avatar/alice?size=64&format=jpeg").await;
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    let img = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (64, 64));
+    let resp = download(&bob, "/avatar/@alice").await;
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let resp = bob.request(Method::GET, "/avatar/@alice").header("If-None-Match", etag).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+
+    // Not an image, another user's avatar without permission, remote URLs: refused.
+    let (status, body) = alice
+        .post_multipart("users.setAvatar", file_form("image", "x.txt", "image/png", b"text".to_vec()))
+        .await;
+    assert_error(&(status, body), 400, Some("error-invalid-file-type"));
+    let form = Form::new().text("username", "alice").part("image", Part::bytes(png(5, 5)).file_name("a.png"));
+    let (status, body) = bob.post_multipart("users.setAvatar", form).await;
+    assert_error(&(status, body), 403, None);
+    assert_error(
+        &alice.post("users.setAvatar", json!({"avatarUrl": "http://169.254.169.254/x.png"})).await,
+        400,
+        Some("error-avatar-url-handling"),
+    );
+
+    // users.getAvatar redirects (followed here); resetAvatar returns to initials.
+    let resp = alice
+        .request(Method::GET, &format!("users.getAvatar?userId={}", alice.user_id()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.url().path(), "/avatar/alice");
+    assert_eq!(resp.status(), StatusCode::OK);
+    alice.ok_post("users.resetAvatar", json!({})).await;
+    assert_eq!(download(&alice, "/avatar/alice").await.headers()["content-type"], "image/svg+xml");
+}
+
+#[tokio::test]
+async fn s3_storage_end_to_end() {
+    let moto = Moto::start().await;
+    let server = TestServer::start_with(&[
+        ("TEST_MODE", "true"),
+        ("OVERWRITE_SETTING_FileUpload_Storage_Type", "AmazonS3"),
+        ("OVERWRITE_SETTING_FileUpload_S3_BucketURL", moto.endpoint.as_str()),
+        ("OVERWRITE_SETTING_FileUpload_S3_Bucket", "apogee-e2e"),
+        ("OVERWRITE_SETTING_FileUpload_S3_Region", "us-east-1"),
+        ("OVERWRITE_SETTING_FileUpload_S3_ForcePathStyle", "true"),
+        ("OVERWRITE_SETTING_FileUpload_S3_AWSAccessKeyId", "testing"),
+        ("OVERWRITE_SETTING_FileUpload_S3_AWSSecretAccessKey", "testing"),
+    ])
+    .await;
+    let alice = server.user("alice").await;
+    // Larger than one multipart part.
+    let data: Vec<u8> = (0..9 * 1024 * 1024 + 17).map(|i: usize| (i % 253) as u8).collect();
+    let (status, body) =
+        media(&alice, "GENERAL", file_form("file", "data.bin", "application/octet-stream", data.clone()))
+            .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["file"]["_id"].as_str().unwrap().to_owned();
+    let m = alice.ok_post(&format!("rooms.mediaConfirm/GENERAL/{id}"), json!({})).await;
+    let url = m["message"]["attachments"][0]["title_link"].as_str().unwrap().to_owned();
+    let resp = download(&alice, &url).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), data.as_slice());
+    let resp =
+        alice.request(Method::GET, &url).header("Range", "bytes=9437180-9437199").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[9_437_180..9_437_200]);
+    // Nothing on local disk: the blobs are in the bucket.
+    assert!(blobs(server.data_dir()).is_empty());
+    let listed = alice.ok_get("channels.files?roomId=GENERAL").await;
+    assert_eq!(listed["files"][0]["store"], "AmazonS3:Uploads");
+}
