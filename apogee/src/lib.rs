@@ -28,9 +28,13 @@ pub struct Running {
 pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
-    let db = config.data_dir.join("apogee.db");
-    let store: StoreRef =
-        Arc::new(SqliteStore::open(&db).with_context(|| format!("open store {}", db.display()))?);
+    let store: StoreRef = match &config.mongo_url {
+        Some(url) => apogee_store::open(url).await.context("open the MongoDB store (MONGO_URL)")?,
+        None => {
+            let db = config.data_dir.join("apogee.db");
+            Arc::new(SqliteStore::open(&db).with_context(|| format!("open store {}", db.display()))?)
+        }
+    };
 
     let bus = Bus::local();
     let auth = Arc::new(Auth::new(store.clone(), auth_config(config), bus.clone()));

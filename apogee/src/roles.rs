@@ -98,7 +98,11 @@ fn node_id(config: &Config) -> String {
     })
 }
 
-fn open_store(config: &Config, file: &str) -> anyhow::Result<apogee_store::StoreRef> {
+async fn open_store(config: &Config, file: &str) -> anyhow::Result<apogee_store::StoreRef> {
+    // One MongoDB for every role (each owns its collections), as Rocket.Chat's services share one.
+    if let Some(url) = &config.mongo_url {
+        return apogee_store::open(url).await.context("open the MongoDB store (MONGO_URL)");
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
     let path = config.data_dir.join(file);
@@ -267,7 +271,7 @@ where
 }
 
 async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
-    let store = open_store(&config, "auth.db")?;
+    let store = open_store(&config, "auth.db").await?;
     let bus = connect_bus(Role::Auth, &config).await?;
     let (messaging, _) = messaging_client(&config)?;
     let auth = Arc::new(Auth::new(store.clone(), crate::auth_config(&config), bus.clone()));
@@ -309,7 +313,7 @@ async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result
 }
 
 async fn run_messaging(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
-    let store = open_store(&config, "messaging.db")?;
+    let store = open_store(&config, "messaging.db").await?;
     let bus = connect_bus(Role::Messaging, &config).await?;
     let (auth, auth_rpc) = auth_client(&config)?;
     let messaging = Messaging::new(store.clone(), auth, bus.clone());
