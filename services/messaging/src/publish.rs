@@ -55,6 +55,7 @@ impl Messaging {
             };
             self.publish(&room_subject(&room.id, "message"), &event).await;
         }
+        apogee_telemetry::metrics::metrics().messages_sent.add(outcome.messages.len() as u64);
         if outcome.messages.is_empty() && changed {
             self.publish(
                 &room_subject(&room.id, "changed"),
