@@ -44,7 +44,10 @@ fn send(c: &mut Criterion) {
     g.measurement_time(Duration::from_secs(4));
     let texts = [
         ("plain", "the quick brown fox jumps over the lazy dog and keeps running far away"),
-        ("mentions", "@rocket.cat ping @all about #general: *bold* _it_ `code` and [a link](http://x.y) @nobody.here"),
+        (
+            "mentions",
+            "@rocket.cat ping @all about #general: *bold* _it_ `code` and [a link](http://x.y) @nobody.here",
+        ),
     ];
     for (name, text) in texts {
         g.bench_function(name, |b| {

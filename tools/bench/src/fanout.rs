@@ -31,9 +31,9 @@ const OPEN_DEADLINE: Duration = Duration::from_secs(900);
 const MAX_RATE: f64 = 10_000.0;
 const ERRORS_SHOWN: usize = 5;
 /// Markers in the message text: index and send time.
-const K_MARK: &str = "fo-k=";
-const T_MARK: &str = "fo-t=";
-const TS_MARK: &str = r#""ts":{"$date":"#;
+pub(crate) const K_MARK: &str = "fo-k=";
+pub(crate) const T_MARK: &str = "fo-t=";
+pub(crate) const TS_MARK: &str = r#""ts":{"$date":"#;
 
 #[derive(Args)]
 pub(crate) struct FanoutArgs {
@@ -340,7 +340,7 @@ async fn send_one(api: &Api, rid: &str, prefix: &str, k: u64, text_size: usize) 
 }
 
 /// `<prefix> fo-k=<k> fo-t=<µs> ` padded to `size` bytes; no `@` or `#`.
-fn message_text(prefix: &str, k: u64, sent_us: u64, size: usize) -> String {
+pub(crate) fn message_text(prefix: &str, k: u64, sent_us: u64, size: usize) -> String {
     let mut text = format!("{prefix} {K_MARK}{k} {T_MARK}{sent_us} ");
     const FILL: &str = "lorem ipsum dolor sit amet consectetur adipiscing elit ";
     while text.len() < size {
@@ -351,7 +351,7 @@ fn message_text(prefix: &str, k: u64, sent_us: u64, size: usize) -> String {
 }
 
 /// The digits right after `mark` in `text`.
-fn number_after(text: &str, mark: &str) -> Option<u64> {
+pub(crate) fn number_after(text: &str, mark: &str) -> Option<u64> {
     let rest = &text[text.find(mark)? + mark.len()..];
     let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     rest[..end].parse().ok()
