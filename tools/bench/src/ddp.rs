@@ -95,13 +95,9 @@ pub(crate) async fn connect(url: &str, source: Option<IpAddr>) -> anyhow::Result
     Ok(ws)
 }
 
-/// Opens a socket, connects, logs in with `token` (`resume`) and, given a room id, subscribes
-/// to its `stream-room-messages`. The caller bounds the time this takes.
-pub(crate) async fn open(url: &str, token: &str, room: Option<&str>) -> anyhow::Result<Ws> {
-    open_from(url, token, room, None).await
-}
-
-/// [`open`] from a chosen source address.
+/// Opens a socket (from `source`, if given), connects, logs in with `token` (`resume`) and,
+/// given a room id, subscribes to its `stream-room-messages`. The caller bounds the time this
+/// takes.
 pub(crate) async fn open_from(
     url: &str,
     token: &str,

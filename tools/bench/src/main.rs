@@ -68,6 +68,9 @@ enum Command {
     Startup(startup::StartupArgs),
     /// Open many idle DDP connections and report the server's memory per connection.
     Idle(idle::IdleArgs),
+    /// (Internal) one worker process of `idle --workers N`.
+    #[command(hide = true)]
+    IdleWorker(idle::WorkerArgs),
     /// Deliver one room's messages to many subscribed DDP sockets and report latency.
     Fanout(fanout::FanoutArgs),
     /// Users doing a realistic mix (send, typing, open room, read, set status) with live sockets.
@@ -122,6 +125,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Startup(args) => startup::run(args),
         Command::Idle(args) => idle::main(args),
+        Command::IdleWorker(args) => idle::worker(args),
         Command::Fanout(args) => fanout::main(args),
         Command::ChatMix(args) => chat_mix::main(args),
         Command::ReconnectStorm(args) => storm::main(args),

@@ -88,9 +88,14 @@ impl Recorder {
         Recorder { start, inner: Mutex::new((histogram(), Vec::new())) }
     }
 
-    /// One delivery that arrived `latency_us` after it was sent.
+    /// One delivery, just now, that arrived `latency_us` after it was sent.
     pub(crate) fn delivery(&self, latency_us: u64) {
-        let sec = self.start.elapsed().as_secs() as usize;
+        self.delivery_at(self.start.elapsed(), latency_us);
+    }
+
+    /// One delivery at `at` into the run (for scenarios that collect first and record after).
+    pub(crate) fn delivery_at(&self, at: Duration, latency_us: u64) {
+        let sec = at.as_secs() as usize;
         let Ok(mut inner) = self.inner.lock() else { return };
         let (all, seconds) = &mut *inner;
         record(all, latency_us);
