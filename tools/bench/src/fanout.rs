@@ -212,7 +212,8 @@ async fn run(args: FanoutArgs) -> anyhow::Result<()> {
             () = tokio::time::sleep_until(deadline) => break,
         }
     }
-    println!("sockets: {ok} subscribed, {failed} failed, {:.2} s", opening.elapsed().as_secs_f64());
+    let open_took = opening.elapsed();
+    println!("sockets: {ok} subscribed, {failed} failed, {:.2} s", open_took.as_secs_f64());
     for s in &samples {
         println!("  error: {s}");
     }
@@ -226,7 +227,6 @@ async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let run_start = Instant::now();
     let run_start_us = unix_micros();
     let sampler = args.pid.map(|pid| ServerSampler::start(pid, run_start));
-    let open_took = opening.elapsed();
     let mut phases = Vec::new();
     let mut next_k = 0u64;
     for (p, &rate) in args.rates.iter().enumerate() {
