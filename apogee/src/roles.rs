@@ -123,28 +123,34 @@ async fn services_serving(clients: &[(&'static str, RpcClient)]) -> Result<(), S
     Ok(())
 }
 
-/// Serves `/livez` and `/readyz` (and `/health`, an alias of `/livez`).
+/// Serves `/livez`, `/readyz` (and `/health`, an alias of `/livez`) and `/metrics`.
 pub fn health_routes(ready: ReadyCheck) -> axum::Router {
+    use apogee_telemetry::metrics;
     use axum::routing::get;
     let live = || async { (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ok" }))) };
-    axum::Router::new().route("/livez", get(live)).route("/health", get(live)).route(
-        "/readyz",
-        get(move || {
-            let ready = ready.clone();
-            async move {
-                match ready().await {
-                    Ok(()) => {
-                        (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready" }))).into_response()
+    let prometheus =
+        || async { ([(axum::http::header::CONTENT_TYPE, metrics::CONTENT_TYPE)], metrics::render()) };
+    axum::Router::new()
+        .route("/livez", get(live))
+        .route("/health", get(live))
+        .route("/metrics", get(prometheus))
+        .route(
+            "/readyz",
+            get(move || {
+                let ready = ready.clone();
+                async move {
+                    match ready().await {
+                        Ok(()) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready" })))
+                            .into_response(),
+                        Err(reason) => (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            axum::Json(serde_json::json!({ "status": "not ready", "reason": reason })),
+                        )
+                            .into_response(),
                     }
-                    Err(reason) => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        axum::Json(serde_json::json!({ "status": "not ready", "reason": reason })),
-                    )
-                        .into_response(),
                 }
-            }
-        }),
-    )
+            }),
+        )
 }
 
 /// A running service role (auth or messaging): its addresses, for tests and logs.

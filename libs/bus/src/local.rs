@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 
+use apogee_telemetry::metrics::metrics;
 use async_trait::async_trait;
 use bytes::Bytes;
 
@@ -90,12 +91,12 @@ impl LocalBus {
         // A `Closed` delivery needs no action: the subscription's drop hook removes its route.
         if let Some(exact) = routes.exact.get(subject) {
             for route in exact {
-                let _: Delivery = route.sender.try_deliver(event());
+                count(route.sender.try_deliver(event()));
             }
         }
         for (pattern, route) in &routes.wildcard {
             if pattern.matches(subject) {
-                let _: Delivery = route.sender.try_deliver(event());
+                count(route.sender.try_deliver(event()));
             }
         }
     }
@@ -137,12 +138,21 @@ impl fmt::Debug for LocalBus {
 #[async_trait]
 impl EventBus for LocalBus {
     async fn publish(&self, subject: &Subject, payload: Bytes) -> Result<(), BusError> {
+        metrics().bus_published.inc();
         self.deliver(subject, &payload);
         Ok(())
     }
 
     async fn subscribe(&self, pattern: &SubjectPattern) -> Result<Subscription, BusError> {
         Ok(self.register(pattern))
+    }
+}
+
+fn count(delivery: Delivery) {
+    match delivery {
+        Delivery::Queued => metrics().bus_received.inc(),
+        Delivery::Lost => metrics().bus_lost.inc(),
+        Delivery::Closed => {}
     }
 }
 

@@ -190,7 +190,11 @@ impl EventBus for NatsBus {
         // subscriber, and the server never makes a publisher wait for a slow subscriber either.
         let publish = self.client.publish(subject.as_str().to_owned(), payload);
         match tokio::time::timeout(self.publish_timeout, publish).await {
-            Ok(result) => result.map_err(BusError::unavailable),
+            Ok(result) => {
+                result.map_err(BusError::unavailable)?;
+                apogee_telemetry::metrics::metrics().bus_published.inc();
+                Ok(())
+            }
             Err(_) => {
                 Err(BusError::unavailable("NATS connection stuck: the client's outgoing buffer stayed full"))
             }
@@ -237,8 +241,10 @@ async fn forward(
         let Ok(subject) = Subject::new(message.subject.as_str()) else {
             continue;
         };
-        if sender.try_deliver(Event { subject, payload: message.payload }) == Delivery::Closed {
-            return;
+        match sender.try_deliver(Event { subject, payload: message.payload }) {
+            Delivery::Closed => return,
+            Delivery::Queued => apogee_telemetry::metrics::metrics().bus_received.inc(),
+            Delivery::Lost => apogee_telemetry::metrics::metrics().bus_lost.inc(),
         }
     }
 }

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use apogee_telemetry::metrics::metrics;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
@@ -105,6 +106,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
+        let started = std::time::Instant::now();
         let (tx, rx) = oneshot::channel::<StoreResult<T>>();
         let job: Job = Box::new(move |conn| {
             let result = in_savepoint(conn, f);
@@ -114,7 +116,10 @@ impl SqliteStore {
             })
         });
         self.inner.jobs.send(job).await.map_err(|_| writer_gone())?;
-        rx.await.map_err(|_| writer_gone())?
+        let result = rx.await.map_err(|_| writer_gone())?;
+        // Queueing included: this is the latency a caller sees.
+        metrics().store_write_seconds.observe_duration(started.elapsed());
+        result
     }
 
     /// Runs `f` on a read connection on the blocking pool.
@@ -124,7 +129,8 @@ impl SqliteStore {
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        let result = tokio::task::spawn_blocking(move || {
             let pooled = inner.readers.lock().map_err(|_| poisoned())?.pop();
             let conn = match pooled {
                 Some(conn) => conn,
@@ -138,7 +144,9 @@ impl SqliteStore {
             result
         })
         .await
-        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::Unavailable(format!("read task failed: {e}")))?;
+        metrics().store_read_seconds.observe_duration(started.elapsed());
+        result
     }
 }
 
@@ -187,7 +195,10 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
+        metrics().store_write_batch_jobs.observe(batch.len() as f64);
         let (committed, replies) = run_batch(&conn, &mut batch);
+        metrics().store_write_batch_seconds.observe_duration(started.elapsed());
         for reply in replies {
             reply(committed.clone());
         }

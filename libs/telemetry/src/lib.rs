@@ -1,5 +1,7 @@
-//! Logging set-up: `RUST_LOG` filters (default `info`), JSON lines when asked. Metrics and
-//! traces join here with the observability issue.
+//! Logging set-up: `RUST_LOG` filters (default `info`), JSON lines when asked; process metrics
+//! in Prometheus' text format ([`metrics`]).
+
+pub mod metrics;
 
 use tracing_subscriber::EnvFilter;
 

@@ -20,6 +20,7 @@ use axum::extract::ws::Utf8Bytes;
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 
+use apogee_telemetry::metrics::metrics;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -68,6 +69,7 @@ impl Outbox {
         }
         queue.push_back(frame);
         drop(queue);
+        metrics().fanout_queue_depth.inc();
         // Stores a permit when the writer is not waiting, so no frame is left unannounced.
         self.ready.notify_one();
         true
@@ -77,10 +79,19 @@ impl Outbox {
     pub(crate) async fn pop(&self) -> Utf8Bytes {
         loop {
             if let Some(frame) = self.queue.lock().ok().and_then(|mut q| q.pop_front()) {
+                metrics().fanout_queue_depth.dec();
                 return frame;
             }
             self.ready.notified().await;
         }
+    }
+}
+
+impl Drop for Outbox {
+    /// Frames a closed socket never wrote leave the queue-depth gauge with it.
+    fn drop(&mut self) {
+        let left = self.queue.get_mut().map(|q| q.len()).unwrap_or(0);
+        metrics().fanout_queue_depth.add(-(left as i64));
     }
 }
 
@@ -104,6 +115,10 @@ impl Conn {
     /// Queues a frame; a full queue closes the socket (the client reconnects and catches up).
     pub(crate) fn send(&self, frame: Utf8Bytes) {
         if !self.outbox.push(frame) {
+            // Counted once per socket: frames racing the close find it already cancelled.
+            if !self.kill.is_cancelled() {
+                metrics().slow_consumer_disconnects.inc();
+            }
             tracing::info!(conn = self.id, "socket cannot keep up; closing it");
             self.kill.cancel();
         }

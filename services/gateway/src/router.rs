@@ -1,8 +1,9 @@
 //! The route table and the one layer stack.
 
+use apogee_telemetry::metrics;
 use axum::Extension;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -96,6 +97,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/health", get(health))
         .route("/livez", get(health))
         .route("/readyz", get(ready))
+        .route("/metrics", get(prometheus))
         .route("/websocket", get(crate::ddp::upgrade))
         .route("/api/v1/method.call/{method}", post(crate::ddp::method_call))
         .route("/api/v1/method.callAnon/{method}", post(crate::ddp::method_call_anon))
@@ -196,6 +198,8 @@ pub fn router(state: GatewayState) -> Router {
         // The web client's assets and routes; anything else is the JSON 404 below.
         .fallback(crate::web::fallback)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside routing, so the matched route template is known; unmatched requests share one label.
+        .layer(axum::middleware::from_fn(http_metrics))
         // Enforced where bodies are read, so the refusal is a Rocket.Chat-style JSON 413.
         .layer(DefaultBodyLimit::max(max_body))
         .layer(CatchPanicLayer::custom(|_| {
@@ -219,6 +223,29 @@ pub fn router(state: GatewayState) -> Router {
 
 async fn health() -> Response {
     json(StatusCode::OK, &json!({ "status": "ok" }))
+}
+
+/// Prometheus scrape endpoint: the process's metrics in the text format.
+async fn prometheus() -> Response {
+    let mut resp = Response::new(axum::body::Body::from(metrics::render()));
+    resp.headers_mut()
+        .insert(axum::http::header::CONTENT_TYPE, HeaderValue::from_static(metrics::CONTENT_TYPE));
+    resp
+}
+
+/// Records every request's latency under its route template (never the concrete path, which
+/// may hold ids), method and status class.
+async fn http_metrics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
+    let method = metrics::method_label(req.method().as_str());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let status = metrics::status_class(resp.status().as_u16());
+    metrics::metrics()
+        .http_request_seconds
+        .with([method, route.as_deref().unwrap_or("unmatched"), status])
+        .observe_duration(started.elapsed());
+    resp
 }
 
 /// Ready when the services this gateway calls answer.

@@ -55,6 +55,7 @@ impl Messaging {
             };
             self.publish(&room_subject(&room.id, "message"), &event).await;
         }
+        apogee_telemetry::metrics::metrics().messages_sent.add(outcome.messages.len() as u64);
         // Changed messages (a thread root after a reply or a follow) go out as edits do.
         for message in &outcome.updated_messages {
             let event = RoomEvent::Message {

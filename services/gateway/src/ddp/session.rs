@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use apogee_telemetry::metrics::metrics;
 use apogee_types::Principal;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -51,6 +52,9 @@ pub(crate) struct Session {
 }
 
 async fn run(state: GatewayState, mut socket: WebSocket) {
+    let m = metrics();
+    m.ddp_connections.inc();
+    m.ddp_connections_opened.inc();
     let conn = state.hub.connect();
     let mut session = Session {
         state: state.clone(),
@@ -78,7 +82,10 @@ async fn run(state: GatewayState, mut socket: WebSocket) {
                     Some(Ok(WsMessage::Text(text))) => {
                         // Boxed: the handler's future is large (logins, method calls) and would otherwise
                         // sit inline in every idle connection's task for its whole life.
+                        let subs_before = session.subs.len();
                         let close = Box::pin(session.handle(text.as_str())).await;
+                        m.ddp_subscriptions.add(session.subs.len() as i64 - subs_before as i64);
+                        m.ddp_frames_written.add(session.replies.len() as u64);
                         for reply in session.replies.drain(..) {
                             if socket.send(WsMessage::Text(reply)).await.is_err() {
                                 alive = false;
@@ -100,6 +107,10 @@ async fn run(state: GatewayState, mut socket: WebSocket) {
             }
             frame = conn.outbox.pop() => {
                 alive = socket.send(WsMessage::Text(frame)).await.is_ok();
+                if alive {
+                    m.ddp_frames_written.inc();
+                    m.fanout_frames_delivered.inc();
+                }
             }
             () = &mut idle => {
                 if pinged {
@@ -121,6 +132,8 @@ async fn run(state: GatewayState, mut socket: WebSocket) {
             }
         }
     }
+    m.ddp_subscriptions.add(-(session.subs.len() as i64));
+    m.ddp_connections.dec();
     session.state.hub.disconnect(&conn);
     if let Some(who) = &session.principal {
         session.state.presence.disconnected(&who.user_id, conn.id).await;

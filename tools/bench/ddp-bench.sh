@@ -1,21 +1,21 @@
 #!/usr/bin/env bash
-# Reproduces the DDP measurements of apogee-loadgen: server memory per idle WebSocket connection
+# Reproduces the DDP measurements of apogee-bench: server memory per idle WebSocket connection
 # (`idle`, without and with a room subscription) and room fan-out latency (`fanout`, paced then
 # burst). Every run starts `apogee serve` on a fresh data dir and stops it afterwards.
 #
 # Build first (release, separate target dir):
 #   export CARGO_TARGET_DIR=/var/tmp/apogee-release
-#   cargo build --release -p apogee -p apogee-loadgen
-# Then:  tools/loadgen/ddp-bench.sh [idle|fanout|all]      (default: all)
+#   cargo build --release -p apogee -p apogee-bench
+# Then:  tools/bench/ddp-bench.sh [idle|fanout|all]      (default: all)
 #
-# Env: APOGEE_BIN, LOADGEN_BIN (default: $CARGO_TARGET_DIR/release/...), PORT (3400),
+# Env: APOGEE_BIN, BENCH_BIN (default: $CARGO_TARGET_DIR/release/...), PORT (3400),
 #      SOCKETS (10000), USERS (100), HOLD (65 s: past the server's 30 s ping), MEMBERS (1000),
 #      MESSAGES (200 per phase), RATES ("20,0": paced 20/s then burst), REPEAT (2 runs each).
 set -euo pipefail
 
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/apogee-release}
 APOGEE_BIN=${APOGEE_BIN:-$TARGET/release/apogee}
-LOADGEN_BIN=${LOADGEN_BIN:-$TARGET/release/apogee-loadgen}
+BENCH_BIN=${BENCH_BIN:-${LOADGEN_BIN:-$TARGET/release/apogee-bench}}
 PORT=${PORT:-3400}
 SOCKETS=${SOCKETS:-10000}
 USERS=${USERS:-100}
@@ -67,7 +67,7 @@ run_idle() {
         for sub in "" "--subscribe"; do
             echo "== idle run $run ${sub:-(no subscription)}"
             start_server
-            "$LOADGEN_BIN" idle --url "$URL" --pid "$SERVER_PID" -n "$SOCKETS" -u "$USERS" $sub \
+            "$BENCH_BIN" idle --url "$URL" --pid "$SERVER_PID" -n "$SOCKETS" -u "$USERS" $sub \
                 --settle 5 --hold "$HOLD" --json | grep -v "sockets logged in"
             stop_server
             sleep 5 # let the closed client ports leave TIME_WAIT pressure behind
@@ -79,7 +79,7 @@ run_fanout() {
     for run in $(seq 1 "$REPEAT"); do
         echo "== fanout run $run"
         start_server
-        "$LOADGEN_BIN" fanout --url "$URL" --pid "$SERVER_PID" -m "$MEMBERS" -k "$MESSAGES" \
+        "$BENCH_BIN" fanout --url "$URL" --pid "$SERVER_PID" -m "$MEMBERS" -k "$MESSAGES" \
             --rates "$RATES" --json
         stop_server
     done

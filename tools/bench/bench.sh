@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# Reproduces the apogee-loadgen measurements: start-to-ready time of `apogee serve`, idle and
+# Reproduces the apogee-bench measurements: start-to-ready time of `apogee serve`, idle and
 # post-load RSS, and chat.postMessage throughput/latency with 1 and 16 clients.
 #
 # Build first (release, separate target dir):
 #   export CARGO_TARGET_DIR=/var/tmp/apogee-release
-#   cargo build --release -p apogee -p apogee-loadgen
-# Then:  tools/loadgen/bench.sh [startup|load|all]      (default: all)
+#   cargo build --release -p apogee -p apogee-bench
+# Then:  tools/bench/bench.sh [startup|load|all]      (default: all)
 #
-# Env: APOGEE_BIN, LOADGEN_BIN (default: $CARGO_TARGET_DIR/release/...), PORT (3300),
+# Env: APOGEE_BIN, BENCH_BIN (default: $CARGO_TARGET_DIR/release/...), PORT (3300),
 #      MESSAGES (20000), DURATION (20 s), RUNS (5 start-up runs), REPEAT (2 load runs per config),
 #      QUIET (1: wait for an idle machine before each run; 0: do not wait).
 # Each load run prints "cpu during run: ... other N s": CPU used by anything else on the machine
@@ -16,7 +16,7 @@ set -euo pipefail
 
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/apogee-release}
 APOGEE_BIN=${APOGEE_BIN:-$TARGET/release/apogee}
-LOADGEN_BIN=${LOADGEN_BIN:-$TARGET/release/apogee-loadgen}
+BENCH_BIN=${BENCH_BIN:-${LOADGEN_BIN:-$TARGET/release/apogee-bench}}
 PORT=${PORT:-3300}
 MESSAGES=${MESSAGES:-20000}
 DURATION=${DURATION:-20}
@@ -113,11 +113,11 @@ load() {
             wait_quiet
             start_server "$dir"
             sleep 1
-            echo "idle RSS after start: $("$LOADGEN_BIN" rss --pid "$SERVER_PID")"
+            echo "idle RSS after start: $("$BENCH_BIN" rss --pid "$SERVER_PID")"
             local b0 s0 b1 s1 lg_user lg_sys
             b0=$(busy_ticks)
             s0=$(proc_ticks "$SERVER_PID")
-            /usr/bin/time -f "%U %S" -o "$WORK/lg.time" "$LOADGEN_BIN" post --url "$URL" --clients "$clients" \
+            /usr/bin/time -f "%U %S" -o "$WORK/lg.time" "$BENCH_BIN" post --url "$URL" --clients "$clients" \
                 --messages "$MESSAGES" --duration "$DURATION" --pid "$SERVER_PID" --json
             b1=$(busy_ticks)
             s1=$(proc_ticks "$SERVER_PID")
@@ -127,7 +127,7 @@ load() {
             awk -v b=$((b1 - b0)) -v s=$((s1 - s0)) -v u="$lg_user" -v y="$lg_sys" -v t="$TCK" 'BEGIN {
                 printf "cpu during run: server %.2f s, loadgen %.2f s, other %.2f s\n", s / t, u + y, b / t - s / t - u - y }'
             sleep 1
-            echo "RSS 1 s after the run: $("$LOADGEN_BIN" rss --pid "$SERVER_PID")"
+            echo "RSS 1 s after the run: $("$BENCH_BIN" rss --pid "$SERVER_PID")"
             stop_server
             echo "db size: $(du -sh "$dir" | cut -f1)"
             LAST_LOAD_DIR=$dir
@@ -138,7 +138,7 @@ load() {
     start_server "$LAST_LOAD_DIR"
     echo "existing (loaded): ${READY_MS} ms"
     sleep 1
-    echo "idle RSS: $("$LOADGEN_BIN" rss --pid "$SERVER_PID")"
+    echo "idle RSS: $("$BENCH_BIN" rss --pid "$SERVER_PID")"
     stop_server
 }
 

@@ -20,6 +20,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::ddp::{self, Counters, unix_micros};
+use crate::report::{Actions, MISSING_LISTED, Recorder, Report, ServerSampler};
 use crate::{Api, loopback_base, mib, percentile, read_rss};
 
 const MAX_MEMBERS: usize = 20_000;
@@ -31,9 +32,9 @@ const OPEN_DEADLINE: Duration = Duration::from_secs(900);
 const MAX_RATE: f64 = 10_000.0;
 const ERRORS_SHOWN: usize = 5;
 /// Markers in the message text: index and send time.
-const K_MARK: &str = "fo-k=";
-const T_MARK: &str = "fo-t=";
-const TS_MARK: &str = r#""ts":{"$date":"#;
+pub(crate) const K_MARK: &str = "fo-k=";
+pub(crate) const T_MARK: &str = "fo-t=";
+pub(crate) const TS_MARK: &str = r#""ts":{"$date":"#;
 
 #[derive(Args)]
 pub(crate) struct FanoutArgs {
@@ -73,6 +74,12 @@ pub(crate) struct FanoutArgs {
     /// Also print each phase's summary as one JSON line.
     #[arg(long)]
     json: bool,
+    /// Loopback source addresses to spread sockets over (127.0.0.1 … 127.0.0.N); 0 = kernel's choice.
+    #[arg(long, default_value_t = 0)]
+    sources: u8,
+    /// Report of the whole run (all phases) without extension: `<out>.json` and `<out>.svg`.
+    #[arg(long, default_value = "apogee-bench-fanout")]
+    out: std::path::PathBuf,
 }
 
 /// One copy of one message, as one socket received it.
@@ -146,10 +153,12 @@ async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     let delivered = Arc::new(AtomicU64::new(0));
     let limit = Arc::new(Semaphore::new(args.connect_concurrency));
     let handshake_timeout = Duration::from_secs(args.timeout.max(1));
+    let sources = ddp::Sources::loopback(args.sources, 1);
     let opening = Instant::now();
     let mut sockets = JoinSet::new();
     for i in 0..args.members {
         let token = setup.tokens[i].clone();
+        let source = sources.pick(i);
         let (url, rid, limit, ready) = (url.clone(), rid.clone(), limit.clone(), ready_tx.clone());
         let (counters, delivered) = (counters.clone(), delivered.clone());
         let mut stop = stop_rx.clone();
@@ -157,7 +166,8 @@ async fn run(args: FanoutArgs) -> anyhow::Result<()> {
             let mut got: Vec<Delivery> = Vec::new();
             let opened = {
                 let _permit = limit.acquire_owned().await;
-                tokio::time::timeout(handshake_timeout, ddp::open(&url, &token, Some(&rid))).await
+                tokio::time::timeout(handshake_timeout, ddp::open_from(&url, &token, Some(&rid), source))
+                    .await
             };
             let mut ws = match opened {
                 Ok(Ok(ws)) => ws,
@@ -202,7 +212,8 @@ async fn run(args: FanoutArgs) -> anyhow::Result<()> {
             () = tokio::time::sleep_until(deadline) => break,
         }
     }
-    println!("sockets: {ok} subscribed, {failed} failed, {:.2} s", opening.elapsed().as_secs_f64());
+    let open_took = opening.elapsed();
+    println!("sockets: {ok} subscribed, {failed} failed, {:.2} s", open_took.as_secs_f64());
     for s in &samples {
         println!("  error: {s}");
     }
@@ -213,6 +224,9 @@ async fn run(args: FanoutArgs) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     // Phases.
+    let run_start = Instant::now();
+    let run_start_us = unix_micros();
+    let sampler = args.pid.map(|pid| ServerSampler::start(pid, run_start));
     let mut phases = Vec::new();
     let mut next_k = 0u64;
     for (p, &rate) in args.rates.iter().enumerate() {
@@ -243,6 +257,10 @@ async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         phases.push((label, rate, ks, sent, send_secs));
     }
     show_rss("after the phases");
+    let server = match (sampler, args.pid) {
+        (Some(s), Some(pid)) => Some((pid, s.finish().await)),
+        _ => None,
+    };
 
     // Stop the sockets and gather what they saw.
     let _ = stop_tx.send(true);
@@ -272,6 +290,40 @@ async fn run(args: FanoutArgs) -> anyhow::Result<()> {
         println!("  {why}");
     }
 
+    // The whole run as one report: HDR latency, timeline, completeness with what is missing.
+    let recorder = Recorder::new(run_start);
+    let all_ks = 0..next_k;
+    for got in &per_socket {
+        for d in got.iter().filter(|d| all_ks.contains(&d.k)) {
+            let at = Duration::from_micros(d.recv_us.saturating_sub(run_start_us));
+            recorder.delivery_at(at, d.recv_us.saturating_sub(d.sent_us));
+        }
+    }
+    let mut report = Report::new(
+        "fanout",
+        json!({ "members": args.members, "messages_per_phase": args.messages, "rates": args.rates, "concurrency": args.concurrency, "sources": args.sources }),
+        &recorder,
+        &Actions::default(),
+    );
+    report.connections = (args.members as u64, ok as u64, open_took);
+    report.sent = phases.iter().map(|p| p.3.iter().filter(|(_, s)| s.post.is_ok()).count() as u64).sum();
+    report.expected = args.members as u64 * next_k;
+    report.server = server;
+    for (i, got) in per_socket.iter().enumerate() {
+        let seen: std::collections::HashSet<u64> = got.iter().map(|d| d.k).collect();
+        report.received += all_ks.clone().filter(|k| seen.contains(k)).count() as u64;
+        for k in all_ks.clone().filter(|k| !seen.contains(k)) {
+            report.missing_count += 1;
+            if report.missing.len() < MISSING_LISTED {
+                report.missing.push(format!("socket {i}: message #{k}"));
+            }
+        }
+    }
+    report.duplicates =
+        per_socket.iter().map(|g| g.len() as u64).sum::<u64>().saturating_sub(report.latency.len());
+    // Sockets that never opened miss everything.
+    report.missing_count += (args.members - per_socket.len()) as u64 * next_k;
+
     for (label, rate, ks, sent, send_secs) in &phases {
         let report =
             PhaseReport::new(label, *rate, ks.clone(), sent, *send_secs, &per_socket, ok, args.members);
@@ -280,6 +332,8 @@ async fn run(args: FanoutArgs) -> anyhow::Result<()> {
             println!("{}", report.to_json());
         }
     }
+    report.print();
+    report.write(&args.out)?;
     Ok(())
 }
 
@@ -340,7 +394,7 @@ async fn send_one(api: &Api, rid: &str, prefix: &str, k: u64, text_size: usize) 
 }
 
 /// `<prefix> fo-k=<k> fo-t=<µs> ` padded to `size` bytes; no `@` or `#`.
-fn message_text(prefix: &str, k: u64, sent_us: u64, size: usize) -> String {
+pub(crate) fn message_text(prefix: &str, k: u64, sent_us: u64, size: usize) -> String {
     let mut text = format!("{prefix} {K_MARK}{k} {T_MARK}{sent_us} ");
     const FILL: &str = "lorem ipsum dolor sit amet consectetur adipiscing elit ";
     while text.len() < size {
@@ -351,7 +405,7 @@ fn message_text(prefix: &str, k: u64, sent_us: u64, size: usize) -> String {
 }
 
 /// The digits right after `mark` in `text`.
-fn number_after(text: &str, mark: &str) -> Option<u64> {
+pub(crate) fn number_after(text: &str, mark: &str) -> Option<u64> {
     let rest = &text[text.find(mark)? + mark.len()..];
     let end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
     rest[..end].parse().ok()

@@ -3,6 +3,7 @@
 //! `stream-room-messages`, then hold the socket open (answering the server's pings) until told
 //! to stop.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
@@ -44,12 +45,66 @@ pub(crate) fn unix_micros() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
 }
 
-/// Opens a socket, connects, logs in with `token` (`resume`) and, given a room id, subscribes
-/// to its `stream-room-messages`. The caller bounds the time this takes.
-pub(crate) async fn open(url: &str, token: &str, room: Option<&str>) -> anyhow::Result<Ws> {
-    let (mut ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config()), true)
-        .await
-        .context("websocket connect")?;
+/// Loopback source addresses to spread connections over: one (source ip, server ip, port)
+/// tuple has only ~28k ephemeral ports, so more clients than that need more source addresses.
+#[derive(Clone, Debug)]
+pub(crate) struct Sources(Arc<[IpAddr]>);
+
+impl Sources {
+    /// `127.0.0.<first>` … `127.0.0.<first + n - 1>`; `n == 0` lets the kernel choose.
+    pub(crate) fn loopback(n: u8, first: u8) -> Sources {
+        let first = first.max(1);
+        Sources(
+            (0..n)
+                .filter_map(|i| first.checked_add(i))
+                .map(|last| IpAddr::V4(Ipv4Addr::new(127, 0, 0, last)))
+                .collect(),
+        )
+    }
+
+    /// The source for connection `i` (round robin), if any were asked for.
+    pub(crate) fn pick(&self, i: usize) -> Option<IpAddr> {
+        (!self.0.is_empty()).then(|| self.0[i % self.0.len()])
+    }
+}
+
+/// Opens the TCP connection (from `source` when given) and does the WebSocket handshake.
+pub(crate) async fn connect(url: &str, source: Option<IpAddr>) -> anyhow::Result<Ws> {
+    let Some(source) = source else {
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(config()), true)
+            .await
+            .context("websocket connect")?;
+        return Ok(ws);
+    };
+    let parsed = reqwest::Url::parse(url).context("websocket url")?;
+    let host = parsed.host_str().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']');
+    let host: IpAddr = if host.eq_ignore_ascii_case("localhost") {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        host.parse().context("websocket host must be an IP address with --sources")?
+    };
+    let server = SocketAddr::new(host, parsed.port_or_known_default().unwrap_or(80));
+    let socket = if server.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.bind(SocketAddr::new(source, 0)).with_context(|| format!("bind source {source}"))?;
+    let stream = socket.connect(server).await.with_context(|| format!("connect {server} from {source}"))?;
+    stream.set_nodelay(true)?;
+    let (ws, _) =
+        tokio_tungstenite::client_async_with_config(url, MaybeTlsStream::Plain(stream), Some(config()))
+            .await
+            .context("websocket handshake")?;
+    Ok(ws)
+}
+
+/// Opens a socket (from `source`, if given), connects, logs in with `token` (`resume`) and,
+/// given a room id, subscribes to its `stream-room-messages`. The caller bounds the time this
+/// takes.
+pub(crate) async fn open_from(
+    url: &str,
+    token: &str,
+    room: Option<&str>,
+    source: Option<IpAddr>,
+) -> anyhow::Result<Ws> {
+    let mut ws = connect(url, source).await?;
     send(&mut ws, &json!({ "msg": "connect", "version": "1", "support": ["1"] })).await?;
     expect(&mut ws, |v| match v["msg"].as_str() {
         Some("connected") => Some(Ok(())),
@@ -85,12 +140,12 @@ pub(crate) async fn open(url: &str, token: &str, room: Option<&str>) -> anyhow::
     Ok(ws)
 }
 
-async fn send(ws: &mut Ws, frame: &Value) -> anyhow::Result<()> {
+pub(crate) async fn send(ws: &mut Ws, frame: &Value) -> anyhow::Result<()> {
     ws.send(Message::text(frame.to_string())).await.context("websocket send")
 }
 
 /// Reads frames (answering pings) until `pick` accepts one.
-async fn expect<T>(
+pub(crate) async fn expect<T>(
     ws: &mut Ws,
     mut pick: impl FnMut(&Value) -> Option<anyhow::Result<T>>,
 ) -> anyhow::Result<T> {
@@ -169,13 +224,17 @@ pub(crate) async fn close(mut ws: Ws) {
 }
 
 /// The server's `{"msg":"ping"}` (short frames only: events are never this small).
-fn is_ping(text: &str) -> bool {
+pub(crate) fn is_ping(text: &str) -> bool {
     text.len() < 64 && serde_json::from_str::<Value>(text).is_ok_and(|v| v["msg"] == "ping")
 }
 
 /// What `setup` made: users (logged in over REST) and channels holding all of them.
 pub(crate) struct Setup {
     pub prefix: String,
+    /// The `TEST_MODE` admin, for further set-up.
+    pub admin: Api,
+    /// Usernames, in creation order.
+    pub names: Vec<String>,
     /// One authenticated REST client per user, in creation order.
     pub clients: Vec<Api>,
     /// Each user's resume token, same order.
@@ -211,7 +270,7 @@ pub(crate) async fn setup(base: &str, users: usize, rooms: usize) -> anyhow::Res
         let rid = reply["channel"]["_id"].as_str().context("channels.create: no channel._id")?;
         rids.push(rid.to_owned());
     }
-    Ok(Setup { prefix, clients, tokens, rooms: rids })
+    Ok(Setup { prefix, admin, names, clients, tokens, rooms: rids })
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
-//! `apogee-loadgen`: drives a local Apogee server through its Rocket.Chat REST API and reports
-//! throughput and latency.
+//! `apogee-bench`: drives a local Apogee (or any Rocket.Chat-compatible) server through the
+//! Rocket.Chat REST API and DDP, and reports throughput, latency and completeness.
+//!
+//! Scenarios: `idle`, `fanout`, `chat-mix`, `reconnect-storm` (DDP), `post` (REST only), plus
+//! `startup` and `rss`. The newer scenarios (`chat-mix`, `reconnect-storm`) write a JSON report
+//! and an SVG chart beside their summary (see `report.rs`).
 //!
 //! `post` logs in as the `TEST_MODE` admin, creates users and one channel holding all of them,
 //! then has concurrent clients (one user each) call `chat.postMessage` until a message count or
@@ -9,10 +13,13 @@
 //!
 //! Only loopback targets are accepted: this tool is for measuring a server on this machine.
 
+mod chat_mix;
 mod ddp;
 mod fanout;
 mod idle;
+mod report;
 mod startup;
+mod storm;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,7 +35,7 @@ use tokio::task::JoinSet;
 /// The `TEST_MODE` admin: username and password.
 const TEST_ADMIN: &str = "rocketchat.internal.admin.test";
 /// Password of the users a run creates.
-const USER_PASSWORD: &str = "loadgen-pw";
+const USER_PASSWORD: &str = "apogee-bench-pw";
 /// Longest run `--duration` may ask for, so a run always ends by itself.
 const MAX_DURATION_SECS: u64 = 3600;
 /// Setup requests (user creation, logins) in flight at once.
@@ -37,7 +44,11 @@ const SETUP_CONCURRENCY: usize = 8;
 const ERRORS_SHOWN: usize = 5;
 
 #[derive(Parser)]
-#[command(name = "apogee-loadgen", version, about = "Load generator for a local Apogee server")]
+#[command(
+    name = "apogee-bench",
+    version,
+    about = "Load generator for a local Apogee or Rocket.Chat-compatible server"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -57,8 +68,15 @@ enum Command {
     Startup(startup::StartupArgs),
     /// Open many idle DDP connections and report the server's memory per connection.
     Idle(idle::IdleArgs),
+    /// (Internal) one worker process of `idle --workers N`.
+    #[command(hide = true)]
+    IdleWorker(idle::WorkerArgs),
     /// Deliver one room's messages to many subscribed DDP sockets and report latency.
     Fanout(fanout::FanoutArgs),
+    /// Users doing a realistic mix (send, typing, open room, read, set status) with live sockets.
+    ChatMix(chat_mix::ChatMixArgs),
+    /// Drop and reconnect K subscribed clients at once under traffic; check nothing is lost.
+    ReconnectStorm(storm::StormArgs),
 }
 
 #[derive(Args)]
@@ -107,7 +125,10 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Startup(args) => startup::run(args),
         Command::Idle(args) => idle::main(args),
+        Command::IdleWorker(args) => idle::worker(args),
         Command::Fanout(args) => fanout::main(args),
+        Command::ChatMix(args) => chat_mix::main(args),
+        Command::ReconnectStorm(args) => storm::main(args),
         Command::Post(args) => {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(post(args))
         }
@@ -184,6 +205,25 @@ impl Api {
         if !status.is_success() || !success {
             bail!(
                 "{endpoint}: HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>()
+            );
+        }
+        Ok(value)
+    }
+
+    /// GETs `/api/v1/<path_and_query>` and returns the JSON reply if it succeeded.
+    async fn get(&self, path_and_query: &str) -> anyhow::Result<Value> {
+        let mut req = self.http.get(format!("{}/api/v1/{path_and_query}", self.base));
+        if let Some((uid, token)) = &self.auth {
+            req = req.header("X-User-Id", &**uid).header("X-Auth-Token", &**token);
+        }
+        let resp = req.send().await.with_context(|| format!("{path_and_query}: request failed"))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.with_context(|| format!("{path_and_query}: reading reply"))?;
+        let value: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        if !status.is_success() || value.get("success").and_then(Value::as_bool) != Some(true) {
+            bail!(
+                "{path_and_query}: HTTP {status}: {}",
                 String::from_utf8_lossy(&bytes).chars().take(300).collect::<String>()
             );
         }
@@ -327,7 +367,7 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "loadgen CPU: {:.2} s ({:.2} cores, {:.0} us/msg)",
+        "bench CPU:   {:.2} s ({:.2} cores, {:.0} us/msg)",
         own_cpu.as_secs_f64(),
         cores(own_cpu),
         per_msg(own_cpu)
@@ -352,7 +392,7 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
     if args.json {
         let mut line = summary.to_json(rss_after);
         line["server_cpu_s"] = json!(server_cpu.map(|c| c.as_secs_f64()));
-        line["loadgen_cpu_s"] = json!(own_cpu.as_secs_f64());
+        line["bench_cpu_s"] = json!(own_cpu.as_secs_f64());
         println!("{line}");
     }
     if summary.ok == 0 && summary.errors > 0 {
@@ -371,8 +411,8 @@ async fn create_and_login(admin: &Api, anon: &Api, names: &[String]) -> anyhow::
             let _permit = limit.acquire_owned().await?;
             let body = json!({
                 "username": name,
-                "email": format!("{name}@loadgen.invalid"),
-                "name": format!("Loadgen {name}"),
+                "email": format!("{name}@bench.invalid"),
+                "name": format!("Bench {name}"),
                 "password": USER_PASSWORD,
                 "verified": true,
                 // Keep the run's users out of #general so runs do not grow it.

@@ -1,0 +1,111 @@
+//! `apogee-bench` end to end against a real server: small runs of `reconnect-storm` and
+//! `chat-mix` must see every message and write a JSON report that parses. Durations are never
+//! asserted.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use apogee_tests::TestServer;
+use serde_json::Value;
+
+/// Runs the bench binary with `args` (blocking, off the server's runtime) and returns its output.
+async fn bench(args: Vec<String>) -> std::process::Output {
+    tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_apogee-bench")).args(args).output().unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+fn report(out: &Path) -> Value {
+    let text = std::fs::read_to_string(out.with_extension("json")).unwrap();
+    let svg = std::fs::read_to_string(out.with_extension("svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("<polyline"), "{svg}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn assert_complete(v: &Value) {
+    let d = &v["deliveries"];
+    assert!(d["expected"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(d["received"], d["expected"], "{v}");
+    assert_eq!(d["completeness"], 1.0, "{v}");
+    assert_eq!(d["missing_count"], 0, "{v}");
+    assert_eq!(d["missing"], Value::Array(vec![]), "{v}");
+    assert_eq!(v["latency"]["count"], d["expected"], "every delivery but the caught-up ones is timed: {v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconnect_storm_loses_nothing() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("storm");
+    let args = [
+        "reconnect-storm",
+        "--url",
+        &server.url,
+        "--clients",
+        "4",
+        "--storm",
+        "3",
+        "--rate",
+        "20",
+        "--before",
+        "1",
+        "--offline",
+        "1",
+        "--after",
+        "1",
+        "--drain",
+        "10",
+        "--sources",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let output = bench(args.iter().map(|s| (*s).to_owned()).collect()).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let v = report(&out);
+    assert_eq!(v["scenario"], "reconnect-storm");
+    assert_eq!(v["connections"]["opened"], 4);
+    assert_eq!(v["extra"]["reconnected"], 3, "{v}");
+    let d = &v["deliveries"];
+    assert!(d["expected"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(d["received"], d["expected"], "{v}");
+    assert_eq!(d["completeness"], 1.0, "{v}");
+    assert_eq!(d["missing_count"], 0, "{v}");
+    assert!(stdout.contains("== reconnect-storm =="), "{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_mix_delivers_every_message_to_every_member() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mix");
+    let args = [
+        "chat-mix",
+        "--url",
+        &server.url,
+        "--users",
+        "6",
+        "--room-size",
+        "3",
+        "--think",
+        "0.2",
+        "--duration",
+        "2",
+        "--drain",
+        "10",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let output = bench(args.iter().map(|s| (*s).to_owned()).collect()).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let v = report(&out);
+    assert_eq!(v["scenario"], "chat-mix");
+    assert_complete(&v);
+    assert!(v["actions"]["send"]["count"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["actions"]["rest (all)"]["errors"], 0, "{v}");
+}
