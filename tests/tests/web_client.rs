@@ -166,11 +166,17 @@ async fn api_routes_are_unaffected() {
     let (status, body) = anon.get("/api/v1/no.such.endpoint").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["success"], false, "{body}");
-    for path in ["/api/nope", "/api", "/sockjs/info", "/avatar/alice", "/file-upload/x/y", "/health/x"] {
+    for path in ["/api/nope", "/api", "/sockjs/info", "/health/x"] {
         let (status, headers, _) = fetch(&format!("{}{path}", server.url), None).await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
         assert_eq!(header(&headers, "content-type"), "application/json", "{path}");
     }
+    // Avatars and files have their own routes: never the page.
+    let (_, headers, _) = fetch(&format!("{}/avatar/alice", server.url), None).await;
+    assert!(!header(&headers, "content-type").starts_with("text/html"), "{headers:?}");
+    let (status, headers, _) = fetch(&format!("{}/file-upload/x/y", server.url), None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(!header(&headers, "content-type").starts_with("text/html"), "{headers:?}");
     let (status, body) = anon.get("/health").await;
     assert_eq!((status, body), (StatusCode::OK, json!({"status": "ok"})));
     // A POST to a client route is not a page.
