@@ -76,8 +76,12 @@ impl GatewayState {
         cfg: GatewayConfig,
         presence_store: PresenceHandle,
     ) -> Self {
-        let login_limiter =
-            limiter::RateLimiter::new(cfg.logins_per_minute, std::time::Duration::from_secs(60));
+        let login_limiter = limiter::RateLimiter::shared(
+            cfg.logins_per_minute,
+            std::time::Duration::from_secs(60),
+            "login",
+            presence_store.clone(),
+        );
         let hub = hub::Hub::new(bus.clone());
         let presence = presence::Presence::new(auth.clone(), bus.clone(), presence_store);
         presence.keep_alive().await;

@@ -62,7 +62,7 @@ pub(crate) async fn login(
     Body(body): Body,
 ) -> ApiResult {
     if !state.cfg.test_mode
-        && let Err(wait) = state.login_limiter.check(ip.as_deref().unwrap_or("unknown"))
+        && let Err(wait) = state.login_limiter.check(ip.as_deref().unwrap_or("unknown")).await
     {
         return Err(ApiError(ServiceError::new(
             apogee_types::ErrorKind::TooManyRequests,
