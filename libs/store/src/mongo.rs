@@ -38,9 +38,9 @@ use mongodb::{Client, ClientSession, Collection, Database};
 use self::docs::*;
 use self::queries::*;
 use crate::{
-    ConfigStore, HistoryQuery, MessageFilter, MessageMutation, MessageStore, Removed, RoomFilter,
-    RoomMutation, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult, SubscriptionMutation,
-    UserFilter, UserMutation, UserStore,
+    ConfigStore, HistoryQuery, MessageFilter, MessageMutation, MessageReport, MessageStore, Removed,
+    RoomFilter, RoomMutation, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult,
+    SubscriptionMutation, ThreadFilter, UserFilter, UserMutation, UserStore,
 };
 
 /// Database used when the URL names none.
@@ -369,7 +369,9 @@ struct RoomWriteData {
     delete: bool,
 }
 
-type RoomClosures = (Option<RoomMutation>, Vec<(String, SubscriptionMutation)>);
+/// The mutations of a [`RoomWrite`]: the room's, the stored messages', the subscriptions'.
+type RoomClosures =
+    (Option<RoomMutation>, Vec<(String, MessageMutation)>, Vec<(String, SubscriptionMutation)>);
 
 impl MongoStore {
     /// One attempt at a [`RoomWrite`], in the same order as the SQLite store.
@@ -401,11 +403,30 @@ impl MongoStore {
             rooms.delete_one(doc! { "_id": rid }).session(&mut *session).await?;
             return Ok(RoomWriteOutcome::default());
         }
-        // Read what the subscription mutations need before they run (they can run only once).
+        // Read what the message and subscription mutations need before they run (they can run
+        // only once); a message that is missing or in another room fails the write here.
+        let mut stored_messages: HashMap<String, Message> = HashMap::new();
+        let update_mids: Vec<String> = closures
+            .as_ref()
+            .map(|(_, updates, _)| updates.iter().map(|(id, _)| id.clone()).collect())
+            .unwrap_or_default();
+        for id in update_mids {
+            if data.messages.iter().any(|m| m.id == id) || stored_messages.contains_key(&id) {
+                continue;
+            }
+            let found = match tx_one(&messages, session, doc! { "_id": &id }).await? {
+                Some(doc) => Some(message_from_doc(doc)?),
+                None => None,
+            };
+            match found.filter(|m| m.rid == rid) {
+                Some(message) => stored_messages.insert(id, message),
+                None => return Err(StoreError::NotFound { entity: "message", id }.into()),
+            };
+        }
         let mut stored: HashMap<String, Subscription> = HashMap::new();
         let update_uids: Vec<String> = closures
             .as_ref()
-            .map(|(_, updates)| updates.iter().map(|(uid, _)| uid.clone()).collect())
+            .map(|(_, _, updates)| updates.iter().map(|(uid, _)| uid.clone()).collect())
             .unwrap_or_default();
         for uid in update_uids {
             if data.add_subscriptions.iter().any(|s| s.u.id == uid) || stored.contains_key(&uid) {
@@ -416,8 +437,10 @@ impl MongoStore {
             }
         }
         // Taken only when there are mutations: a write without them stays retryable throughout.
-        let (mutate, updates) = match closures {
-            Some((None, updates)) if updates.is_empty() => (None, Vec::new()),
+        let (mutate, message_updates, updates) = match closures {
+            Some((None, message_updates, updates)) if message_updates.is_empty() && updates.is_empty() => {
+                (None, Vec::new(), Vec::new())
+            }
             _ => closures.take().ok_or_else(|| {
                 Fail::Store(StoreError::Unavailable("room write retried after its mutations ran".into()))
             })?,
@@ -462,6 +485,22 @@ impl MongoStore {
                 .await
                 .map_err(tx_conflict_or("message", &message.id))?;
         }
+        let mut updated_messages = Vec::with_capacity(message_updates.len());
+        for (id, mutate) in message_updates {
+            // A message appended by this same write is updated as stored just now.
+            let current = match stored_messages.remove(&id) {
+                Some(message) => Some(message),
+                None => appended.iter().find(|m| m.id == id).cloned(),
+            };
+            let Some(mut message) = current else {
+                return Err(StoreError::NotFound { entity: "message", id }.into());
+            };
+            mutate(&mut message)?;
+            tx_replace(&messages, session, message_to_doc(&message)?).await?;
+            // A later change to the same message in this write sees this one.
+            stored_messages.insert(id, message.clone());
+            updated_messages.push(message);
+        }
         let mut written = Vec::new();
         for sub in &data.add_subscriptions {
             let mut sub = sub.clone();
@@ -503,7 +542,12 @@ impl MongoStore {
                 .session(&mut *session)
                 .await?;
         }
-        Ok(RoomWriteOutcome { room: Some(room), messages: appended, subscriptions: written })
+        Ok(RoomWriteOutcome {
+            room: Some(room),
+            messages: appended,
+            updated_messages,
+            subscriptions: written,
+        })
     }
 
     async fn update_user_attempt(
@@ -558,6 +602,14 @@ impl MongoStore {
         };
         tx_upsert(&self.coll(TRASH), session, trash_doc(TRASH_MESSAGE, doc.clone(), now)).await?;
         let message = message_from_doc(doc)?;
+        // Thread syncs find removed roots and replies in the trash by `rid` + `tcount` and `tmid`.
+        if let Some(tmid) = &message.tmid
+            && let Some(root_doc) = tx_one(&messages, session, doc! { "_id": tmid }).await?
+        {
+            let mut root = message_from_doc(root_doc)?;
+            tcount_after_removal(&mut root, now);
+            tx_replace(&messages, session, message_to_doc(&root)?).await?;
+        }
         if let Some(room_doc) = tx_one(&rooms, session, doc! { "_id": &message.rid }).await? {
             let mut room = room_from_doc(room_doc)?;
             if room.last_message.as_ref().is_some_and(|m| m.id == id) {
@@ -759,6 +811,7 @@ impl RoomStore for MongoStore {
             create,
             mutate,
             messages,
+            update_messages,
             add_subscriptions,
             update_subscriptions,
             remove_subscriptions,
@@ -766,7 +819,7 @@ impl RoomStore for MongoStore {
         } = write;
         let _guard = self.lock(&format!("room:{rid}")).lock().await;
         let data = RoomWriteData { rid, create, messages, add_subscriptions, remove_subscriptions, delete };
-        let mut closures = Some((mutate, update_subscriptions));
+        let mut closures = Some((mutate, update_messages, update_subscriptions));
         transaction!(self, session, retry_while: closures.is_some(), self.room_write_attempt(&mut session, &data, &mut closures))
     }
 
@@ -883,6 +936,11 @@ impl RoomStore for MongoStore {
         )
         .await
     }
+
+    async fn discussions_of_room(&self, prid: &str, page: PageRequest) -> StoreResult<Page<Room>> {
+        let (filter, sort) = discussions_filter(prid);
+        self.page(ROOMS, filter, sort, page, None, room_from_doc).await
+    }
 }
 
 #[async_trait]
@@ -972,6 +1030,72 @@ impl MessageStore for MongoStore {
     ) -> StoreResult<Page<Message>> {
         let (filter, sort) = message_filter(rid, filter);
         self.page(MESSAGES, filter, sort, page, None, message_from_doc).await
+    }
+
+    async fn threads(
+        &self,
+        rid: &str,
+        filter: &ThreadFilter,
+        page: PageRequest,
+    ) -> StoreResult<Page<Message>> {
+        let (filter, sort) = threads_filter(rid, filter);
+        self.page(MESSAGES, filter, sort, page, None, message_from_doc).await
+    }
+
+    async fn thread_messages(&self, tmid: &str, page: PageRequest) -> StoreResult<Page<Message>> {
+        let (filter, sort) = thread_messages_filter(tmid);
+        self.page(MESSAGES, filter, sort, page, None, message_from_doc).await
+    }
+
+    async fn threads_changed(&self, rid: &str, since: Millis) -> StoreResult<(Vec<Message>, Vec<Removed>)> {
+        let changed = self.find_limited(MESSAGES, threads_changed_filter(rid, since), None).await?;
+        let removed = self.find_limited(TRASH, removed_threads_filter(rid, since), None).await?;
+        Ok((
+            changed.into_iter().map(message_from_doc).collect::<StoreResult<_>>()?,
+            removed.iter().filter_map(removed_from).collect(),
+        ))
+    }
+
+    async fn thread_messages_changed(
+        &self,
+        tmid: &str,
+        since: Millis,
+    ) -> StoreResult<(Vec<Message>, Vec<Removed>)> {
+        let changed = self.find_limited(MESSAGES, thread_messages_changed_filter(tmid, since), None).await?;
+        let removed =
+            self.find_limited(TRASH, removed_filter(TRASH_MESSAGE, "tmid", tmid, since, false), None).await?;
+        Ok((
+            changed.into_iter().map(message_from_doc).collect::<StoreResult<_>>()?,
+            removed.iter().filter_map(removed_from).collect(),
+        ))
+    }
+
+    async fn insert_report(&self, report: &MessageReport) -> StoreResult<()> {
+        self.coll(REPORTS)
+            .insert_one(report_to_doc(report)?)
+            .await
+            .map_err(conflict_or("report", &report.id))?;
+        Ok(())
+    }
+
+    async fn reports_of_message(&self, mid: &str) -> StoreResult<Vec<MessageReport>> {
+        let docs = self.find_limited(REPORTS, reports_filter(mid), None).await?;
+        docs.into_iter().map(report_from_doc).collect()
+    }
+
+    async fn removed_messages_page(
+        &self,
+        rid: &str,
+        since: Millis,
+        page: PageRequest,
+    ) -> StoreResult<Page<Removed>> {
+        let (filter, sort) = removed_filter(TRASH_MESSAGE, "rid", rid, since, false);
+        let removed = self.page(TRASH, filter, sort, page, None, |doc| Ok(removed_from(&doc))).await?;
+        Ok(Page {
+            items: removed.items.into_iter().flatten().collect(),
+            offset: removed.offset,
+            total: removed.total,
+        })
     }
 }
 

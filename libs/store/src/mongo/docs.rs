@@ -6,12 +6,14 @@
 //! - a message's `extra` fields (`pinned`, `starred`, `attachments`, …) and a subscription's
 //!   `notifications` fields sit at the top level of the document, as Rocket.Chat keeps them;
 //! - a user's password is `services.password.bcrypt`, preferences `settings.preferences`, and
-//!   login tokens live in `services.resume.loginTokens` (never in the `User` value).
+//!   login tokens live in `services.resume.loginTokens` (never in the `User` value);
+//! - a message's free-form dates (`tlm`, `dlm`, `pinnedAt`, …), EJSON `{"$date": ms}` in `extra`,
+//!   are BSON dates as well, so they sort and compare as Rocket.Chat's do.
 
 use apogee_types::{LoginToken, Message, Millis, Permission, Role, Room, Setting, Subscription, User};
 use mongodb::bson::{self, Bson, DateTime, Document};
 
-use crate::{StoreError, StoreResult};
+use crate::{MessageReport, StoreError, StoreResult};
 
 /// Date fields of each document.
 const USER_DATES: &[&str] = &["createdAt", "_updatedAt", "lastLogin"];
@@ -19,6 +21,7 @@ const ROOM_DATES: &[&str] = &["ts", "_updatedAt", "lm"];
 const SUBSCRIPTION_DATES: &[&str] = &["ts", "_updatedAt", "ls", "lr"];
 const MESSAGE_DATES: &[&str] = &["ts", "_updatedAt", "editedAt"];
 const CONFIG_DATES: &[&str] = &["_updatedAt"];
+const REPORT_DATES: &[&str] = &["ts"];
 
 /// The fields `Message` names itself; everything else on a message document is `extra`.
 const MESSAGE_FIELDS: &[&str] = &[
@@ -59,6 +62,10 @@ const SUBSCRIPTION_FIELDS: &[&str] = &[
     "roles",
     "archived",
     "last_read_seq",
+    "tunread",
+    "tunreadUser",
+    "tunreadGroup",
+    "ignored",
 ];
 
 pub(crate) fn date(at: Millis) -> Bson {
@@ -142,7 +149,35 @@ pub(crate) fn message_to_doc(message: &Message) -> StoreResult<Document> {
 
 fn message_doc_out(doc: &mut Document) {
     dates_to_bson(doc, MESSAGE_DATES);
+    if let Some(Bson::Document(extra)) = doc.get_mut("extra") {
+        ejson_dates_to_bson(extra);
+    }
     flatten(doc, "extra", MESSAGE_FIELDS);
+}
+
+/// `{"$date": ms}` values become BSON dates.
+fn ejson_dates_to_bson(fields: &mut Document) {
+    for (_, value) in fields.iter_mut() {
+        if let Bson::Document(inner) = value
+            && inner.len() == 1
+            && let Some(millis) = inner.get("$date").and_then(|d| match d {
+                Bson::Int64(n) => Some(*n),
+                Bson::Int32(n) => Some(i64::from(*n)),
+                _ => None,
+            })
+        {
+            *value = Bson::DateTime(DateTime::from_millis(millis));
+        }
+    }
+}
+
+/// BSON dates become `{"$date": ms}` values again.
+fn bson_dates_to_ejson(fields: &mut Document) {
+    for (_, value) in fields.iter_mut() {
+        if let Bson::DateTime(at) = value {
+            *value = Bson::Document(bson::doc! { "$date": at.timestamp_millis() });
+        }
+    }
 }
 
 pub(crate) fn message_from_doc(mut doc: Document) -> StoreResult<Message> {
@@ -154,6 +189,9 @@ fn message_doc_in(doc: &mut Document) {
     // Rocket.Chat's trash copy and other tools may add fields; they land in `extra` like any other.
     dates_from_bson(doc, MESSAGE_DATES);
     gather(doc, "extra", MESSAGE_FIELDS);
+    if let Some(Bson::Document(extra)) = doc.get_mut("extra") {
+        bson_dates_to_ejson(extra);
+    }
 }
 
 pub(crate) fn room_to_doc(room: &Room) -> StoreResult<Document> {
@@ -175,6 +213,8 @@ pub(crate) fn room_from_doc(mut doc: Document) -> StoreResult<Room> {
 
 pub(crate) fn subscription_to_doc(sub: &Subscription) -> StoreResult<Document> {
     let mut doc = to_doc("subscription", sub)?;
+    // Derived on every read, so never stored (Rocket.Chat's own `unread` would be read as ours).
+    doc.remove("unread");
     dates_to_bson(&mut doc, SUBSCRIPTION_DATES);
     flatten(&mut doc, "notifications", SUBSCRIPTION_FIELDS);
     Ok(doc)
@@ -186,6 +226,24 @@ pub(crate) fn subscription_from_doc(mut doc: Document) -> StoreResult<Subscripti
     doc.remove("unread");
     gather(&mut doc, "notifications", SUBSCRIPTION_FIELDS);
     from_doc("subscription", doc)
+}
+
+/// A report keeps the message as it was, in the message document's shape.
+pub(crate) fn report_to_doc(report: &MessageReport) -> StoreResult<Document> {
+    let mut doc = to_doc("report", report)?;
+    dates_to_bson(&mut doc, REPORT_DATES);
+    if let Some(Bson::Document(message)) = doc.get_mut("message") {
+        message_doc_out(message);
+    }
+    Ok(doc)
+}
+
+pub(crate) fn report_from_doc(mut doc: Document) -> StoreResult<MessageReport> {
+    dates_from_bson(&mut doc, REPORT_DATES);
+    if let Some(Bson::Document(message)) = doc.get_mut("message") {
+        message_doc_in(message);
+    }
+    from_doc("report", doc)
 }
 
 /// The user's fields as stored, without `services` (tokens are never part of a `User`).

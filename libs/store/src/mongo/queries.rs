@@ -7,7 +7,7 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{Collation, CollationStrength, IndexOptions};
 
 use super::docs::{UserDoc, date};
-use crate::{HistoryQuery, MessageFilter, RoomFilter, UserFilter};
+use crate::{HistoryQuery, MessageFilter, RoomFilter, ThreadFilter, UserFilter};
 
 pub(crate) const USERS: &str = "users";
 pub(crate) const ROOMS: &str = "rocketchat_room";
@@ -16,6 +16,8 @@ pub(crate) const MESSAGES: &str = "rocketchat_message";
 pub(crate) const SETTINGS: &str = "rocketchat_settings";
 pub(crate) const PERMISSIONS: &str = "rocketchat_permissions";
 pub(crate) const ROLES: &str = "rocketchat_roles";
+/// Reported messages (`chat.reportMessage`), as Rocket.Chat names the collection.
+pub(crate) const REPORTS: &str = "rocketchat_reports";
 /// Rocket.Chat's record of removed documents, `{…document, _deletedAt, __collection__}`.
 pub(crate) const TRASH: &str = "rocketchat__trash";
 
@@ -241,9 +243,73 @@ pub(crate) fn message_filter(rid: &str, filter: &MessageFilter) -> (Document, Do
             q.insert("msg", contains(text));
             q.insert("t", doc! { "$ne": "rm" });
         }
+        MessageFilter::Discussions(text) => {
+            q.insert("drid", doc! { "$ne": Bson::Null });
+            if !text.is_empty() {
+                q.insert("msg", contains(text));
+            }
+        }
     }
     // Pinned messages are listed oldest first, as Rocket.Chat inserts them.
     (q, by_ts(*filter == MessageFilter::Pinned))
+}
+
+/// Thread roots (messages with a reply count) of `rid` matching `filter`, and their sort: most
+/// recent reply (`tlm`) first.
+pub(crate) fn threads_filter(rid: &str, filter: &ThreadFilter) -> (Document, Document) {
+    let mut q = doc! { "rid": rid, "tcount": { "$ne": Bson::Null }, "t": { "$ne": "rm" } };
+    if let Some(uid) = &filter.follower {
+        q.insert("replies", uid);
+    }
+    if let Some(ids) = &filter.ids {
+        q.insert("_id", doc! { "$in": ids });
+    }
+    if let Some(text) = filter.text.as_deref().filter(|t| !t.is_empty()) {
+        q.insert("msg", contains(text));
+    }
+    (q, doc! { "tlm": -1, "ts": -1, "seq": -1 })
+}
+
+/// Thread roots of `rid` changed after `since`, oldest change first.
+pub(crate) fn threads_changed_filter(rid: &str, since: Millis) -> (Document, Document) {
+    (
+        doc! { "rid": rid, "tcount": { "$ne": Bson::Null }, "_updatedAt": { "$gt": date(since) } },
+        doc! { "_updatedAt": 1 },
+    )
+}
+
+/// The replies of thread `tmid`, oldest first.
+pub(crate) fn thread_messages_filter(tmid: &str) -> (Document, Document) {
+    (doc! { "tmid": tmid }, by_ts(true))
+}
+
+/// Replies of thread `tmid` changed after `since`, oldest change first.
+pub(crate) fn thread_messages_changed_filter(tmid: &str, since: Millis) -> (Document, Document) {
+    (doc! { "tmid": tmid, "_updatedAt": { "$gt": date(since) } }, doc! { "_updatedAt": 1 })
+}
+
+/// Removed thread roots of `rid` (their trash copy still has its reply count).
+pub(crate) fn removed_threads_filter(rid: &str, since: Millis) -> (Document, Document) {
+    let (mut q, sort) = removed_filter(TRASH_MESSAGE, "rid", rid, since, false);
+    q.insert("tcount", doc! { "$exists": true });
+    (q, sort)
+}
+
+/// Discussions of room `prid` by `fname`.
+pub(crate) fn discussions_filter(prid: &str) -> (Document, Document) {
+    (doc! { "prid": prid }, doc! { "fname": 1, "_id": 1 })
+}
+
+/// Reports about message `mid`, oldest first.
+pub(crate) fn reports_filter(mid: &str) -> (Document, Document) {
+    (doc! { "message._id": mid }, doc! { "ts": 1 })
+}
+
+/// A message's reply count after one reply was removed (never below zero).
+pub(crate) fn tcount_after_removal(root: &mut apogee_types::Message, now: Millis) {
+    let count = root.extra.get("tcount").and_then(serde_json::Value::as_u64).unwrap_or(1);
+    root.extra.insert("tcount".into(), count.saturating_sub(1).into());
+    root.updated_at = now.max(root.updated_at);
 }
 
 /// Every index the store's queries need, by collection; created at start.
@@ -269,14 +335,20 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
         (ROOMS, with(doc! { "name": 1 }, unique_ci(doc! { "name": { "$type": "string" } }))),
         (ROOMS, plain(doc! { "t": 1, "name": 1 })),
         (ROOMS, plain(doc! { "_updatedAt": 1 })),
+        (ROOMS, plain(doc! { "prid": 1, "fname": 1 })),
         (SUBSCRIPTIONS, with(doc! { "rid": 1, "u._id": 1 }, IndexOptions::builder().unique(true).build())),
         (SUBSCRIPTIONS, plain(doc! { "u._id": 1, "_updatedAt": 1 })),
         (SUBSCRIPTIONS, plain(doc! { "rid": 1, "u.username": 1 })),
         (MESSAGES, plain(doc! { "rid": 1, "ts": 1 })),
         (MESSAGES, plain(doc! { "rid": 1, "seq": 1 })),
         (MESSAGES, plain(doc! { "rid": 1, "_updatedAt": 1 })),
+        (MESSAGES, plain(doc! { "tmid": 1, "ts": 1 })),
+        (MESSAGES, plain(doc! { "rid": 1, "tlm": 1 })),
+        (MESSAGES, plain(doc! { "tmid": 1, "_updatedAt": 1 })),
+        (REPORTS, plain(doc! { "message._id": 1, "ts": 1 })),
         (TRASH, plain(doc! { "__collection__": 1, "_deletedAt": 1 })),
         (TRASH, plain(doc! { "rid": 1, "__collection__": 1, "_deletedAt": 1 })),
         (TRASH, plain(doc! { "u._id": 1, "__collection__": 1, "_deletedAt": 1 })),
+        (TRASH, plain(doc! { "tmid": 1, "__collection__": 1, "_deletedAt": 1 })),
     ]
 }

@@ -9,7 +9,7 @@ use super::check_topology;
 use super::docs::*;
 use super::queries::*;
 use crate::testsuite::{message, room, subscription, user};
-use crate::{HistoryQuery, MessageFilter, RoomFilter, UserFilter};
+use crate::{HistoryQuery, MessageFilter, MessageReport, RoomFilter, ThreadFilter, UserFilter};
 
 fn at(ms: i64) -> Bson {
     Bson::DateTime(DateTime::from_millis(ms))
@@ -113,6 +113,81 @@ fn subscriptions_keep_notification_preferences_at_the_top_level() {
     let back = subscription_from_doc(doc).unwrap();
     assert_eq!(back, s);
     assert_eq!(back.unread, 0);
+}
+
+#[test]
+fn free_form_message_dates_are_bson_dates() {
+    let mut m = message("root", "r1", "u1", 10);
+    m.extra.insert("tcount".into(), 2.into());
+    m.extra.insert("tlm".into(), serde_json::json!({ "$date": 20 }));
+    m.extra.insert("replies".into(), serde_json::json!(["u1", "u2"]));
+    m.extra.insert("note".into(), serde_json::json!({ "$date": 5, "by": "u1" }));
+    let doc = message_to_doc(&m).unwrap();
+    assert_eq!(doc.get("tlm"), Some(&at(20)), "sorts as a date, as Rocket.Chat's `tlm`");
+    assert_eq!(doc.get_document("note").unwrap(), &doc! { "$date": 5_i64, "by": "u1" }, "not a bare date");
+    assert_eq!(doc.get_array("replies").unwrap().len(), 2);
+    assert_eq!(message_from_doc(doc).unwrap(), m);
+
+    // A date Rocket.Chat wrote (`dlm` of a discussion-created message) reads back as EJSON.
+    let mut doc = message_to_doc(&message("d", "r1", "u1", 10)).unwrap();
+    doc.insert("drid", "r9");
+    doc.insert("dlm", at(30));
+    let back = message_from_doc(doc).unwrap();
+    assert_eq!(back.extra.get("dlm"), Some(&serde_json::json!({ "$date": 30 })));
+    assert_eq!(back.extra.get("drid"), Some(&serde_json::json!("r9")));
+}
+
+#[test]
+fn subscriptions_keep_thread_unreads_and_ignores_as_rocket_chat_fields() {
+    let mut s = subscription("r1", "u1", "alice");
+    s.tunread = vec!["t1".into(), "t2".into()];
+    s.tunread_user = vec!["t1".into()];
+    s.tunread_group = vec!["t2".into()];
+    s.ignored = vec!["u3".into()];
+    s.notifications.insert("emailNotifications".into(), "nothing".into());
+    let doc = subscription_to_doc(&s).unwrap();
+    assert_eq!(doc.get_array("tunread").unwrap().len(), 2);
+    assert_eq!(doc.get_array("tunreadUser").unwrap(), &vec![Bson::from("t1")]);
+    assert_eq!(doc.get_array("tunreadGroup").unwrap(), &vec![Bson::from("t2")]);
+    assert_eq!(doc.get_array("ignored").unwrap(), &vec![Bson::from("u3")]);
+    let back = subscription_from_doc(doc).unwrap();
+    assert_eq!(back.notifications.len(), 1, "not mistaken for notification preferences");
+    assert_eq!(back, s);
+}
+
+#[test]
+fn discussions_keep_their_parent_room() {
+    let mut r = room("d1", "d1-name");
+    r.fname = Some("Release plan".into());
+    r.prid = Some("r1".into());
+    r.dmid = Some("m7".into());
+    let doc = room_to_doc(&r).unwrap();
+    assert_eq!(doc.get_str("prid").unwrap(), "r1");
+    assert_eq!(doc.get_str("dmid").unwrap(), "m7");
+    assert_eq!(room_from_doc(doc).unwrap(), r);
+    let plain = room_to_doc(&room("r1", "general")).unwrap();
+    assert!(!plain.contains_key("prid"), "only discussions have a parent");
+}
+
+#[test]
+fn reports_keep_the_message_in_its_stored_shape() {
+    let mut m = message("m1", "r1", "u1", 10);
+    m.extra.insert("pinned".into(), true.into());
+    let report = MessageReport {
+        id: "rep1".into(),
+        message: m,
+        description: "spam".into(),
+        reported_by: apogee_types::UserRef { id: "u2".into(), username: "bob".into(), name: None },
+        ts: Millis(30),
+    };
+    let doc = report_to_doc(&report).unwrap();
+    assert_eq!(doc.get("ts"), Some(&at(30)));
+    assert_eq!(doc.get_document("reportedBy").unwrap().get_str("username").unwrap(), "bob");
+    let message = doc.get_document("message").unwrap();
+    assert_eq!(message.get("ts"), Some(&at(10)));
+    assert_eq!(message.get("pinned"), Some(&Bson::Boolean(true)));
+    assert!(!message.contains_key("extra"));
+    assert_eq!(report_from_doc(doc).unwrap(), report);
 }
 
 #[test]
@@ -373,6 +448,78 @@ fn message_filters() {
 }
 
 #[test]
+fn thread_filters() {
+    assert_eq!(
+        threads_filter("r1", &ThreadFilter::default()),
+        (
+            doc! { "rid": "r1", "tcount": { "$ne": Bson::Null }, "t": { "$ne": "rm" } },
+            doc! { "tlm": -1, "ts": -1, "seq": -1 },
+        )
+    );
+    let filter =
+        ThreadFilter { follower: Some("u2".into()), ids: Some(vec!["t1".into()]), text: Some("a.b".into()) };
+    assert_eq!(
+        threads_filter("r1", &filter).0,
+        doc! {
+            "rid": "r1", "tcount": { "$ne": Bson::Null }, "t": { "$ne": "rm" },
+            "replies": "u2", "_id": { "$in": ["t1"] }, "msg": contains("a.b"),
+        }
+    );
+    let empty_text = ThreadFilter { text: Some(String::new()), ..Default::default() };
+    assert_eq!(threads_filter("r1", &empty_text), threads_filter("r1", &ThreadFilter::default()));
+    let no_ids = ThreadFilter { ids: Some(Vec::new()), ..Default::default() };
+    assert_eq!(threads_filter("r1", &no_ids).0.get_document("_id").unwrap(), &doc! { "$in": [] }, "none");
+    assert_eq!(
+        threads_changed_filter("r1", Millis(15)),
+        (
+            doc! { "rid": "r1", "tcount": { "$ne": Bson::Null }, "_updatedAt": { "$gt": at(15) } },
+            doc! { "_updatedAt": 1 },
+        )
+    );
+    assert_eq!(thread_messages_filter("t1"), (doc! { "tmid": "t1" }, by_ts(true)));
+    assert_eq!(
+        thread_messages_changed_filter("t1", Millis(3)),
+        (doc! { "tmid": "t1", "_updatedAt": { "$gt": at(3) } }, doc! { "_updatedAt": 1 })
+    );
+    assert_eq!(
+        removed_threads_filter("r1", Millis(4)),
+        (
+            doc! {
+                "__collection__": "message", "rid": "r1", "_deletedAt": { "$gt": at(4) },
+                "tcount": { "$exists": true },
+            },
+            doc! { "_deletedAt": 1 },
+        )
+    );
+}
+
+#[test]
+fn removing_a_reply_lowers_its_roots_count() {
+    let mut root = message("root", "r1", "u1", 10);
+    root.extra.insert("tcount".into(), 2.into());
+    tcount_after_removal(&mut root, Millis(50));
+    assert_eq!((root.extra["tcount"].as_u64(), root.updated_at), (Some(1), Millis(50)));
+    root.extra.insert("tcount".into(), 0.into());
+    tcount_after_removal(&mut root, Millis(40));
+    assert_eq!(root.extra["tcount"], 0, "never below zero");
+    assert_eq!(root.updated_at, Millis(50), "`_updatedAt` never goes back");
+}
+
+#[test]
+fn discussion_and_report_filters() {
+    assert_eq!(discussions_filter("r1"), (doc! { "prid": "r1" }, doc! { "fname": 1, "_id": 1 }));
+    assert_eq!(reports_filter("m1"), (doc! { "message._id": "m1" }, doc! { "ts": 1 }));
+    assert_eq!(
+        message_filter("r1", &MessageFilter::Discussions(String::new())),
+        (doc! { "rid": "r1", "drid": { "$ne": Bson::Null } }, by_ts(false))
+    );
+    assert_eq!(
+        message_filter("r1", &MessageFilter::Discussions("Plan".into())).0,
+        doc! { "rid": "r1", "drid": { "$ne": Bson::Null }, "msg": contains("Plan") }
+    );
+}
+
+#[test]
 fn indexes_cover_the_queries() {
     let all = indexes();
     let find = |coll: &str, keys: Document| {
@@ -394,6 +541,12 @@ fn indexes_cover_the_queries() {
         assert!(options.partial_filter_expression.is_some(), "{key}: documents without it do not collide");
     }
     find(TRASH, doc! { "rid": 1, "__collection__": 1, "_deletedAt": 1 });
+    find(TRASH, doc! { "tmid": 1, "__collection__": 1, "_deletedAt": 1 });
+    find(MESSAGES, doc! { "tmid": 1, "ts": 1 });
+    find(MESSAGES, doc! { "tmid": 1, "_updatedAt": 1 });
+    find(MESSAGES, doc! { "rid": 1, "tlm": 1 });
+    find(ROOMS, doc! { "prid": 1, "fname": 1 });
+    find(REPORTS, doc! { "message._id": 1, "ts": 1 });
 }
 
 #[test]
