@@ -40,7 +40,8 @@ use self::queries::*;
 use crate::{
     ConfigStore, HistoryQuery, MessageFilter, MessageMutation, MessageReport, MessageStore, Removed,
     RoomFilter, RoomMutation, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult,
-    SubscriptionMutation, ThreadFilter, UserFilter, UserMutation, UserStore,
+    SubscriptionMutation, ThreadFilter, Upload, UploadMutation, UploadStore, UserFilter, UserMutation,
+    UserStore,
 };
 
 /// Database used when the URL names none.
@@ -1131,3 +1132,64 @@ impl ConfigStore for MongoStore {
 
 #[cfg(all(test, feature = "testsuite"))]
 mod tests;
+
+/// Upload records, in `rocketchat_uploads`. An upload changes rarely (once, when confirmed): an
+/// update replaces the document only if it is still exactly as read, so a concurrent change in
+/// another process is never overwritten (the caller gets `Unavailable` and may retry).
+#[async_trait]
+impl UploadStore for MongoStore {
+    async fn insert_upload(&self, upload: Upload) -> StoreResult<()> {
+        self.coll(UPLOADS)
+            .insert_one(upload_to_doc(&upload)?)
+            .await
+            .map_err(conflict_or("upload", &upload.id))?;
+        Ok(())
+    }
+
+    async fn upload_by_id(&self, id: &str) -> StoreResult<Option<Upload>> {
+        self.one(UPLOADS, doc! { "_id": id }, None).await?.map(upload_from_doc).transpose()
+    }
+
+    async fn update_upload(&self, id: &str, mutation: UploadMutation) -> StoreResult<Upload> {
+        let _guard = self.lock(&format!("upload:{id}")).lock().await;
+        let Some(stored) = self.one(UPLOADS, doc! { "_id": id }, None).await? else {
+            return Err(StoreError::NotFound { entity: "upload", id: id.to_owned() });
+        };
+        let mut upload = upload_from_doc(stored.clone())?;
+        mutation(&mut upload)?;
+        let replaced =
+            self.coll(UPLOADS).replace_one(stored, upload_to_doc(&upload)?).await.map_err(unavailable)?;
+        if replaced.matched_count == 0 {
+            return Err(StoreError::Unavailable(format!("upload {id} changed meanwhile; try again")));
+        }
+        Ok(upload)
+    }
+
+    async fn delete_upload(&self, id: &str) -> StoreResult<()> {
+        let deleted = self.coll(UPLOADS).delete_one(doc! { "_id": id }).await.map_err(unavailable)?;
+        if deleted.deleted_count == 0 {
+            return Err(StoreError::NotFound { entity: "upload", id: id.to_owned() });
+        }
+        Ok(())
+    }
+
+    async fn room_uploads(
+        &self,
+        rid: &str,
+        name: Option<String>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Upload>> {
+        let (filter, sort) = room_uploads_query(rid, name.as_deref());
+        self.page(UPLOADS, filter, sort, page, None, upload_from_doc).await
+    }
+
+    async fn message_uploads(&self, message_id: &str) -> StoreResult<Vec<Upload>> {
+        let docs = self.find_limited(UPLOADS, message_uploads_query(message_id), None).await?;
+        docs.into_iter().map(upload_from_doc).collect()
+    }
+
+    async fn stale_uploads(&self, before: Millis, limit: u64) -> StoreResult<Vec<Upload>> {
+        let docs = self.find_limited(UPLOADS, stale_uploads_query(before), Some(limit)).await?;
+        docs.into_iter().map(upload_from_doc).collect()
+    }
+}

@@ -22,6 +22,10 @@ const SUBSCRIPTION_DATES: &[&str] = &["ts", "_updatedAt", "ls", "lr"];
 const MESSAGE_DATES: &[&str] = &["ts", "_updatedAt", "editedAt"];
 const CONFIG_DATES: &[&str] = &["_updatedAt"];
 const REPORT_DATES: &[&str] = &["ts"];
+const UPLOAD_DATES: &[&str] = &["uploadedAt", "_updatedAt"];
+/// The fields `Upload` names itself; its `extra` fields sit beside them, as Rocket.Chat stores them.
+const UPLOAD_FIELDS: &[&str] =
+    &["_id", "name", "size", "type", "rid", "userId", "complete", "uploadedAt", "_updatedAt", "message_id"];
 
 /// The fields `Message` names itself; everything else on a message document is `extra`.
 const MESSAGE_FIELDS: &[&str] = &[
@@ -360,4 +364,17 @@ pub(crate) fn config_from_doc<T: serde::de::DeserializeOwned>(
 ) -> StoreResult<T> {
     dates_from_bson(&mut doc, CONFIG_DATES);
     from_doc(entity, doc)
+}
+
+pub(crate) fn upload_to_doc(upload: &crate::Upload) -> StoreResult<Document> {
+    let mut doc = to_doc("upload", upload)?;
+    dates_to_bson(&mut doc, UPLOAD_DATES);
+    flatten(&mut doc, "extra", UPLOAD_FIELDS);
+    Ok(doc)
+}
+
+pub(crate) fn upload_from_doc(mut doc: Document) -> StoreResult<crate::Upload> {
+    dates_from_bson(&mut doc, UPLOAD_DATES);
+    gather(&mut doc, "extra", UPLOAD_FIELDS);
+    from_doc("upload", doc)
 }

@@ -18,6 +18,8 @@ pub(crate) const PERMISSIONS: &str = "rocketchat_permissions";
 pub(crate) const ROLES: &str = "rocketchat_roles";
 /// Reported messages (`chat.reportMessage`), as Rocket.Chat names the collection.
 pub(crate) const REPORTS: &str = "rocketchat_reports";
+/// Upload records (the bytes live in the blob store), as Rocket.Chat names the collection.
+pub(crate) const UPLOADS: &str = "rocketchat_uploads";
 /// Rocket.Chat's record of removed documents, `{…document, _deletedAt, __collection__}`.
 pub(crate) const TRASH: &str = "rocketchat__trash";
 
@@ -346,9 +348,32 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
         (MESSAGES, plain(doc! { "rid": 1, "tlm": 1 })),
         (MESSAGES, plain(doc! { "tmid": 1, "_updatedAt": 1 })),
         (REPORTS, plain(doc! { "message._id": 1, "ts": 1 })),
+        (UPLOADS, plain(doc! { "rid": 1, "complete": 1, "uploadedAt": -1 })),
+        (UPLOADS, with(doc! { "message_id": 1 }, IndexOptions::builder().sparse(true).build())),
+        (UPLOADS, plain(doc! { "complete": 1, "uploadedAt": 1 })),
         (TRASH, plain(doc! { "__collection__": 1, "_deletedAt": 1 })),
         (TRASH, plain(doc! { "rid": 1, "__collection__": 1, "_deletedAt": 1 })),
         (TRASH, plain(doc! { "u._id": 1, "__collection__": 1, "_deletedAt": 1 })),
         (TRASH, plain(doc! { "tmid": 1, "__collection__": 1, "_deletedAt": 1 })),
     ]
+}
+
+/// A room's complete uploads, newest first, optionally by a case-insensitive literal substring
+/// of the name.
+pub(crate) fn room_uploads_query(rid: &str, name: Option<&str>) -> (Document, Document) {
+    let mut filter = doc! { "rid": rid, "complete": true };
+    if let Some(name) = name.filter(|n| !n.is_empty()) {
+        filter.insert("name", contains(name));
+    }
+    (filter, doc! { "uploadedAt": -1, "_id": 1 })
+}
+
+/// The uploads a message carries.
+pub(crate) fn message_uploads_query(message_id: &str) -> (Document, Document) {
+    (doc! { "message_id": message_id }, doc! { "_id": 1 })
+}
+
+/// Incomplete uploads older than `before`, oldest first.
+pub(crate) fn stale_uploads_query(before: Millis) -> (Document, Document) {
+    (doc! { "complete": false, "uploadedAt": { "$lt": date(before) } }, doc! { "uploadedAt": 1 })
 }

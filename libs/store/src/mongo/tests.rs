@@ -18,6 +18,51 @@ fn at(ms: i64) -> Bson {
 // ---- documents ----
 
 #[test]
+fn uploads_roundtrip_in_rocket_chat_shape() {
+    let upload = crate::Upload {
+        id: "f1".into(),
+        name: "cat.png".into(),
+        size: 3,
+        content_type: "image/png".into(),
+        rid: Some("r1".into()),
+        user_id: "u1".into(),
+        complete: true,
+        uploaded_at: Millis(10),
+        updated_at: Millis(11),
+        message_id: Some("m1".into()),
+        extra: serde_json::Map::from_iter([("store".to_owned(), serde_json::json!("FileSystem:Uploads"))]),
+    };
+    let doc = upload_to_doc(&upload).unwrap();
+    assert_eq!(doc.get("uploadedAt"), Some(&at(10)));
+    assert_eq!(doc.get_str("type").unwrap(), "image/png");
+    assert_eq!(doc.get_str("userId").unwrap(), "u1");
+    assert_eq!(doc.get_str("store").unwrap(), "FileSystem:Uploads", "extra fields sit at the top level");
+    assert!(doc.get("extra").is_none());
+    assert_eq!(upload_from_doc(doc).unwrap(), upload);
+}
+
+#[test]
+fn upload_queries() {
+    let (filter, sort) = room_uploads_query("r1", Some("a.b"));
+    assert_eq!(
+        filter,
+        doc! { "rid": "r1", "complete": true, "name": { "$regex": "a\\.b", "$options": "i" } },
+        "the name is a literal, case-insensitive substring"
+    );
+    assert_eq!(sort, doc! { "uploadedAt": -1, "_id": 1 });
+    assert_eq!(room_uploads_query("r1", Some("")).0, doc! { "rid": "r1", "complete": true });
+    assert_eq!(message_uploads_query("m1").0, doc! { "message_id": "m1" });
+    let (stale, order) = stale_uploads_query(Millis(5));
+    assert_eq!(stale, doc! { "complete": false, "uploadedAt": { "$lt": at(5) } });
+    assert_eq!(order, doc! { "uploadedAt": 1 });
+    assert!(
+        indexes()
+            .iter()
+            .any(|(c, i)| *c == UPLOADS && i.keys == doc! { "rid": 1, "complete": 1, "uploadedAt": -1 })
+    );
+}
+
+#[test]
 fn users_roundtrip_in_rocket_chat_shape() {
     let mut u = user("u1", "alice", "a@x.io");
     u.password_bcrypt = Some("$2b$10$abc".into());
