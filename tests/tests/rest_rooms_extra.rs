@@ -369,3 +369,68 @@ async fn room_settings_this_server_cannot_apply_are_refused() {
     let info = admin.ok_get(&format!("channels.info?roomId={rid}")).await;
     assert!(info["channel"].get("topic").is_none(), "a refused request changes nothing");
 }
+
+#[tokio::test]
+async fn room_attributes_set_one_at_a_time() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let bob = server.user("bob").await;
+    let rid = channel(&admin, "settable", &["bob"]).await;
+
+    let ro = admin.ok_post("channels.setReadOnly", json!({"roomId": rid, "readOnly": true})).await;
+    assert_eq!((ro["channel"]["_id"].as_str(), &ro["channel"]["ro"]), (Some(rid.as_str()), &json!(true)));
+    let same = admin.post("channels.setReadOnly", json!({"roomId": rid, "readOnly": true})).await;
+    assert_error(&same, 400, None);
+    assert_eq!(same.1["error"], "The channel read only setting is the same as what it would be changed to.");
+    assert_error(&admin.post("channels.setReadOnly", json!({"roomId": rid})).await, 400, None);
+    // A plain member may not change the room; nothing changes.
+    assert_error(
+        &bob.post("channels.setReadOnly", json!({"roomId": rid, "readOnly": false})).await,
+        403,
+        None,
+    );
+    assert_eq!(admin.ok_get(&format!("channels.info?roomId={rid}")).await["channel"]["ro"], true);
+
+    let joined = admin.ok_post("channels.setJoinCode", json!({"roomId": rid, "joinCode": "s3cret"})).await;
+    assert_eq!(joined["channel"]["_id"], rid.as_str());
+    assert_error(
+        &admin.post("channels.setJoinCode", json!({"roomId": rid, "joinCode": " "})).await,
+        400,
+        None,
+    );
+
+    let default = admin.ok_post("channels.setDefault", json!({"roomId": rid, "default": "true"})).await;
+    assert_eq!(default["channel"]["default"], true);
+    let again = admin.post("channels.setDefault", json!({"roomId": rid, "default": true})).await;
+    assert_error(&again, 400, Some("error-channels-setdefault-missing-default-param"));
+    assert_error(
+        &admin.post("channels.setDefault", json!({"roomId": rid})).await,
+        400,
+        Some("error-channels-setdefault-is-same"),
+    );
+
+    let fields = admin
+        .ok_post("channels.setCustomFields", json!({"roomId": rid, "customFields": {"team": "blue"}}))
+        .await;
+    assert_eq!(fields["channel"]["customFields"], json!({"team": "blue"}));
+    assert_error(
+        &admin.post("channels.setCustomFields", json!({"roomId": rid, "customFields": "x"})).await,
+        400,
+        None,
+    );
+
+    let private = admin.ok_post("channels.setType", json!({"roomId": rid, "type": "p"})).await;
+    assert_eq!(private["channel"]["t"], "p");
+    // Now a private group: the groups family finds it, the channels family no longer does.
+    let same = admin.post("groups.setType", json!({"roomId": rid, "type": "p"})).await;
+    assert_eq!(same.1["error"], "The private group type is the same as what it would be changed to.");
+    assert_error(
+        &admin.post("groups.setType", json!({"roomId": rid, "type": "x"})).await,
+        400,
+        Some("error-invalid-room-type"),
+    );
+    let public = admin.ok_post("groups.setType", json!({"roomId": rid, "type": "c"})).await;
+    assert_eq!(public["group"]["t"], "c");
+    let ro = admin.ok_post("channels.setReadOnly", json!({"roomId": rid, "readOnly": false})).await;
+    assert_eq!(ro["channel"]["ro"], false);
+}

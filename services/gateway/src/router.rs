@@ -15,8 +15,8 @@ use crate::GatewayState;
 use crate::reply::json;
 use crate::v1::rooms::{CHANNELS, Family, GROUPS, IMS};
 use crate::v1::{
-    auth, chat, directory, files, marks, misc, presence, room_roles, rooms, rooms_extra, subscriptions,
-    users, users_admin,
+    auth, chat, directory, files, marks, misc, presence, room_roles, room_settings, rooms, rooms_extra,
+    subscriptions, users, users_admin,
 };
 
 /// Routes every family shares, under `/api/v1/<prefix>.*`.
@@ -58,10 +58,17 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
             .route(&path("addLeader"), post(room_roles::add_leader))
             .route(&path("removeLeader"), post(room_roles::remove_leader))
             .route(&path("roles"), get(room_roles::roles))
+            .route(&path("setReadOnly"), post(room_settings::set_read_only))
+            .route(&path("setType"), post(room_settings::set_type))
+            .route(&path("setCustomFields"), post(room_settings::set_custom_fields))
             .route(&path("moderators"), get(room_roles::moderators));
     }
     if f.t == apogee_types::RoomType::Channel {
-        r = r.route(&path("list"), get(rooms::list_public)).route(&path("join"), post(rooms::join));
+        r = r
+            .route(&path("list"), get(rooms::list_public))
+            .route(&path("join"), post(rooms::join))
+            .route(&path("setJoinCode"), post(room_settings::set_join_code))
+            .route(&path("setDefault"), post(room_settings::set_default));
     }
     if f.t == apogee_types::RoomType::Group {
         r = r.route(&path("list"), get(rooms::list_joined)).route(&path("listAll"), get(rooms::list_all));

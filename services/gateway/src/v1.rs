@@ -9,6 +9,7 @@ pub(crate) mod marks;
 pub(crate) mod misc;
 pub(crate) mod presence;
 pub(crate) mod room_roles;
+pub(crate) mod room_settings;
 pub(crate) mod rooms;
 pub(crate) mod rooms_extra;
 pub(crate) mod subscriptions;

@@ -67,7 +67,7 @@ fn room_json(room: &Room) -> Value {
     apogee_rc::room(room, Dates::Iso)
 }
 
-fn one(family: Family, room: &Room) -> axum::response::Response {
+pub(crate) fn one(family: Family, room: &Room) -> axum::response::Response {
     ok!(family.one => room_json(room))
 }
 
