@@ -1157,6 +1157,8 @@ impl UploadStore for MongoStore {
         };
         let mut upload = upload_from_doc(stored.clone())?;
         mutation(&mut upload)?;
+        // The id is the key, as with SQLite: a mutation cannot move the record.
+        id.clone_into(&mut upload.id);
         let replaced =
             self.coll(UPLOADS).replace_one(stored, upload_to_doc(&upload)?).await.map_err(unavailable)?;
         if replaced.matched_count == 0 {

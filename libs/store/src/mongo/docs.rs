@@ -369,6 +369,10 @@ pub(crate) fn config_from_doc<T: serde::de::DeserializeOwned>(
 pub(crate) fn upload_to_doc(upload: &crate::Upload) -> StoreResult<Document> {
     let mut doc = to_doc("upload", upload)?;
     dates_to_bson(&mut doc, UPLOAD_DATES);
+    // Free-form dates (Rocket.Chat's `expiresAt`, …) are BSON dates, as on messages.
+    if let Some(Bson::Document(extra)) = doc.get_mut("extra") {
+        ejson_dates_to_bson(extra);
+    }
     flatten(&mut doc, "extra", UPLOAD_FIELDS);
     Ok(doc)
 }
@@ -376,5 +380,8 @@ pub(crate) fn upload_to_doc(upload: &crate::Upload) -> StoreResult<Document> {
 pub(crate) fn upload_from_doc(mut doc: Document) -> StoreResult<crate::Upload> {
     dates_from_bson(&mut doc, UPLOAD_DATES);
     gather(&mut doc, "extra", UPLOAD_FIELDS);
+    if let Some(Bson::Document(extra)) = doc.get_mut("extra") {
+        bson_dates_to_ejson(extra);
+    }
     from_doc("upload", doc)
 }

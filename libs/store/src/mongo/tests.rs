@@ -42,6 +42,23 @@ fn uploads_roundtrip_in_rocket_chat_shape() {
 }
 
 #[test]
+fn upload_free_form_dates_are_bson_dates() {
+    // As Rocket.Chat writes a temporary upload: `expiresAt` is a BSON date beside the known fields.
+    let stored = doc! {
+        "_id": "f1", "name": "a.txt", "size": 1_i64, "type": "text/plain", "rid": "r1",
+        "userId": "u1", "complete": false, "uploadedAt": at(10), "_updatedAt": at(10),
+        "expiresAt": at(99), "store": "GridFS:Uploads",
+    };
+    let upload = upload_from_doc(stored).unwrap();
+    assert_eq!(upload.extra.get("expiresAt"), Some(&serde_json::json!({ "$date": 99 })));
+    assert_eq!(upload.message_id, None);
+    let doc = upload_to_doc(&upload).unwrap();
+    assert_eq!(doc.get("expiresAt"), Some(&at(99)), "written back as a BSON date");
+    assert_eq!(doc.get_str("store").unwrap(), "GridFS:Uploads");
+    assert!(doc.get("message_id").is_none(), "no message yet: the sparse index skips it");
+}
+
+#[test]
 fn upload_queries() {
     let (filter, sort) = room_uploads_query("r1", Some("a.b"));
     assert_eq!(
@@ -592,6 +609,9 @@ fn indexes_cover_the_queries() {
     find(MESSAGES, doc! { "rid": 1, "tlm": 1 });
     find(ROOMS, doc! { "prid": 1, "fname": 1 });
     find(REPORTS, doc! { "message._id": 1, "ts": 1 });
+    find(UPLOADS, doc! { "rid": 1, "complete": 1, "uploadedAt": -1 });
+    find(UPLOADS, doc! { "complete": 1, "uploadedAt": 1 });
+    assert_eq!(find(UPLOADS, doc! { "message_id": 1 }).sparse, Some(true), "most uploads have no message");
 }
 
 #[test]
