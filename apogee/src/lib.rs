@@ -28,13 +28,7 @@ pub struct Running {
 pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Running> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
-    let store: StoreRef = match &config.mongo_url {
-        Some(url) => apogee_store::open(url).await.context("open the MongoDB store (MONGO_URL)")?,
-        None => {
-            let db = config.data_dir.join("apogee.db");
-            Arc::new(SqliteStore::open(&db).with_context(|| format!("open store {}", db.display()))?)
-        }
-    };
+    let store = open_store(config, "apogee.db").await?;
 
     let bus = Bus::local();
     let auth = Arc::new(Auth::new(store.clone(), auth_config(config), bus.clone()));
@@ -54,6 +48,19 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(apogee_gateway::serve(listener, gateway, shutdown.clone()));
     Ok(Running { addr, shutdown, task })
+}
+
+/// The store of a process: the MongoDB at `MONGO_URL` when set, else the SQLite file `file` in
+/// the data dir.
+pub(crate) async fn open_store(config: &Config, file: &str) -> anyhow::Result<StoreRef> {
+    // One MongoDB for every role (each owns its collections), as Rocket.Chat's services share one.
+    if let Some(url) = &config.mongo_url {
+        return apogee_store::open(url).await.context("open the MongoDB store (MONGO_URL)");
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
+    let path = config.data_dir.join(file);
+    Ok(Arc::new(SqliteStore::open(&path).with_context(|| format!("open store {}", path.display()))?))
 }
 
 pub(crate) fn auth_config(config: &Config) -> AuthConfig {

@@ -98,19 +98,6 @@ fn node_id(config: &Config) -> String {
     })
 }
 
-async fn open_store(config: &Config, file: &str) -> anyhow::Result<apogee_store::StoreRef> {
-    // One MongoDB for every role (each owns its collections), as Rocket.Chat's services share one.
-    if let Some(url) = &config.mongo_url {
-        return apogee_store::open(url).await.context("open the MongoDB store (MONGO_URL)");
-    }
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("create data dir {}", config.data_dir.display()))?;
-    let path = config.data_dir.join(file);
-    Ok(Arc::new(
-        apogee_store::SqliteStore::open(&path).with_context(|| format!("open store {}", path.display()))?,
-    ))
-}
-
 fn listen_addr(config: &Config, given: Option<SocketAddr>, port: u16) -> SocketAddr {
     given.unwrap_or(SocketAddr::new(config.listen.ip(), port))
 }
@@ -153,12 +140,6 @@ pub fn health_routes(ready: ReadyCheck) -> axum::Router {
         )
 }
 
-/// A running service role (auth or messaging): its addresses, for tests and logs.
-pub struct RunningRole {
-    pub grpc_addr: Option<SocketAddr>,
-    pub health_addr: SocketAddr,
-}
-
 /// Runs `role` until SIGINT or SIGTERM.
 pub async fn run(role: Role, config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
@@ -196,7 +177,7 @@ async fn serve_role(
     ready: ReadyCheck,
     serving: Arc<AtomicBool>,
     shutdown: CancellationToken,
-) -> anyhow::Result<(RunningRole, Done)> {
+) -> anyhow::Result<Done> {
     let health_addr = listen_addr(config, config.cluster.health_listen, role.default_health_port());
     let health_listener =
         TcpListener::bind(health_addr).await.with_context(|| format!("bind health port {health_addr}"))?;
@@ -253,7 +234,7 @@ async fn serve_role(
         }
         let _ = health.await;
     });
-    Ok((RunningRole { grpc_addr, health_addr }, done))
+    Ok(done)
 }
 
 /// Retries a bootstrap step while the services it needs are not up yet.
@@ -277,7 +258,7 @@ where
 }
 
 async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
-    let store = open_store(&config, "auth.db").await?;
+    let store = crate::open_store(&config, "auth.db").await?;
     let bus = connect_bus(Role::Auth, &config).await?;
     let (messaging, _) = messaging_client(&config)?;
     let auth = Arc::new(Auth::new(store.clone(), crate::auth_config(&config), bus.clone()));
@@ -303,13 +284,13 @@ async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result
         })
     });
     // gRPC is up before the bootstrap: seeding users calls messaging, which calls back.
-    let (running, done) =
+    let done =
         serve_role(Role::Auth, &config, Some(routes), ready, serving.clone(), shutdown.clone()).await?;
     let boot = crate::bootstrap(&config);
     with_retries("bootstrap users and settings", &shutdown, || auth.init(boot.clone())).await?;
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
     serving.store(true, Ordering::Release);
-    tracing::info!(grpc = ?running.grpc_addr, "auth is ready");
+    tracing::info!("auth is ready");
     let stop = shutdown.clone();
     tokio::spawn(async move {
         stop.cancelled().await;
@@ -319,7 +300,7 @@ async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result
 }
 
 async fn run_messaging(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
-    let store = open_store(&config, "messaging.db").await?;
+    let store = crate::open_store(&config, "messaging.db").await?;
     let bus = connect_bus(Role::Messaging, &config).await?;
     let (auth, auth_rpc) = auth_client(&config)?;
     let messaging = Messaging::new(store.clone(), auth, bus.clone());
@@ -341,10 +322,9 @@ async fn run_messaging(config: Config, shutdown: CancellationToken) -> anyhow::R
             services_serving(&[("auth", auth_rpc)]).await
         })
     });
-    let (running, done) =
-        serve_role(Role::Messaging, &config, Some(routes), ready, serving, shutdown.clone()).await?;
+    let done = serve_role(Role::Messaging, &config, Some(routes), ready, serving, shutdown.clone()).await?;
     reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
-    tracing::info!(grpc = ?running.grpc_addr, "messaging is ready");
+    tracing::info!("messaging is ready");
     let stop = shutdown.clone();
     tokio::spawn(async move {
         stop.cancelled().await;
@@ -383,7 +363,7 @@ async fn run_presence(config: Config, shutdown: CancellationToken) -> anyhow::Re
         })
     });
     let serving = Arc::new(AtomicBool::new(true));
-    let (_, done) = serve_role(Role::Presence, &config, None, ready, serving, shutdown).await?;
+    let done = serve_role(Role::Presence, &config, None, ready, serving, shutdown).await?;
     tracing::info!("presence is ready");
     Ok(Box::pin(async move {
         done.await;
