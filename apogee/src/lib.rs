@@ -13,6 +13,7 @@ use apogee_bus::Bus;
 use apogee_config::Config;
 use apogee_gateway::{GatewayConfig, GatewayState};
 use apogee_messaging::Messaging;
+use apogee_presence::PresenceHandle;
 use apogee_store::{SqliteStore, StoreRef};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -42,8 +43,19 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
 
     let files =
         start_files(config, store, auth_client.clone(), messaging_client.clone(), bus.clone()).await?;
-    let gateway =
-        GatewayState::new(auth_client, messaging_client, bus, gateway_config(config)).await.with_files(files);
+    // One in-memory presence store: the gateway's registry and the token cache auth evicts from.
+    let presence = PresenceHandle::memory();
+    auth.set_token_cache(presence.clone());
+    let gateway = GatewayState::with_presence(
+        auth_client,
+        messaging_client,
+        bus,
+        gateway_config(config),
+        presence.clone(),
+    )
+    .await
+    .with_files(files)
+    .with_token_cache(presence);
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(apogee_gateway::serve(listener, gateway, shutdown.clone()));

@@ -14,10 +14,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
+use apogee_api::events::{SETTINGS_CHANGED_SUBJECT, all_subject};
 use apogee_api::grpc::{RpcClient, RpcOptions, ServerOptions};
 use apogee_api::{AuthClient, MessagingClient};
 use apogee_auth::Auth;
-use apogee_bus::Bus;
+use apogee_bus::{Bus, SubjectPattern};
 use apogee_config::Config;
 use apogee_messaging::Messaging;
 use apogee_presence::{PresenceHandle, PresenceOptions};
@@ -73,9 +74,32 @@ fn rpc(config: &Config, service: &'static str, addrs: &[String]) -> anyhow::Resu
     RpcClient::new(addrs, options).map_err(anyhow::Error::msg)
 }
 
-fn auth_client(config: &Config) -> anyhow::Result<(AuthClient, RpcClient)> {
+/// The auth role over gRPC, with its setting and permission answers cached here and dropped on
+/// the change events auth publishes.
+async fn auth_client(config: &Config, bus: &Bus) -> anyhow::Result<(AuthClient, RpcClient)> {
     let rpc = rpc(config, "auth", &config.cluster.auth_addrs)?;
-    Ok((AuthClient::grpc(rpc.clone()), rpc))
+    let (client, cache) = AuthClient::grpc(rpc.clone());
+    let pattern = |s: &str| SubjectPattern::new(s).with_context(|| format!("subject {s}"));
+    let mut settings = bus.subscribe(&pattern(SETTINGS_CHANGED_SUBJECT)?).await?;
+    let mut permissions = bus.subscribe(&pattern(&all_subject("permissions-changed"))?).await?;
+    tokio::spawn(async move {
+        let mut lost = 0;
+        loop {
+            tokio::select! {
+                Some(_) = settings.next() => cache.settings_changed(),
+                Some(_) = permissions.next() => cache.permissions_changed(),
+                else => break,
+            }
+            // A missed event would leave a stale answer until it expires: start over instead.
+            let lagged = settings.lagged() + permissions.lagged();
+            if lagged > lost {
+                lost = lagged;
+                cache.clear();
+            }
+        }
+        cache.clear();
+    });
+    Ok((client, rpc))
 }
 
 fn messaging_client(config: &Config) -> anyhow::Result<(MessagingClient, RpcClient)> {
@@ -263,6 +287,9 @@ async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result
     let (messaging, _) = messaging_client(&config)?;
     let auth = Arc::new(Auth::new(store.clone(), crate::auth_config(&config), bus.clone()));
     auth.set_messaging(messaging);
+    // The gateways' token cache: a logout or a change to a user must evict there at once.
+    let token_cache = presence_store(&config).await?;
+    auth.set_token_cache(token_cache.clone());
     let client = AuthClient::local(auth.clone());
 
     let (reporter, health_service) = tonic_health::server::health_reporter();
@@ -274,8 +301,10 @@ async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result
     let ready: ReadyCheck = Arc::new(move || {
         let probe = probe.clone();
         let bus = bus.clone();
+        let token_cache = token_cache.clone();
         Box::pin(async move {
             bus.healthy().map_err(|e| format!("bus: {e}"))?;
+            presence_ok(&token_cache).await?;
             probe
                 .find_user(apogee_api::UserSelector::Id("rocket.cat".into()))
                 .await
@@ -302,7 +331,7 @@ async fn run_auth(config: Config, shutdown: CancellationToken) -> anyhow::Result
 async fn run_messaging(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
     let store = crate::open_store(&config, "messaging.db").await?;
     let bus = connect_bus(Role::Messaging, &config).await?;
-    let (auth, auth_rpc) = auth_client(&config)?;
+    let (auth, auth_rpc) = auth_client(&config, &bus).await?;
     let messaging = Messaging::new(store.clone(), auth, bus.clone());
     messaging.init().await.map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
     let client = MessagingClient::local(messaging);
@@ -351,7 +380,7 @@ async fn presence_ok(store: &PresenceHandle) -> Result<(), String> {
 async fn run_presence(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
     let bus = connect_bus(Role::Presence, &config).await?;
     let store = presence_store(&config).await?;
-    let (auth, auth_rpc) = auth_client(&config)?;
+    let (auth, auth_rpc) = auth_client(&config, &bus).await?;
     let sweeper =
         tokio::spawn(apogee_gateway::sweep_presence(auth, bus.clone(), store.clone(), shutdown.clone()));
     let ready: ReadyCheck = Arc::new(move || {
@@ -373,7 +402,7 @@ async fn run_presence(config: Config, shutdown: CancellationToken) -> anyhow::Re
 
 async fn run_gateway(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
     let bus = connect_bus(Role::Gateway, &config).await?;
-    let (auth, auth_rpc) = auth_client(&config)?;
+    let (auth, auth_rpc) = auth_client(&config, &bus).await?;
     let (messaging, messaging_rpc) = messaging_client(&config)?;
     let presence = presence_store(&config).await?;
     let listener =
@@ -393,10 +422,11 @@ async fn run_gateway(config: Config, shutdown: CancellationToken) -> anyhow::Res
         messaging,
         bus,
         crate::gateway_config(&config),
-        presence,
+        presence.clone(),
     )
     .await
-    .with_readiness(ready);
+    .with_readiness(ready)
+    .with_token_cache(presence);
     let addr = listener.local_addr()?;
     tracing::info!(%addr, url = %config.root_url, "gateway is ready");
     let task = tokio::spawn(apogee_gateway::serve(listener, state, shutdown));

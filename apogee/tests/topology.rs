@@ -256,3 +256,49 @@ async fn live_delivery_resumes_after_nats_comes_back() {
         assert!(history["messages"].as_array().unwrap().iter().any(|m| m["_id"] == body["message"]["_id"]));
     }
 }
+
+/// Gateways cache validated tokens in Redis and messaging caches auth's settings: a logout, a
+/// deactivation or a setting change made through one process holds on every other at once (the
+/// caches are evicted by the change, not left to expire).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logouts_deactivations_and_settings_hold_across_the_caches() {
+    let cluster = Cluster::start(BIN, 2).await;
+    let admin = cluster.admin(0).await;
+    let alice = cluster.user(0, "alice").await;
+    let bob = cluster.user(1, "bob").await;
+    let (alice_0, alice_1) = (alice.clone(), alice.at(&cluster.gateway_url(1)));
+    let (bob_0, bob_1) = (bob.at(&cluster.gateway_url(0)), bob.clone());
+    // Both gateways validate (and so cache) both tokens.
+    for client in [&alice_0, &alice_1, &bob_0, &bob_1] {
+        assert_eq!(client.get("me").await.0, 200);
+    }
+
+    // Logged out through gateway 1, the token fails on gateway 0 at once.
+    alice_1.ok_post("logout", json!({})).await;
+    assert_eq!(alice_0.get("me").await.0, 401);
+    assert_eq!(alice_1.get("me").await.0, 401);
+
+    // Deactivated through gateway 0: bob's cached token fails on gateway 1 at once.
+    admin.ok_post("users.setActiveStatus", json!({"userId": bob.user_id(), "activeStatus": false})).await;
+    assert_eq!(bob_1.get("me").await.0, 401);
+    assert_eq!(bob_0.get("me").await.0, 401);
+
+    // Messaging reads Message_MaxAllowedSize on every post (and caches it); a change through the
+    // admin must apply well within the cache's 10 s lifetime: the change event evicts it.
+    let carol = cluster.user(1, "carol").await;
+    carol.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+    let text = "twenty characters!!!";
+    carol.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "text": text})).await;
+    admin.ok_post("settings/Message_MaxAllowedSize", json!({"value": 10})).await;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let (status, body) = carol.post("chat.postMessage", json!({"roomId": "GENERAL", "text": text})).await;
+        if status == 400 {
+            assert_eq!(body["errorType"], "error-message-size-exceeded", "{body}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new limit did not reach messaging: {body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    admin.ok_post("settings/Message_MaxAllowedSize", json!({"value": 5000})).await;
+}

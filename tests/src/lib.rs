@@ -108,6 +108,11 @@ impl Client {
         &self.auth.as_ref().unwrap().1
     }
 
+    /// The same login against another server (another gateway of a cluster).
+    pub fn at(&self, base: &str) -> Client {
+        Client { base: base.to_owned(), ..self.clone() }
+    }
+
     /// Logs in with `{user, password}` and returns a client carrying the token.
     pub async fn login(&self, user: &str, password: &str) -> Client {
         let (status, body) = self.post("login", json!({"user": user, "password": password})).await;

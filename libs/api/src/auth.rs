@@ -1,4 +1,7 @@
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use apogee_types::{Page, PageRequest, Permission, Principal, Role, ServiceResult, Setting, User};
 use async_trait::async_trait;
@@ -240,16 +243,25 @@ pub trait AuthService: Send + Sync + 'static {
 
 /// The handle to the auth service.
 #[derive(Clone)]
-pub struct AuthClient(Arc<dyn AuthService>);
+pub struct AuthClient {
+    service: Arc<dyn AuthService>,
+    /// Present when the service is remote: settings and permission answers are kept here, so a
+    /// message does not cost a round trip to auth per setting it consults.
+    cache: Option<Arc<ReadCache>>,
+}
 
 impl AuthClient {
     pub fn local(service: Arc<dyn AuthService>) -> Self {
-        Self(service)
+        Self { service, cache: None }
     }
 
-    /// Calls the auth role over gRPC.
-    pub fn grpc(client: crate::grpc::RpcClient) -> Self {
-        Self(Arc::new(crate::grpc::auth::GrpcAuthClient(client)))
+    /// Calls the auth role over gRPC, with setting and permission reads cached: feed the
+    /// returned [`ReadCache`] the change events (`apogee.all.permissions-changed`,
+    /// [`SETTINGS_CHANGED_SUBJECT`](crate::events::SETTINGS_CHANGED_SUBJECT)) so changes show at once.
+    pub fn grpc(client: crate::grpc::RpcClient) -> (Self, Arc<ReadCache>) {
+        let cache = Arc::new(ReadCache::new(READ_CACHE_TTL));
+        let service = Arc::new(crate::grpc::auth::GrpcAuthClient(client));
+        (Self { service, cache: Some(cache.clone()) }, cache)
     }
 
     /// The tonic service that serves this handle's service to other roles.
@@ -257,7 +269,36 @@ impl AuthClient {
         &self,
         options: crate::grpc::ServerOptions,
     ) -> apogee_proto::auth::v1::auth_server::AuthServer<crate::grpc::auth::GrpcAuthServer> {
-        crate::grpc::auth::server(self.0.clone(), options)
+        crate::grpc::auth::server(self.service.clone(), options)
+    }
+
+    /// A setting's value, from the cache when the service is remote. Shadows the trait method
+    /// of the same name (inherent methods win over `Deref`), so every caller goes through it.
+    pub async fn setting_value(&self, id: &str) -> ServiceResult<Option<Value>> {
+        let Some(cache) = &self.cache else { return self.service.setting_value(id).await };
+        if let Some(value) = cache.setting(id) {
+            return Ok(value);
+        }
+        let generation = cache.generation();
+        let value = self.service.setting_value(id).await?;
+        cache.put_setting(generation, id, value.clone());
+        Ok(value)
+    }
+
+    /// Whether any of `roles` holds `permission`, from the cache when the service is remote
+    /// (shadows the trait method, as [`setting_value`](Self::setting_value)).
+    pub async fn roles_have_permission(&self, roles: &[String], permission: &str) -> ServiceResult<bool> {
+        let Some(cache) = &self.cache else {
+            return self.service.roles_have_permission(roles, permission).await;
+        };
+        let key = permission_key(roles, permission);
+        if let Some(granted) = cache.permission(&key) {
+            return Ok(granted);
+        }
+        let generation = cache.generation();
+        let granted = self.service.roles_have_permission(roles, permission).await?;
+        cache.put_permission(generation, key, granted);
+        Ok(granted)
     }
 }
 
@@ -265,8 +306,94 @@ impl std::ops::Deref for AuthClient {
     type Target = dyn AuthService;
 
     fn deref(&self) -> &Self::Target {
-        &*self.0
+        &*self.service
     }
+}
+
+/// How long a cached answer stands without a change event: the bound on staleness should an
+/// event be lost (NATS core delivery is at most once).
+pub const READ_CACHE_TTL: Duration = Duration::from_secs(10);
+
+/// Setting values and permission answers of a remote auth service.
+///
+/// Every change event bumps a generation and clears a map; an answer fetched before the bump is
+/// not stored after it, so a read racing a change cannot put the old value back.
+pub struct ReadCache {
+    ttl: Duration,
+    generation: AtomicU64,
+    settings: Mutex<HashMap<String, (Option<Value>, Instant)>>,
+    permissions: Mutex<HashMap<String, (bool, Instant)>>,
+}
+
+impl ReadCache {
+    fn new(ttl: Duration) -> Self {
+        Self { ttl, generation: AtomicU64::new(0), settings: Mutex::default(), permissions: Mutex::default() }
+    }
+
+    /// A setting changed (any setting: the event names one, but clearing all is as cheap).
+    pub fn settings_changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut settings) = self.settings.lock() {
+            settings.clear();
+        }
+    }
+
+    /// A permission's roles changed.
+    pub fn permissions_changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut permissions) = self.permissions.lock() {
+            permissions.clear();
+        }
+    }
+
+    /// The change feed was interrupted (events may be lost): forget everything.
+    pub fn clear(&self) {
+        self.settings_changed();
+        self.permissions_changed();
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn setting(&self, id: &str) -> Option<Option<Value>> {
+        let settings = self.settings.lock().ok()?;
+        settings.get(id).filter(|(_, at)| at.elapsed() < self.ttl).map(|(v, _)| v.clone())
+    }
+
+    fn permission(&self, key: &str) -> Option<bool> {
+        let permissions = self.permissions.lock().ok()?;
+        permissions.get(key).filter(|(_, at)| at.elapsed() < self.ttl).map(|(v, _)| *v)
+    }
+
+    fn put_setting(&self, generation: u64, id: &str, value: Option<Value>) {
+        if let Ok(mut settings) = self.settings.lock()
+            && self.generation() == generation
+        {
+            settings.insert(id.to_owned(), (value, Instant::now()));
+        }
+    }
+
+    fn put_permission(&self, generation: u64, key: String, granted: bool) {
+        if let Ok(mut permissions) = self.permissions.lock()
+            && self.generation() == generation
+        {
+            permissions.insert(key, (granted, Instant::now()));
+        }
+    }
+}
+
+/// The permission and the sorted roles: the answer depends on the set, not its order.
+fn permission_key(roles: &[String], permission: &str) -> String {
+    let mut sorted: Vec<&str> = roles.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut key = String::from(permission);
+    for role in sorted {
+        key.push('\u{1f}');
+        key.push_str(role);
+    }
+    key
 }
 
 /// Settings with a typed read, for services that consult them on every call.

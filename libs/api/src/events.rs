@@ -81,6 +81,17 @@ pub enum AllEvent {
     Permission { id: String, roles: Vec<String>, updated_at: apogee_types::Millis },
 }
 
+/// Where auth announces that a setting changed, public or not, for the roles that cache
+/// settings (`AuthClient` over gRPC); payload: [`SettingChanged`]. Outside `apogee.all.>`,
+/// which sockets see.
+pub const SETTINGS_CHANGED_SUBJECT: &str = "apogee.internal.settings-changed";
+
+/// Payload of [`SETTINGS_CHANGED_SUBJECT`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettingChanged {
+    pub id: String,
+}
+
 /// `apogee.all.<kind>`.
 pub fn all_subject(kind: &str) -> String {
     format!("apogee.all.{kind}")

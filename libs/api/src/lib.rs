@@ -17,3 +17,11 @@ mod messaging;
 pub use auth::*;
 pub use files::*;
 pub use messaging::*;
+
+/// How a login token is stored and cached: standard base64 (padded) of its SHA-256, as
+/// Rocket.Chat stores `hashedToken`. Auth and the gateway's token cache must agree on it.
+pub fn hash_token(token: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(token.as_bytes()))
+}

@@ -3,7 +3,6 @@
 
 use apogee_api::Password;
 use apogee_types::{ServiceError, ServiceResult};
-use base64::Engine;
 use sha2::{Digest, Sha256};
 
 /// Meteor's default bcrypt cost.
@@ -15,10 +14,7 @@ pub fn password_digest(password: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// How a token is stored: standard base64 with padding of its SHA-256.
-pub fn hash_token(token: &str) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(token.as_bytes()))
-}
+pub use apogee_api::hash_token;
 
 /// The pre-hash of a password as a client sent it.
 pub(crate) fn prehash(password: &Password) -> ServiceResult<String> {

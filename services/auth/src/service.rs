@@ -7,6 +7,7 @@ use apogee_api::{
     UserSelector, UserStatusQuery, UserUpdate,
 };
 use apogee_bus::Bus;
+use apogee_presence::PresenceHandle;
 use apogee_store::{StoreError, StoreRef};
 use apogee_types::{
     Page, PageRequest, Permission, Principal, Role, ServiceError, ServiceResult, Setting, User,
@@ -41,6 +42,9 @@ pub struct Auth {
     pub(crate) messaging: OnceLock<MessagingClient>,
     /// Failed login counts by user and by address (the lockout of `Block_Multiple_Failed_Logins_*`).
     pub(crate) failures: Mutex<Failures>,
+    /// The shared token-validation cache the gateways read; auth evicts from it whenever a token
+    /// stops being valid or a user's principal changes, before acknowledging the change.
+    token_cache: OnceLock<PresenceHandle>,
 }
 
 impl Auth {
@@ -54,7 +58,40 @@ impl Auth {
             roles: RwLock::default(),
             messaging: OnceLock::new(),
             failures: Mutex::default(),
+            token_cache: OnceLock::new(),
         }
+    }
+
+    /// Links the token cache the gateways read (the same store they were given). Call once,
+    /// before serving.
+    pub fn set_token_cache(&self, cache: PresenceHandle) {
+        let _ = self.token_cache.set(cache);
+    }
+
+    /// After a logout: the token must stop working on every gateway at once.
+    async fn forget_token(&self, token: &str) {
+        if let Some(cache) = self.token_cache.get()
+            && let Err(e) = cache.evict_token(&crate::crypto::hash_token(token)).await
+        {
+            tracing::warn!(error = %e, "token cache: logout not evicted; the token lapses with its cache entry");
+        }
+    }
+
+    /// After any change to a user's tokens, roles, name or active state.
+    async fn forget_user_tokens(&self, uid: &str) {
+        if let Some(cache) = self.token_cache.get()
+            && let Err(e) = cache.evict_user_tokens(uid).await
+        {
+            tracing::warn!(error = %e, "token cache: user not evicted; their entries lapse by themselves");
+        }
+    }
+
+    /// Passes `result` through, evicting the user's cached tokens when it is a success.
+    async fn then_forget<T>(&self, uid: &str, result: ServiceResult<T>) -> ServiceResult<T> {
+        if result.is_ok() {
+            self.forget_user_tokens(uid).await;
+        }
+        result
     }
 
     /// Links the messaging service (for default rooms). Call once, before serving.
@@ -118,7 +155,9 @@ impl AuthService for Auth {
     }
 
     async fn logout(&self, who: &Principal, token: &str) -> ServiceResult<()> {
-        self.logout_impl(who, token).await
+        self.logout_impl(who, token).await?;
+        self.forget_token(token).await;
+        Ok(())
     }
 
     async fn me(&self, who: &Principal) -> ServiceResult<User> {
@@ -254,7 +293,8 @@ impl AuthService for Auth {
     }
 
     async fn update_user(&self, who: &Principal, user_id: &str, update: UserUpdate) -> ServiceResult<User> {
-        self.update_user_impl(who, user_id, update).await
+        let result = self.update_user_impl(who, user_id, update).await;
+        self.then_forget(user_id, result).await
     }
 
     async fn set_active_status(
@@ -264,7 +304,8 @@ impl AuthService for Auth {
         active: bool,
         confirm_relinquish: bool,
     ) -> ServiceResult<User> {
-        self.set_active_status_impl(who, user_id, active, confirm_relinquish).await
+        let result = self.set_active_status_impl(who, user_id, active, confirm_relinquish).await;
+        self.then_forget(user_id, result).await
     }
 
     async fn delete_user(
@@ -273,7 +314,8 @@ impl AuthService for Auth {
         user_id: &str,
         confirm_relinquish: bool,
     ) -> ServiceResult<()> {
-        self.delete_user_impl(who, user_id, confirm_relinquish).await
+        let result = self.delete_user_impl(who, user_id, confirm_relinquish).await;
+        self.then_forget(user_id, result).await
     }
 
     async fn username_available(&self, who: &Principal, username: &str) -> ServiceResult<bool> {
@@ -281,7 +323,8 @@ impl AuthService for Auth {
     }
 
     async fn update_own_profile(&self, who: &Principal, update: OwnProfileUpdate) -> ServiceResult<User> {
-        self.update_own_profile_impl(who, update).await
+        let result = self.update_own_profile_impl(who, update).await;
+        self.then_forget(&who.user_id, result).await
     }
 
     async fn delete_own_account(
@@ -290,11 +333,13 @@ impl AuthService for Auth {
         password_digest: &str,
         confirm_relinquish: bool,
     ) -> ServiceResult<()> {
-        self.delete_own_account_impl(who, password_digest, confirm_relinquish).await
+        let result = self.delete_own_account_impl(who, password_digest, confirm_relinquish).await;
+        self.then_forget(&who.user_id, result).await
     }
 
     async fn logout_user(&self, who: &Principal, user_id: &str) -> ServiceResult<()> {
-        self.logout_user_impl(who, user_id).await
+        let result = self.logout_user_impl(who, user_id).await;
+        self.then_forget(user_id, result).await
     }
 
     async fn set_preferences(

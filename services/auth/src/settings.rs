@@ -1,6 +1,6 @@
 //! Settings, permissions and roles: cached in memory, written through to the store.
 
-use apogee_api::events::{AllEvent, all_subject};
+use apogee_api::events::{AllEvent, SETTINGS_CHANGED_SUBJECT, SettingChanged, all_subject};
 use apogee_bus::{Bytes, Subject};
 use apogee_types::{Millis, Page, PageRequest, Permission, Principal, ServiceError, ServiceResult, Setting};
 use serde_json::Value;
@@ -28,6 +28,15 @@ impl Auth {
         };
         if let Err(e) = self.bus.publish(&subject, Bytes::from(payload)).await {
             tracing::warn!(error = %e, "change not announced");
+        }
+    }
+
+    async fn announce_internal(&self, subject: &str, event: &impl serde::Serialize) {
+        let (Ok(subject), Ok(payload)) = (Subject::new(subject), serde_json::to_vec(event)) else {
+            return;
+        };
+        if let Err(e) = self.bus.publish(&subject, Bytes::from(payload)).await {
+            tracing::warn!(error = %e, "change not announced to the other roles");
         }
     }
 
@@ -85,14 +94,18 @@ impl Auth {
     /// Stores a setting, then makes it visible: nothing is acknowledged before it is durable.
     pub(crate) async fn write_setting(&self, setting: Setting) -> ServiceResult<()> {
         self.store.upsert_settings(vec![setting.clone()]).await.map_err(store_error)?;
-        if setting.public {
-            let event = AllEvent::PublicSetting { id: setting.id.clone(), value: setting.value.clone() };
-            self.announce("public-settings-changed", &event).await;
-        }
+        let id = setting.id.clone();
+        let public =
+            setting.public.then(|| AllEvent::PublicSetting { id: id.clone(), value: setting.value.clone() });
+        // In memory before announcing: a role that refetches on the event must read the new value.
         self.settings
             .write()
             .map_err(|_| ServiceError::internal("settings lock poisoned"))?
-            .insert(setting.id.clone(), setting);
+            .insert(id.clone(), setting);
+        if let Some(event) = public {
+            self.announce("public-settings-changed", &event).await;
+        }
+        self.announce_internal(SETTINGS_CHANGED_SUBJECT, &SettingChanged { id }).await;
         Ok(())
     }
 
@@ -136,21 +149,25 @@ impl Auth {
         }
         // One write for all the changes: either all of them stand or none does.
         self.store.upsert_permissions(updated.clone()).await.map_err(store_error)?;
-        for permission in &updated {
+        // In memory before announcing: a role that refetches on the event must read the new roles.
+        let all = {
+            let mut permissions =
+                self.permissions.write().map_err(|_| ServiceError::internal("lock poisoned"))?;
+            for permission in &updated {
+                permissions.insert(permission.id.clone(), permission.clone());
+            }
+            let mut all: Vec<Permission> = permissions.values().cloned().collect();
+            all.sort_by(|a, b| a.id.cmp(&b.id));
+            all
+        };
+        for permission in updated {
             let event = AllEvent::Permission {
-                id: permission.id.clone(),
-                roles: permission.roles.clone(),
+                id: permission.id,
+                roles: permission.roles,
                 updated_at: permission.updated_at,
             };
             self.announce("permissions-changed", &event).await;
         }
-        let mut permissions =
-            self.permissions.write().map_err(|_| ServiceError::internal("lock poisoned"))?;
-        for permission in updated {
-            permissions.insert(permission.id.clone(), permission);
-        }
-        let mut all: Vec<Permission> = permissions.values().cloned().collect();
-        all.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(all)
     }
 }

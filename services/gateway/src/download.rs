@@ -57,7 +57,7 @@ pub(crate) async fn optional_principal(
         if let (Some(uid), Some(token)) = (uid, token)
             && !uid.is_empty()
             && !token.is_empty()
-            && let Ok(p) = state.auth.authenticate(uid, token).await
+            && let Ok(p) = state.authenticate(uid, token).await
         {
             return Some(p);
         }

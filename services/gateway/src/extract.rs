@@ -36,7 +36,7 @@ impl FromRequestParts<GatewayState> for Caller {
         if user_id.is_empty() || token.is_empty() {
             return Err(not_logged_in());
         }
-        match state.auth.authenticate(&user_id, &token).await {
+        match state.authenticate(&user_id, &token).await {
             Ok(principal) => Ok(Caller { principal, token }),
             Err(e) if e.kind == apogee_types::ErrorKind::Unauthenticated => Err(not_logged_in()),
             Err(e) => Err(ApiError(e).into_response()),

@@ -25,6 +25,7 @@ pub use router::router;
 use apogee_api::{AuthClient, FilesClient, MessagingClient};
 use apogee_bus::Bus;
 use apogee_presence::PresenceHandle;
+use apogee_types::{Principal, ServiceResult};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -59,6 +60,8 @@ pub struct GatewayState {
     pub(crate) hub: Arc<hub::Hub>,
     pub(crate) presence: Arc<presence::Presence>,
     pub(crate) ready: ReadyCheck,
+    /// The shared token-validation cache, when auth evicts from it (see [`Self::with_token_cache`]).
+    token_cache: Option<PresenceHandle>,
 }
 
 impl GatewayState {
@@ -109,6 +112,7 @@ impl GatewayState {
             login_limiter: Arc::new(login_limiter),
             hub,
             presence,
+            token_cache: None,
         }
     }
 }
@@ -120,12 +124,45 @@ impl GatewayState {
         self
     }
 
+    /// Answers token checks from `cache` (shared by the gateways) before asking auth. Only for a
+    /// cache that the auth service evicts from (`Auth::set_token_cache` with the same store):
+    /// otherwise a logout would not stop a cached token.
+    pub fn with_token_cache(mut self, cache: PresenceHandle) -> Self {
+        self.token_cache = Some(cache);
+        self
+    }
+
+    /// Who a REST token belongs to: the cache first, then auth (whose answer is cached for
+    /// [`TOKEN_CACHE_TTL`]). A cache that cannot answer is skipped, never trusted.
+    pub(crate) async fn authenticate(&self, user_id: &str, token: &str) -> ServiceResult<Principal> {
+        let Some(cache) = &self.token_cache else { return self.auth.authenticate(user_id, token).await };
+        let key = apogee_api::hash_token(token);
+        if let Ok(Some(bytes)) = cache.token(&key).await
+            && let Ok(principal) = serde_json::from_slice::<Principal>(&bytes)
+            && principal.user_id == user_id
+        {
+            return Ok(principal);
+        }
+        let principal = self.auth.authenticate(user_id, token).await?;
+        if let Ok(bytes) = serde_json::to_vec(&principal)
+            && let Err(e) = cache.put_token(&key, user_id, &bytes, TOKEN_CACHE_TTL).await
+        {
+            tracing::debug!(error = %e, "token cache: not stored");
+        }
+        Ok(principal)
+    }
+
     /// Serves the file routes through this files service.
     pub fn with_files(mut self, files: FilesClient) -> Self {
         self.files = Some(files);
         self
     }
 }
+
+/// How long a validated token is trusted without asking auth. Auth evicts on logout and on any
+/// change to the user, so this bounds only what it cannot see: a token pruned at a later login
+/// or reaching its expiry.
+pub const TOKEN_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The `apogee presence` role: sweeps the shared presence store every third of the lease, so the
 /// users of a gateway that vanished go offline (stored and published once) even when no other

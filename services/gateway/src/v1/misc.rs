@@ -22,7 +22,7 @@ pub(crate) async fn info(State(state): State<GatewayState>, headers: HeaderMap) 
     let privileged = if user_id.is_empty() || token.is_empty() {
         false
     } else {
-        match state.auth.authenticate(&user_id, &token).await {
+        match state.authenticate(&user_id, &token).await {
             Ok(who) => state.auth.roles_have_permission(&who.roles, "view-statistics").await?,
             Err(_) => false,
         }
