@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         // File bodies: `Bytes` frames are slices of the buffers they came in, never copied.
         .bytes(".apogee.files.v1")
-        .build_client(true).build_server(true).compile_fds(fds)?;
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(fds)?;
     Ok(())
 }
