@@ -41,7 +41,7 @@ pub async fn start(config: &Config, listener: TcpListener) -> anyhow::Result<Run
     messaging.init().await.map_err(|e| anyhow::anyhow!("bootstrap rooms: {e}"))?;
     auth.init(bootstrap(config)).await.map_err(|e| anyhow::anyhow!("bootstrap users and settings: {e}"))?;
 
-    let files =
+    let (files, _) =
         start_files(config, store, auth_client.clone(), messaging_client.clone(), bus.clone()).await?;
     // One in-memory presence store: the gateway's registry and the token cache auth evicts from.
     let presence = PresenceHandle::memory();
@@ -107,14 +107,14 @@ pub(crate) fn gateway_config(config: &Config) -> GatewayConfig {
 /// The files service over the blob store the settings choose: `FileUpload_Storage_Type` =
 /// `AmazonS3` uses the `FileUpload_S3_*` settings (any S3-compatible endpoint in
 /// `FileUpload_S3_BucketURL`); anything else keeps blobs under `<data>/files`. Read once at
-/// start: changing the storage needs a restart.
-async fn start_files(
+/// start: changing the storage needs a restart. `serve` and the files role both start here.
+pub(crate) async fn start_files(
     config: &Config,
     store: StoreRef,
     auth: AuthClient,
     messaging: MessagingClient,
     bus: Bus,
-) -> anyhow::Result<FilesClient> {
+) -> anyhow::Result<(FilesClient, apogee_blob::BlobRef)> {
     let storage = auth.setting_string("FileUpload_Storage_Type").await.unwrap_or_default();
     let (blobs, name): (apogee_blob::BlobRef, &str) = if storage == "AmazonS3" {
         let setting = async |id: &str| auth.setting_string(id).await.unwrap_or_default();
@@ -139,9 +139,9 @@ async fn start_files(
             .map_err(|e| anyhow::anyhow!("file storage {}: {e}", dir.display()))?;
         (Arc::new(blobs), "FileSystem")
     };
-    let files = apogee_files::Files::new(store, blobs, name, auth, messaging);
+    let files = apogee_files::Files::new(store, blobs.clone(), name, auth, messaging);
     files.run(bus).await.map_err(|e| anyhow::anyhow!("start files: {e}"))?;
-    Ok(FilesClient::local(files))
+    Ok((FilesClient::local(files), blobs))
 }
 
 /// Runs until SIGINT or SIGTERM, then drains requests in flight for up to the grace period.

@@ -1,5 +1,5 @@
 //! `apogee`: the one binary. `apogee serve` runs every service in one process on an embedded
-//! SQLite store; `apogee gateway|auth|messaging|presence` runs one role of distributed mode.
+//! SQLite store; `apogee gateway|auth|messaging|presence|files` runs one role of distributed mode.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -32,6 +32,9 @@ enum Command {
     /// Distributed mode: takes users of vanished gateways offline.
     #[command(after_help = apogee_config::ENV_HELP)]
     Presence(ServeArgs),
+    /// Distributed mode: uploads, downloads and avatars over gRPC, bytes in a local dir or S3.
+    #[command(after_help = apogee_config::ENV_HELP)]
+    Files(ServeArgs),
 }
 
 #[derive(clap::Args)]
@@ -65,6 +68,7 @@ fn main() -> anyhow::Result<()> {
         Command::Auth(args) => (args, Some(Role::Auth)),
         Command::Messaging(args) => (args, Some(Role::Messaging)),
         Command::Presence(args) => (args, Some(Role::Presence)),
+        Command::Files(args) => (args, Some(Role::Files)),
     };
     let overrides = apogee_config::CliOverrides {
         config_file: args.config,

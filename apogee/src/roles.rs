@@ -1,5 +1,5 @@
 //! Distributed mode: each service as its own process (`apogee auth`, `apogee messaging`,
-//! `apogee presence`, `apogee gateway`), calling the others over gRPC and sharing NATS and Redis.
+//! `apogee presence`, `apogee files`, `apogee gateway`), calling the others over gRPC and sharing NATS and Redis.
 //!
 //! Every role serves `/livez` (the process runs) and `/readyz` (its dependencies answer), and a
 //! service role also serves gRPC health. On SIGTERM a role reports not ready, stops accepting,
@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context;
 use apogee_api::events::{SETTINGS_CHANGED_SUBJECT, all_subject};
 use apogee_api::grpc::{RpcClient, RpcOptions, ServerOptions};
-use apogee_api::{AuthClient, MessagingClient};
+use apogee_api::{AuthClient, FilesClient, MessagingClient};
 use apogee_auth::Auth;
 use apogee_bus::{Bus, SubjectPattern};
 use apogee_config::Config;
@@ -37,6 +37,7 @@ pub enum Role {
     Auth,
     Messaging,
     Presence,
+    Files,
 }
 
 impl Role {
@@ -46,6 +47,7 @@ impl Role {
             Role::Auth => "auth",
             Role::Messaging => "messaging",
             Role::Presence => "presence",
+            Role::Files => "files",
         }
     }
 
@@ -53,6 +55,7 @@ impl Role {
         match self {
             Role::Auth => 50051,
             Role::Messaging => 50052,
+            Role::Files => 50053,
             Role::Gateway | Role::Presence => 0,
         }
     }
@@ -62,6 +65,7 @@ impl Role {
             Role::Auth => 9101,
             Role::Messaging => 9102,
             Role::Presence => 9103,
+            Role::Files => 9104,
             Role::Gateway => 0,
         }
     }
@@ -105,6 +109,15 @@ async fn auth_client(config: &Config, bus: &Bus) -> anyhow::Result<(AuthClient, 
 fn messaging_client(config: &Config) -> anyhow::Result<(MessagingClient, RpcClient)> {
     let rpc = rpc(config, "messaging", &config.cluster.messaging_addrs)?;
     Ok((MessagingClient::grpc(rpc.clone()), rpc))
+}
+
+/// The files role's client, when the cluster has one (`APOGEE_FILES_ADDRS`).
+fn files_client(config: &Config) -> anyhow::Result<Option<(FilesClient, RpcClient)>> {
+    if config.cluster.files_addrs.is_empty() {
+        return Ok(None);
+    }
+    let rpc = rpc(config, "files", &config.cluster.files_addrs)?;
+    Ok(Some((FilesClient::grpc(rpc.clone()), rpc)))
 }
 
 async fn connect_bus(role: Role, config: &Config) -> anyhow::Result<Bus> {
@@ -179,6 +192,7 @@ pub async fn run(role: Role, config: Config) -> anyhow::Result<()> {
         Role::Messaging => run_messaging(config, shutdown.clone()).await?,
         Role::Presence => run_presence(config, shutdown.clone()).await?,
         Role::Gateway => run_gateway(config, shutdown.clone()).await?,
+        Role::Files => run_files(config, shutdown.clone()).await?,
     };
     shutdown.cancelled().await;
     match tokio::time::timeout(grace, done).await {
@@ -400,14 +414,64 @@ async fn run_presence(config: Config, shutdown: CancellationToken) -> anyhow::Re
     }))
 }
 
+async fn run_files(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
+    // Upload records live in the role's own store; bytes in the blob store the settings choose.
+    let store = crate::open_store(&config, "files.db").await?;
+    let bus = connect_bus(Role::Files, &config).await?;
+    let (auth, auth_rpc) = auth_client(&config, &bus).await?;
+    let (messaging, messaging_rpc) = messaging_client(&config)?;
+    // The storage settings live in auth: wait for it rather than fall back to the local
+    // directory because auth was not up yet.
+    with_retries("read the file storage settings", &shutdown, || {
+        let auth = auth.clone();
+        async move { auth.setting_value("FileUpload_Storage_Type").await.map(|_| ()) }
+    })
+    .await?;
+    let (client, blobs) = crate::start_files(&config, store.clone(), auth, messaging, bus.clone()).await?;
+
+    let (reporter, health_service) = tonic_health::server::health_reporter();
+    let routes = tonic::service::Routes::new(health_service).add_service(
+        client.grpc_server(ServerOptions { cluster_token: config.cluster.cluster_token.clone() }),
+    );
+    let serving = Arc::new(AtomicBool::new(true));
+    let ready: ReadyCheck = Arc::new(move || {
+        let (store, bus, blobs) = (store.clone(), bus.clone(), blobs.clone());
+        let clients = [("auth", auth_rpc.clone()), ("messaging", messaging_rpc.clone())];
+        Box::pin(async move {
+            bus.healthy().map_err(|e| format!("bus: {e}"))?;
+            store.upload_by_id("-").await.map_err(|e| format!("store: {e}"))?;
+            // A key that is never written: the answer (absent) proves the backend answers.
+            blobs.head("readyz-probe").await.map_err(|e| format!("blob store: {e}"))?;
+            services_serving(&clients).await
+        })
+    });
+    let done = serve_role(Role::Files, &config, Some(routes), ready, serving, shutdown.clone()).await?;
+    reporter.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    tracing::info!("files is ready");
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        stop.cancelled().await;
+        reporter.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    });
+    Ok(done)
+}
+
 async fn run_gateway(config: Config, shutdown: CancellationToken) -> anyhow::Result<Done> {
     let bus = connect_bus(Role::Gateway, &config).await?;
     let (auth, auth_rpc) = auth_client(&config, &bus).await?;
     let (messaging, messaging_rpc) = messaging_client(&config)?;
+    let files = files_client(&config)?;
+    if files.is_none() {
+        tracing::warn!(
+            "APOGEE_FILES_ADDRS is not set: file uploads, downloads and avatars answer 503 on this gateway"
+        );
+    }
     let presence = presence_store(&config).await?;
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("bind {}", config.listen))?;
     let (probe_bus, probe_presence) = (bus.clone(), presence.clone());
+    // Files stays out of the gateway's readiness on purpose: without it only the file routes
+    // fail (503), so a files outage must not take every gateway out of its load balancer.
     let ready: ReadyCheck = Arc::new(move || {
         let clients = [("auth", auth_rpc.clone()), ("messaging", messaging_rpc.clone())];
         let (bus, presence) = (probe_bus.clone(), probe_presence.clone());
@@ -427,6 +491,10 @@ async fn run_gateway(config: Config, shutdown: CancellationToken) -> anyhow::Res
     .await
     .with_readiness(ready)
     .with_token_cache(presence);
+    let state = match files {
+        Some((files, _)) => state.with_files(files),
+        None => state,
+    };
     let addr = listener.local_addr()?;
     tracing::info!(%addr, url = %config.root_url, "gateway is ready");
     let task = tokio::spawn(apogee_gateway::serve(listener, state, shutdown));

@@ -302,3 +302,92 @@ async fn logouts_deactivations_and_settings_hold_across_the_caches() {
     }
     admin.ok_post("settings/Message_MaxAllowedSize", json!({"value": 5000})).await;
 }
+
+/// A body no sniffer takes for anything but bytes, `len` long.
+fn file_bytes(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 131 % 251) as u8).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_cross_gateways_through_the_files_role() {
+    use reqwest::multipart::{Form, Part};
+    use reqwest::{Method, StatusCode};
+    let mut cluster = Cluster::start(BIN, 2).await;
+    let hana = cluster.user(0, "hana").await;
+    let ivan = cluster.user(1, "ivan").await;
+    let judy = cluster.user(1, "judy").await;
+    let room = hana.ok_post("groups.create", json!({"name": "shared-files", "members": ["ivan"]})).await;
+    let rid = room["group"]["_id"].as_str().unwrap().to_owned();
+    let mut ivan_ws = Ddp::login(&cluster.gateway_url(1), ivan.token()).await;
+    assert_eq!(ivan_ws.sub("stream-room-messages", json!([rid, false])).await["msg"], "ready");
+
+    // Upload 3 MB through gateway 0 (rooms.media + rooms.mediaConfirm).
+    let data = file_bytes(3 * 1024 * 1024 + 11);
+    let form = Form::new().part(
+        "file",
+        Part::bytes(data.clone()).file_name("data set.bin").mime_str("application/octet-stream").unwrap(),
+    );
+    let (status, body) = hana.post_multipart(&format!("rooms.media/{rid}"), form).await;
+    assert_eq!(status, StatusCode::OK, "{body}\n{}", cluster.logs());
+    let file_id = body["file"]["_id"].as_str().unwrap().to_owned();
+    let url = format!("/file-upload/{file_id}/data%20set.bin");
+    assert_eq!(body["file"]["url"], url.as_str());
+    let confirmed =
+        hana.ok_post(&format!("rooms.mediaConfirm/{rid}/{file_id}"), json!({"msg": "the numbers"})).await;
+    assert_eq!(confirmed["message"]["file"]["_id"], file_id.as_str());
+    assert_eq!(confirmed["message"]["file"]["size"], data.len());
+
+    // The file message reaches the member's socket on gateway 1.
+    let event = ivan_ws.recv_where(|f| is_stream(f) && f["collection"] == "stream-room-messages").await;
+    let message = &event["fields"]["args"][0];
+    assert_eq!(message["_id"], confirmed["message"]["_id"]);
+    assert_eq!(message["msg"], "the numbers");
+    assert_eq!(message["attachments"][0]["title_link"], url.as_str());
+
+    // The member downloads it through gateway 1: whole, and a range in the middle.
+    let resp = ivan.request(Method::GET, &url).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-length"], data.len().to_string().as_str());
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), data.as_slice());
+    let resp = ivan.request(Method::GET, &url).header("Range", "bytes=1000000-2000999").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.headers()["content-range"], format!("bytes 1000000-2000999/{}", data.len()).as_str());
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[1_000_000..2_001_000]);
+    // `groups.files` through gateway 1 lists it.
+    let listed = ivan.ok_get(&format!("groups.files?roomId={rid}")).await;
+    assert_eq!(listed["files"][0]["_id"], file_id.as_str());
+
+    // A non-member of the private room is refused, on either gateway.
+    assert_eq!(judy.request(Method::GET, &url).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let judy0 = cluster.anon(0).login("judy", "pw").await;
+    assert_eq!(judy0.request(Method::GET, &url).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let form = Form::new().part("file", Part::bytes(b"nope".to_vec()).file_name("n.txt"));
+    let (status, body) = judy.post_multipart(&format!("rooms.media/{rid}"), form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    // The files role goes down: file routes answer 503, the gateways stay up and ready.
+    cluster.kill_files();
+    let form = Form::new().part("file", Part::bytes(b"later".to_vec()).file_name("later.txt"));
+    let (status, body) = hana.post_multipart(&format!("rooms.media/{rid}"), form).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["success"], false);
+    assert_eq!(body["errorType"], "error-service-unavailable", "{body}");
+    let (status, body) = ivan.get(&format!("groups.files?roomId={rid}")).await;
+    assert_eq!(
+        (status, &body["errorType"]),
+        (StatusCode::SERVICE_UNAVAILABLE, &json!("error-service-unavailable"))
+    );
+    assert_eq!(
+        ivan.request(Method::GET, &url).send().await.unwrap().status(),
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    cluster.wait_gateway_ready(0).await;
+    cluster.wait_gateway_ready(1).await;
+    hana.ok_post("chat.postMessage", json!({"roomId": rid, "text": "chat goes on"})).await;
+
+    // Back up: the same file again, without restarting any other role.
+    cluster.restart_files().await;
+    let resp = ivan.request(Method::GET, &url).header("Range", "bytes=-7").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[data.len() - 7..]);
+}

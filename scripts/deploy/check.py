@@ -26,7 +26,7 @@ KNOWN_ENV = {
     "MONGO_URL", "RUST_LOG", "APOGEE_HOST", "APOGEE_CONFIG", "APOGEE_DATA_DIR",
     "APOGEE_MAX_BODY_BYTES", "APOGEE_LOG_FORMAT", "APOGEE_SHUTDOWN_GRACE_SECS",
     "APOGEE_DDP_IDLE_SECS", "APOGEE_NATS_URL", "APOGEE_REDIS_URL", "APOGEE_REDIS_PREFIX",
-    "APOGEE_PRESENCE_TTL_SECS", "APOGEE_AUTH_ADDRS", "APOGEE_MESSAGING_ADDRS",
+    "APOGEE_PRESENCE_TTL_SECS", "APOGEE_AUTH_ADDRS", "APOGEE_MESSAGING_ADDRS", "APOGEE_FILES_ADDRS",
     "APOGEE_GRPC_LISTEN", "APOGEE_HEALTH_LISTEN", "APOGEE_CLUSTER_TOKEN",
     "APOGEE_RPC_TIMEOUT_MS", "APOGEE_NODE_ID",
 }
@@ -37,8 +37,11 @@ ROLES = {
     "auth": (50051, 9101, "health"),
     "messaging": (50052, 9102, "health"),
     "presence": (None, 9103, "health"),
+    "files": (50053, 9104, "health"),
 }
-CLUSTER_ROLES = ["gateway", "auth", "messaging", "presence"]
+CLUSTER_ROLES = ["gateway", "auth", "messaging", "presence", "files"]
+# The variables naming the gRPC replicas of a role.
+ADDRS = {"APOGEE_AUTH_ADDRS": "auth", "APOGEE_MESSAGING_ADDRS": "messaging", "APOGEE_FILES_ADDRS": "files"}
 
 errors: list[str] = []
 
@@ -117,7 +120,7 @@ def check_compose(path: Path, readme: str) -> None:
         test = (svc.get("healthcheck") or {}).get("test") or []
         if test[:2] != ["CMD", "apogee-probe"] or test[2:] != [str(port), "/readyz"]:
             fail(w, f"healthcheck should be apogee-probe {port} /readyz, is {test}")
-        for key, svc_role in (("APOGEE_AUTH_ADDRS", "auth"), ("APOGEE_MESSAGING_ADDRS", "messaging")):
+        for key, svc_role in ADDRS.items():
             for addr in filter(None, (env.get(key) or "").split(",")):
                 hp = host_port(addr)
                 target = services.get(hp[0]) if hp else None
@@ -134,7 +137,7 @@ def check_compose(path: Path, readme: str) -> None:
             if value and (not hp or hp[0] not in services):
                 fail(w, f"{key} {value} does not point at a service of this file")
     if path.name == "docker-compose.yml":
-        for role in ("auth", "messaging", "presence"):
+        for role in ("auth", "messaging", "presence", "files"):
             if len(roles.get(role, [])) != 1:
                 fail(where, f"needs one {role} service, has {roles.get(role, [])}")
         if len(roles.get("gateway", [])) < 2:
@@ -323,8 +326,8 @@ def check_manifests(docs: list[dict], where: str, secrets_optional: bool = False
         for key, value in (cm.get("data") or {}).items():
             if not known_env(key):
                 fail(f"{where} ConfigMap/{name}", f"{key} is not a variable apogee reads")
-            if key in ("APOGEE_AUTH_ADDRS", "APOGEE_MESSAGING_ADDRS"):
-                role = "auth" if key == "APOGEE_AUTH_ADDRS" else "messaging"
+            if key in ADDRS:
+                role = ADDRS[key]
                 for addr in value.split(","):
                     hp = host_port(addr)
                     svc = svcs.get(hp[0]) if hp else None
@@ -343,8 +346,8 @@ def check_manifests(docs: list[dict], where: str, secrets_optional: bool = False
                 fail(w, f"targetPort {p.get('targetPort')} is not a container port of {d['metadata']['name']}")
         if svc["spec"].get("clusterIP") == "None":
             headless.add(svc["spec"]["selector"].get("app.kubernetes.io/component"))
-    if headless != {"auth", "messaging"}:
-        fail(where, f"headless Services for {sorted(headless)}, want auth and messaging")
+    if headless != {"auth", "messaging", "files"}:
+        fail(where, f"headless Services for {sorted(headless)}, want auth, messaging and files")
     for name, pdb in by_kind(docs, "PodDisruptionBudget").items():
         target(pdb["spec"]["selector"].get("matchLabels", {}), f"{where} PodDisruptionBudget/{name}")
     hpas = by_kind(docs, "HorizontalPodAutoscaler")
@@ -496,9 +499,9 @@ def check_helm(k8s_docs: list[dict]) -> None:
             pass
     if len(rendered) != len(cases):
         return
-    # Defaults: SQLite, so one replica of auth and messaging on a claim each.
+    # Defaults: SQLite (and local blobs), so one replica of auth, messaging and files on a claim each.
     deps = by_kind(rendered["defaults"], "Deployment")
-    for role in ("auth", "messaging"):
+    for role in ("auth", "messaging", "files"):
         d = deps.get(f"apogee-{role}", {})
         vols = {v["name"]: v for v in d.get("spec", {}).get("template", {}).get("spec", {}).get("volumes", [])}
         if d.get("spec", {}).get("replicas") != 1 or "persistentVolumeClaim" not in vols.get("data", {}):

@@ -1,5 +1,5 @@
 //! The topology harness: distributed mode as separate processes on loopback — a NATS server of
-//! its own (so a test may stop it), the auth, messaging and presence roles and several gateways —
+//! its own (so a test may stop it), the auth, messaging, presence and files roles and several gateways —
 //! against the machine's Redis under a key prefix of the test's own.
 
 use std::net::TcpListener;
@@ -37,6 +37,7 @@ pub struct Cluster {
     auth: Proc,
     messaging: Proc,
     presence: Proc,
+    files: Proc,
     gateways: Vec<Proc>,
     pub gateway_ports: Vec<u16>,
 }
@@ -89,12 +90,12 @@ async fn wait_ready(url: &str, what: &str, logs: impl Fn() -> String) {
 }
 
 impl Cluster {
-    /// Starts NATS, auth, messaging, presence and `gateways` gateways, and waits until each
+    /// Starts NATS, auth, messaging, presence, files and `gateways` gateways, and waits until each
     /// reports ready. `bin` is the `apogee` binary.
     pub async fn start(bin: &str, gateways: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (nats_port, nats_monitor_port) = (free_port(), free_port());
-        let (auth_grpc, messaging_grpc) = (free_port(), free_port());
+        let (auth_grpc, messaging_grpc, files_grpc) = (free_port(), free_port(), free_port());
         let prefix = format!("apogee-test-{}:", crate::random_suffix());
         let common = |data: &str, node: &str| -> Vec<(String, String)> {
             [
@@ -109,6 +110,7 @@ impl Cluster {
                 ("APOGEE_PRESENCE_TTL_SECS", "3".to_owned()),
                 ("APOGEE_AUTH_ADDRS", format!("http://127.0.0.1:{auth_grpc}")),
                 ("APOGEE_MESSAGING_ADDRS", format!("http://127.0.0.1:{messaging_grpc}")),
+                ("APOGEE_FILES_ADDRS", format!("http://127.0.0.1:{files_grpc}")),
                 ("APOGEE_CLUSTER_TOKEN", "topology-test".to_owned()),
                 ("APOGEE_RPC_TIMEOUT_MS", "5000".to_owned()),
                 ("APOGEE_SHUTDOWN_GRACE_SECS", "5".to_owned()),
@@ -137,6 +139,7 @@ impl Cluster {
         let auth = service("auth", Some(auth_grpc));
         let messaging = service("messaging", Some(messaging_grpc));
         let presence = service("presence", None);
+        let files = service("files", Some(files_grpc));
         let mut gateway_ports = Vec::new();
         let gateways = (0..gateways)
             .map(|i| {
@@ -165,6 +168,7 @@ impl Cluster {
             auth,
             messaging,
             presence,
+            files,
             gateways,
             gateway_ports,
         };
@@ -172,11 +176,13 @@ impl Cluster {
         spawn(&cluster.bin, cluster.dir.path(), &mut cluster.auth);
         spawn(&cluster.bin, cluster.dir.path(), &mut cluster.messaging);
         spawn(&cluster.bin, cluster.dir.path(), &mut cluster.presence);
+        spawn(&cluster.bin, cluster.dir.path(), &mut cluster.files);
         for i in 0..cluster.gateways.len() {
             spawn(&cluster.bin, cluster.dir.path(), &mut cluster.gateways[i]);
         }
-        for proc in
-            [&cluster.auth, &cluster.messaging, &cluster.presence].into_iter().chain(&cluster.gateways)
+        for proc in [&cluster.auth, &cluster.messaging, &cluster.presence, &cluster.files]
+            .into_iter()
+            .chain(&cluster.gateways)
         {
             wait_ready(&proc.health, &proc.name, || cluster.logs()).await;
         }
@@ -186,7 +192,7 @@ impl Cluster {
     /// Every role's log, for failure messages.
     pub fn logs(&self) -> String {
         let mut out = String::new();
-        let mut names: Vec<&str> = vec!["nats", "auth", "messaging", "presence"];
+        let mut names: Vec<&str> = vec!["nats", "auth", "messaging", "presence", "files"];
         names.extend(self.gateways.iter().map(|g| g.name.as_str()));
         for name in names {
             let text =
@@ -239,6 +245,17 @@ impl Cluster {
     pub async fn restart_messaging(&mut self) {
         spawn(&self.bin, self.dir.path(), &mut self.messaging);
         wait_ready(&self.messaging.health, "messaging", || self.logs()).await;
+    }
+
+    /// Kills the files role with SIGKILL.
+    pub fn kill_files(&mut self) {
+        kill(&mut self.files);
+    }
+
+    /// Starts the files role again on the same addresses, store and blob directory.
+    pub async fn restart_files(&mut self) {
+        spawn(&self.bin, self.dir.path(), &mut self.files);
+        wait_ready(&self.files.health, "files", || self.logs()).await;
     }
 
     /// Stops the NATS server (SIGTERM; JetStream data stays on disk).
@@ -307,6 +324,7 @@ impl Drop for Cluster {
         for g in &mut self.gateways {
             kill(g);
         }
+        kill(&mut self.files);
         kill(&mut self.presence);
         kill(&mut self.messaging);
         kill(&mut self.auth);

@@ -51,4 +51,5 @@ gateway: {grpc: 0, http: 3000, portName: http}
 auth: {grpc: 50051, http: 9101, portName: health}
 messaging: {grpc: 50052, http: 9102, portName: health}
 presence: {grpc: 0, http: 9103, portName: health}
+files: {grpc: 50053, http: 9104, portName: health}
 {{- end -}}

@@ -6,6 +6,7 @@ use apogee_types::{Message, Millis, Page, PageRequest, Principal, ServiceResult}
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_core::Stream;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::UserSelector;
@@ -24,7 +25,7 @@ pub struct NewUpload {
 }
 
 /// `rooms.mediaConfirm` / the fields of `rooms.upload`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ConfirmUpload {
     /// The caption.
     pub msg: String,
@@ -37,7 +38,7 @@ pub struct ConfirmUpload {
 }
 
 /// What the service knows about a stored file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FileMeta {
     pub id: String,
     pub name: String,
@@ -51,7 +52,7 @@ pub struct FileMeta {
 }
 
 /// Which bytes of a file to serve (an HTTP `Range: bytes=` spec, not yet resolved).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RangeSpec {
     /// `a-b`, inclusive.
     Span(u64, u64),
@@ -76,7 +77,7 @@ impl RangeSpec {
 }
 
 /// How much of the file a download carries.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Served {
     Whole,
     Part(Range<u64>),
@@ -99,14 +100,14 @@ pub struct Avatar {
 }
 
 /// Whose avatar.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum AvatarOf {
     User(String),
     Room(String),
 }
 
 /// The image format a client asks an avatar in (`?format=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AvatarFormat {
     /// As stored (or SVG for generated initials).
     Original,
@@ -166,6 +167,19 @@ pub struct FilesClient(Arc<dyn FilesService>);
 impl FilesClient {
     pub fn local(service: Arc<dyn FilesService>) -> Self {
         Self(service)
+    }
+
+    /// A handle calling a remote files service over gRPC, bodies streamed both ways.
+    pub fn grpc(client: crate::grpc::RpcClient) -> Self {
+        Self(Arc::new(crate::grpc::files::GrpcFilesClient(client)))
+    }
+
+    /// The gRPC service exposing the service behind this handle.
+    pub fn grpc_server(
+        &self,
+        options: crate::grpc::ServerOptions,
+    ) -> apogee_proto::files::v1::files_server::FilesServer<crate::grpc::files::GrpcFilesServer> {
+        crate::grpc::files::server(self.0.clone(), options)
     }
 }
 

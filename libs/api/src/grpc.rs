@@ -14,6 +14,7 @@
 //! A service that cannot be reached is an `Unavailable` error (HTTP 503), never a hang.
 
 pub mod auth;
+pub mod files;
 pub mod messaging;
 
 use std::sync::Arc;
@@ -102,8 +103,11 @@ pub enum Retry {
 pub struct RpcOptions {
     /// The service's name in errors and logs (`auth`, `messaging`).
     pub service: &'static str,
-    /// Deadline of each attempt.
+    /// Deadline of each attempt (of a streamed call: to start it, and to answer once the
+    /// uploaded body has ended).
     pub timeout: Duration,
+    /// How long a streamed download may wait for the service's next chunk.
+    pub stream_idle: Duration,
     /// Extra attempts of a read after an unavailable address.
     pub read_retries: u32,
     pub connect_timeout: Duration,
@@ -116,6 +120,7 @@ impl RpcOptions {
         Self {
             service,
             timeout: Duration::from_secs(10),
+            stream_idle: Duration::from_secs(30),
             read_retries: 2,
             connect_timeout: Duration::from_secs(2),
             cluster_token: None,
@@ -123,7 +128,7 @@ impl RpcOptions {
     }
 }
 
-struct Target {
+pub(crate) struct Target {
     uri: String,
     channel: Channel,
     /// Milliseconds since the epoch before which this address is skipped.
@@ -174,7 +179,7 @@ impl RpcClient {
     }
 
     /// The next address in turn that has not just failed (or the next one, if all have).
-    fn pick(&self) -> &Target {
+    pub(crate) fn pick(&self) -> &Target {
         let now = now_ms();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let n = self.targets.len();
@@ -212,16 +217,25 @@ impl RpcClient {
         who: Option<&Principal>,
         args: &impl Serialize,
     ) -> ServiceResult<R> {
+        let reply: JsonReply = self.unary(path, retry, who, args).await?;
+        serde_json::from_slice(&reply.result)
+            .map_err(|e| ServiceError::internal(format!("decode {path} result: {e}")))
+    }
+
+    /// Calls a unary RPC whose request is `JsonCall` of `args` and whose reply is any message.
+    pub(crate) async fn unary<M>(
+        &self,
+        path: &'static str,
+        retry: Retry,
+        who: Option<&Principal>,
+        args: &impl Serialize,
+    ) -> ServiceResult<M>
+    where
+        M: prost::Message + Default + Send + 'static,
+    {
         let args = serde_json::to_vec(args)
             .map_err(|e| ServiceError::internal(format!("encode {path} arguments: {e}")))?;
-        let principal = match who {
-            Some(p) => Some(
-                serde_json::to_vec(p)
-                    .map_err(|e| ServiceError::internal(format!("encode principal: {e}")))?,
-            ),
-            None => None,
-        };
-        let trace = TraceContext::current().map(|t| t.child()).unwrap_or_else(TraceContext::new_root);
+        let call = self.start(who)?;
         let attempts = match retry {
             Retry::Read => 1 + self.options.read_retries,
             Retry::Write => 1,
@@ -234,22 +248,9 @@ impl RpcClient {
             let target = self.pick();
             let mut request = tonic::Request::new(JsonCall { args: args.clone() });
             request.set_timeout(self.options.timeout);
-            let meta = request.metadata_mut();
-            if let Some(p) = &principal {
-                meta.insert_bin(PRINCIPAL, BinaryMetadataValue::from_bytes(p));
-            }
-            if let Some(token) = &self.options.cluster_token
-                && let Ok(v) = AsciiMetadataValue::try_from(token.as_str())
-            {
-                meta.insert(CLUSTER_TOKEN, v);
-            }
-            if let Ok(v) = AsciiMetadataValue::try_from(trace.header()) {
-                meta.insert(TRACEPARENT, v);
-            }
-            let mut grpc = tonic::client::Grpc::new(target.channel.clone())
-                .max_decoding_message_size(MAX_MESSAGE_BYTES)
-                .max_encoding_message_size(MAX_MESSAGE_BYTES);
-            let outcome: Result<tonic::Response<JsonReply>, Status> =
+            call.decorate(request.metadata_mut(), &self.options);
+            let mut grpc = target.grpc();
+            let outcome: Result<tonic::Response<M>, Status> =
                 tokio::time::timeout(self.options.timeout, async {
                     grpc.ready().await.map_err(|e| Status::unavailable(e.to_string()))?;
                     grpc.unary(
@@ -262,29 +263,95 @@ impl RpcClient {
                 .await
                 .unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded")));
             match outcome {
-                Ok(reply) => {
-                    return serde_json::from_slice(&reply.into_inner().result).map_err(|e| {
-                        ServiceError::internal(format!("decode {path} result from {}: {e}", target.uri))
-                    });
-                }
-                Err(status) => {
-                    let remote = status.metadata().get_bin(ERROR).is_some();
-                    let error = error_from_status(&status, self.options.service);
-                    if error.kind != ErrorKind::Unavailable || remote {
-                        return Err(error);
-                    }
-                    tracing::warn!(service = self.options.service, target = %target.uri, rpc = path,
-                        code = ?status.code(), error = %status.message(), "service call failed");
-                    target.skip_until.store(now_ms() + SKIP_FAILED_FOR.as_millis() as u64, Ordering::Relaxed);
-                    last = Some(error);
-                }
+                Ok(reply) => return Ok(reply.into_inner()),
+                Err(status) => match self.failed(target, path, &status) {
+                    Failure::Final(error) => return Err(error),
+                    Failure::Retryable(error) => last = Some(error),
+                },
             }
         }
         Err(last.unwrap_or_else(|| unavailable(self.options.service)))
     }
+
+    /// What every attempt of one call carries: the encoded principal and a child span of the
+    /// current trace.
+    pub(crate) fn start(&self, who: Option<&Principal>) -> ServiceResult<CallContext> {
+        let principal = match who {
+            Some(p) => Some(
+                serde_json::to_vec(p)
+                    .map_err(|e| ServiceError::internal(format!("encode principal: {e}")))?,
+            ),
+            None => None,
+        };
+        let trace = TraceContext::current().map(|t| t.child()).unwrap_or_else(TraceContext::new_root);
+        Ok(CallContext { principal, trace })
+    }
+
+    pub(crate) fn options(&self) -> &RpcOptions {
+        &self.options
+    }
+
+    /// Sorts out a failed attempt: an error the service itself answered (or any but
+    /// unavailability) is final; an unreachable address is skipped for a moment and the call
+    /// may be retried elsewhere.
+    pub(crate) fn failed(&self, target: &Target, path: &str, status: &Status) -> Failure {
+        let remote = status.metadata().get_bin(ERROR).is_some();
+        let error = error_from_status(status, self.options.service);
+        if error.kind != ErrorKind::Unavailable || remote {
+            return Failure::Final(error);
+        }
+        tracing::warn!(service = self.options.service, target = %target.uri, rpc = path,
+            code = ?status.code(), error = %status.message(), "service call failed");
+        target.skip_until.store(now_ms() + SKIP_FAILED_FOR.as_millis() as u64, Ordering::Relaxed);
+        Failure::Retryable(error)
+    }
 }
 
-fn unavailable(service: &str) -> ServiceError {
+/// How an attempt failed.
+pub(crate) enum Failure {
+    Final(ServiceError),
+    Retryable(ServiceError),
+}
+
+impl Failure {
+    pub(crate) fn into_error(self) -> ServiceError {
+        match self {
+            Failure::Final(e) | Failure::Retryable(e) => e,
+        }
+    }
+}
+
+/// The metadata of one call, shared by its attempts.
+pub(crate) struct CallContext {
+    principal: Option<Vec<u8>>,
+    trace: TraceContext,
+}
+
+impl CallContext {
+    pub(crate) fn decorate(&self, meta: &mut MetadataMap, options: &RpcOptions) {
+        if let Some(p) = &self.principal {
+            meta.insert_bin(PRINCIPAL, BinaryMetadataValue::from_bytes(p));
+        }
+        if let Some(token) = &options.cluster_token
+            && let Ok(v) = AsciiMetadataValue::try_from(token.as_str())
+        {
+            meta.insert(CLUSTER_TOKEN, v);
+        }
+        if let Ok(v) = AsciiMetadataValue::try_from(self.trace.header()) {
+            meta.insert(TRACEPARENT, v);
+        }
+    }
+}
+
+impl Target {
+    pub(crate) fn grpc(&self) -> tonic::client::Grpc<Channel> {
+        tonic::client::Grpc::new(self.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+pub(crate) fn unavailable(service: &str) -> ServiceError {
     ServiceError::new(
         ErrorKind::Unavailable,
         "error-service-unavailable",

@@ -75,6 +75,8 @@ pub struct ClusterConfig {
     /// gRPC addresses of the auth role's replicas (`http://host:port`).
     pub auth_addrs: Vec<String>,
     pub messaging_addrs: Vec<String>,
+    /// gRPC addresses of the files role's replicas; empty: a gateway serves no file routes.
+    pub files_addrs: Vec<String>,
     /// Where a service role serves gRPC (`None`: the role's default port).
     pub grpc_listen: Option<SocketAddr>,
     /// Where a service role serves `/livez`, `/readyz` (`None`: the role's default port).
@@ -106,6 +108,8 @@ fn load_cluster(env: &HashMap<String, String>) -> Result<ClusterConfig, ConfigEr
         ),
         auth_addrs: env_list(env, "APOGEE_AUTH_ADDRS", "http://127.0.0.1:50051"),
         messaging_addrs: env_list(env, "APOGEE_MESSAGING_ADDRS", "http://127.0.0.1:50052"),
+        // No default: a cluster without a files role is a choice the gateway reports at start.
+        files_addrs: env_list(env, "APOGEE_FILES_ADDRS", ""),
         grpc_listen: parse_env(env, "APOGEE_GRPC_LISTEN", "an address like 0.0.0.0:50051")?,
         health_listen: parse_env(env, "APOGEE_HEALTH_LISTEN", "an address like 0.0.0.0:9101")?,
         cluster_token: env_str(env, "APOGEE_CLUSTER_TOKEN"),
@@ -114,9 +118,11 @@ fn load_cluster(env: &HashMap<String, String>) -> Result<ClusterConfig, ConfigEr
         ),
         node_id: env_str(env, "APOGEE_NODE_ID"),
     };
-    for (key, addrs) in
-        [("APOGEE_AUTH_ADDRS", &cluster.auth_addrs), ("APOGEE_MESSAGING_ADDRS", &cluster.messaging_addrs)]
-    {
+    for (key, addrs) in [
+        ("APOGEE_AUTH_ADDRS", &cluster.auth_addrs),
+        ("APOGEE_MESSAGING_ADDRS", &cluster.messaging_addrs),
+        ("APOGEE_FILES_ADDRS", &cluster.files_addrs),
+    ] {
         if let Some(bad) = addrs.iter().find(|a| !(a.starts_with("http://") || a.starts_with("https://"))) {
             return Err(ConfigError::Invalid {
                 key: key.into(),
@@ -207,16 +213,19 @@ Environment (flags win over environment, environment over the config file):
   APOGEE_LOG_FORMAT           'json' for JSON logs; RUST_LOG sets the filter
   APOGEE_SHUTDOWN_GRACE_SECS  how long shutdown waits for requests in flight (default 10)
   APOGEE_DDP_IDLE_SECS        DDP silence before the server pings, then closes (default 30)
-Distributed roles (apogee gateway | auth | messaging | presence):
+Distributed roles (apogee gateway | auth | messaging | presence | files):
   APOGEE_NATS_URL             NATS server (default nats://127.0.0.1:4222)
   APOGEE_REDIS_URL            Redis server (default redis://127.0.0.1:6379)
   APOGEE_REDIS_PREFIX         prefix of Apogee's Redis keys (default apogee:)
   APOGEE_PRESENCE_TTL_SECS    a vanished gateway's users go offline after this (default 30)
   APOGEE_AUTH_ADDRS           auth replicas, comma-separated (default http://127.0.0.1:50051)
   APOGEE_MESSAGING_ADDRS      messaging replicas, comma-separated (default http://127.0.0.1:50052)
-  APOGEE_GRPC_LISTEN          where a service role serves gRPC (auth :50051, messaging :50052)
+  APOGEE_FILES_ADDRS          files replicas, comma-separated (no default: without it a
+                              gateway answers file routes with 503)
+  APOGEE_GRPC_LISTEN          where a service role serves gRPC (auth :50051, messaging :50052,
+                              files :50053)
   APOGEE_HEALTH_LISTEN        where a service role serves /livez and /readyz (auth :9101,
-                              messaging :9102, presence :9103; the gateway uses PORT)
+                              messaging :9102, presence :9103, files :9104; the gateway uses PORT)
   APOGEE_CLUSTER_TOKEN        shared secret the roles require of each other
   APOGEE_RPC_TIMEOUT_MS       deadline of a call to another role (default 10000)
   APOGEE_NODE_ID              this process's name in the presence registry";
@@ -433,6 +442,13 @@ mod tests {
     fn cluster_addresses() {
         let c = load(&CliOverrides::default(), &HashMap::new()).unwrap().cluster;
         assert_eq!(c.auth_addrs, ["http://127.0.0.1:50051"]);
+        assert!(c.files_addrs.is_empty());
+        let c = load(&CliOverrides::default(), &env(&[("APOGEE_FILES_ADDRS", "http://f1:1,http://f2:2")]))
+            .unwrap()
+            .cluster;
+        assert_eq!(c.files_addrs, ["http://f1:1", "http://f2:2"]);
+        let err = load(&CliOverrides::default(), &env(&[("APOGEE_FILES_ADDRS", "files:50053")])).unwrap_err();
+        assert!(err.to_string().contains("APOGEE_FILES_ADDRS"), "{err}");
         let e = env(&[
             ("APOGEE_MESSAGING_ADDRS", " http://m1:1/, http://m2:2 "),
             ("APOGEE_RPC_TIMEOUT_MS", "250"),

@@ -21,5 +21,11 @@ pub mod messaging {
     }
 }
 
+pub mod files {
+    pub mod v1 {
+        tonic::include_proto!("apogee.files.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every proto file, for reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("apogee_descriptor");

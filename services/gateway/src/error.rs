@@ -61,7 +61,13 @@ impl IntoResponse for ApiError {
                 );
             }
             ErrorKind::Unavailable => {
-                return json(status, &serde_json::json!({"success": false, "error": "Service Unavailable"}));
+                // The kind of outage (`error-service-unavailable`, `error-service-timeout`) tells a
+                // client to retry; the message, which names the role, stays inside.
+                let mut body = serde_json::json!({"success": false, "error": "Service Unavailable"});
+                if !e.error_type.is_empty() {
+                    body["errorType"] = Value::String(e.error_type);
+                }
+                return json(status, &body);
             }
             _ => {}
         }

@@ -22,10 +22,11 @@ use crate::v1::rooms::{Family, query_params, resolve};
 
 fn files(state: &GatewayState) -> Result<&FilesClient, ApiError> {
     state.files.as_ref().ok_or_else(|| {
+        // Distributed mode without APOGEE_FILES_ADDRS: the gateway said so at start.
         ApiError(ServiceError::new(
             apogee_types::ErrorKind::Unavailable,
-            "",
-            "the files service is not configured",
+            "error-service-unavailable",
+            "The files service is not configured on this server",
         ))
     })
 }
