@@ -752,7 +752,7 @@ class Composer {
       this.addFiles(this.fileInput.files);
       this.fileInput.value = '';
     });
-    const attach = h('button', { type: 'button', class: 'attach', 'aria-label': tmid ? 'Upload files to the thread' : 'Upload files', title: 'Upload files', onclick: () => this.fileInput.click() }, 'Attach');
+    const attach = h('button', { type: 'button', class: 'attach', 'aria-label': tmid ? 'Attach files to the thread' : 'Attach files', title: 'Attach files', onclick: () => this.fileInput.click() }, 'Attach');
     this.tray = h('ul', { class: 'uploads', 'aria-label': 'Files to upload', hidden: true });
     this.el = h(
       'form',
