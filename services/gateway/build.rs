@@ -1,6 +1,6 @@
 //! Embeds the web client (`web/` at the workspace root) into the gateway: every asset gets a content
-//! hash in its name (so it can be cached forever), a gzip copy when that is smaller, and a row in a
-//! table that `src/web.rs` includes. Plain files in, plain files out: no npm, no bundler, so
+//! hash in its name (so it can be cached forever), gzip and brotli copies when they are smaller, and
+//! a row in a table that `src/web.rs` includes. Plain files in, plain files out: no npm, no bundler, so
 //! `cargo build` alone produces a binary that serves the client.
 //!
 //! Rewriting: a JavaScript module's `'./name.js'` imports of its siblings and `index.html`'s
@@ -138,7 +138,8 @@ fn content_type(name: &str) -> &'static str {
     }
 }
 
-/// Writes `body` (and its gzip, when smaller) under `dest` and returns the `Asset { .. }` literal.
+/// Writes `body` (and its gzip and brotli copies, each when smaller) under `dest` and returns the
+/// `Asset { .. }` literal.
 fn row(dest: &Path, served: &str, body: &[u8]) -> String {
     let path = dest.join(served);
     std::fs::create_dir_all(path.parent().expect("a parent")).expect("creating OUT_DIR/web");
@@ -146,19 +147,30 @@ fn row(dest: &Path, served: &str, body: &[u8]) -> String {
     let ty = content_type(served);
     let compressible = ty.starts_with("text/") || ty == "image/svg+xml" || ty == "application/json";
     let mut gzip = "None".to_owned();
+    let mut brotli = "None".to_owned();
     if compressible {
         let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
         enc.write_all(body).expect("gzip");
-        let gz = enc.finish().expect("gzip");
-        if gz.len() < body.len() {
-            let gz_path = dest.join(format!("{served}.gz"));
-            std::fs::write(&gz_path, gz).expect("writing a gzip asset");
-            gzip = format!("Some(include_bytes!({:?}))", gz_path.display().to_string());
-        }
+        gzip = embed(dest, &format!("{served}.gz"), body, &enc.finish().expect("gzip"));
+        // Quality 11 (the densest) costs well under a second for the whole client, once per build.
+        let params = brotli::enc::BrotliEncoderParams { quality: 11, lgwin: 22, ..Default::default() };
+        let mut br = Vec::new();
+        brotli::BrotliCompress(&mut &body[..], &mut br, &params).expect("brotli");
+        brotli = embed(dest, &format!("{served}.br"), body, &br);
     }
     format!(
-        "Asset {{ path: {:?}, content_type: {ty:?}, body: include_bytes!({:?}), gzip: {gzip} }}",
+        "Asset {{ path: {:?}, content_type: {ty:?}, body: include_bytes!({:?}), gzip: {gzip}, brotli: {brotli} }}",
         format!("/{served}"),
         path.display().to_string(),
     )
+}
+
+/// `Some(include_bytes!(..))` of `packed` written as `dest/name`, or `None` when it saves nothing.
+fn embed(dest: &Path, name: &str, body: &[u8], packed: &[u8]) -> String {
+    if packed.len() >= body.len() {
+        return "None".to_owned();
+    }
+    let path = dest.join(name);
+    std::fs::write(&path, packed).expect("writing a compressed asset");
+    format!("Some(include_bytes!({:?}))", path.display().to_string())
 }

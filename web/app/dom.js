@@ -54,3 +54,43 @@ export function toDate(v) {
 export function sameDay(a, b) {
   return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() && a.getDate() === b.getDate();
 }
+
+/** `1536` as `1.5 KB`. */
+export function formatSize(bytes) {
+  const n = Number(bytes);
+  if (!Number.isFinite(n) || n < 0) return '';
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u += 1;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[u]}`;
+}
+
+/**
+ * A URL from user content (a message's attachment) as an absolute http(s) URL, or null: a
+ * `javascript:` or `data:` link must never become a clickable `href`. `sameOrigin` also refuses
+ * other sites (the CSP would block their images anyway, and they would learn who looks).
+ */
+export function safeUrl(value, sameOrigin = false) {
+  if (typeof value !== 'string' || !value) return null;
+  let url;
+  try {
+    url = new URL(value, location.origin);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return null;
+  if (sameOrigin && url.origin !== location.origin) return null;
+  return url.href;
+}
+
+/** A user's avatar (`/avatar/<username>`), decorative: the name is always next to it. */
+export function avatar(username, size = 32, version = '') {
+  if (!username) return null;
+  const src = `/avatar/${encodeURIComponent(username)}${version ? `?etag=${encodeURIComponent(version)}` : ''}`;
+  return h('img', { class: 'avatar', src, alt: '', width: String(size), height: String(size), loading: 'lazy', decoding: 'async', dataset: { username } });
+}

@@ -1,6 +1,6 @@
 // The app: connection, sign-in, the room list and routing. The room view is in room.js.
 import { Ddp, passwordDigest } from './ddp.js';
-import { h, fill } from './dom.js';
+import { h, fill, avatar as avatarImage } from './dom.js';
 import * as rest from './rest.js';
 import { RoomView } from './room.js';
 import { openPanel, closePanel, setApp } from './panels.js';
@@ -70,8 +70,7 @@ app.ddp.onopen = async () => {
   if (!token) return;
   try {
     const result = await app.ddp.call('login', { resume: token });
-    rest.auth.userId = result.id;
-    rest.auth.token = result.token;
+    rest.setAuth(result.id, result.token);
   } catch (e) {
     if (!e.offline) {
       forget();
@@ -89,11 +88,23 @@ app.ddp.onpresence = (uid, _username, status) => {
   }
 };
 
+/** Avatars: one version per username we changed here, so the new image replaces the cached one. */
+const avatarVersions = new Map();
+function avatar(username, size = 32) {
+  return avatarImage(username, size, avatarVersions.get(username));
+}
+function avatarChanged(username) {
+  const version = Date.now().toString(36);
+  avatarVersions.set(username, version);
+  for (const img of document.querySelectorAll(`img.avatar[data-username="${CSS.escape(username)}"]`)) {
+    img.src = `/avatar/${encodeURIComponent(username)}?etag=${version}`;
+  }
+}
+
 function forget() {
   localStorage.removeItem(TOKEN_KEY);
   localStorage.removeItem(USER_KEY);
-  rest.auth.userId = null;
-  rest.auth.token = null;
+  rest.setAuth(null, null);
 }
 
 /** After a reconnect: the sidebar and the open room catch up on what happened meanwhile. */
@@ -205,8 +216,7 @@ async function login(user, password) {
   const result = await app.ddp.call('login', { user: who, password: secret });
   localStorage.setItem(TOKEN_KEY, result.token);
   localStorage.setItem(USER_KEY, result.id);
-  rest.auth.userId = result.id;
-  rest.auth.token = result.token;
+  rest.setAuth(result.id, result.token);
   await startSession();
 }
 
@@ -331,7 +341,7 @@ function buildShell() {
   const menu = h(
     'div',
     { class: 'me' },
-    h('button', { type: 'button', class: 'me-button', onclick: () => openPanel('profile') }, els.status, h('span', { class: 'me-name' }, app.me.name || app.me.username), h('span', { class: 'sr-only' }, ': profile and status')),
+    h('button', { type: 'button', class: 'me-button', onclick: () => openPanel('profile') }, avatar(app.me.username, 28), els.status, h('span', { class: 'me-name' }, app.me.name || app.me.username), h('span', { class: 'sr-only' }, ': profile and status')),
     h('button', { type: 'button', class: 'ghost', onclick: () => logout() }, 'Sign out'),
   );
   const actions = h(
@@ -361,9 +371,11 @@ function drawRooms() {
     const mentions = (sub.userMentions || 0) + (sub.groupMentions || 0);
     const kind = sub.t === 'd' ? 'Direct message' : sub.t === 'p' ? 'Private group' : 'Channel';
     const other = sub.t === 'd' ? (entry.room.uids || []).find((u) => u !== app.me._id) : null;
+    // A DM's subscription is named after the other person (a group DM's after several).
+    const dmAvatar = sub.t === 'd' && (entry.room.uids || []).length <= 2 ? avatar(sub.name, 22) : null;
     const icon =
       sub.t === 'd'
-        ? h('span', { class: 'presence', 'data-uid': other || '', 'data-status': app.presence.get(other) || 'offline', 'aria-hidden': 'true' })
+        ? [dmAvatar, h('span', { class: 'presence', 'data-uid': other || '', 'data-status': app.presence.get(other) || 'offline', 'aria-hidden': 'true' })]
         : h('span', { class: 'icon', 'aria-hidden': 'true' }, sub.t === 'p' ? '🔒' : '#');
     // The name comes from the content (visible text plus hidden words), so it matches what is seen.
     let counts = '';
@@ -433,7 +445,7 @@ window.addEventListener('popstate', route);
 
 document.addEventListener('click', (e) => {
   const a = e.target.closest?.('a[href^="/"]');
-  if (!a || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0 || a.target === '_blank') return;
+  if (!a || e.ctrlKey || e.metaKey || e.shiftKey || e.button !== 0 || a.target === '_blank' || a.hasAttribute('download')) return;
   e.preventDefault();
   navigate(a.getAttribute('href'));
 });
@@ -510,6 +522,6 @@ async function boot() {
   }
 }
 
-Object.assign(app, { watchUsers, navigate, roomPath, roomLabel, refreshRooms, loadRooms, showList, logout });
+Object.assign(app, { avatar, avatarChanged, watchUsers, navigate, roomPath, roomLabel, refreshRooms, loadRooms, showList, logout });
 setApp(app);
 boot();

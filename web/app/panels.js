@@ -72,6 +72,7 @@ function profile(body) {
     'form',
     null,
     h('p', null, 'Signed in as ', h('strong', null, '@' + me.username)),
+    avatarEditor(me),
     labelled('Status', status),
     labelled('Status message', text),
     labelled('Name', name),
@@ -94,6 +95,64 @@ function profile(body) {
     }
   });
   body.append(form);
+}
+
+/** Your avatar: upload a new image (`users.setAvatar`, multipart `image`) or reset it. */
+function avatarEditor(me) {
+  const current = app.avatar(me.username, 64);
+  current.alt = 'Your avatar';
+  current.loading = 'eager';
+  const note = h('p', { class: 'avatar-note', role: 'status' });
+  const input = h('input', { type: 'file', accept: 'image/png,image/jpeg,image/gif,image/webp', name: 'avatar' });
+  const progress = h('progress', { max: '1', value: '0', hidden: true, 'aria-label': 'Uploading your avatar' });
+  const done = (text) => {
+    progress.hidden = true;
+    note.textContent = text;
+  };
+  input.addEventListener('change', async () => {
+    const file = input.files?.[0];
+    if (!file) return;
+    const form = new FormData();
+    form.append('image', file, file.name);
+    progress.hidden = false;
+    note.textContent = 'Uploading…';
+    try {
+      await rest.upload('users.setAvatar', form, (loaded, total) => {
+        progress.max = total || file.size || 1;
+        progress.value = loaded;
+      });
+      app.avatarChanged(me.username);
+      done('Avatar changed.');
+    } catch (err) {
+      done(`Avatar not changed: ${err.message}`);
+    } finally {
+      input.value = '';
+    }
+  });
+  const reset = h(
+    'button',
+    {
+      type: 'button',
+      onclick: async () => {
+        note.textContent = 'Resetting…';
+        try {
+          await rest.post('users.resetAvatar', {});
+          app.avatarChanged(me.username);
+          done('Avatar reset.');
+        } catch (err) {
+          done(`Avatar not reset: ${err.message}`);
+        }
+      },
+    },
+    'Reset avatar',
+  );
+  return h(
+    'fieldset',
+    { class: 'avatar-editor' },
+    h('legend', null, 'Avatar'),
+    current,
+    h('div', { class: 'avatar-actions' }, labelled('Upload a new avatar', input), progress, reset, note),
+  );
 }
 
 function create(body, type) {

@@ -1,6 +1,6 @@
 // One open room: a windowed (virtualised) message list with history loaded upward, live
 // messages from stream-room-messages, typing, the composer with autocomplete, and message actions.
-import { h, fill, toDate, sameDay, formatDay, formatTime } from './dom.js';
+import { h, fill, toDate, sameDay, formatDay, formatTime, formatSize, safeUrl } from './dom.js';
 import { render as markdown } from './markdown.js';
 import * as rest from './rest.js';
 import { openPanel } from './panels.js';
@@ -45,6 +45,12 @@ export function systemText(m) {
   return f ? f(m) : `${m.u?.username || 'Someone'}: ${m.msg || m.t}`;
 }
 
+/** `w`×`h` scaled down (never up) to fit `maxW`×`maxH`, in whole pixels. */
+function fit(w, h, maxW, maxH) {
+  const k = Math.min(1, maxW / w, maxH / h);
+  return [Math.max(1, Math.round(w * k)), Math.max(1, Math.round(h * k))];
+}
+
 const randomId = () => Array.from(crypto.getRandomValues(new Uint8Array(12)), (b) => 'ABCDEFGHJKLMNPQRSTWXYZabcdefghijkmnopqrstuvwxyz23456789'[b % 55]).join('');
 
 export class RoomView {
@@ -54,6 +60,7 @@ export class RoomView {
     this.rid = entry.sub.rid;
     this.mount = mount;
     this.msgs = []; // main list, oldest first
+    this.mainIds = new Set(); // ids in `msgs`: deduplicating a page must not scan the whole room
     this.byId = new Map(); // every loaded message, thread replies too
     this.replies = new Map(); // tmid -> ids of its loaded replies (the server may not count them)
     this.heights = new Map();
@@ -125,6 +132,25 @@ export class RoomView {
       this.composer.el,
     );
     this.mount.setAttribute('aria-labelledby', 'room-title');
+    this.dropNote = h('div', { class: 'drop-note', 'aria-hidden': 'true' }, `Drop files to upload to ${this.label()}`);
+    this.mount.append(this.dropNote);
+    // Properties, not listeners: the room area outlives this view and must not keep its handlers.
+    const carriesFiles = (e) => [...(e.dataTransfer?.types || [])].includes('Files');
+    this.mount.ondragenter = this.mount.ondragover = (e) => {
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      e.dataTransfer.dropEffect = 'copy';
+      this.mount.classList.add('dropping');
+    };
+    this.mount.ondragleave = (e) => {
+      if (!this.mount.contains(e.relatedTarget)) this.mount.classList.remove('dropping');
+    };
+    this.mount.ondrop = (e) => {
+      this.mount.classList.remove('dropping');
+      if (!carriesFiles(e)) return;
+      e.preventDefault();
+      this.composer.addFiles(e.dataTransfer.files);
+    };
     this.composer.focus();
   }
 
@@ -148,13 +174,14 @@ export class RoomView {
     this.remember(m);
     this.app.watchUsers([m.u?._id]);
     if (this.inMain(m)) {
-      const at = this.msgs.findIndex((x) => x._id === m._id);
+      const at = this.mainIds.has(m._id) ? this.msgs.findIndex((x) => x._id === m._id) : -1;
       if (at >= 0) this.msgs[at] = m;
       else {
         const ts = toDate(m.ts).getTime();
         let i = this.msgs.length;
         while (i > 0 && toDate(this.msgs[i - 1].ts).getTime() > ts) i -= 1;
         this.msgs.splice(i, 0, m);
+        this.mainIds.add(m._id);
       }
       this.heights.delete(m._id);
     }
@@ -181,8 +208,9 @@ export class RoomView {
     const gone = this.byId.get(id);
     if (gone?.tmid) this.replies.get(gone.tmid)?.delete(id);
     this.byId.delete(id);
-    const at = this.msgs.findIndex((x) => x._id === id);
+    const at = this.mainIds.has(id) ? this.msgs.findIndex((x) => x._id === id) : -1;
     if (at >= 0) {
+      this.mainIds.delete(id);
       this.msgs.splice(at, 1);
       this.draw();
     }
@@ -194,7 +222,9 @@ export class RoomView {
     this.status.textContent = 'Loading messages…';
     const oldest = this.msgs[0];
     try {
-      const result = await this.app.ddp.call('loadHistory', this.rid, oldest ? { $date: toDate(oldest.ts).getTime() } : null, PAGE, null);
+      // showThreadMessages false: replies stay in their threads (the panel loads them and the
+      // parent's tcount counts them), so every page fills the main list.
+      const result = await this.app.ddp.call('loadHistory', this.rid, oldest ? { $date: toDate(oldest.ts).getTime() } : null, PAGE, null, false);
       if (this.closed) return;
       const messages = result?.messages || [];
       if (messages.length < PAGE) this.noMore = true;
@@ -203,7 +233,8 @@ export class RoomView {
         this.lastUpdate = Math.max(this.lastUpdate, toDate(m._updatedAt ?? m.ts).getTime());
       }
       this.app.watchUsers(messages.map((m) => m.u?._id));
-      const older = messages.filter((m) => this.inMain(m) && !this.msgs.some((x) => x._id === m._id)).reverse();
+      const older = messages.filter((m) => this.inMain(m) && !this.mainIds.has(m._id)).reverse();
+      for (const m of older) this.mainIds.add(m._id);
       this.msgs = older.concat(this.msgs);
       this.start += older.length;
       this.end += older.length;
@@ -394,6 +425,7 @@ export class RoomView {
     }
     if (!grouped) {
       li.append(
+        this.app.avatar(m.u?.username, 32),
         h(
           'div',
           { class: 'meta' },
@@ -411,6 +443,8 @@ export class RoomView {
         channel: (n) => h('a', { href: `/channel/${encodeURIComponent(n)}`, class: 'channel-link' }, '#' + n),
       }),
     );
+    const files = this.attachments(m);
+    if (files) body.append(files);
     const marks = [];
     if (m.editedAt) marks.push(h('span', { class: 'mark', title: `Edited ${toDate(m.editedAt).toLocaleString()}` }, '(edited)'));
     if (m.pinned) marks.push(h('span', { class: 'mark' }, '📌 pinned'));
@@ -452,6 +486,53 @@ export class RoomView {
     }
     li.append(this.tools(m, own, starred, inThread));
     return li;
+  }
+
+  /** File messages: an image thumbnail (sized before it loads, so the list's heights hold), or a
+   * download link with the name and size. Every URL is user content and checked. */
+  attachments(m) {
+    const list = (Array.isArray(m.attachments) ? m.attachments : []).filter((a) => a && typeof a === 'object' && !a.message_link);
+    if (!list.length) return null;
+    return h('div', { class: 'attachments' }, ...list.map((a) => this.attachment(m, a)));
+  }
+
+  attachment(m, a) {
+    const file = (m.files || []).find((f) => f && f.name === a.title) || m.file || {};
+    const title = String(a.title || file.name || 'file');
+    const link = safeUrl(a.title_link);
+    const size = a.image_size ?? a.size ?? a.audio_size ?? a.video_size ?? file.size;
+    const parts = [];
+    const image = safeUrl(a.image_url, true);
+    const video = safeUrl(a.video_url, true);
+    const audio = safeUrl(a.audio_url, true);
+    if (image) {
+      const dims = a.image_dimensions || {};
+      const [w, hgt] = fit(Number(dims.width) || 360, Number(dims.height) || 240, 360, 240);
+      parts.push(
+        h(
+          'a',
+          { href: link || image, target: '_blank', rel: 'noopener noreferrer', class: 'image-link' },
+          h('img', { class: 'attachment-image', src: image, alt: title, width: String(w), height: String(hgt), loading: 'lazy', decoding: 'async' }),
+        ),
+      );
+    } else if (video) {
+      parts.push(h('video', { src: video, controls: true, preload: 'metadata', class: 'attachment-media', 'aria-label': title, width: '360', height: '203' }));
+    } else if (audio) {
+      parts.push(h('audio', { src: audio, controls: true, preload: 'none', class: 'attachment-media', 'aria-label': title }));
+    }
+    const sizeText = size !== undefined && size !== null && formatSize(size) ? ` · ${formatSize(size)}` : '';
+    parts.push(
+      h(
+        'p',
+        { class: 'file-line' },
+        link
+          ? h('a', { href: link, download: title, class: 'file-link', rel: 'noopener noreferrer', 'aria-label': `Download ${title}${sizeText ? `, ${formatSize(size)}` : ''}` }, title)
+          : h('span', { class: 'file-name' }, title),
+        sizeText ? h('span', { class: 'muted file-size' }, sizeText) : null,
+      ),
+    );
+    if (typeof a.description === 'string' && a.description) parts.push(h('div', { class: 'file-description' }, markdown(a.description, {})));
+    return h('figure', { class: 'attachment' }, ...parts);
   }
 
   tools(m, own, starred, inThread) {
@@ -547,15 +628,40 @@ export class RoomView {
       title: 'Thread',
       render: (body) => {
         this.threadBody = h('ol', { class: 'msgs thread', 'aria-label': 'Thread messages' });
-        const composer = new Composer(this, (text) => this.send(text, id), 'Reply in thread', 'Reply in thread');
+        const composer = new Composer(this, (text) => this.send(text, id), 'Reply in thread', 'Reply in thread', id);
         body.append(this.threadBody, composer.el);
         this.drawThread();
         composer.focus();
+        this.loadThread(id);
       },
       onclose: () => {
         this.threadId = null;
+        this.threadNote = null;
       },
     });
+  }
+
+  /** The whole thread from the server (`chat.getThreadMessages`), not only the replies that
+   * happen to be among the room's loaded messages; the parent too when it is not loaded. */
+  async loadThread(id) {
+    try {
+      if (!this.byId.has(id)) {
+        const data = await rest.get('chat.getMessage', { msgId: id });
+        if (data.message) this.remember(data.message);
+      }
+      let offset = 0;
+      for (;;) {
+        const data = await rest.get('chat.getThreadMessages', { tmid: id, count: 100, offset });
+        const page = data.messages || [];
+        for (const m of page) this.remember(m);
+        this.app.watchUsers(page.map((m) => m.u?._id));
+        offset += page.length;
+        if (!page.length || offset >= (data.total ?? 0) || this.threadId !== id) break;
+      }
+    } catch (e) {
+      if (this.threadId === id) this.threadNote = `Could not load the thread: ${e.message}`;
+    }
+    this.threadChanged(id);
   }
 
   threadChanged(id) {
@@ -565,11 +671,14 @@ export class RoomView {
   drawThread() {
     if (!this.threadBody || !this.threadId) return;
     const parent = this.byId.get(this.threadId);
-    const replies = [...this.byId.values()].filter((m) => m.tmid === this.threadId).sort((a, b) => toDate(a.ts) - toDate(b.ts));
+    const ids = this.replies.get(this.threadId) || new Set();
+    const replies = [...ids].map((rid) => this.byId.get(rid)).filter(Boolean).sort((a, b) => toDate(a.ts) - toDate(b.ts));
+    const count = parent ? this.replyCount(parent) : replies.length;
     fill(
       this.threadBody,
       parent ? this.messageElement(parent, { inThread: true }) : null,
-      h('li', { class: 'thread-count', role: 'separator' }, `${replies.length} ${replies.length === 1 ? 'reply' : 'replies'}`),
+      h('li', { class: 'thread-count', role: 'separator' }, `${count} ${count === 1 ? 'reply' : 'replies'}`),
+      this.threadNote ? h('li', { class: 'error' }, this.threadNote) : null,
       ...replies.map((m) => this.messageElement(m, { inThread: true })),
     );
   }
@@ -620,9 +729,10 @@ export class RoomView {
 
 /** The message box: Enter sends, Shift+Enter is a new line, Up edits your last message, @ and # complete. */
 class Composer {
-  constructor(view, onSend, label = 'Message', placeholder) {
+  constructor(view, onSend, label = 'Message', placeholder, tmid) {
     this.view = view;
     this.onSend = onSend;
+    this.tmid = tmid;
     this.editing = null;
     const id = 'ac-' + Math.random().toString(36).slice(2);
     this.listbox = h('ul', { class: 'autocomplete', role: 'listbox', id, hidden: true, 'aria-label': 'Suggestions' });
@@ -637,7 +747,28 @@ class Composer {
       enterkeyhint: 'send',
     });
     this.note = h('p', { class: 'composer-note', 'aria-live': 'polite' });
-    this.el = h('form', { class: 'composer', 'aria-label': label }, this.listbox, this.note, h('div', { class: 'row' }, this.input, h('button', { type: 'submit', class: 'primary' }, 'Send')));
+    this.fileInput = h('input', { type: 'file', multiple: true, hidden: true, 'aria-label': 'Files to upload' });
+    this.fileInput.addEventListener('change', () => {
+      this.addFiles(this.fileInput.files);
+      this.fileInput.value = '';
+    });
+    const attach = h('button', { type: 'button', class: 'attach', 'aria-label': tmid ? 'Attach files to the thread' : 'Attach files', title: 'Attach files', onclick: () => this.fileInput.click() }, 'Attach');
+    this.tray = h('ul', { class: 'uploads', 'aria-label': 'Files to upload', hidden: true });
+    this.el = h(
+      'form',
+      { class: 'composer', 'aria-label': label },
+      this.listbox,
+      this.tray,
+      this.note,
+      h('div', { class: 'row' }, attach, this.fileInput, this.input, h('button', { type: 'submit', class: 'primary' }, 'Send')),
+    );
+    this.input.addEventListener('paste', (e) => {
+      const files = e.clipboardData?.files;
+      if (files?.length) {
+        e.preventDefault();
+        this.addFiles(files);
+      }
+    });
     this.el.addEventListener('submit', (e) => {
       e.preventDefault();
       this.submit();
@@ -655,6 +786,100 @@ class Composer {
 
   focus() {
     this.input.focus();
+  }
+
+  // --- uploads ------------------------------------------------------------------------------
+
+  /** Puts files in the tray: a preview for images, the name (editable), size and a description;
+   * each is sent with its own button, or all with Enter in the message box. */
+  addFiles(list) {
+    const added = [...(list || [])].map((file) => this.trayItem(file));
+    if (!added.length) return;
+    this.tray.hidden = false;
+    added[0].querySelector('input[name="description"]').focus();
+  }
+
+  trayItem(file) {
+    const preview = file.type.startsWith('image/') && file.type !== 'image/svg+xml' ? URL.createObjectURL(file) : null;
+    const id = 'up-' + Math.random().toString(36).slice(2);
+    const name = h('input', { name: 'name', value: file.name, 'aria-label': `File name for ${file.name}`, id: `${id}-name` });
+    const description = h('input', { name: 'description', placeholder: 'Description (optional)', 'aria-label': `Description for ${file.name}` });
+    const progress = h('progress', { max: String(file.size || 1), value: '0', 'aria-label': `Uploading ${file.name}`, hidden: true });
+    const state = h('p', { class: 'upload-state', role: 'status' });
+    const abort = new AbortController();
+    const send = h('button', { type: 'button', class: 'primary', onclick: () => this.uploadItem(item) }, 'Upload');
+    const cancel = h('button', {
+      type: 'button',
+      onclick: () => {
+        abort.abort();
+        this.dropItem(item);
+        this.focus();
+      },
+    }, 'Cancel');
+    const item = h(
+      'li',
+      { class: 'upload', 'aria-label': file.name },
+      preview ? h('img', { class: 'upload-preview', src: preview, alt: `Preview of ${file.name}`, width: '64', height: '64' }) : h('span', { class: 'upload-preview file-kind', 'aria-hidden': 'true' }, (file.name.split('.').pop() || 'file').slice(0, 4).toUpperCase()),
+      h('div', { class: 'upload-fields' }, name, description, h('span', { class: 'muted' }, formatSize(file.size)), progress, state),
+      h('div', { class: 'upload-buttons' }, send, cancel),
+    );
+    Object.assign(item, { file, preview, nameInput: name, description, progress, state, abort, send });
+    description.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter') {
+        e.preventDefault();
+        this.uploadItem(item);
+      }
+    });
+    this.tray.append(item);
+    return item;
+  }
+
+  dropItem(item) {
+    if (item.preview) URL.revokeObjectURL(item.preview);
+    item.remove();
+    this.tray.hidden = !this.tray.children.length;
+  }
+
+  /** `rooms.media/:rid` (XHR, for the progress bar) then `rooms.mediaConfirm/:rid/:fileId`. */
+  async uploadItem(item) {
+    if (item.busy) return;
+    item.busy = true;
+    const { view } = this;
+    const fileName = item.nameInput.value.trim() || item.file.name;
+    item.send.disabled = true;
+    item.nameInput.disabled = true;
+    item.description.disabled = true;
+    item.progress.hidden = false;
+    item.state.textContent = 'Uploading…';
+    try {
+      const form = new FormData();
+      form.append('file', item.file, fileName);
+      const sent = await rest.upload(`rooms.media/${encodeURIComponent(view.rid)}`, form, (loaded, total) => {
+        item.progress.max = total || item.file.size || 1;
+        item.progress.value = loaded;
+        const pct = Math.floor((100 * loaded) / (total || item.file.size || 1));
+        item.state.textContent = `Uploading… ${pct} %`;
+      }, item.abort.signal);
+      item.state.textContent = 'Sending…';
+      const body = { msg: '', fileName };
+      const text = item.description.value.trim();
+      if (text) body.description = text;
+      if (this.tmid) body.tmid = this.tmid;
+      const data = await rest.post(`rooms.mediaConfirm/${encodeURIComponent(view.rid)}/${encodeURIComponent(sent.file._id)}`, body);
+      view.stickToBottom = !this.tmid;
+      if (data.message) view.upsert(data.message, false);
+      this.dropItem(item);
+      if (!this.tray.children.length) this.focus();
+    } catch (e) {
+      if (e.cancelled) return;
+      item.busy = false;
+      item.send.disabled = false;
+      item.nameInput.disabled = false;
+      item.description.disabled = false;
+      item.progress.hidden = true;
+      item.send.textContent = 'Retry';
+      item.state.textContent = e.offline ? 'Not uploaded: no connection to the server.' : `Not uploaded: ${e.message}`;
+    }
   }
 
   autosize() {
@@ -678,6 +903,8 @@ class Composer {
   }
 
   async submit() {
+    const pending = [...this.tray.children].filter((item) => !item.busy);
+    for (const item of pending) this.uploadItem(item);
     const text = this.input.value.trim();
     if (!text) return;
     this.view.stopTyping();
@@ -737,7 +964,7 @@ class Composer {
     try {
       if (sigil === '@') {
         const data = await rest.get('users.autocomplete', { selector: JSON.stringify({ term }) });
-        items = (data.items || []).map((u) => ({ insert: '@' + u.username, label: u.name ? `${u.username} — ${u.name}` : u.username }));
+        items = (data.items || []).map((u) => ({ insert: '@' + u.username, username: u.username, label: u.name ? `${u.username} — ${u.name}` : u.username }));
         for (const special of ['all', 'here']) if (special.startsWith(term)) items.push({ insert: '@' + special, label: `${special} — notify everyone` });
       } else {
         const data = await rest.get('rooms.autocomplete.channelAndPrivate', { selector: JSON.stringify({ name: term }) });
@@ -753,7 +980,7 @@ class Composer {
     fill(
       this.listbox,
       ...this.items.map((item, i) =>
-        h('li', { role: 'option', id: `${this.listbox.id}-${i}`, 'aria-selected': 'false', onmousedown: (e) => { e.preventDefault(); this.insert(item); } }, item.label),
+        h('li', { role: 'option', id: `${this.listbox.id}-${i}`, 'aria-selected': 'false', onmousedown: (e) => { e.preventDefault(); this.insert(item); } }, item.username ? this.view.app.avatar(item.username, 20) : null, item.label),
       ),
     );
     this.listbox.hidden = false;

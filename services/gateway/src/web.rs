@@ -1,5 +1,5 @@
 //! The web client: files from `web/`, embedded at build time by `build.rs` with content-hashed
-//! names and gzip copies. `/` and any client-side route get `index.html` (never cached, so a new
+//! names and gzip and brotli copies (chosen per `Accept-Encoding`). `/` and any client-side route get `index.html` (never cached, so a new
 //! build is picked up at once); hashed assets are cached forever. Every response carries a strict
 //! Content-Security-Policy: scripts and styles only from this origin, none inline.
 
@@ -18,6 +18,8 @@ pub(crate) struct Asset {
     pub body: &'static [u8],
     /// Present when gzip made the file smaller.
     pub gzip: Option<&'static [u8]>,
+    /// Present when brotli made the file smaller.
+    pub brotli: Option<&'static [u8]>,
 }
 
 include!(concat!(env!("OUT_DIR"), "/web_assets.rs"));
@@ -57,25 +59,55 @@ fn is_client_route(path: &str) -> bool {
     !NOT_CLIENT_ROUTES.iter().any(|p| under(p)) && !last.contains('.')
 }
 
-/// Whether `Accept-Encoding` admits gzip (a `q=0` refuses it).
-fn accepts_gzip(headers: &HeaderMap) -> bool {
-    headers.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(',')).any(
-        |part| {
-            let mut pieces = part.split(';').map(str::trim);
-            let coding = pieces.next().unwrap_or_default();
-            let refused = pieces.any(|p| {
-                p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()).is_some_and(|q| q <= 0.0)
-            });
-            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !refused
-        },
-    )
+/// A content coding we hold precompressed copies in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Coding {
+    Brotli,
+    Gzip,
+}
+
+/// The weight `Accept-Encoding` gives `coding` (`*` stands for any coding not named; absent is 0).
+fn weight(headers: &HeaderMap, coding: Coding) -> f32 {
+    let name = match coding {
+        Coding::Brotli => "br",
+        Coding::Gzip => "gzip",
+    };
+    let mut named = None;
+    let mut any = None;
+    for part in
+        headers.get_all(ACCEPT_ENCODING).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(','))
+    {
+        let mut pieces = part.split(';').map(str::trim);
+        let token = pieces.next().unwrap_or_default();
+        let q = pieces
+            .find_map(|p| p.strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
+            .unwrap_or(1.0);
+        if token.eq_ignore_ascii_case(name) {
+            named = Some(q);
+        } else if token == "*" {
+            any = Some(q);
+        }
+    }
+    named.or(any).unwrap_or(0.0)
+}
+
+/// The coding to send: the client's preferred one among those the asset has, brotli on a tie
+/// (it is the smaller).
+fn choose(headers: &HeaderMap, asset: &Asset) -> Option<(Coding, &'static [u8])> {
+    let offers = [(Coding::Brotli, asset.brotli), (Coding::Gzip, asset.gzip)];
+    let mut best: Option<(f32, Coding, &'static [u8])> = None;
+    for (coding, body) in offers {
+        let (Some(body), w) = (body, weight(headers, coding)) else { continue };
+        if w > 0.0 && best.is_none_or(|(bw, _, _)| w > bw) {
+            best = Some((w, coding, body));
+        }
+    }
+    best.map(|(_, coding, body)| (coding, body))
 }
 
 fn serve(asset: &Asset, headers: &HeaderMap, cache: &'static str) -> Response {
-    let (body, gzipped) = match asset.gzip {
-        Some(gz) if accepts_gzip(headers) => (gz, true),
-        _ => (asset.body, false),
-    };
+    let chosen = choose(headers, asset);
+    let body = chosen.map_or(asset.body, |(_, body)| body);
     let mut response = (StatusCode::OK, body).into_response();
     let h = response.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
@@ -84,11 +116,17 @@ fn serve(asset: &Asset, headers: &HeaderMap, cache: &'static str) -> Response {
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    if asset.gzip.is_some() {
+    if asset.gzip.is_some() || asset.brotli.is_some() {
         h.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
     }
-    if gzipped {
-        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    match chosen {
+        Some((Coding::Brotli, _)) => {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static("br"));
+        }
+        Some((Coding::Gzip, _)) => {
+            h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
+        None => {}
     }
     response
 }
@@ -103,14 +141,33 @@ mod tests {
         h
     }
 
+    const BOTH: Asset = Asset {
+        path: "/x",
+        content_type: "text/plain",
+        body: b"plain",
+        gzip: Some(b"gz"),
+        brotli: Some(b"br"),
+    };
+    const GZIP_ONLY: Asset = Asset { brotli: None, ..BOTH };
+
+    fn coding(value: &str, asset: &Asset) -> Option<Coding> {
+        choose(&with(value), asset).map(|(c, _)| c)
+    }
+
     #[test]
-    fn gzip_negotiation() {
-        assert!(accepts_gzip(&with("gzip, deflate, br")));
-        assert!(accepts_gzip(&with("br;q=1.0, GZIP;q=0.5")));
-        assert!(accepts_gzip(&with("*")));
-        assert!(!accepts_gzip(&with("gzip;q=0")));
-        assert!(!accepts_gzip(&with("br, identity")));
-        assert!(!accepts_gzip(&HeaderMap::new()));
+    fn encoding_negotiation() {
+        assert_eq!(coding("gzip, deflate, br", &BOTH), Some(Coding::Brotli));
+        assert_eq!(coding("gzip, deflate, br, zstd", &GZIP_ONLY), Some(Coding::Gzip));
+        assert_eq!(coding("br;q=0.5, GZIP;q=0.8", &BOTH), Some(Coding::Gzip));
+        assert_eq!(coding("br;q=1.0, gzip;q=0.8", &BOTH), Some(Coding::Brotli));
+        assert_eq!(coding("*", &BOTH), Some(Coding::Brotli));
+        assert_eq!(coding("br;q=0, *", &BOTH), Some(Coding::Gzip));
+        assert_eq!(coding("gzip;q=0", &GZIP_ONLY), None);
+        assert_eq!(coding("gzip;q=0, br;q=0", &BOTH), None);
+        assert_eq!(coding("br, identity", &GZIP_ONLY), None);
+        assert_eq!(coding("deflate", &BOTH), None);
+        assert_eq!(choose(&HeaderMap::new(), &BOTH), None);
+        assert_eq!(choose(&with("br"), &BOTH).map(|(_, b)| b), Some(&b"br"[..]));
     }
 
     #[test]

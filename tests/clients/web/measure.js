@@ -1,13 +1,14 @@
 // Measures the web client in Debian's chromium (not a test; numbers for the README):
-//   node measure.js <server url> <username> <password> <messages to seed>
+//   node measure.js <server url> <username> <password> <messages to seed> [existing channel]
 // Prints the initial download (bytes over the wire, compressed), the time from navigation to the
-// first rendered room list with a stored session, and, after seeding a channel with N messages and
-// scrolling all of them into memory, the JS heap and the number of DOM nodes.
+// first rendered room list with a stored session, and, after seeding a channel with N messages (or
+// reusing the named one) and scrolling all of them into memory, the JS heap and the number of DOM
+// nodes; then frame times and the DOM size while scrolling through the loaded messages.
 'use strict';
 
 const { chromium } = require('playwright-core');
 
-const [url, user, password, seedArg] = process.argv.slice(2);
+const [url, user, password, seedArg, existing] = process.argv.slice(2);
 const seed = Number(seedArg || 10000);
 
 async function api(path, body, auth) {
@@ -21,9 +22,9 @@ async function api(path, body, auth) {
 
 async function main() {
   const auth = (await api('login', { user, password })).data;
-  const name = `big-${Date.now().toString(36)}`;
-  const rid = (await api('channels.create', { name }, auth)).channel._id;
-  let next = 0;
+  const name = existing || `big-${Date.now().toString(36)}`;
+  const rid = existing ? null : (await api('channels.create', { name }, auth)).channel._id;
+  let next = existing ? seed : 0;
   const worker = async () => {
     while (next < seed) {
       const n = next++;
@@ -32,7 +33,7 @@ async function main() {
   };
   const t0 = Date.now();
   await Promise.all(Array.from({ length: 8 }, worker));
-  console.log(`seeded ${seed} messages in #${name} in ${Date.now() - t0} ms`);
+  if (!existing) console.log(`seeded ${seed} messages in #${name} in ${Date.now() - t0} ms`);
 
   const browser = await chromium.launch({
     executablePath: '/usr/bin/chromium',
@@ -71,6 +72,9 @@ async function main() {
   const client = await page.context().newCDPSession(page);
   await client.send('Performance.enable');
   const t1 = Date.now();
+  // LOAD_LIMIT_MS stops loading history after that long (on a slow machine a 100,000-message room
+  // takes minutes to page in 50 at a time); the numbers below then say how many were loaded.
+  const limit = Number(process.env.LOAD_LIMIT_MS || Infinity);
   for (;;) {
     const done = await page.evaluate(() => {
       const s = document.querySelector('.scroller');
@@ -78,10 +82,14 @@ async function main() {
       s.dispatchEvent(new Event('scroll'));
       return document.querySelector('.history-state').textContent === 'Start of the room.';
     });
-    if (done) break;
+    if (done || Date.now() - t1 > limit) break;
     await page.waitForTimeout(30);
   }
-  console.log(`scrolled all ${seed} messages into memory in ${Date.now() - t1} ms`);
+  await page.waitForTimeout(500);
+  // The oldest loaded message, at the top now, tells how far history reaches (with a room seeded by
+  // the SQL in the README, "seeded message K" has K + (seed - seeded rows) messages after it).
+  const oldest = await page.evaluate(() => document.querySelector('li.msg .body')?.textContent || '');
+  console.log(`loaded history for ${Date.now() - t1} ms; oldest loaded message: ${oldest.slice(0, 40)}`);
   await page.evaluate(() => {
     const s = document.querySelector('.scroller');
     s.scrollTop = s.scrollHeight / 2;
@@ -103,6 +111,35 @@ async function main() {
     return (performance.now() - t) / 60;
   });
   console.log(`random jumps through the room: ${frame.toFixed(1)} ms per jump (two frames each)`);
+
+  // Continuous scrolling: 40 px a frame for 900 frames (about 800 messages) from the middle, as a
+  // wheel or a flick would; every frame's interval, and the DOM's size, sampled each frame.
+  const smooth = await page.evaluate(async () => {
+    const s = document.querySelector('.scroller');
+    s.scrollTop = s.scrollHeight / 2;
+    await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
+    const gaps = [];
+    let maxNodes = 0;
+    let maxItems = 0;
+    let last = performance.now();
+    for (let i = 0; i < 900; i += 1) {
+      s.scrollTop += i < 450 ? 40 : -40;
+      await new Promise((r) => requestAnimationFrame(r));
+      const now = performance.now();
+      gaps.push(now - last);
+      last = now;
+      maxNodes = Math.max(maxNodes, document.getElementsByTagName('*').length);
+      maxItems = Math.max(maxItems, document.querySelectorAll('li.msg').length);
+    }
+    gaps.sort((a, b) => a - b);
+    const at = (q) => gaps[Math.min(gaps.length - 1, Math.floor(q * gaps.length))];
+    return { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: gaps.at(-1), over50: gaps.filter((g) => g > 50).length, maxNodes, maxItems };
+  });
+  console.log(
+    `continuous scroll, 900 frames: frame interval p50 ${smooth.p50.toFixed(1)} ms, p95 ${smooth.p95.toFixed(1)} ms, ` +
+      `p99 ${smooth.p99.toFixed(1)} ms, max ${smooth.max.toFixed(1)} ms, ${smooth.over50} frames over 50 ms; ` +
+      `at most ${smooth.maxNodes} elements in the document, ${smooth.maxItems} message elements`,
+  );
   await browser.close();
 }
 
