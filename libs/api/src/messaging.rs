@@ -57,6 +57,9 @@ pub enum RoomChange {
     /// `favorite: {favorite, defaultValue}`: marked only when both are true.
     Favorite(bool),
     ReactWhenReadOnly(bool),
+    /// The room's uploaded avatar changed (its new ETag) or was removed (`None`); the bytes are
+    /// the files service's (`FilesService::set_room_avatar`), which makes this change.
+    Avatar(Option<String>),
 }
 
 /// Which rooms to list.
