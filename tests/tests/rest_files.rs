@@ -266,8 +266,13 @@ async fn legacy_upload_in_a_thread_and_plain_files() {
         .part("file", Part::bytes(b"2".to_vec()).file_name("b.txt"));
     let (status, body) = alice.post_multipart("rooms.upload/GENERAL", form).await;
     assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("Just 1 file is allowed")));
-    // Multipart without the file part.
+    // Multipart without the file part, or the file under another part name.
     let (status, body) = alice.post_multipart("rooms.media/GENERAL", Form::new().text("msg", "x")).await;
+    assert_error(&(status, body), 400, Some("invalid-field"));
+    let (status, body) = alice
+        .post_multipart("rooms.upload/GENERAL", file_form("test", "a.png", "image/png", png(400, 400)))
+        .await;
+    assert_eq!(body["error"], "[invalid-field]");
     assert_error(&(status, body), 400, Some("invalid-field"));
 }
 

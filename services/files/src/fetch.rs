@@ -142,7 +142,7 @@ pub(crate) async fn image(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
         .unwrap_or_default();
-    if !content_type.strip_prefix("image/").is_some_and(|rest| !rest.is_empty()) {
+    if content_type.strip_prefix("image/").is_none_or(str::is_empty) {
         return Err(invalid_url(url));
     }
     if response.content_length().is_some_and(|n| n > limit) {

@@ -136,6 +136,10 @@ async fn read_upload(
         if field.file_name().is_some() && stored.is_some() {
             return Err(ApiError::failure("Just 1 file is allowed"));
         }
+        // A file under another part name: Rocket.Chat refuses the form (`invalid-field`).
+        if field.file_name().is_some() && name != file_field {
+            return Err(ApiError::typed("invalid-field", ""));
+        }
         if name == file_field && stored.is_none() {
             stored = Some(pump(field, &target, &fields).await?);
         } else {
