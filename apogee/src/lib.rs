@@ -140,6 +140,7 @@ pub(crate) async fn start_files(
         (Arc::new(blobs), "FileSystem")
     };
     let files = apogee_files::Files::new(store, blobs.clone(), name, auth, messaging);
+    files.allow_private_urls(config.test_mode);
     files.run(bus).await.map_err(|e| anyhow::anyhow!("start files: {e}"))?;
     Ok((FilesClient::local(files), blobs))
 }

@@ -266,8 +266,13 @@ async fn legacy_upload_in_a_thread_and_plain_files() {
         .part("file", Part::bytes(b"2".to_vec()).file_name("b.txt"));
     let (status, body) = alice.post_multipart("rooms.upload/GENERAL", form).await;
     assert_eq!((status.as_u16(), body["error"].as_str()), (400, Some("Just 1 file is allowed")));
-    // Multipart without the file part.
+    // Multipart without the file part, or the file under another part name.
     let (status, body) = alice.post_multipart("rooms.media/GENERAL", Form::new().text("msg", "x")).await;
+    assert_error(&(status, body), 400, Some("invalid-field"));
+    let (status, body) = alice
+        .post_multipart("rooms.upload/GENERAL", file_form("test", "a.png", "image/png", png(400, 400)))
+        .await;
+    assert_eq!(body["error"], "[invalid-field]");
     assert_error(&(status, body), 400, Some("invalid-field"));
 }
 
@@ -407,4 +412,323 @@ async fn s3_storage_end_to_end() {
     assert!(blobs(server.data_dir()).is_empty());
     let listed = alice.ok_get("channels.files?roomId=GENERAL").await;
     assert_eq!(listed["files"][0]["store"], "AmazonS3:Uploads");
+}
+
+/// A tiny HTTP/1.1 server for avatar URLs: `(path, status, content type, body)` routes; counts
+/// the requests it answered.
+async fn image_host(
+    routes: Vec<(&'static str, u16, &'static str, Vec<u8>)>,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let routes = routes.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let text = String::from_utf8_lossy(&request);
+                let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                let (status, ty, body) = routes
+                    .iter()
+                    .find(|(p, ..)| *p == path)
+                    .map(|(_, s, t, b)| (*s, *t, b.clone()))
+                    .unwrap_or((404, "text/plain", b"missing".to_vec()));
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Type: {ty}\r\nContent-Length: {}\r\nLocation: /a.png\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+            });
+        }
+    });
+    (base, hits)
+}
+
+#[tokio::test]
+async fn avatar_from_a_url() {
+    let server = TestServer::start_with(&[
+        ("TEST_MODE", "true"),
+        ("OVERWRITE_SETTING_FileUpload_MaxFileSize", "20000"),
+    ])
+    .await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let (base, hits) = image_host(vec![
+        ("/a.png", 200, "image/png", png(40, 30)),
+        ("/page", 200, "text/html", b"<html></html>".to_vec()),
+        ("/fake.png", 200, "image/png", b"not an image at all".to_vec()),
+        ("/broken", 500, "text/plain", b"oops".to_vec()),
+        ("/moved", 302, "text/plain", Vec::new()),
+        ("/big.png", 200, "image/png", vec![0; 30_000]),
+    ])
+    .await;
+
+    // Fetched by the server (loopback is allowed only because this is TEST_MODE).
+    alice.ok_post("users.setAvatar", json!({"avatarUrl": format!("{base}/a.png")})).await;
+    let resp = download(&alice, "/avatar/alice").await;
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    let img = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (40, 30));
+
+    // Not an image, not found, a failing host, a redirect (not followed), too large.
+    for (path, error) in [
+        ("/page", "error-avatar-invalid-url"),
+        ("/nothing", "error-avatar-invalid-url"),
+        ("/broken", "error-avatar-url-handling"),
+        ("/moved", "error-avatar-invalid-url"),
+        ("/big.png", "error-file-too-large"),
+        ("/fake.png", "error-invalid-file-type"),
+    ] {
+        let resp = alice.post("users.setAvatar", json!({"avatarUrl": format!("{base}{path}")})).await;
+        assert_error(&resp, 400, Some(error));
+    }
+    assert_error(
+        &alice.post("users.setAvatar", json!({"avatarUrl": "ftp://x/a.png"})).await,
+        400,
+        Some("error-avatar-invalid-url"),
+    );
+    let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+    // Another user's avatar needs `edit-other-user-avatar`; the URL is not even fetched.
+    let resp =
+        bob.post("users.setAvatar", json!({"avatarUrl": format!("{base}/a.png"), "username": "alice"})).await;
+    assert_error(&resp, 403, None);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), before);
+    // The admin may set anyone's, by id or username.
+    let admin = server.admin().await;
+    admin
+        .ok_post("users.setAvatar", json!({"avatarUrl": format!("{base}/a.png"), "userId": bob.user_id()}))
+        .await;
+    assert_eq!(download(&bob, "/avatar/bob").await.headers()["content-type"], "image/png");
+    // The blob store holds alice's and bob's avatars, nothing of the refused fetches.
+    assert_eq!(blobs(server.data_dir()).len(), 2, "{:?}", blobs(server.data_dir()));
+}
+
+#[tokio::test]
+async fn uploads_are_rate_limited_outside_test_mode() {
+    let server = TestServer::start_with(&[
+        ("ADMIN_USERNAME", "root"),
+        ("ADMIN_PASS", "s3cret"),
+        ("ADMIN_EMAIL", "root@example.com"),
+        ("OVERWRITE_SETTING_API_Enable_Rate_Limiter_Limit_Calls_Default", "3"),
+    ])
+    .await;
+    let root = server.anon().login("root", "s3cret").await;
+    root.ok_post(
+        "users.create",
+        json!({"username": "alice", "email": "alice@example.com", "name": "Alice", "password": "pw", "verified": true}),
+    )
+    .await;
+    let alice = server.anon().login("alice", "pw").await;
+    let text = |n: u8| file_form("file", "n.txt", "text/plain", vec![b'a' + n; 10]);
+    for n in 0..3u8 {
+        let resp = alice
+            .request(Method::POST, "/api/v1/rooms.media/GENERAL")
+            .multipart(text(n))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["x-ratelimit-limit"], "3");
+        assert_eq!(resp.headers()["x-ratelimit-remaining"], (2 - n).to_string().as_str());
+        assert!(resp.headers().contains_key("x-ratelimit-reset"));
+    }
+    assert_eq!(blobs(server.data_dir()).len(), 3);
+    // The fourth within the minute: Rocket.Chat's 429, and nothing stored.
+    let resp =
+        alice.request(Method::POST, "/api/v1/rooms.media/GENERAL").multipart(text(9)).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(resp.headers()["x-ratelimit-remaining"], "0");
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["success"], false);
+    assert!(body.get("errorType").is_none(), "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("Error, too many requests. Please slow down. You must wait ")
+            && error.ends_with(" seconds before trying this endpoint again. [error-too-many-requests]"),
+        "{error}"
+    );
+    assert_eq!(blobs(server.data_dir()).len(), 3);
+    // Counted per route: the legacy route has its own budget.
+    let (status, body) = alice.post_multipart("rooms.upload/GENERAL", text(1)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // `api-bypass-rate-limit` (admins) is never limited.
+    for n in 0..5u8 {
+        let (status, body) = root.post_multipart("rooms.media/GENERAL", text(n)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    // Switched off by the setting.
+    root.ok_post("settings/API_Enable_Rate_Limiter", json!({"value": false})).await;
+    let (status, body) = alice.post_multipart("rooms.media/GENERAL", text(2)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // Outside TEST_MODE an avatar URL may not point at this machine (or any private address),
+    // and the server never connects to it.
+    let (base, hits) = image_host(vec![("/a.png", 200, "image/png", png(4, 4))]).await;
+    for url in
+        [format!("{base}/a.png"), "http://169.254.169.254/latest".to_owned(), "http://[::1]/x".to_owned()]
+    {
+        let resp = alice.post("users.setAvatar", json!({"avatarUrl": url})).await;
+        assert_error(&resp, 400, Some("error-avatar-invalid-url"));
+    }
+    let port = base.rsplit(':').next().unwrap();
+    let resp =
+        alice.post("users.setAvatar", json!({"avatarUrl": format!("http://localhost:{port}/a.png")})).await;
+    assert_error(&resp, 400, Some("error-avatar-invalid-url"));
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn svg_and_html_downloads_run_no_script() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    // An admin allows SVG (blacklisted by default).
+    admin.ok_post("settings/FileUpload_MediaTypeBlackList", json!({"value": ""})).await;
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"10\" height=\"10\"><script>alert(document.cookie)</script></svg>";
+    let (status, body) =
+        media(&alice, "GENERAL", file_form("file", "evil.svg", "image/svg+xml", svg.to_vec())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["file"]["_id"].as_str().unwrap().to_owned();
+    let m = alice.ok_post(&format!("rooms.mediaConfirm/GENERAL/{id}"), json!({})).await;
+    let m = &m["message"];
+    // No thumbnail, preview or dimensions are attempted for SVG.
+    assert_eq!(m["files"].as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(m["file"]["type"], "image/svg+xml");
+    assert!(m["attachments"][0].get("image_preview").is_none(), "{m}");
+    assert!(m["attachments"][0].get("image_dimensions").is_none(), "{m}");
+    assert_eq!(blobs(server.data_dir()).len(), 1);
+    let (_, body) = media(
+        &alice,
+        "GENERAL",
+        file_form("file", "page.html", "text/html", b"<script>alert(1)</script>".to_vec()),
+    )
+    .await;
+    let html_url = body["file"]["url"].as_str().unwrap().to_owned();
+
+    for url in [format!("/file-upload/{id}/evil.svg"), html_url] {
+        for query in ["", "?download"] {
+            let resp = download(&alice, &format!("{url}{query}")).await;
+            assert_eq!(resp.status(), StatusCode::OK);
+            let h = resp.headers();
+            assert_eq!(h["content-security-policy"], "default-src 'none'; sandbox", "{url}");
+            assert_eq!(h["x-content-type-options"], "nosniff");
+            assert!(h["content-disposition"].to_str().unwrap().starts_with("attachment;"), "{url}");
+        }
+    }
+    // A plain image stays inline, under the same policy.
+    let (_, body) = media(&alice, "GENERAL", file_form("file", "p.png", "image/png", png(4, 4))).await;
+    let resp = download(&alice, body["file"]["url"].as_str().unwrap()).await;
+    assert!(resp.headers()["content-disposition"].to_str().unwrap().starts_with("inline;"));
+    assert_eq!(resp.headers()["content-security-policy"], "default-src 'none'; sandbox");
+}
+
+fn data_url(bytes: &[u8], content_type: &str) -> String {
+    use base64::Engine;
+    format!("data:{content_type};base64,{}", base64::engine::general_purpose::STANDARD.encode(bytes))
+}
+
+#[tokio::test]
+async fn room_avatars() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let rid = alice.ok_post("channels.create", json!({"name": "pics", "members": ["bob"]})).await["channel"]
+        ["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut ws = apogee_tests::ddp::Ddp::login(&server.url, bob.token()).await;
+    let uid = bob.user_id().to_owned();
+    ws.sub("stream-notify-user", json!([format!("{uid}/rooms-changed"), false])).await;
+
+    // Generated initials until one is set.
+    let resp = download(&alice, &format!("/avatar/room/{rid}")).await;
+    assert_eq!(resp.headers()["content-type"], "image/svg+xml");
+    assert!(resp.text().await.unwrap().contains(">P</text>"));
+
+    // A member without `edit-room` may not set it; nothing is stored.
+    let image = png(120, 80);
+    let resp = bob
+        .post("rooms.saveRoomSettings", json!({"rid": rid, "roomAvatar": data_url(&image, "image/png")}))
+        .await;
+    assert_eq!(resp.0.as_u16(), 400, "{}", resp.1);
+    assert_eq!(resp.1["errorType"], "error-action-not-allowed");
+    assert!(blobs(server.data_dir()).is_empty(), "{:?}", blobs(server.data_dir()));
+    // Not an image we decode (SVG included), or not a data URL: refused.
+    let svg = b"<svg xmlns=\"http://www.w3.org/2000/svg\"><script>alert(1)</script></svg>";
+    let resp = alice
+        .post("rooms.saveRoomSettings", json!({"rid": rid, "roomAvatar": data_url(svg, "image/svg+xml")}))
+        .await;
+    assert_error(&resp, 400, Some("error-invalid-file-type"));
+    let resp =
+        alice.post("rooms.saveRoomSettings", json!({"rid": rid, "roomAvatar": "http://x/a.png"})).await;
+    assert_error(&resp, 400, Some("error-invalid-image"));
+    assert!(blobs(server.data_dir()).is_empty());
+
+    // The owner sets it: the room gets an `avatarETag`, members hear of it, and it is served.
+    alice
+        .ok_post(
+            "rooms.saveRoomSettings",
+            json!({"rid": rid, "roomAvatar": data_url(&image, "image/png"), "roomTopic": "cats"}),
+        )
+        .await;
+    let room = alice.ok_get(&format!("rooms.info?roomId={rid}")).await["room"].clone();
+    let etag = room["avatarETag"].as_str().unwrap().to_owned();
+    assert_eq!(room["topic"], "cats");
+    let changed = ws
+        .recv_where(|f| {
+            f["collection"] == "stream-notify-user" && f["fields"]["args"][1]["avatarETag"].as_str().is_some()
+        })
+        .await;
+    assert_eq!(changed["fields"]["args"][1]["avatarETag"], etag.as_str());
+    let resp = download(&bob, &format!("/avatar/room/{rid}")).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), image.as_slice());
+    let resp = download(&bob, &format!("/avatar/room/{rid}?size=32&format=jpeg")).await;
+    assert_eq!(resp.headers()["content-type"], "image/jpeg");
+    let img = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (32, 32));
+    let history = alice.ok_get(&format!("channels.history?roomId={rid}")).await;
+    assert!(
+        history["messages"].as_array().unwrap().iter().any(|m| m["t"] == "room_changed_avatar"),
+        "{history}"
+    );
+
+    // A new one replaces it (new ETag, the old bytes gone).
+    let second = png(50, 50);
+    alice
+        .ok_post("rooms.saveRoomSettings", json!({"rid": rid, "roomAvatar": data_url(&second, "image/png")}))
+        .await;
+    let etag2 = alice.ok_get(&format!("rooms.info?roomId={rid}")).await["room"]["avatarETag"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_ne!(etag, etag2);
+    assert_eq!(blobs(server.data_dir()).len(), 1, "{:?}", blobs(server.data_dir()));
+    let got = download(&bob, &format!("/avatar/room/{rid}")).await.bytes().await.unwrap();
+    assert_eq!(got.as_ref(), second.as_slice());
+
+    // `roomAvatar: null` resets it to the initials.
+    alice.ok_post("rooms.saveRoomSettings", json!({"rid": rid, "roomAvatar": null})).await;
+    let room = alice.ok_get(&format!("rooms.info?roomId={rid}")).await["room"].clone();
+    assert!(room.get("avatarETag").is_none(), "{room}");
+    assert_eq!(
+        download(&bob, &format!("/avatar/room/{rid}")).await.headers()["content-type"],
+        "image/svg+xml"
+    );
+    assert!(blobs(server.data_dir()).is_empty(), "{:?}", blobs(server.data_dir()));
 }

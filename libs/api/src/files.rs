@@ -154,6 +154,22 @@ pub trait FilesService: Send + Sync + 'static {
         content_type: Option<String>,
         body: ByteStream,
     ) -> ServiceResult<()>;
+    /// Sets a user's avatar from an image the server fetches from `url` (`users.setAvatar
+    /// {avatarUrl}`), under the same rights as [`FilesService::set_avatar`].
+    async fn set_avatar_from_url(
+        &self,
+        who: &Principal,
+        user: Option<UserSelector>,
+        url: String,
+    ) -> ServiceResult<()>;
+    /// Sets a room's avatar from a `data:` URL, or removes it with `None`
+    /// (`rooms.saveRoomSettings {roomAvatar}`); needs `edit-room`.
+    async fn set_room_avatar(
+        &self,
+        who: &Principal,
+        rid: &str,
+        data_url: Option<String>,
+    ) -> ServiceResult<()>;
     /// Back to the generated avatar (`users.resetAvatar`).
     async fn reset_avatar(&self, who: &Principal, user: Option<UserSelector>) -> ServiceResult<()>;
     /// The avatar image, at most `size` pixels square (`/avatar/...`).

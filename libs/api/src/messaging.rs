@@ -57,6 +57,9 @@ pub enum RoomChange {
     /// `favorite: {favorite, defaultValue}`: marked only when both are true.
     Favorite(bool),
     ReactWhenReadOnly(bool),
+    /// The room's uploaded avatar changed (its new ETag) or was removed (`None`); the bytes are
+    /// the files service's (`FilesService::set_room_avatar`), which makes this change.
+    Avatar(Option<String>),
 }
 
 /// Which rooms to list.
@@ -314,6 +317,9 @@ pub trait MessagingService: Send + Sync + 'static {
     /// owner and others remain, refuses with `user-last-owner` unless `confirm`, in which case
     /// the longest-standing other member becomes an owner.
     async fn relinquish_ownership(&self, user_id: &str, confirm: bool) -> ServiceResult<()>;
+    /// A room by id, for other services (files draws room avatars); never exposed to clients
+    /// as is, since it checks no access.
+    async fn find_room(&self, rid: &str) -> ServiceResult<Option<Room>>;
     /// Marks or unmarks the room as one of the caller's favorites (`rooms.favorite`).
     async fn set_favorite(&self, who: &Principal, room: RoomSelector, favorite: bool) -> ServiceResult<()>;
     /// Sets one notification preference of the caller's subscription (`rooms.saveNotification`).

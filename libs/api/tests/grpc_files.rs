@@ -155,6 +155,32 @@ impl FilesService for Recorder {
         Ok(())
     }
 
+    async fn set_avatar_from_url(
+        &self,
+        who: &Principal,
+        user: Option<UserSelector>,
+        url: String,
+    ) -> ServiceResult<()> {
+        self.saw(Some(who));
+        match (user, url.as_str()) {
+            (Some(UserSelector::Username(name)), "http://images.example/a.png") if name == "bob" => Ok(()),
+            _ => Err(ServiceError::invalid("error-avatar-invalid-url", format!("Invalid avatar URL: {url}"))),
+        }
+    }
+
+    async fn set_room_avatar(
+        &self,
+        who: &Principal,
+        rid: &str,
+        data_url: Option<String>,
+    ) -> ServiceResult<()> {
+        self.saw(Some(who));
+        match (rid, data_url) {
+            ("GENERAL", None) => Ok(()),
+            _ => Err(ServiceError::not_found("error-room-not-found", "no")),
+        }
+    }
+
     async fn reset_avatar(&self, who: &Principal, _user: Option<UserSelector>) -> ServiceResult<()> {
         self.saw(Some(who));
         Err(ServiceError::new(ErrorKind::PermissionDenied, "error-not-allowed", "Not allowed"))
@@ -320,6 +346,13 @@ async fn the_small_calls_round_trip() {
         (stored.0.name.as_str(), stored.0.content_type.as_str(), stored.1),
         ("bob", "image/png", image)
     );
+    let bob = Some(UserSelector::Username("bob".into()));
+    files.set_avatar_from_url(&alice(), bob.clone(), "http://images.example/a.png".into()).await.unwrap();
+    let refused = files.set_avatar_from_url(&alice(), bob, "http://elsewhere/".into()).await.unwrap_err();
+    assert_eq!(refused.error_type, "error-avatar-invalid-url");
+    files.set_room_avatar(&alice(), "GENERAL", None).await.unwrap();
+    let missing = files.set_room_avatar(&alice(), "nope", Some("data:x".into())).await.unwrap_err();
+    assert_eq!(missing.kind, ErrorKind::NotFound);
 }
 
 #[tokio::test]

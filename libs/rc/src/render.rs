@@ -148,6 +148,7 @@ pub fn room(room: &Room, dates: Dates) -> Value {
     if !room.unmuted.is_empty() {
         m.insert("unmuted".into(), json!(room.unmuted));
     }
+    put_opt(&mut m, "avatarETag", &room.avatar_etag);
     if room.t == RoomType::Direct {
         m.insert("uids".into(), json!(room.uids));
         m.insert("usernames".into(), json!(room.usernames));

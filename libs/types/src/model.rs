@@ -213,6 +213,10 @@ pub struct Room {
     /// message count and last message time (`dcount`, `dlm`). Not a Rocket.Chat field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmid: Option<String>,
+    /// Changes whenever the room's uploaded avatar does; absent while it has none
+    /// (`rooms.saveRoomSettings {roomAvatar}`).
+    #[serde(rename = "avatarETag", default, skip_serializing_if = "Option::is_none")]
+    pub avatar_etag: Option<String>,
 }
 
 impl Room {
@@ -251,6 +255,7 @@ impl Room {
             custom_fields: Map::new(),
             prid: None,
             dmid: None,
+            avatar_etag: None,
         }
     }
 }

@@ -1,16 +1,18 @@
-//! User avatars: an uploaded image per user (blob `avatars/<hex user id>`, record
-//! `avatar-<user id>`), else a generated initials SVG. Rooms have no uploaded avatars yet: they
-//! always get initials of their name.
+//! Avatars: an uploaded image per user (blob `avatars/<hex user id>`, record
+//! `avatar-<user id>`) and per room (blob `avatars/room/<etag>`, record `room-avatar-<rid>`,
+//! the room's `avatarETag`), else a generated initials SVG. Only images we decode are stored:
+//! they are re-encoded when served resized, and an SVG is never served as an avatar.
 
-use apogee_api::{Avatar, AvatarFormat, AvatarOf, ByteStream, UserSelector};
+use apogee_api::{Avatar, AvatarFormat, AvatarOf, ByteStream, RoomChange, UserSelector};
 use apogee_store::{StoreError, Upload};
-use apogee_types::{ErrorKind, Millis, Principal, ServiceError, ServiceResult};
+use apogee_types::{ErrorKind, Millis, Principal, ServiceError, ServiceResult, random_id};
+use base64::Engine;
 use bytes::Bytes;
 use image::ImageFormat;
-use serde_json::{Map, json};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::{Files, blob_error, images, sniff, store_error};
+use crate::{Files, blob_error, fetch, images, sniff, store_error};
 
 /// Largest avatar side we render (clients ask for up to a few hundred pixels).
 const MAX_SIZE: u32 = 1024;
@@ -22,6 +24,16 @@ fn record_id(user_id: &str) -> String {
 fn blob_key(user_id: &str) -> String {
     let hex: String = user_id.bytes().map(|b| format!("{b:02x}")).collect();
     format!("avatars/{hex}")
+}
+
+fn room_record_id(rid: &str) -> String {
+    format!("room-avatar-{rid}")
+}
+
+/// Each room upload has its own key (its ETag, a random id): a new avatar never overwrites the
+/// bytes the room's current `avatarETag` names.
+fn room_blob_key(etag: &str) -> String {
+    format!("avatars/room/{etag}")
 }
 
 async fn target(files: &Files, who: &Principal, user: Option<UserSelector>) -> ServiceResult<String> {
@@ -54,12 +66,45 @@ pub(crate) async fn set(
     body: ByteStream,
 ) -> ServiceResult<()> {
     let user_id = target(files, who, user).await?;
+    store_user(files, &user_id, content_type, body).await
+}
+
+/// `users.setAvatar {avatarUrl}`: the image is fetched by the server (see [`fetch`]).
+pub(crate) async fn set_from_url(
+    files: &Files,
+    who: &Principal,
+    user: Option<UserSelector>,
+    url: &str,
+) -> ServiceResult<()> {
+    let user_id = target(files, who, user).await?;
+    let username = match files.auth.find_user(UserSelector::Id(user_id.clone())).await? {
+        Some(u) => u.username,
+        None => user_id.clone(),
+    };
+    let limit = files.size_limit().await;
+    let allow_private = files.allow_private_urls.load(std::sync::atomic::Ordering::Relaxed);
+    let (content_type, body) = fetch::image(url, &username, allow_private, limit).await?;
+    store_user(files, &user_id, Some(content_type), body).await
+}
+
+/// The first bytes decide the type; only images we decode are kept.
+async fn image_body(content_type: Option<&str>, body: ByteStream) -> ServiceResult<(String, ByteStream)> {
     let (head, body) = crate::peek(body, sniff::SNIFF_LEN).await?;
-    let sniffed = sniff::content_type(&head, content_type.as_deref(), "");
-    // Only images we can decode: they are re-encoded when served resized, never sent as SVG.
+    let sniffed = sniff::content_type(&head, content_type, "");
     if images::format_of(&sniffed).is_none() {
         return Err(ServiceError::invalid("error-invalid-file-type", "File type is not accepted."));
     }
+    Ok((sniffed, body))
+}
+
+async fn store_user(
+    files: &Files,
+    user_id: &str,
+    content_type: Option<String>,
+    body: ByteStream,
+) -> ServiceResult<()> {
+    let user_id = user_id.to_owned();
+    let (sniffed, body) = image_body(content_type.as_deref(), body).await?;
     let limit = files.size_limit().await;
     let size = files.blobs.put(&blob_key(&user_id), body, limit).await.map_err(blob_error)?;
     let now = Millis::now();
@@ -86,6 +131,80 @@ pub(crate) async fn set(
     files.store.insert_upload(record).await.map_err(store_error)
 }
 
+/// `data:<type>;base64,<bytes>` as clients send a room avatar.
+fn parse_data_url(data_url: &str) -> Option<(String, Vec<u8>)> {
+    let rest = data_url.trim().strip_prefix("data:")?;
+    let (head, data) = rest.split_once(',')?;
+    let content_type = head.strip_suffix(";base64")?.split(';').next()?.trim().to_ascii_lowercase();
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data.trim()).ok()?;
+    Some((content_type, bytes))
+}
+
+/// `rooms.saveRoomSettings {roomAvatar}`: a data URL sets the room's avatar, `None` removes it.
+/// The messaging service checks `edit-room`, stores the new `avatarETag` and announces the
+/// change; the bytes are stored first under their own key, and removed if that is refused.
+pub(crate) async fn set_room(
+    files: &Files,
+    who: &Principal,
+    rid: &str,
+    data_url: Option<String>,
+) -> ServiceResult<()> {
+    let Some(data_url) = data_url.filter(|d| !d.is_empty()) else {
+        files.messaging.save_room_settings(who, rid, vec![RoomChange::Avatar(None)]).await?;
+        return remove_room(files, rid).await;
+    };
+    let (claimed, bytes) = parse_data_url(&data_url).ok_or_else(|| {
+        ServiceError::invalid("error-invalid-image", "Invalid image: a base64 data URL is expected")
+    })?;
+    let limit = files.size_limit().await;
+    let size = bytes.len() as u64;
+    if size > limit {
+        return Err(blob_error(apogee_blob::BlobError::TooLarge { limit }));
+    }
+    let (content_type, body) = image_body(Some(&claimed), apogee_blob::once(bytes)).await?;
+    let etag = random_id();
+    files.blobs.put(&room_blob_key(&etag), body, limit).await.map_err(blob_error)?;
+    let change = vec![RoomChange::Avatar(Some(etag.clone()))];
+    if let Err(e) = files.messaging.save_room_settings(who, rid, change).await {
+        let _ = files.blobs.delete(&room_blob_key(&etag)).await;
+        return Err(e);
+    }
+    remove_room(files, rid).await?;
+    let now = Millis::now();
+    let mut extra = Map::new();
+    extra.insert("store".into(), json!(format!("{}:Avatars", files.store_name)));
+    extra.insert("typeGroup".into(), json!("avatar"));
+    extra.insert("etag".into(), json!(etag));
+    let record = Upload {
+        id: room_record_id(rid),
+        name: rid.to_owned(),
+        size,
+        content_type,
+        rid: None,
+        user_id: who.user_id.clone(),
+        complete: true,
+        uploaded_at: now,
+        updated_at: now,
+        message_id: None,
+        extra,
+    };
+    files.store.insert_upload(record).await.map_err(store_error)
+}
+
+/// Removes a room's stored avatar (record and bytes), if it has one.
+async fn remove_room(files: &Files, rid: &str) -> ServiceResult<()> {
+    let Some(old) = files.store.upload_by_id(&room_record_id(rid)).await.map_err(store_error)? else {
+        return Ok(());
+    };
+    if let Some(etag) = old.extra.get("etag").and_then(Value::as_str) {
+        files.blobs.delete(&room_blob_key(etag)).await.map_err(blob_error)?;
+    }
+    match files.store.delete_upload(&old.id).await {
+        Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(store_error(e)),
+    }
+}
+
 pub(crate) async fn reset(files: &Files, who: &Principal, user: Option<UserSelector>) -> ServiceResult<()> {
     let user_id = target(files, who, user).await?;
     files.blobs.delete(&blob_key(&user_id)).await.map_err(blob_error)?;
@@ -107,14 +226,39 @@ pub(crate) async fn get(
             let username = username.trim_start_matches('@').to_owned();
             let user = files.auth.find_user(UserSelector::Username(username.clone())).await?;
             if let Some(user) = &user
-                && let Some(avatar) = uploaded(files, &user.id, size, format).await?
+                && let Some(record) =
+                    files.store.upload_by_id(&record_id(&user.id)).await.map_err(store_error)?
+                && let Some(avatar) = uploaded(files, record, &blob_key(&user.id), size, format).await?
             {
                 return Ok(avatar);
             }
             user.map_or(username, |u| u.username)
         }
         AvatarOf::Room(rid) => {
-            let room = files.store.room_by_id(&rid).await.map_err(store_error)?;
+            // Rooms belong to messaging (the files role's store has none).
+            let mut room = files.messaging.find_room(&rid).await?;
+            // A discussion without its own avatar shows its parent's (as Rocket.Chat).
+            for _ in 0..4 {
+                let Some(r) = &room else { break };
+                if r.avatar_etag.is_some()
+                    && let Some(record) =
+                        files.store.upload_by_id(&room_record_id(&r.id)).await.map_err(store_error)?
+                    && let Some(etag) = record.extra.get("etag").and_then(Value::as_str).map(str::to_owned)
+                    && let Some(avatar) = uploaded(files, record, &room_blob_key(&etag), size, format).await?
+                {
+                    return Ok(avatar);
+                }
+                match &r.prid {
+                    Some(parent) if r.avatar_etag.is_none() => {
+                        let parent = files.messaging.find_room(parent).await?;
+                        if parent.is_none() {
+                            break;
+                        }
+                        room = parent;
+                    }
+                    _ => break,
+                }
+            }
             room.and_then(|r| r.fname.or(r.name)).unwrap_or(rid)
         }
     };
@@ -125,14 +269,12 @@ pub(crate) async fn get(
 
 async fn uploaded(
     files: &Files,
-    user_id: &str,
+    record: Upload,
+    key: &str,
     size: Option<u32>,
     format: AvatarFormat,
 ) -> ServiceResult<Option<Avatar>> {
-    let Some(record) = files.store.upload_by_id(&record_id(user_id)).await.map_err(store_error)? else {
-        return Ok(None);
-    };
-    let blob = match files.blobs.get(&blob_key(user_id), None).await {
+    let blob = match files.blobs.get(key, None).await {
         Ok(blob) => blob,
         Err(apogee_blob::BlobError::NotFound) => return Ok(None),
         Err(e) => return Err(blob_error(e)),
@@ -213,5 +355,14 @@ mod tests {
         assert!(initials_svg("", 10).contains(">?</text>"));
         assert_ne!(initials_svg("alice", 10), initials_svg("bob", 10));
         assert_eq!(blob_key("rocket.cat"), "avatars/726f636b65742e636174");
+    }
+
+    #[test]
+    fn data_urls() {
+        let (t, b) = parse_data_url("data:image/PNG;base64,aGk=").unwrap_or_default();
+        assert_eq!((t.as_str(), b.as_slice()), ("image/png", b"hi".as_slice()));
+        assert!(parse_data_url("data:image/png,hi").is_none(), "only base64");
+        assert!(parse_data_url("http://x/a.png").is_none());
+        assert!(parse_data_url("data:image/png;base64,***").is_none());
     }
 }

@@ -8,6 +8,7 @@
 //! a thumbnail and the blurred preview on the blocking pool.
 
 mod avatars;
+mod fetch;
 mod images;
 mod sniff;
 
@@ -41,6 +42,9 @@ pub struct Files {
     messaging: MessagingClient,
     /// `store` of the upload records: `FileSystem` or `AmazonS3`, as Rocket.Chat names them.
     store_name: String,
+    /// Whether avatar URLs may point at loopback and private addresses (only under `TEST_MODE`,
+    /// so tests can serve images from a local HTTP server).
+    allow_private_urls: std::sync::atomic::AtomicBool,
 }
 
 fn store_error(e: StoreError) -> ServiceError {
@@ -143,7 +147,20 @@ impl Files {
         auth: AuthClient,
         messaging: MessagingClient,
     ) -> Arc<Self> {
-        Arc::new(Self { store, blobs, auth, messaging, store_name: store_name.to_owned() })
+        Arc::new(Self {
+            store,
+            blobs,
+            auth,
+            messaging,
+            store_name: store_name.to_owned(),
+            allow_private_urls: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+
+    /// Lets `users.setAvatar {avatarUrl}` fetch from loopback and private addresses. Only for
+    /// `TEST_MODE`: otherwise a client could make the server read its own network.
+    pub fn allow_private_urls(&self, allow: bool) {
+        self.allow_private_urls.store(allow, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Follows message deletions on the bus (a deleted message takes its files along) and
@@ -623,8 +640,26 @@ impl FilesService for Files {
         avatars::set(self, who, user, content_type, body).await
     }
 
+    async fn set_avatar_from_url(
+        &self,
+        who: &Principal,
+        user: Option<UserSelector>,
+        url: String,
+    ) -> ServiceResult<()> {
+        avatars::set_from_url(self, who, user, &url).await
+    }
+
     async fn reset_avatar(&self, who: &Principal, user: Option<UserSelector>) -> ServiceResult<()> {
         avatars::reset(self, who, user).await
+    }
+
+    async fn set_room_avatar(
+        &self,
+        who: &Principal,
+        rid: &str,
+        data_url: Option<String>,
+    ) -> ServiceResult<()> {
+        avatars::set_room(self, who, rid, data_url).await
     }
 
     async fn avatar(&self, of: AvatarOf, size: Option<u32>, format: AvatarFormat) -> ServiceResult<Avatar> {

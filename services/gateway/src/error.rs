@@ -74,7 +74,10 @@ impl IntoResponse for ApiError {
         let mut body = Map::new();
         body.insert("success".into(), Value::Bool(false));
         body.insert("error".into(), Value::String(e.client_text()));
-        if !e.error_type.is_empty() && e.kind != ErrorKind::PermissionDenied {
+        // Rocket.Chat's `tooManyRequests` answers with the text alone.
+        if !e.error_type.is_empty()
+            && !matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::TooManyRequests)
+        {
             body.insert("errorType".into(), Value::String(e.error_type.clone()));
         }
         if let Some(details) = e.details {

@@ -57,6 +57,9 @@ pub struct GatewayState {
     pub bus: Bus,
     pub cfg: Arc<GatewayConfig>,
     pub(crate) login_limiter: Arc<limiter::RateLimiter>,
+    /// Rocket.Chat's REST rate limiter (`API_Enable_Rate_Limiter*`) on the routes that carry
+    /// file bytes, counted per client address and route, shared between gateways.
+    pub(crate) api_limiter: Arc<limiter::RateLimiter>,
     pub(crate) hub: Arc<hub::Hub>,
     pub(crate) presence: Arc<presence::Presence>,
     pub(crate) ready: ReadyCheck,
@@ -85,6 +88,13 @@ impl GatewayState {
             "login",
             presence_store.clone(),
         );
+        // The limit and window come from settings on every call; these are placeholders.
+        let api_limiter = limiter::RateLimiter::shared(
+            10,
+            std::time::Duration::from_secs(60),
+            "api",
+            presence_store.clone(),
+        );
         let hub = hub::Hub::new(bus.clone());
         let presence = presence::Presence::new(auth.clone(), bus.clone(), presence_store);
         presence.keep_alive().await;
@@ -110,6 +120,7 @@ impl GatewayState {
             bus,
             cfg: Arc::new(cfg),
             login_limiter: Arc::new(login_limiter),
+            api_limiter: Arc::new(api_limiter),
             hub,
             presence,
             token_cache: None,

@@ -36,39 +36,63 @@ impl RateLimiter {
 
     /// Counts a call; `Err(seconds to wait)` when over the limit.
     pub(crate) async fn check(&self, key: &str) -> Result<(), u64> {
+        self.count(key, self.limit, self.window)
+            .await
+            .map(|_| ())
+            .map_err(|over| over.resets_in.as_secs().max(1))
+    }
+
+    /// Counts a call under limits read per call (from settings that may change);
+    /// `Err` when over the limit. Both sides say what is left and when the window ends.
+    pub(crate) async fn count(&self, key: &str, limit: u32, window: Duration) -> Result<Count, Count> {
         if let Some(shared) = &self.shared {
-            match shared.hit(&format!("limit:{}:{key}", self.name), self.window).await {
-                Ok(hit) if hit.count > u64::from(self.limit) => return Err(hit.resets_in.as_secs().max(1)),
-                Ok(_) => return Ok(()),
+            match shared.hit(&format!("limit:{}:{key}", self.name), window).await {
+                Ok(hit) => {
+                    let count = Count {
+                        limit,
+                        remaining: u32::try_from(u64::from(limit).saturating_sub(hit.count)).unwrap_or(0),
+                        resets_in: hit.resets_in,
+                    };
+                    return if hit.count > u64::from(limit) { Err(count) } else { Ok(count) };
+                }
                 Err(e) => tracing::warn!(error = %e, "shared rate limit unavailable, counting locally"),
             }
         }
-        self.check_local(key)
+        self.count_local(key, limit, window)
     }
 
-    fn check_local(&self, key: &str) -> Result<(), u64> {
+    fn count_local(&self, key: &str, limit: u32, window: Duration) -> Result<Count, Count> {
         let now = Instant::now();
         let Ok(mut windows) = self.windows.lock() else {
-            return Ok(());
+            return Ok(Count { limit, remaining: limit, resets_in: window });
         };
         if windows.len() > 100_000 {
             // Bound memory under a flood of distinct keys: forget expired windows.
-            windows.retain(|_, (start, _)| now.duration_since(*start) < self.window);
+            windows.retain(|_, (start, _)| now.duration_since(*start) < window);
         }
         let entry = windows.entry(key.to_owned()).or_insert((now, 0));
-        if now.duration_since(entry.0) >= self.window {
+        if now.duration_since(entry.0) >= window {
             *entry = (now, 0);
         }
-        if entry.1 >= self.limit {
-            let wait = self.window.saturating_sub(now.duration_since(entry.0));
-            return Err(wait.as_secs().max(1));
+        let resets_in = window.saturating_sub(now.duration_since(entry.0));
+        if entry.1 >= limit {
+            return Err(Count { limit, remaining: 0, resets_in });
         }
         entry.1 += 1;
-        Ok(())
+        Ok(Count { limit, remaining: limit - entry.1, resets_in })
     }
 }
 
+/// One counted call: the limit, the calls left in the window, and when it ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Count {
+    pub limit: u32,
+    pub remaining: u32,
+    pub resets_in: Duration,
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -81,6 +105,18 @@ mod tests {
         assert!(limiter.check("b").await.is_ok(), "keys are independent");
         tokio::time::advance(Duration::from_secs(61)).await;
         assert!(limiter.check("a").await.is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn counts_say_what_is_left() {
+        let limiter = RateLimiter::new(1, Duration::from_secs(1));
+        let window = Duration::from_secs(60);
+        let first = limiter.count("k", 2, window).await.unwrap();
+        assert_eq!((first.limit, first.remaining, first.resets_in), (2, 1, window));
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(limiter.count("k", 2, window).await.unwrap().remaining, 0);
+        let over = limiter.count("k", 2, window).await.unwrap_err();
+        assert_eq!((over.remaining, over.resets_in), (0, Duration::from_secs(50)));
     }
 
     #[tokio::test(start_paused = true)]

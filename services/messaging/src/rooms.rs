@@ -568,6 +568,7 @@ impl Messaging {
                         .push((sub.u.id.clone(), Box::new(move |s: &mut Subscription, _: &Room| s.t = t)));
                 }
             }
+            RoomChange::Avatar(_) => write.messages.push(system("room_changed_avatar", "")),
             RoomChange::Default(_)
             | RoomChange::JoinCode(_)
             | RoomChange::CustomFields(_)
@@ -593,6 +594,7 @@ impl Messaging {
                 RoomChange::Featured(f) => room.featured = f,
                 RoomChange::Favorite(f) => room.favorite = f,
                 RoomChange::ReactWhenReadOnly(r) => room.react_when_read_only = r,
+                RoomChange::Avatar(etag) => room.avatar_etag = etag,
             }
             Ok(())
         }));

@@ -294,6 +294,10 @@ impl MessagingService for Messaging {
         self.relinquish_ownership_impl(user_id, confirm).await
     }
 
+    async fn find_room(&self, rid: &str) -> ServiceResult<Option<Room>> {
+        self.store.room_by_id(rid).await.map_err(store_error)
+    }
+
     async fn set_favorite(&self, who: &Principal, room: RoomSelector, favorite: bool) -> ServiceResult<()> {
         self.set_favorite_impl(who, room, favorite).await
     }

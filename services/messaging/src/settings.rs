@@ -52,6 +52,8 @@ fn unchanged(room: &Room, change: &RoomChange) -> bool {
         RoomChange::Featured(f) => room.featured == *f,
         RoomChange::Favorite(f) => room.favorite == *f,
         RoomChange::ReactWhenReadOnly(r) => room.react_when_read_only == *r,
+        // A new upload always has a new ETag; removing none is no change.
+        RoomChange::Avatar(etag) => room.avatar_etag == *etag,
         RoomChange::Default(_) | RoomChange::JoinCode(_) | RoomChange::CustomFields(_) => false,
     }
 }

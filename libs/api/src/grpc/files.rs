@@ -282,6 +282,39 @@ impl FilesService for GrpcFilesClient {
         self.send_body(concat!("/apogee.files.v1.Files/", "SetAvatar"), who, &header, body).await
     }
 
+    async fn set_avatar_from_url(
+        &self,
+        who: &Principal,
+        user: Option<UserSelector>,
+        url: String,
+    ) -> ServiceResult<()> {
+        // A write: the fetch and the store happen once, never again on a retry.
+        self.0
+            .call(
+                concat!("/apogee.files.v1.Files/", "SetAvatarFromUrl"),
+                Retry::Write,
+                Some(who),
+                &(user, url),
+            )
+            .await
+    }
+
+    async fn set_room_avatar(
+        &self,
+        who: &Principal,
+        rid: &str,
+        data_url: Option<String>,
+    ) -> ServiceResult<()> {
+        self.0
+            .call(
+                concat!("/apogee.files.v1.Files/", "SetRoomAvatar"),
+                Retry::Write,
+                Some(who),
+                &(rid, data_url),
+            )
+            .await
+    }
+
     async fn reset_avatar(&self, who: &Principal, user: Option<UserSelector>) -> ServiceResult<()> {
         self.0
             .call(concat!("/apogee.files.v1.Files/", "ResetAvatar"), Retry::Write, Some(who), &(user,))
@@ -422,6 +455,32 @@ impl Files for GrpcFilesServer {
         reply(
             serve_call("files.set_avatar", meta.trace, async move {
                 service.set_avatar(&who, header.user, header.content_type, body).await
+            })
+            .await,
+        )
+    }
+
+    async fn set_avatar_from_url(&self, request: Request<JsonCall>) -> Result<Response<JsonReply>, Status> {
+        let meta = self.options.accept(request.metadata())?;
+        let who = principal(&meta)?;
+        let (user, url): (Option<UserSelector>, String) = decode_args(request.get_ref())?;
+        let service = self.service.clone();
+        reply(
+            serve_call("files.set_avatar_from_url", meta.trace, async move {
+                service.set_avatar_from_url(&who, user, url).await
+            })
+            .await,
+        )
+    }
+
+    async fn set_room_avatar(&self, request: Request<JsonCall>) -> Result<Response<JsonReply>, Status> {
+        let meta = self.options.accept(request.metadata())?;
+        let who = principal(&meta)?;
+        let (rid, data_url): (String, Option<String>) = decode_args(request.get_ref())?;
+        let service = self.service.clone();
+        reply(
+            serve_call("files.set_room_avatar", meta.trace, async move {
+                service.set_room_avatar(&who, &rid, data_url).await
             })
             .await,
         )

@@ -74,6 +74,7 @@ grpc_adapters! {
         (Write, JoinDefaultRooms, join_default_rooms, [user: &User => User, silent: bool => bool], ()),
         (Write, RemoveUserFromAllRooms, remove_user_from_all_rooms, [user_id: &str => String], ()),
         (Write, RelinquishOwnership, relinquish_ownership, [user_id: &str => String, confirm: bool => bool], ()),
+        (Read, FindRoom, find_room, [rid: &str => String], Option<Room>),
     }
 }
 

@@ -14,9 +14,11 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
+use crate::limiter::Count;
+
 use crate::GatewayState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Caller, Query, body_str, page};
+use crate::extract::{Body, Caller, ClientIp, Query, body_str, page};
 use crate::reply::ok;
 use crate::v1::rooms::{Family, query_params, resolve};
 
@@ -135,6 +137,10 @@ async fn read_upload(
         if field.file_name().is_some() && stored.is_some() {
             return Err(ApiError::failure("Just 1 file is allowed"));
         }
+        // A file under another part name: Rocket.Chat refuses the form (`invalid-field`).
+        if field.file_name().is_some() && name != file_field {
+            return Err(ApiError::typed("invalid-field", ""));
+        }
         if name == file_field && stored.is_none() {
             stored = Some(pump(field, &target, &fields).await?);
         } else {
@@ -150,13 +156,103 @@ fn message_reply(state: &GatewayState, message: &apogee_types::Message) -> Respo
     ok!("message" => apogee_rc::message(message, apogee_rc::Dates::Iso))
 }
 
+/// Rocket.Chat's REST rate limiter on one upload route: `API_Enable_Rate_Limiter_Limit_Calls_Default`
+/// calls per `API_Enable_Rate_Limiter_Limit_Time_Default` ms per client address and route,
+/// unless `API_Enable_Rate_Limiter` is off, the caller has `api-bypass-rate-limit`, or under
+/// `TEST_MODE` (where Rocket.Chat adds no limits to its routes). Runs before the body is read,
+/// so a refused upload stores nothing. `Some(count)` when the call was counted.
+async fn rate_limit(
+    state: &GatewayState,
+    route: &str,
+    ip: Option<&str>,
+    who: &Principal,
+) -> Result<Option<Count>, Response> {
+    if state.cfg.test_mode || !state.auth.setting_bool("API_Enable_Rate_Limiter", true).await {
+        return Ok(None);
+    }
+    let calls = state.auth.setting_i64("API_Enable_Rate_Limiter_Limit_Calls_Default", 10).await;
+    let ms = state.auth.setting_i64("API_Enable_Rate_Limiter_Limit_Time_Default", 60_000).await;
+    let (Ok(calls), Ok(ms)) = (u32::try_from(calls), u64::try_from(ms)) else {
+        return Ok(None);
+    };
+    if calls == 0 || ms == 0 {
+        return Ok(None);
+    }
+    if state.auth.roles_have_permission(&who.roles, "api-bypass-rate-limit").await.unwrap_or(false) {
+        return Ok(None);
+    }
+    let key = format!("{route}post:{}", ip.unwrap_or("unknown"));
+    match state.api_limiter.count(&key, calls, std::time::Duration::from_millis(ms)).await {
+        Ok(count) => Ok(Some(count)),
+        Err(over) => {
+            let seconds = over.resets_in.as_millis().div_ceil(1000);
+            let mut response = ApiError(ServiceError::new(
+                apogee_types::ErrorKind::TooManyRequests,
+                "error-too-many-requests",
+                format!(
+                    "Error, too many requests. Please slow down. You must wait {seconds} seconds before trying this endpoint again."
+                ),
+            ))
+            .into_response();
+            rate_headers(&mut response, over);
+            Err(response)
+        }
+    }
+}
+
+/// `X-RateLimit-*` as Rocket.Chat sets them on every counted call (the reset is epoch ms).
+fn rate_headers(response: &mut Response, count: Count) {
+    let reset =
+        apogee_types::Millis::now().0.saturating_add(i64::try_from(count.resets_in.as_millis()).unwrap_or(0));
+    let headers = response.headers_mut();
+    headers.insert("x-ratelimit-limit", HeaderValue::from(count.limit));
+    headers.insert("x-ratelimit-remaining", HeaderValue::from(count.remaining));
+    headers.insert("x-ratelimit-reset", HeaderValue::from(reset));
+}
+
+/// Runs `handler` if the route's rate limit allows it, with the limit's headers on the answer.
+async fn limited(
+    state: &GatewayState,
+    route: &str,
+    ip: Option<&str>,
+    who: &Principal,
+    handler: impl Future<Output = Response>,
+) -> Response {
+    match rate_limit(state, route, ip, who).await {
+        Err(refused) => refused,
+        Ok(count) => {
+            let mut response = handler.await;
+            if let Some(count) = count {
+                rate_headers(&mut response, count);
+            }
+            response
+        }
+    }
+}
+
 /// `POST rooms.media/:rid`: stores a temporary upload, `{file: {_id, url}}`.
 pub(crate) async fn media(
     State(state): State<GatewayState>,
     Path(rid): Path<String>,
+    ClientIp(ip): ClientIp,
     caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let who = &caller.principal;
+    limited(&state, "/api/v1/rooms.media/:rid", ip.as_deref(), who, async {
+        media_inner(&state, &rid, &caller, multipart).await.into_response()
+    })
+    .await
+}
+
+async fn media_inner(
+    state: &GatewayState,
+    rid: &str,
+    caller: &Caller,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult {
+    let state = state.clone();
+    let rid = rid.to_owned();
     let files = files(&state)?;
     let multipart = multipart.map_err(bad_multipart_request)?;
     let who = &caller.principal;
@@ -195,9 +291,25 @@ pub(crate) async fn media_confirm(
 pub(crate) async fn upload(
     State(state): State<GatewayState>,
     Path(rid): Path<String>,
+    ClientIp(ip): ClientIp,
     caller: Caller,
     multipart: Result<Multipart, MultipartRejection>,
+) -> Response {
+    let who = &caller.principal;
+    limited(&state, "/api/v1/rooms.upload/:rid", ip.as_deref(), who, async {
+        upload_inner(&state, &rid, &caller, multipart).await.into_response()
+    })
+    .await
+}
+
+async fn upload_inner(
+    state: &GatewayState,
+    rid: &str,
+    caller: &Caller,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult {
+    let state = state.clone();
+    let rid = rid.to_owned();
     let files = files(&state)?;
     let multipart = multipart.map_err(bad_multipart_request)?;
     let who = &caller.principal;
@@ -240,21 +352,54 @@ fn user_selector(body: &Map<String, Value>) -> Option<UserSelector> {
 }
 
 /// `POST users.setAvatar`: multipart `image` (with optional `userId`/`username` parts before
-/// it), or JSON `{avatarUrl}`, which this server refuses: it fetches no remote URLs.
-pub(crate) async fn set_avatar(State(state): State<GatewayState>, caller: Caller, req: Request) -> Response {
+/// it), or JSON `{avatarUrl, userId?, username?}`: the files service fetches the image.
+pub(crate) async fn set_avatar(
+    State(state): State<GatewayState>,
+    ClientIp(ip): ClientIp,
+    caller: Caller,
+    req: Request,
+) -> Response {
+    let who = &caller.principal;
+    limited(&state, "/api/v1/users.setAvatar", ip.as_deref(), who, set_avatar_inner(&state, &caller, req))
+        .await
+}
+
+async fn set_avatar_inner(state: &GatewayState, caller: &Caller, req: Request) -> Response {
+    let state = state.clone();
     let is_multipart = req
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("multipart/form-data"));
     if !is_multipart {
+        // The route has no body limit (for the multipart image); a JSON body keeps the usual one.
+        let (parts, body) = req.into_parts();
+        let bytes = match axum::body::to_bytes(body, state.cfg.max_body_bytes).await {
+            Ok(b) => b,
+            Err(_) => {
+                let mut r = ApiError::failure("Invalid request body: length limit exceeded").into_response();
+                *r.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                return r;
+            }
+        };
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
         return match Body::from_request(req, &state).await {
-            Ok(Body(body)) if body.get("avatarUrl").is_some_and(|v| !v.is_null()) => ApiError::typed(
-                "error-avatar-url-handling",
-                "Setting an avatar from a URL is not supported by this server; upload the image instead",
-            )
-            .into_response(),
-            Ok(_) => ApiError::invalid_params("must have required property 'avatarUrl'").into_response(),
+            Ok(Body(body)) => match body.get("avatarUrl") {
+                Some(Value::String(url)) if !url.is_empty() => {
+                    let result = match files(&state) {
+                        Ok(files) => files
+                            .set_avatar_from_url(&caller.principal, user_selector(&body), url.clone())
+                            .await
+                            .map_err(ApiError),
+                        Err(e) => Err(e),
+                    };
+                    match result {
+                        Ok(()) => ok!(),
+                        Err(e) => e.into_response(),
+                    }
+                }
+                _ => ApiError::invalid_params("must have required property 'avatarUrl'").into_response(),
+            },
             Err(rejection) => rejection,
         };
     }

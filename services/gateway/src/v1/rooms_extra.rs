@@ -315,7 +315,7 @@ pub(crate) async fn autocomplete_available_for_teams(
 }
 
 /// Every setting Rocket.Chat's `saveRoomSettings` knows. Those without a `RoomChange` here
-/// (avatar, system messages, retention, encryption, side panel) are refused, never silently
+/// (system messages, retention, encryption, side panel) are refused, never silently
 /// dropped.
 const ROOM_SETTINGS: [&str; 22] = [
     "roomAvatar",
@@ -387,8 +387,18 @@ pub(crate) async fn save_room_settings(
     {
         return Err(ApiError::typed("error-invalid-room-type", "error-invalid-room-type"));
     }
+    // The avatar's bytes go to the files service, which has the messaging service record it.
+    let mut avatar = None;
     let mut changes = Vec::with_capacity(settings.len());
     for (key, value) in &settings {
+        if key.as_str() == "roomAvatar" {
+            avatar = match value {
+                Value::String(s) if !s.is_empty() => Some(Some(s.clone())),
+                Value::Null | Value::String(_) => Some(None),
+                _ => return Err(ApiError::typed("error-invalid-settings", "Invalid settings provided")),
+            };
+            continue;
+        }
         match room_change(key, value) {
             Some(change) => changes.push(change),
             None => {
@@ -399,7 +409,19 @@ pub(crate) async fn save_room_settings(
             }
         }
     }
-    state.messaging.save_room_settings(&caller.principal, rid, changes).await?;
+    if !changes.is_empty() || avatar.is_none() {
+        state.messaging.save_room_settings(&caller.principal, rid, changes).await?;
+    }
+    if let Some(data_url) = avatar {
+        let files = state.files.as_ref().ok_or_else(|| {
+            ApiError(apogee_types::ServiceError::new(
+                apogee_types::ErrorKind::Unavailable,
+                "",
+                "the files service is not configured",
+            ))
+        })?;
+        files.set_room_avatar(&caller.principal, rid, data_url).await?;
+    }
     Ok(ok!("rid" => rid))
 }
 
