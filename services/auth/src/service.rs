@@ -3,8 +3,8 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use apogee_api::{
-    AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, OwnProfileUpdate, UserListQuery,
-    UserSelector, UserStatusQuery, UserUpdate,
+    AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, OwnProfileUpdate, PersonalToken,
+    TwoFactorProof, UserListQuery, UserSelector, UserStatusQuery, UserUpdate,
 };
 use apogee_bus::Bus;
 use apogee_store::{StoreError, StoreRef};
@@ -322,5 +322,41 @@ impl AuthService for Auth {
         page: PageRequest,
     ) -> ServiceResult<Page<User>> {
         self.users_by_status_impl(who, query, page).await
+    }
+
+    async fn generate_personal_token(
+        &self,
+        who: &Principal,
+        name: &str,
+        bypass_two_factor: bool,
+        proof: TwoFactorProof,
+    ) -> ServiceResult<String> {
+        self.generate_personal_token_impl(who, name, bypass_two_factor, proof).await
+    }
+
+    async fn regenerate_personal_token(
+        &self,
+        who: &Principal,
+        name: &str,
+        proof: TwoFactorProof,
+    ) -> ServiceResult<String> {
+        self.regenerate_personal_token_impl(who, name, proof).await
+    }
+
+    async fn remove_personal_token(
+        &self,
+        who: &Principal,
+        name: &str,
+        proof: TwoFactorProof,
+    ) -> ServiceResult<()> {
+        self.remove_personal_token_impl(who, name, proof).await
+    }
+
+    async fn personal_tokens(&self, who: &Principal) -> ServiceResult<Vec<PersonalToken>> {
+        self.personal_tokens_impl(who).await
+    }
+
+    async fn deactivate_idle(&self, who: &Principal, days_idle: i64, role: &str) -> ServiceResult<u64> {
+        self.deactivate_idle_impl(who, days_idle, role).await
     }
 }
