@@ -113,6 +113,11 @@ impl Client {
         Client { base: base.to_owned(), ..self.clone() }
     }
 
+    /// The same client authenticating as `user_id` with `token` (a personal access token, …).
+    pub fn with_credentials(&self, user_id: &str, token: &str) -> Client {
+        Client { auth: Some((user_id.to_owned(), token.to_owned())), ..self.clone() }
+    }
+
     /// Logs in with `{user, password}` and returns a client carrying the token.
     pub async fn login(&self, user: &str, password: &str) -> Client {
         let (status, body) = self.post("login", json!({"user": user, "password": password})).await;

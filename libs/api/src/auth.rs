@@ -112,6 +112,27 @@ pub struct UserStatusQuery {
     pub search_term: Option<String>,
 }
 
+/// A personal access token as its owner sees it (`users.getPersonalAccessTokens`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PersonalToken {
+    pub name: String,
+    pub created_at: apogee_types::Millis,
+    /// The last six characters of the plain token.
+    pub last_token_part: String,
+    pub bypass_two_factor: bool,
+}
+
+/// What a request brings for an action that asks for a second factor (Rocket.Chat's
+/// `twoFactorRequired`): the `X-2fa-Code` / `X-2fa-Method` headers or a DDP method's last
+/// argument, and the login token the request was made with.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TwoFactorProof {
+    /// The plain login token of the request (a personal token may bypass the check).
+    pub token: Option<String>,
+    pub code: Option<String>,
+    pub method: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum UserSelector {
     Id(String),
@@ -239,6 +260,36 @@ pub trait AuthService: Send + Sync + 'static {
         term: &str,
         exceptions: Vec<String>,
     ) -> ServiceResult<Vec<User>>;
+
+    /// `users.generatePersonalAccessToken` (`create-personal-access-tokens`, second factor):
+    /// a named token that never expires; returns the plain token, of which only the hash is kept.
+    async fn generate_personal_token(
+        &self,
+        who: &Principal,
+        name: &str,
+        bypass_two_factor: bool,
+        proof: TwoFactorProof,
+    ) -> ServiceResult<String>;
+    /// `users.regeneratePersonalAccessToken`: replaces the named token with a new one.
+    async fn regenerate_personal_token(
+        &self,
+        who: &Principal,
+        name: &str,
+        proof: TwoFactorProof,
+    ) -> ServiceResult<String>;
+    /// `users.removePersonalAccessToken`.
+    async fn remove_personal_token(
+        &self,
+        who: &Principal,
+        name: &str,
+        proof: TwoFactorProof,
+    ) -> ServiceResult<()>;
+    /// `users.getPersonalAccessTokens`: the caller's personal tokens, oldest first.
+    async fn personal_tokens(&self, who: &Principal) -> ServiceResult<Vec<PersonalToken>>;
+    /// `users.deactivateIdle` (`edit-other-user-active-status`): deactivates the active users
+    /// holding `role` who have not logged in for `days_idle` days (or, never logged in, were
+    /// created that long ago); returns how many.
+    async fn deactivate_idle(&self, who: &Principal, days_idle: i64, role: &str) -> ServiceResult<u64>;
 }
 
 /// The handle to the auth service.

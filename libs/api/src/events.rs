@@ -69,6 +69,14 @@ pub enum UserEvent {
     Notification {
         notification: serde_json::Value,
     },
+    /// A private message from rocket.cat that only this user sees, in room `rid` (slash command
+    /// replies, refusals): `<uid>/message`. Never stored.
+    Ephemeral {
+        id: String,
+        rid: String,
+        msg: String,
+        ts: apogee_types::Millis,
+    },
 }
 
 /// Something every logged-in socket (or every socket) may watch: `apogee.all.<event>`.

@@ -740,24 +740,40 @@ impl UserStore for MongoStore {
     }
 
     async fn insert_login_token(&self, token: LoginToken) -> StoreResult<()> {
-        let conflict = || StoreError::Conflict { entity: "login token", key: "hashed token".into() };
+        let key = if token.name.is_some() { "name" } else { "hashed token" };
+        let conflict = || StoreError::Conflict { entity: "login token", key: key.into() };
         if self.count(USERS, user_by_token_filter(&token.hashed_token)).await? > 0 {
             return Err(conflict());
         }
-        let filter = doc! {
+        let mut filter = doc! {
             "_id": &token.user_id,
             "services.resume.loginTokens.hashedToken": { "$ne": &token.hashed_token },
         };
+        if let Some(name) = &token.name {
+            // One personal token per name and user, checked in the same update.
+            filter.insert(
+                "services.resume.loginTokens",
+                doc! { "$not": { "$elemMatch": { "name": name, "type": "personalAccessToken" } } },
+            );
+        }
         let result = self
             .coll(USERS)
             .update_one(filter, push_login_token(login_token_entry(&token)))
             .await
             .map_err(unavailable)?;
-        // No such user (or the token appeared meanwhile): the SQLite store's foreign key refuses too.
+        // No such user (or the token or name appeared meanwhile): the SQLite store's foreign key
+        // and unique index refuse too.
         if result.matched_count == 0 {
             return Err(conflict());
         }
         Ok(())
+    }
+
+    async fn login_tokens_of_user(&self, user_id: &str) -> StoreResult<Vec<LoginToken>> {
+        let doc = self.one(USERS, doc! { "_id": user_id }, None).await?;
+        let mut tokens = doc.map(|d| login_tokens_of(&d)).unwrap_or_default();
+        tokens.sort_by_key(|t| t.created_at);
+        Ok(tokens)
     }
 
     async fn user_by_token(&self, hashed_token: &str) -> StoreResult<Option<(User, LoginToken)>> {

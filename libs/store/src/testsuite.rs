@@ -24,7 +24,8 @@ macro_rules! store_contract_tests {
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
             mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,
                         delete_message_moves_last_message, changes_since_for_sync, find_messages_filters,
-            delete_user_login_tokens_removes_all, thread_roots_replies_and_reports,
+            delete_user_login_tokens_removes_all, personal_tokens_listed_and_unique_by_name,
+            thread_roots_replies_and_reports,
             uploads_roundtrip, room_uploads_list_complete_newest_first);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -191,22 +192,13 @@ pub async fn update_user_applies_mutation(store: &dyn Store) {
 
 pub async fn login_tokens_resolve_and_revoke(store: &dyn Store) {
     store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
-    let token =
-        LoginToken { hashed_token: "h1".into(), user_id: "u1".into(), created_at: Millis(5), name: None };
+    let token = LoginToken::resume("h1".into(), "u1".into(), Millis(5));
     store.insert_login_token(token.clone()).await.unwrap();
     let (u, t) = store.user_by_token("h1").await.unwrap().unwrap();
     assert_eq!((u.id.as_str(), t), ("u1", token));
     store.delete_login_token("h1").await.unwrap();
     assert!(store.user_by_token("h1").await.unwrap().is_none());
-    store
-        .insert_login_token(LoginToken {
-            hashed_token: "h2".into(),
-            user_id: "u1".into(),
-            created_at: Millis(6),
-            name: None,
-        })
-        .await
-        .unwrap();
+    store.insert_login_token(LoginToken::resume("h2".into(), "u1".into(), Millis(6))).await.unwrap();
     store.delete_user("u1").await.unwrap();
     assert!(store.user_by_token("h2").await.unwrap().is_none(), "tokens go with their user");
 }
@@ -214,20 +206,10 @@ pub async fn login_tokens_resolve_and_revoke(store: &dyn Store) {
 pub async fn prune_keeps_newest_tokens(store: &dyn Store) {
     store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
     for i in 0..5 {
-        let t = LoginToken {
-            hashed_token: format!("h{i}"),
-            user_id: "u1".into(),
-            created_at: Millis(i),
-            name: None,
-        };
-        store.insert_login_token(t).await.unwrap();
+        store.insert_login_token(LoginToken::resume(format!("h{i}"), "u1".into(), Millis(i))).await.unwrap();
     }
-    let pat = LoginToken {
-        hashed_token: "pat".into(),
-        user_id: "u1".into(),
-        created_at: Millis(0),
-        name: Some("ci".into()),
-    };
+    let pat =
+        LoginToken { name: Some("ci".into()), ..LoginToken::resume("pat".into(), "u1".into(), Millis(0)) };
     store.insert_login_token(pat).await.unwrap();
     store.prune_login_tokens("u1", 2, Millis(100)).await.unwrap();
     for (hash, kept) in [("h0", false), ("h2", false), ("h3", true), ("h4", true), ("pat", true)] {
@@ -615,10 +597,8 @@ pub async fn delete_user_login_tokens_removes_all(store: &dyn Store) {
     store.insert_user(user("u2", "bob", "b@x.io")).await.unwrap();
     for (hash, uid, name) in [("a1", "u1", None), ("a2", "u1", Some("pat")), ("b1", "u2", None)] {
         let t = LoginToken {
-            hashed_token: hash.into(),
-            user_id: uid.into(),
-            created_at: Millis(1),
             name: name.map(str::to_owned),
+            ..LoginToken::resume(hash.into(), uid.into(), Millis(1))
         };
         store.insert_login_token(t).await.unwrap();
     }
@@ -627,6 +607,31 @@ pub async fn delete_user_login_tokens_removes_all(store: &dyn Store) {
     assert!(store.user_by_token("a2").await.unwrap().is_none());
     assert!(store.user_by_token("b1").await.unwrap().is_some(), "other users keep theirs");
     assert_eq!(store.delete_user_login_tokens("u1").await.unwrap(), 0);
+}
+
+/// Personal access tokens keep what their list shows; a name is unique per user, not globally.
+pub async fn personal_tokens_listed_and_unique_by_name(store: &dyn Store) {
+    store.insert_user(user("u1", "alice", "a@x.io")).await.unwrap();
+    store.insert_user(user("u2", "bob", "b@x.io")).await.unwrap();
+    let resume = LoginToken::resume("r1".into(), "u1".into(), Millis(1));
+    let pat = LoginToken {
+        name: Some("ci".into()),
+        last_token_part: Some("XyZ123".into()),
+        bypass_two_factor: true,
+        ..LoginToken::resume("p1".into(), "u1".into(), Millis(2))
+    };
+    store.insert_login_token(resume.clone()).await.unwrap();
+    store.insert_login_token(pat.clone()).await.unwrap();
+    assert_eq!(store.login_tokens_of_user("u1").await.unwrap(), vec![resume, pat.clone()]);
+    assert_eq!(store.user_by_token("p1").await.unwrap().unwrap().1, pat);
+    let same_name = LoginToken { hashed_token: "p2".into(), created_at: Millis(3), ..pat.clone() };
+    let clash = store.insert_login_token(same_name).await;
+    assert!(matches!(clash, Err(StoreError::Conflict { .. })), "{clash:?}");
+    assert!(store.user_by_token("p2").await.unwrap().is_none());
+    let other_user = LoginToken { hashed_token: "p3".into(), user_id: "u2".into(), ..pat.clone() };
+    store.insert_login_token(other_user).await.unwrap();
+    assert_eq!(store.login_tokens_of_user("u2").await.unwrap().len(), 1);
+    assert!(store.login_tokens_of_user("nobody").await.unwrap().is_empty());
 }
 
 /// A reply and its root's change land in one write (a missing root fails the whole write);

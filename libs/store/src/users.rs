@@ -36,9 +36,12 @@ pub trait UserStore: Send + Sync + 'static {
     /// Deletes the user and every token of theirs.
     async fn delete_user(&self, id: &str) -> StoreResult<()>;
 
+    /// `Conflict` when the hash exists, or the user already has a personal token of that name.
     async fn insert_login_token(&self, token: LoginToken) -> StoreResult<()>;
     /// Returns the token's owner if the hashed token exists.
     async fn user_by_token(&self, hashed_token: &str) -> StoreResult<Option<(User, LoginToken)>>;
+    /// Every token of the user, resume and personal, oldest first.
+    async fn login_tokens_of_user(&self, user_id: &str) -> StoreResult<Vec<LoginToken>>;
     async fn delete_login_token(&self, hashed_token: &str) -> StoreResult<()>;
     /// Deletes the user's resume tokens created before `before` beyond the newest `keep`.
     async fn prune_login_tokens(&self, user_id: &str, keep: usize, before: Millis) -> StoreResult<()>;

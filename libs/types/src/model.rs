@@ -110,6 +110,27 @@ pub struct LoginToken {
     pub created_at: Millis,
     /// `None` for resume tokens, `Some(name)` for personal access tokens.
     pub name: Option<String>,
+    /// Personal access tokens: the plain token's last six characters, which lists show so a
+    /// user can tell tokens apart (the rest is never stored).
+    #[serde(default)]
+    pub last_token_part: Option<String>,
+    /// Personal access tokens: requests made with it skip two-factor checks.
+    #[serde(default)]
+    pub bypass_two_factor: bool,
+}
+
+impl LoginToken {
+    /// A resume token (what a login issues).
+    pub fn resume(hashed_token: String, user_id: String, created_at: Millis) -> Self {
+        Self {
+            hashed_token,
+            user_id,
+            created_at,
+            name: None,
+            last_token_part: None,
+            bypass_two_factor: false,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

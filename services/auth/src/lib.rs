@@ -14,6 +14,7 @@ mod policy;
 mod profile;
 mod service;
 mod settings;
+mod tokens;
 mod users;
 
 pub use bootstrap::{Bootstrap, TEST_ADMIN};

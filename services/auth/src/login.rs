@@ -175,12 +175,7 @@ impl Auth {
     async fn issue_token(&self, user: User) -> ServiceResult<LoginResponse> {
         let token = random_secret();
         let now = Millis::now();
-        let login_token = LoginToken {
-            hashed_token: hash_token(&token),
-            user_id: user.id.clone(),
-            created_at: now,
-            name: None,
-        };
+        let login_token = LoginToken::resume(hash_token(&token), user.id.clone(), now);
         self.store.insert_login_token(login_token).await.map_err(store_error)?;
         self.store.prune_login_tokens(&user.id, TOKENS_PER_USER, now).await.map_err(store_error)?;
         let user = self

@@ -22,7 +22,7 @@ fn could_not_save_identity() -> ServiceError {
 }
 
 impl Auth {
-    async fn password_matches(&self, user: &User, digest: &str) -> ServiceResult<bool> {
+    pub(crate) async fn password_matches(&self, user: &User, digest: &str) -> ServiceResult<bool> {
         match user.password_bcrypt.as_deref().filter(|h| !h.trim().is_empty()) {
             Some(hash) => verify_password(digest.trim().to_lowercase(), hash).await,
             None => Ok(false),

@@ -3,8 +3,8 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use apogee_api::{
-    AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, OwnProfileUpdate, UserListQuery,
-    UserSelector, UserStatusQuery, UserUpdate,
+    AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, OwnProfileUpdate, PersonalToken,
+    TwoFactorProof, UserListQuery, UserSelector, UserStatusQuery, UserUpdate,
 };
 use apogee_bus::Bus;
 use apogee_presence::PresenceHandle;
@@ -70,15 +70,20 @@ impl Auth {
 
     /// After a logout: the token must stop working on every gateway at once.
     async fn forget_token(&self, token: &str) {
+        self.forget_hashed_token(&crate::crypto::hash_token(token)).await;
+    }
+
+    /// After a token (by its stored hash) was deleted.
+    pub(crate) async fn forget_hashed_token(&self, hashed: &str) {
         if let Some(cache) = self.token_cache.get()
-            && let Err(e) = cache.evict_token(&crate::crypto::hash_token(token)).await
+            && let Err(e) = cache.evict_token(hashed).await
         {
             tracing::warn!(error = %e, "token cache: logout not evicted; the token lapses with its cache entry");
         }
     }
 
     /// After any change to a user's tokens, roles, name or active state.
-    async fn forget_user_tokens(&self, uid: &str) {
+    pub(crate) async fn forget_user_tokens(&self, uid: &str) {
         if let Some(cache) = self.token_cache.get()
             && let Err(e) = cache.evict_user_tokens(uid).await
         {
@@ -367,5 +372,41 @@ impl AuthService for Auth {
         page: PageRequest,
     ) -> ServiceResult<Page<User>> {
         self.users_by_status_impl(who, query, page).await
+    }
+
+    async fn generate_personal_token(
+        &self,
+        who: &Principal,
+        name: &str,
+        bypass_two_factor: bool,
+        proof: TwoFactorProof,
+    ) -> ServiceResult<String> {
+        self.generate_personal_token_impl(who, name, bypass_two_factor, proof).await
+    }
+
+    async fn regenerate_personal_token(
+        &self,
+        who: &Principal,
+        name: &str,
+        proof: TwoFactorProof,
+    ) -> ServiceResult<String> {
+        self.regenerate_personal_token_impl(who, name, proof).await
+    }
+
+    async fn remove_personal_token(
+        &self,
+        who: &Principal,
+        name: &str,
+        proof: TwoFactorProof,
+    ) -> ServiceResult<()> {
+        self.remove_personal_token_impl(who, name, proof).await
+    }
+
+    async fn personal_tokens(&self, who: &Principal) -> ServiceResult<Vec<PersonalToken>> {
+        self.personal_tokens_impl(who).await
+    }
+
+    async fn deactivate_idle(&self, who: &Principal, days_idle: i64, role: &str) -> ServiceResult<u64> {
+        self.deactivate_idle_impl(who, days_idle, role).await
     }
 }

@@ -1,6 +1,7 @@
 //! DDP, Meteor's realtime protocol, on `/websocket` (protocol.md §4), and the REST tunnels that
 //! run the same methods.
 
+mod extra;
 pub(crate) mod frame;
 pub(crate) mod methods;
 pub(crate) mod session;

@@ -583,6 +583,14 @@ impl Hub {
                 ("subscriptions-changed", json!([action.as_str(), shown]))
             }
             UserEvent::Notification { notification } => ("notification", json!([notification])),
+            UserEvent::Ephemeral { id, rid, msg, ts } => {
+                let ts = Dates::Ejson.value(*ts);
+                let message = json!({
+                    "_id": id, "rid": rid, "ts": ts, "msg": msg, "_updatedAt": ts,
+                    "u": { "_id": "rocket.cat", "username": "rocket.cat" }, "private": true, "groupable": false,
+                });
+                ("message", json!([message]))
+            }
             UserEvent::Room { action, room } => {
                 let shown = if *action == Action::Removed {
                     json!({ "_id": room.id })

@@ -5,6 +5,7 @@
 //! **Architecture invariant:** the gateway holds no durable state and depends on no service
 //! crate, only on their traits in `apogee-api`.
 
+mod commands;
 mod ddp;
 mod download;
 mod error;

@@ -15,8 +15,8 @@ use crate::GatewayState;
 use crate::reply::json;
 use crate::v1::rooms::{CHANNELS, Family, GROUPS, IMS};
 use crate::v1::{
-    auth, chat, directory, files, marks, misc, presence, room_roles, room_settings, rooms, rooms_extra,
-    subscriptions, users, users_admin,
+    auth, chat, commands, directory, files, marks, misc, presence, room_roles, room_settings, rooms,
+    rooms_extra, subscriptions, tokens, users, users_admin,
 };
 
 /// Routes every family shares, under `/api/v1/<prefix>.*`.
@@ -126,6 +126,14 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/users.setPreferences", post(users_admin::set_preferences))
         .route("/api/v1/users.autocomplete", get(users_admin::autocomplete))
         .route("/api/v1/users.listByStatus", get(users_admin::list_by_status))
+        .route("/api/v1/commands.get", get(commands::get))
+        .route("/api/v1/commands.list", get(commands::list))
+        .route("/api/v1/commands.run", post(commands::run))
+        .route("/api/v1/users.generatePersonalAccessToken", post(tokens::generate))
+        .route("/api/v1/users.regeneratePersonalAccessToken", post(tokens::regenerate))
+        .route("/api/v1/users.removePersonalAccessToken", post(tokens::remove))
+        .route("/api/v1/users.getPersonalAccessTokens", get(tokens::list))
+        .route("/api/v1/users.deactivateIdle", post(tokens::deactivate_idle))
         .route("/api/v1/users.setStatus", post(presence::set_status))
         .route("/api/v1/users.getStatus", get(presence::get_status))
         .route("/api/v1/users.getPresence", get(presence::get_presence))

@@ -2,6 +2,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod chat;
+pub(crate) mod commands;
 pub(crate) mod directory;
 pub(crate) mod discussions;
 pub(crate) mod files;
@@ -14,5 +15,6 @@ pub(crate) mod rooms;
 pub(crate) mod rooms_extra;
 pub(crate) mod subscriptions;
 pub(crate) mod threads;
+pub(crate) mod tokens;
 pub(crate) mod users;
 pub(crate) mod users_admin;

@@ -2,8 +2,8 @@
 //! `proto/apogee/auth/v1/auth.proto`. A method added to the trait needs its RPC here and there.
 
 use crate::{
-    AuthService, LoginRequest, LoginResponse, NewUser, OwnProfileUpdate, UserListQuery, UserSelector,
-    UserStatusQuery, UserUpdate,
+    AuthService, LoginRequest, LoginResponse, NewUser, OwnProfileUpdate, PersonalToken, TwoFactorProof,
+    UserListQuery, UserSelector, UserStatusQuery, UserUpdate,
 };
 use apogee_types::{Page, PageRequest, Permission, Principal, Role, ServiceResult, Setting, User};
 use serde_json::Value;
@@ -40,6 +40,11 @@ grpc_adapters! {
         (Write, SetPreferences, set_preferences, [user_id: &str => String, data: serde_json::Map<String, Value> => serde_json::Map<String, Value>], User),
         (Read, UsersByStatus, users_by_status, [query: UserStatusQuery => UserStatusQuery, page: PageRequest => PageRequest], Page<User>),
         (Read, AutocompleteUsers, autocomplete_users, [term: &str => String, exceptions: Vec<String> => Vec<String>], Vec<User>),
+        (Write, GeneratePersonalToken, generate_personal_token, [name: &str => String, bypass_two_factor: bool => bool, proof: TwoFactorProof => TwoFactorProof], String),
+        (Write, RegeneratePersonalToken, regenerate_personal_token, [name: &str => String, proof: TwoFactorProof => TwoFactorProof], String),
+        (Write, RemovePersonalToken, remove_personal_token, [name: &str => String, proof: TwoFactorProof => TwoFactorProof], ()),
+        (Read, PersonalTokens, personal_tokens, [], Vec<PersonalToken>),
+        (Write, DeactivateIdle, deactivate_idle, [days_idle: i64 => i64, role: &str => String], u64),
     }
     anon: {
         (Write, Login, login, [req: LoginRequest => LoginRequest], LoginResponse),

@@ -296,7 +296,8 @@ pub(crate) fn user_from_doc(mut doc: Document) -> StoreResult<User> {
 }
 
 /// One entry of `services.resume.loginTokens`: `{when, hashedToken}` for a resume token,
-/// `{hashedToken, type: "personalAccessToken", createdAt, name}` for a personal access token.
+/// `{hashedToken, type: "personalAccessToken", createdAt, lastTokenPart, name, bypassTwoFactor}`
+/// for a personal access token.
 pub(crate) fn login_token_entry(token: &LoginToken) -> Document {
     match &token.name {
         None => bson::doc! { "when": date(token.created_at), "hashedToken": &token.hashed_token },
@@ -304,7 +305,9 @@ pub(crate) fn login_token_entry(token: &LoginToken) -> Document {
             "hashedToken": &token.hashed_token,
             "type": "personalAccessToken",
             "createdAt": date(token.created_at),
+            "lastTokenPart": token.last_token_part.clone().unwrap_or_default(),
             "name": name,
+            "bypassTwoFactor": token.bypass_two_factor,
         },
     }
 }
@@ -320,7 +323,16 @@ pub(crate) fn login_token_from_entry(user_id: &str, entry: &Document) -> Option<
     };
     // A personal access token always has a name; Rocket.Chat requires one.
     let name = personal.then(|| entry.get_str("name").unwrap_or_default().to_owned());
-    Some(LoginToken { hashed_token, user_id: user_id.to_owned(), created_at, name })
+    let last_token_part = entry.get_str("lastTokenPart").ok().filter(|_| personal).map(str::to_owned);
+    let bypass_two_factor = entry.get_bool("bypassTwoFactor").unwrap_or(false);
+    Some(LoginToken {
+        hashed_token,
+        user_id: user_id.to_owned(),
+        created_at,
+        name,
+        last_token_part,
+        bypass_two_factor,
+    })
 }
 
 /// Every login token stored on a user document.

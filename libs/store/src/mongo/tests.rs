@@ -291,14 +291,20 @@ fn config_documents_roundtrip() {
 
 #[test]
 fn login_tokens_use_rocket_chat_entries() {
-    let resume =
-        LoginToken { hashed_token: "h1".into(), user_id: "u1".into(), created_at: Millis(5), name: None };
+    let resume = LoginToken::resume("h1".into(), "u1".into(), Millis(5));
     assert_eq!(login_token_entry(&resume), doc! { "when": at(5), "hashedToken": "h1" });
-    let pat = LoginToken { name: Some("ci".into()), hashed_token: "h2".into(), ..resume.clone() };
+    let pat = LoginToken {
+        name: Some("ci".into()),
+        hashed_token: "h2".into(),
+        last_token_part: Some("abc123".into()),
+        bypass_two_factor: true,
+        ..resume.clone()
+    };
     assert_eq!(
         login_token_entry(&pat),
         doc! {
-            "hashedToken": "h2", "type": "personalAccessToken", "createdAt": at(5), "name": "ci",
+            "hashedToken": "h2", "type": "personalAccessToken", "createdAt": at(5),
+            "lastTokenPart": "abc123", "name": "ci", "bypassTwoFactor": true,
         }
     );
     let mut user_doc = new_user_doc(&user("u1", "alice", "a@x.io")).unwrap();
@@ -349,10 +355,8 @@ fn login_token_updates() {
 #[test]
 fn pruning_keeps_the_newest_resume_tokens_and_every_personal_token() {
     let token = |hash: &str, created: i64, name: Option<&str>| LoginToken {
-        hashed_token: hash.into(),
-        user_id: "u1".into(),
-        created_at: Millis(created),
         name: name.map(str::to_owned),
+        ..LoginToken::resume(hash.into(), "u1".into(), Millis(created))
     };
     let mut tokens: Vec<LoginToken> = (0..5).map(|i| token(&format!("h{i}"), i, None)).collect();
     tokens.push(token("pat", 0, Some("ci")));

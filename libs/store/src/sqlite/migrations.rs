@@ -94,6 +94,10 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX uploads_message ON uploads(message_id) WHERE message_id IS NOT NULL;
      CREATE INDEX uploads_room ON uploads(rid, complete, uploaded_at);
      CREATE INDEX uploads_stale ON uploads(complete, uploaded_at);",
+    // 5: personal access tokens: what their list shows, and one name per user.
+    "ALTER TABLE login_tokens ADD COLUMN last_token_part TEXT;
+     ALTER TABLE login_tokens ADD COLUMN bypass_two_factor INTEGER NOT NULL DEFAULT 0;
+     CREATE UNIQUE INDEX login_tokens_user_name ON login_tokens(user_id, name) WHERE name IS NOT NULL;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

@@ -23,6 +23,21 @@ fn write_user(conn: &Connection, user: &User, insert: bool) -> StoreResult<()> {
     Ok(())
 }
 
+/// The columns [`token_from_row`] reads, in its order.
+const TOKEN_COLUMNS: &str =
+    "t.hashed_token, t.user_id, t.created_at, t.name, t.last_token_part, t.bypass_two_factor";
+
+fn token_from_row(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<LoginToken> {
+    Ok(LoginToken {
+        hashed_token: row.get(first)?,
+        user_id: row.get(first + 1)?,
+        created_at: Millis(row.get(first + 2)?),
+        name: row.get(first + 3)?,
+        last_token_part: row.get(first + 4)?,
+        bypass_two_factor: row.get(first + 5)?,
+    })
+}
+
 fn one_user(conn: &Connection, sql: &str, key: &str) -> StoreResult<Option<User>> {
     let doc: Option<String> = conn.query_row(sql, [key], |row| row.get(0)).optional().map_err(unavailable)?;
     doc.map(|d| decode(ENTITY, &d)).transpose()
@@ -160,12 +175,22 @@ impl UserStore for SqliteStore {
     }
 
     async fn insert_login_token(&self, token: LoginToken) -> StoreResult<()> {
+        // A clash on a personal token is its name (one per user); on a resume token, the hash.
+        let key = if token.name.is_some() { "name" } else { "hashed token" };
         self.write(move |conn| {
             conn.execute(
-                "INSERT INTO login_tokens (hashed_token, user_id, created_at, name) VALUES (?1, ?2, ?3, ?4)",
-                params![token.hashed_token, token.user_id, token.created_at.0, token.name],
+                "INSERT INTO login_tokens (hashed_token, user_id, created_at, name, last_token_part,
+                     bypass_two_factor) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    token.hashed_token,
+                    token.user_id,
+                    token.created_at.0,
+                    token.name,
+                    token.last_token_part,
+                    token.bypass_two_factor
+                ],
             )
-            .map_err(conflict_or("login token", "hashed token"))?;
+            .map_err(conflict_or("login token", key))?;
             Ok(())
         })
         .await
@@ -174,20 +199,32 @@ impl UserStore for SqliteStore {
     async fn user_by_token(&self, hashed_token: &str) -> StoreResult<Option<(User, LoginToken)>> {
         let hashed = hashed_token.to_owned();
         self.read(move |conn| {
-            let row: Option<(String, String, i64, Option<String>)> = conn
+            let row = conn
                 .query_row(
-                    "SELECT u.doc, t.user_id, t.created_at, t.name FROM login_tokens t
-                     JOIN users u ON u.id = t.user_id WHERE t.hashed_token = ?1",
+                    &format!(
+                        "SELECT u.doc, {TOKEN_COLUMNS} FROM login_tokens t
+                     JOIN users u ON u.id = t.user_id WHERE t.hashed_token = ?1"
+                    ),
                     [&hashed],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                    |row| Ok((row.get::<_, String>(0)?, token_from_row(row, 1)?)),
                 )
                 .optional()
                 .map_err(unavailable)?;
-            row.map(|(doc, user_id, created_at, name)| {
-                let user: User = decode(ENTITY, &doc)?;
-                Ok((user, LoginToken { hashed_token: hashed, user_id, created_at: Millis(created_at), name }))
-            })
-            .transpose()
+            row.map(|(doc, token)| Ok((decode::<User>(ENTITY, &doc)?, token))).transpose()
+        })
+        .await
+    }
+
+    async fn login_tokens_of_user(&self, user_id: &str) -> StoreResult<Vec<LoginToken>> {
+        let user_id = user_id.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn
+                .prepare(&format!(
+                    "SELECT {TOKEN_COLUMNS} FROM login_tokens t WHERE t.user_id = ?1 ORDER BY t.created_at, t.rowid"
+                ))
+                .map_err(unavailable)?;
+            let rows = stmt.query_map([&user_id], |row| token_from_row(row, 0)).map_err(unavailable)?;
+            rows.collect::<Result<Vec<_>, _>>().map_err(unavailable)
         })
         .await
     }

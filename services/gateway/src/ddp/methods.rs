@@ -451,7 +451,7 @@ pub(crate) async fn call(
                 Err(e) => Err(e),
             }
         }
-        _ => Err(ServiceError::new(ErrorKind::NotFound, "404", format!("Method '{method}' not found"))),
+        _ => super::extra::call(ctx, method, params).await,
     }
 }
 
