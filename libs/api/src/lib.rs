@@ -13,7 +13,9 @@ pub mod events;
 mod files;
 pub mod grpc;
 mod messaging;
+mod teams;
 
 pub use auth::*;
 pub use files::*;
 pub use messaging::*;
+pub use teams::*;

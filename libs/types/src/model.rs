@@ -213,6 +213,15 @@ pub struct Room {
     /// message count and last message time (`dcount`, `dlm`). Not a Rocket.Chat field.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dmid: Option<String>,
+    /// The team the room belongs to (its main room or one of its rooms).
+    #[serde(rename = "teamId", default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    /// The team's main room.
+    #[serde(rename = "teamMain", default, skip_serializing_if = "std::ops::Not::not")]
+    pub team_main: bool,
+    /// A team room new team members join (`teams.updateRoom` `isDefault`).
+    #[serde(rename = "teamDefault", default, skip_serializing_if = "std::ops::Not::not")]
+    pub team_default: bool,
 }
 
 impl Room {
@@ -251,6 +260,9 @@ impl Room {
             custom_fields: Map::new(),
             prid: None,
             dmid: None,
+            team_id: None,
+            team_main: false,
+            team_default: false,
         }
     }
 }

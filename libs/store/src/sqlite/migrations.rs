@@ -94,6 +94,8 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX uploads_message ON uploads(message_id) WHERE message_id IS NOT NULL;
      CREATE INDEX uploads_room ON uploads(rid, complete, uploaded_at);
      CREATE INDEX uploads_stale ON uploads(complete, uploaded_at);",
+    // 5: teams (see its header).
+    include_str!("sql/005_teams.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
