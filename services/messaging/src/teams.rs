@@ -699,12 +699,7 @@ impl Messaging {
             let ids: Vec<String> = members.iter().map(|m| m.user_id.clone()).collect();
             let users = self.auth.users_by_ids(&ids).await?;
             let creator = room.u.as_ref().map(|u| u.id.clone());
-            let mut joined = 0;
-            for m in members.iter().filter(|m| Some(&m.user_id) != creator.as_ref()) {
-                if joined >= limit {
-                    break;
-                }
-                joined += 1;
+            for m in members.iter().filter(|m| Some(&m.user_id) != creator.as_ref()).take(limit) {
                 if let Some(user) = users.iter().find(|u| u.id == m.user_id && u.active) {
                     self.add_to_room(&room, user, who).await?;
                 }
