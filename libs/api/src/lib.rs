@@ -13,10 +13,12 @@ pub mod events;
 mod files;
 pub mod grpc;
 mod messaging;
+mod teams;
 
 pub use auth::*;
 pub use files::*;
 pub use messaging::*;
+pub use teams::*;
 
 /// How a login token is stored and cached: standard base64 (padded) of its SHA-256, as
 /// Rocket.Chat stores `hashedToken`. Auth and the gateway's token cache must agree on it.

@@ -1,13 +1,14 @@
 use std::sync::Arc;
 
 use apogee_types::{
-    Message, Millis, Page, PageRequest, Principal, Room, RoomType, ServiceResult, Subscription, User,
+    Message, Millis, Page, PageRequest, Principal, Room, RoomType, ServiceResult, Subscription, Team, User,
 };
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::UserSelector;
+use crate::teams::*;
 
 /// How a request names a room: by id or by name, and which family the route belongs to
 /// (`channels.*` only finds `c` rooms, `groups.*` only `p`, `im.*` only `d`).
@@ -206,6 +207,92 @@ pub trait MessagingService: Send + Sync + 'static {
     /// Shows or hides the room in the caller's sidebar (`open` / `close`).
     async fn set_open(&self, who: &Principal, rid: &str, open: bool) -> ServiceResult<()>;
     async fn delete_room(&self, who: &Principal, rid: &str) -> ServiceResult<()>;
+
+    // ---- teams (see `teams.rs`) ----
+    /// Creates a team and its main room (`teams.create`).
+    async fn create_team(&self, who: &Principal, req: CreateTeam) -> ServiceResult<Team>;
+    /// Makes a channel or group the main room of a new team (`channels.convertToTeam`, `groups.convertToTeam`).
+    async fn convert_room_to_team(&self, who: &Principal, rid: &str) -> ServiceResult<Team>;
+    /// A team whose main room the caller may see, or any with `view-all-teams` (`teams.info`).
+    async fn team_info(&self, who: &Principal, team: TeamSelector) -> ServiceResult<Team>;
+    /// The caller's teams, or every team with `all` (`teams.list`, `teams.listAll`).
+    async fn list_teams(
+        &self,
+        who: &Principal,
+        all: bool,
+        page: PageRequest,
+    ) -> ServiceResult<Page<TeamListItem>>;
+    /// Removes a team (`teams.delete`, `teams.convertToChannel`): erases `rooms_to_remove` of its
+    /// rooms, gives the others back to the workspace, and erases or keeps the main room.
+    async fn dissolve_team(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        rooms_to_remove: Vec<String>,
+        how: TeamDissolve,
+    ) -> ServiceResult<()>;
+    /// Renames a team or changes its type, with its main room (`teams.update`).
+    async fn update_team(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        name: Option<String>,
+        private: Option<bool>,
+    ) -> ServiceResult<()>;
+    /// Members of a team (`teams.members`); empty for a caller outside it without `view-all-teams`.
+    async fn team_members(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        filter: TeamMemberFilter,
+        page: PageRequest,
+    ) -> ServiceResult<Page<TeamMemberInfo>>;
+    /// Adds users to a team and its main room (`teams.addMembers`).
+    async fn add_team_members(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        members: Vec<TeamMemberParams>,
+    ) -> ServiceResult<()>;
+    /// Sets a member's team roles, and their roles in the main room (`teams.updateMember`).
+    async fn update_team_member(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        member: TeamMemberParams,
+    ) -> ServiceResult<()>;
+    /// Removes a member from a team, its main room and `rooms` of the team (`teams.removeMember`;
+    /// `leaving`: the caller themself, `teams.leave`).
+    async fn remove_team_member(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        user_id: &str,
+        rooms: Vec<String>,
+        leaving: bool,
+    ) -> ServiceResult<()>;
+    /// Moves rooms the caller owns into a team (`teams.addRooms`).
+    async fn add_team_rooms(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        rids: Vec<String>,
+    ) -> ServiceResult<Vec<Room>>;
+    /// Gives a room of a team back to the workspace (`teams.removeRoom`).
+    async fn remove_team_room(&self, who: &Principal, team: TeamSelector, rid: &str) -> ServiceResult<Room>;
+    /// Marks a team room as one members join (`teams.updateRoom`); making it default adds the
+    /// team's members to it.
+    async fn update_team_room(&self, who: &Principal, rid: &str, is_default: bool) -> ServiceResult<Room>;
+    /// Rooms of a team the caller may see (`teams.listRooms`).
+    async fn team_rooms(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        filter: TeamRoomFilter,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Room>>;
+    /// Teams a user is a member of, as far as the caller may see them (`users.listTeams`).
+    async fn user_teams(&self, who: &Principal, user_id: &str) -> ServiceResult<Vec<UserTeam>>;
 
     async fn history(&self, who: &Principal, rid: &str, req: HistoryRequest) -> ServiceResult<History>;
     /// Every message of the room, newest first (`*.messages`).

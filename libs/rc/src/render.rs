@@ -156,6 +156,13 @@ pub fn room(room: &Room, dates: Dates) -> Value {
     if room.t != RoomType::Direct || !room.custom_fields.is_empty() {
         m.insert("customFields".into(), Value::Object(room.custom_fields.clone()));
     }
+    put_opt(&mut m, "teamId", &room.team_id);
+    if room.team_main {
+        m.insert("teamMain".into(), true.into());
+    }
+    if room.team_default {
+        m.insert("teamDefault".into(), true.into());
+    }
     Value::Object(m)
 }
 

@@ -18,6 +18,7 @@ pub mod mongo;
 mod open;
 mod rooms;
 pub mod sqlite;
+mod teams;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 mod uploads;
@@ -31,13 +32,14 @@ pub use mongo::MongoStore;
 pub use open::{is_mongo_url, open};
 pub use rooms::*;
 pub use sqlite::SqliteStore;
+pub use teams::*;
 pub use uploads::*;
 pub use users::*;
 
 /// Every aggregate's store: what a backend implements.
-pub trait Store: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore {}
+pub trait Store: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore + TeamStore {}
 
-impl<T: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore> Store for T {}
+impl<T: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore + TeamStore> Store for T {}
 
 /// The handle services hold.
 pub type StoreRef = Arc<dyn Store>;

@@ -15,6 +15,7 @@
 
 mod docs;
 mod queries;
+mod teams;
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -225,7 +226,7 @@ impl MongoStore {
 
     /// Creates every index the queries need; existing ones are left as they are.
     pub async fn ensure_indexes(&self) -> StoreResult<()> {
-        for (collection, index) in indexes() {
+        for (collection, index) in indexes().into_iter().chain(teams::team_indexes()) {
             self.coll(collection)
                 .create_index(index)
                 .await

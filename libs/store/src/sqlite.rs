@@ -11,6 +11,7 @@ mod config;
 mod messages;
 mod migrations;
 mod rooms;
+mod teams;
 mod uploads;
 mod users;
 

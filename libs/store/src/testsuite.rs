@@ -11,6 +11,9 @@ use crate::{
     Upload, UserFilter,
 };
 
+mod teams;
+pub use teams::*;
+
 /// Instantiates every contract test for a backend. `$make` is an async expression that yields
 /// a fresh, empty store.
 #[macro_export]
@@ -20,6 +23,7 @@ macro_rules! store_contract_tests {
             users_roundtrip, usernames_and_emails_are_unique, users_list_filters_and_pages,
             update_user_applies_mutation, login_tokens_resolve_and_revoke, prune_keeps_newest_tokens,
             room_create_with_subscriptions, room_names_are_unique, messages_get_sequence_numbers,
+            teams_roundtrip_and_unique_names, team_members_add_roles_remove, rooms_of_team_follow_team_id,
             duplicate_message_id_writes_nothing, unread_is_derived_from_last_read, history_windows,
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
             mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,

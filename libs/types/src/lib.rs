@@ -8,9 +8,11 @@
 mod error;
 mod ids;
 mod model;
+mod team;
 mod time;
 
 pub use error::{ErrorKind, ServiceError, ServiceResult};
 pub use ids::{random_id, random_secret};
 pub use model::*;
+pub use team::*;
 pub use time::Millis;

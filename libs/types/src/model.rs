@@ -238,6 +238,15 @@ pub struct Room {
     /// (`rooms.saveRoomSettings {roomAvatar}`).
     #[serde(rename = "avatarETag", default, skip_serializing_if = "Option::is_none")]
     pub avatar_etag: Option<String>,
+    /// The team the room belongs to (its main room or one of its rooms).
+    #[serde(rename = "teamId", default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    /// The team's main room.
+    #[serde(rename = "teamMain", default, skip_serializing_if = "std::ops::Not::not")]
+    pub team_main: bool,
+    /// A team room new team members join (`teams.updateRoom` `isDefault`).
+    #[serde(rename = "teamDefault", default, skip_serializing_if = "std::ops::Not::not")]
+    pub team_default: bool,
 }
 
 impl Room {
@@ -277,6 +286,9 @@ impl Room {
             prid: None,
             dmid: None,
             avatar_etag: None,
+            team_id: None,
+            team_main: false,
+            team_default: false,
         }
     }
 }

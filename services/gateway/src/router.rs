@@ -205,6 +205,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/permissions.listAll", get(misc::permissions_list_all))
         .route("/api/v1/permissions.update", post(misc::permissions_update))
         .route("/api/v1/roles.list", get(misc::roles_list))
+        .merge(crate::v1::teams::routes())
         .merge(file_routes())
         .merge(family("channels", CHANNELS))
         .merge(family("groups", GROUPS))

@@ -14,6 +14,7 @@ pub(crate) mod room_settings;
 pub(crate) mod rooms;
 pub(crate) mod rooms_extra;
 pub(crate) mod subscriptions;
+pub(crate) mod teams;
 pub(crate) mod threads;
 pub(crate) mod tokens;
 pub(crate) mod users;

@@ -20,6 +20,7 @@ mod rooms;
 mod service;
 mod settings;
 mod subscriptions;
+mod teams;
 mod threads;
 mod users;
 

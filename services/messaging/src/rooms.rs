@@ -108,7 +108,7 @@ impl Messaging {
         Ok(())
     }
 
-    async fn validate_room_name(&self, name: &str) -> ServiceResult<()> {
+    pub(crate) async fn validate_room_name(&self, name: &str) -> ServiceResult<()> {
         let pattern = self.auth.setting_string("UTF8_Channel_Names_Validation").await;
         let special = self.auth.setting_bool("UI_Allow_room_names_with_special_chars", false).await;
         let valid = if special {
@@ -317,7 +317,11 @@ impl Messaging {
         let mut write = RoomWrite::new(rid);
         write.add_subscriptions = vec![new_subscription(&room, &me, room_display(&room), now)];
         write.messages = vec![system_message(rid, "uj", &who.username, &me, now)];
-        self.write_and_mark_read(write, &who.user_id).await
+        let joined = self.write_and_mark_read(write, &who.user_id).await?;
+        if let Some(user) = self.auth.find_user(UserSelector::Id(who.user_id.clone())).await? {
+            self.joined_team_room(&joined, &user, who).await?;
+        }
+        Ok(joined)
     }
 
     /// Writes, marking the room read for `reader` (who just caused the write) in the same commit.
@@ -362,6 +366,7 @@ impl Messaging {
         write.remove_subscriptions = vec![who.user_id.clone()];
         write.messages = vec![system_message(rid, "ul", &who.username, &who.user_ref(), now)];
         let outcome = self.commit(write).await?;
+        self.left_team_room(&room, &who.user_id).await?;
         outcome.room.ok_or_else(|| ServiceError::internal("room vanished during write"))
     }
 
@@ -413,7 +418,9 @@ impl Messaging {
         let mut write = RoomWrite::new(rid);
         write.add_subscriptions = vec![new_subscription(&room, &target.user_ref(), room_display(&room), now)];
         write.messages = vec![system_message(rid, "au", &target.username, &who.user_ref(), now)];
-        self.write_and_mark_read(write, &who.user_id).await
+        let joined = self.write_and_mark_read(write, &who.user_id).await?;
+        self.joined_team_room(&joined, &target, who).await?;
+        Ok(joined)
     }
 
     pub(crate) async fn remove_member_impl(
@@ -448,7 +455,9 @@ impl Messaging {
         let mut write = RoomWrite::new(rid);
         write.remove_subscriptions = vec![target.id.clone()];
         write.messages = vec![system_message(rid, "ru", &target.username, &who.user_ref(), now)];
-        self.write_and_mark_read(write, &who.user_id).await
+        let left = self.write_and_mark_read(write, &who.user_id).await?;
+        self.left_team_room(&room, &target.id).await?;
+        Ok(left)
     }
 
     pub(crate) async fn update_room_impl(

@@ -5,11 +5,15 @@ use apogee_api::{
     MemberFilter, MessagingService, NewMessage, RoomChange, RoomListScope, RoomSelector, ThreadListKind,
     UserSelector,
 };
+use apogee_api::{
+    CreateTeam, TeamDissolve, TeamListItem, TeamMemberFilter, TeamMemberInfo, TeamMemberParams,
+    TeamRoomFilter, TeamSelector, UserTeam,
+};
 use apogee_bus::Bus;
 use apogee_store::{StoreError, StoreRef};
 use apogee_types::{
     ErrorKind, Message, Millis, Page, PageRequest, Principal, Room, ServiceError, ServiceResult,
-    Subscription, User,
+    Subscription, Team, User,
 };
 use async_trait::async_trait;
 
@@ -114,6 +118,117 @@ impl MessagingService for Messaging {
 
     async fn delete_room(&self, who: &Principal, rid: &str) -> ServiceResult<()> {
         self.delete_room_impl(who, rid).await
+    }
+
+    async fn create_team(&self, who: &Principal, req: CreateTeam) -> ServiceResult<Team> {
+        self.create_team_impl(who, req).await
+    }
+
+    async fn convert_room_to_team(&self, who: &Principal, rid: &str) -> ServiceResult<Team> {
+        self.convert_room_to_team_impl(who, rid).await
+    }
+
+    async fn team_info(&self, who: &Principal, team: TeamSelector) -> ServiceResult<Team> {
+        self.team_info_impl(who, team).await
+    }
+
+    async fn list_teams(
+        &self,
+        who: &Principal,
+        all: bool,
+        page: PageRequest,
+    ) -> ServiceResult<Page<TeamListItem>> {
+        self.list_teams_impl(who, all, page).await
+    }
+
+    async fn dissolve_team(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        rooms_to_remove: Vec<String>,
+        how: TeamDissolve,
+    ) -> ServiceResult<()> {
+        self.dissolve_team_impl(who, team, rooms_to_remove, how).await
+    }
+
+    async fn update_team(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        name: Option<String>,
+        private: Option<bool>,
+    ) -> ServiceResult<()> {
+        self.update_team_impl(who, team, name, private).await
+    }
+
+    async fn team_members(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        filter: TeamMemberFilter,
+        page: PageRequest,
+    ) -> ServiceResult<Page<TeamMemberInfo>> {
+        self.team_members_impl(who, team, filter, page).await
+    }
+
+    async fn add_team_members(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        members: Vec<TeamMemberParams>,
+    ) -> ServiceResult<()> {
+        self.add_team_members_impl(who, team, members).await
+    }
+
+    async fn update_team_member(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        member: TeamMemberParams,
+    ) -> ServiceResult<()> {
+        self.update_team_member_impl(who, team, member).await
+    }
+
+    async fn remove_team_member(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        user_id: &str,
+        rooms: Vec<String>,
+        leaving: bool,
+    ) -> ServiceResult<()> {
+        self.remove_team_member_impl(who, team, user_id, rooms, leaving).await
+    }
+
+    async fn add_team_rooms(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        rids: Vec<String>,
+    ) -> ServiceResult<Vec<Room>> {
+        self.add_team_rooms_impl(who, team, rids).await
+    }
+
+    async fn remove_team_room(&self, who: &Principal, team: TeamSelector, rid: &str) -> ServiceResult<Room> {
+        self.remove_team_room_impl(who, team, rid).await
+    }
+
+    async fn update_team_room(&self, who: &Principal, rid: &str, is_default: bool) -> ServiceResult<Room> {
+        self.update_team_room_impl(who, rid, is_default).await
+    }
+
+    async fn team_rooms(
+        &self,
+        who: &Principal,
+        team: TeamSelector,
+        filter: TeamRoomFilter,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Room>> {
+        self.team_rooms_impl(who, team, filter, page).await
+    }
+
+    async fn user_teams(&self, who: &Principal, user_id: &str) -> ServiceResult<Vec<UserTeam>> {
+        self.user_teams_impl(who, user_id).await
     }
 
     async fn history(&self, who: &Principal, rid: &str, req: HistoryRequest) -> ServiceResult<History> {

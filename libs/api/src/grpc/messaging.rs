@@ -2,7 +2,9 @@
 //! `proto/apogee/messaging/v1/messaging.proto`. A method added to the trait needs its RPC here and there.
 
 use crate::*;
-use apogee_types::{Message, Millis, Page, PageRequest, Principal, Room, ServiceResult, Subscription, User};
+use apogee_types::{
+    Message, Millis, Page, PageRequest, Principal, Room, ServiceResult, Subscription, Team, User,
+};
 
 use apogee_proto::messaging::v1::messaging_server::{Messaging, MessagingServer};
 
@@ -27,6 +29,21 @@ grpc_adapters! {
         (Write, UpdateRoom, update_room, [rid: &str => String, change: RoomChange => RoomChange], Room),
         (Write, SetOpen, set_open, [rid: &str => String, open: bool => bool], ()),
         (Write, DeleteRoom, delete_room, [rid: &str => String], ()),
+        (Write, CreateTeam, create_team, [req: CreateTeam => CreateTeam], Team),
+        (Write, ConvertRoomToTeam, convert_room_to_team, [rid: &str => String], Team),
+        (Read, TeamInfo, team_info, [team: TeamSelector => TeamSelector], Team),
+        (Read, ListTeams, list_teams, [all: bool => bool, page: PageRequest => PageRequest], Page<TeamListItem>),
+        (Write, DissolveTeam, dissolve_team, [team: TeamSelector => TeamSelector, rooms_to_remove: Vec<String> => Vec<String>, how: TeamDissolve => TeamDissolve], ()),
+        (Write, UpdateTeam, update_team, [team: TeamSelector => TeamSelector, name: Option<String> => Option<String>, private: Option<bool> => Option<bool>], ()),
+        (Read, TeamMembers, team_members, [team: TeamSelector => TeamSelector, filter: TeamMemberFilter => TeamMemberFilter, page: PageRequest => PageRequest], Page<TeamMemberInfo>),
+        (Write, AddTeamMembers, add_team_members, [team: TeamSelector => TeamSelector, members: Vec<TeamMemberParams> => Vec<TeamMemberParams>], ()),
+        (Write, UpdateTeamMember, update_team_member, [team: TeamSelector => TeamSelector, member: TeamMemberParams => TeamMemberParams], ()),
+        (Write, RemoveTeamMember, remove_team_member, [team: TeamSelector => TeamSelector, user_id: &str => String, rooms: Vec<String> => Vec<String>, leaving: bool => bool], ()),
+        (Write, AddTeamRooms, add_team_rooms, [team: TeamSelector => TeamSelector, rids: Vec<String> => Vec<String>], Vec<Room>),
+        (Write, RemoveTeamRoom, remove_team_room, [team: TeamSelector => TeamSelector, rid: &str => String], Room),
+        (Write, UpdateTeamRoom, update_team_room, [rid: &str => String, is_default: bool => bool], Room),
+        (Read, TeamRooms, team_rooms, [team: TeamSelector => TeamSelector, filter: TeamRoomFilter => TeamRoomFilter, page: PageRequest => PageRequest], Page<Room>),
+        (Read, UserTeams, user_teams, [user_id: &str => String], Vec<UserTeam>),
         (Read, History, history, [rid: &str => String, req: HistoryRequest => HistoryRequest], History),
         (Read, RoomMessages, room_messages, [rid: &str => String, page: PageRequest => PageRequest], Page<Message>),
         (Read, Members, members, [rid: &str => String, filter: MemberFilter => MemberFilter, page: PageRequest => PageRequest], Page<User>),

@@ -98,6 +98,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE login_tokens ADD COLUMN last_token_part TEXT;
      ALTER TABLE login_tokens ADD COLUMN bypass_two_factor INTEGER NOT NULL DEFAULT 0;
      CREATE UNIQUE INDEX login_tokens_user_name ON login_tokens(user_id, name) WHERE name IS NOT NULL;",
+    // 6: teams (see its header).
+    include_str!("sql/006_teams.sql"),
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
