@@ -94,6 +94,16 @@ const MIGRATIONS: &[&str] = &[
      CREATE INDEX uploads_message ON uploads(message_id) WHERE message_id IS NOT NULL;
      CREATE INDEX uploads_room ON uploads(rid, complete, uploaded_at);
      CREATE INDEX uploads_stale ON uploads(complete, uploaded_at);",
+    // 5: hidden copies of messages (Message_KeepHistory), apart from `messages` so that no read
+    // of a room can return them.
+    "CREATE TABLE hidden_messages (
+        id TEXT PRIMARY KEY,
+        rid TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        parent TEXT,
+        edited_at INTEGER NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX hidden_messages_parent ON hidden_messages(parent, edited_at);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {
