@@ -309,6 +309,93 @@ async fn search_in_a_room() {
     );
 }
 
+/// Today (UTC) and yesterday as `dd/mm/yyyy`, the date form Rocket.Chat's search operators take.
+fn search_dates() -> (String, String) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let date = |days: i64| {
+        // Civil date of a day number (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let year = yoe + era * 400 + i64::from(month <= 2);
+        format!("{day:02}/{month:02}/{year}")
+    };
+    let today = i64::try_from(now / 86_400).unwrap();
+    (date(today), date(today - 1))
+}
+
+#[tokio::test]
+async fn search_operators() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let gid = private_group(&alice, "operators").await;
+    alice.ok_post("groups.invite", json!({"roomId": gid, "username": "bob"})).await;
+    let plain = send(&alice, &gid, "alpha plain").await;
+    let from_bob = send(&bob, &gid, "alpha from bob @alice").await;
+    let link = send(&alice, &gid, "alpha https://example.com/x").await;
+    let pinned = send(&alice, &gid, "beta pinned").await;
+    alice.ok_post("chat.pinMessage", json!({"messageId": pinned})).await;
+    bob.ok_post("chat.starMessage", json!({"messageId": plain})).await;
+
+    let search = |q: &str| format!("chat.search?roomId={gid}&searchText={}", urlencode(q));
+    let found = |client: &Client, q: &str| {
+        let url = search(q);
+        let client = client.clone();
+        async move { ids(&client.ok_get(&url).await).into_iter().map(str::to_owned).collect::<Vec<_>>() }
+    };
+    let (today, yesterday) = search_dates();
+    let table: Vec<(&Client, String, Vec<&str>)> = vec![
+        (&alice, "from:bob".into(), vec![&from_bob]),
+        (&alice, "FROM:BO alpha".into(), vec![&from_bob]),
+        (&bob, "from:me".into(), vec![&from_bob]),
+        (&alice, "mention:alice".into(), vec![&from_bob]),
+        (&bob, "has:star".into(), vec![&plain]),
+        (&alice, "has:star".into(), vec![]),
+        (&alice, "is:pinned".into(), vec![&pinned]),
+        (&alice, "has:pin beta".into(), vec![&pinned]),
+        (&alice, "has:url".into(), vec![&link]),
+        (&alice, "has:link alpha".into(), vec![&link]),
+        (&alice, "alpha".into(), vec![&link, &from_bob, &plain]),
+        (&alice, "alpha order:asc".into(), vec![&plain, &from_bob, &link]),
+        (&alice, "alpha sort:desc".into(), vec![&link, &from_bob, &plain]),
+        (&alice, "order:asc".into(), vec![]),
+        (&alice, format!("alpha on:{today}"), vec![&link, &from_bob, &plain]),
+        (&alice, format!("alpha before:{today}"), vec![]),
+        (&alice, format!("alpha after:{today}"), vec![]),
+        (&alice, format!("alpha after:{yesterday} order:asc"), vec![&plain, &from_bob, &link]),
+        (&alice, format!("alpha on:{yesterday}"), vec![]),
+        (&alice, "/^alpha (plain|from)/".into(), vec![&from_bob, &plain]),
+        (&alice, "/^ALPHA P/i".into(), vec![&plain]),
+        (&alice, "/^ALPHA P/".into(), vec![]),
+    ];
+    for (client, q, expected) in &table {
+        assert_eq!(found(client, q).await, *expected, "{q}");
+    }
+    let invalid = alice.get(&search("/(/")).await;
+    assert_error(&invalid, 400, None);
+    assert!(invalid.1["error"].as_str().unwrap().starts_with("Regular expression is invalid"), "{invalid:?}");
+
+    // Rocket.Chat's setting that makes every text a regular expression.
+    assert_eq!(found(&alice, "alp.a p").await, Vec::<String>::new());
+    admin.ok_post("settings/Message_AlwaysSearchRegExp", json!({"value": true})).await;
+    assert_eq!(found(&alice, "alp.a p").await, std::slice::from_ref(&plain));
+
+    // The DDP method takes the same operators.
+    let mut ws = Ddp::login(&server.url, bob.token()).await;
+    let reply = ws.call("messageSearch", json!(["from:bob alpha", gid, 10, 0])).await;
+    let docs = reply["result"]["message"]["docs"].as_array().unwrap();
+    assert_eq!(docs.iter().map(|m| m["_id"].as_str().unwrap()).collect::<Vec<_>>(), [from_bob.as_str()]);
+    let empty = ws.call("messageSearch", json!(["sort:asc", gid, 10, 0])).await;
+    assert_eq!(empty["result"], json!({"message": {"docs": []}}));
+}
+
 fn urlencode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {

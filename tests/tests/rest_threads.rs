@@ -155,9 +155,13 @@ async fn thread_listings_syncs_and_follows() {
     expected.sort();
     assert_eq!(roots, expected);
     assert_eq!(synced["threads"]["remove"], json!([]));
+    // A thread's root is never removed: Rocket.Chat leaves a `t: rm` placeholder (and keeps
+    // the text as a hidden copy), whatever Message_ShowDeletedStatus says.
     alice.ok_post("chat.delete", json!({"roomId": rid, "msgId": second})).await;
     let synced = alice.ok_get(&format!("chat.syncThreadsList?rid={rid}&updatedSince={since}")).await;
-    assert_eq!(ids(&synced["threads"], "remove"), [second.as_str()]);
+    assert_eq!(synced["threads"]["remove"], json!([]));
+    let placeholder = &alice.ok_get(&format!("chat.getMessage?msgId={second}")).await["message"];
+    assert_eq!((placeholder["t"].as_str(), placeholder["msg"].as_str()), (Some("rm"), Some("")));
 }
 
 #[tokio::test]

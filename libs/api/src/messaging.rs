@@ -332,13 +332,15 @@ pub trait MessagingService: Send + Sync + 'static {
         before: bool,
         count: Option<u64>,
     ) -> ServiceResult<Vec<(String, Millis)>>;
-    /// Edits a message's text (`chat.update`, DDP `updateMessage`); `rid` must be its room.
+    /// Edits a message's text and, when given, replaces its `customFields` (`chat.update`, DDP
+    /// `updateMessage`); `rid` must be its room.
     async fn update_message(
         &self,
         who: &Principal,
         rid: &str,
         id: &str,
         text: String,
+        custom_fields: Option<Value>,
     ) -> ServiceResult<Message>;
     /// Deletes a message (`chat.delete`, DDP `deleteMessage`); `rid`, when given, must be its room.
     async fn delete_message(&self, who: &Principal, rid: Option<&str>, id: &str) -> ServiceResult<Message>;

@@ -616,7 +616,7 @@ impl MongoStore {
             let mut room = room_from_doc(room_doc)?;
             if room.last_message.as_ref().is_some_and(|m| m.id == id) {
                 let newest = messages
-                    .find_one(doc! { "rid": &message.rid })
+                    .find_one(room_messages_filter(&message.rid))
                     .sort(by_ts(false))
                     .session(&mut *session)
                     .await?
@@ -983,7 +983,7 @@ impl MessageStore for MongoStore {
         page: PageRequest,
         ascending: bool,
     ) -> StoreResult<Page<Message>> {
-        self.page(MESSAGES, doc! { "rid": rid }, by_ts(ascending), page, None, message_from_doc).await
+        self.page(MESSAGES, room_messages_filter(rid), by_ts(ascending), page, None, message_from_doc).await
     }
 
     async fn count_unread(&self, rid: &str, uid: &str, after_seq: u64) -> StoreResult<u64> {
@@ -1086,6 +1086,20 @@ impl MessageStore for MongoStore {
             changed.into_iter().map(message_from_doc).collect::<StoreResult<_>>()?,
             removed.iter().filter_map(removed_from).collect(),
         ))
+    }
+
+    async fn insert_hidden_message(&self, message: &Message) -> StoreResult<()> {
+        // Rocket.Chat keeps them in the messages collection; every read of a room skips `_hidden`.
+        let mut doc = message_to_doc(message)?;
+        doc.insert(NOT_HIDDEN, true);
+        self.coll(MESSAGES).insert_one(doc).await.map_err(conflict_or("message", &message.id))?;
+        Ok(())
+    }
+
+    async fn hidden_messages(&self, id: &str) -> StoreResult<Vec<Message>> {
+        let (filter, sort) = hidden_messages_filter(id);
+        let docs = self.find_docs(MESSAGES, filter, Some(sort), (0, None), None).await?;
+        docs.into_iter().map(message_from_doc).collect()
     }
 
     async fn insert_report(&self, report: &MessageReport) -> StoreResult<()> {

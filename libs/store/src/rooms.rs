@@ -120,6 +120,44 @@ pub enum MessageFilter {
     /// `discussion-created` messages (those with a `drid`) whose text contains this
     /// (case-insensitive; everything when empty).
     Discussions(String),
+    /// Rocket.Chat's message search with its operators parsed; removed placeholders are left
+    /// out. Newest first unless `ascending`.
+    Search(Box<MessageSearch>),
+}
+
+/// The conditions of a message search (`chat.search`, `messageSearch`); every one that is set
+/// must hold. Text conditions are case-insensitive and taken literally.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MessageSearch {
+    /// A substring of `msg`.
+    pub text: Option<String>,
+    /// A regular expression on `msg` (Rocket.Chat's `/re/flags` queries), with its flags
+    /// (`i`, `m`, `x`, `s`).
+    pub regex: Option<(String, String)>,
+    /// The sender's username contains one of these.
+    pub from: Vec<String>,
+    /// A mentioned username contains one of these.
+    pub mentions: Vec<String>,
+    /// Starred by this user id.
+    pub starred_by: Option<String>,
+    pub pinned: bool,
+    /// Has at least one entry in `urls`.
+    pub has_url: bool,
+    /// Has a `location`.
+    pub has_location: bool,
+    /// A label of the first attachment contains this.
+    pub label: Option<String>,
+    /// The description of an attachment contains this.
+    pub file_description: Option<String>,
+    /// The title of an attachment contains this.
+    pub file_title: Option<String>,
+    /// `ts >= since`.
+    pub since: Option<Millis>,
+    /// `ts <= until`.
+    pub until: Option<Millis>,
+    /// `ts < before`.
+    pub before: Option<Millis>,
+    pub ascending: bool,
 }
 
 /// A message someone reported to the moderators (`chat.reportMessage`), with the message as it
@@ -222,6 +260,14 @@ pub trait MessageStore: Send + Sync + 'static {
         tmid: &str,
         since: Millis,
     ) -> StoreResult<(Vec<Message>, Vec<Removed>)>;
+    /// Keeps a hidden copy of a message (Rocket.Chat's history records, `_hidden: true` in
+    /// `extra`): an earlier version of message `extra.parent` after an edit, or a message removed
+    /// while `Message_KeepHistory` is on (no parent). No read of the room returns them;
+    /// `Conflict` when the id is taken.
+    async fn insert_hidden_message(&self, message: &Message) -> StoreResult<()>;
+    /// The hidden copies of message `id`: itself when it was hidden, and its earlier versions,
+    /// by `editedAt`.
+    async fn hidden_messages(&self, id: &str) -> StoreResult<Vec<Message>>;
     async fn insert_report(&self, report: &MessageReport) -> StoreResult<()>;
     /// Reports about a message, oldest first.
     async fn reports_of_message(&self, mid: &str) -> StoreResult<Vec<MessageReport>>;

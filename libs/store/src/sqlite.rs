@@ -169,7 +169,36 @@ fn open_reader(path: &Path) -> StoreResult<Connection> {
     )
     .map_err(unavailable)?;
     conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(unavailable)?;
+    register_regexp(&conn)?;
     Ok(conn)
+}
+
+/// `regexp_flags(pattern, flags, text)`: whether `text` matches `pattern` with MongoDB's
+/// `$options` letters (`i`, `m`, `x`, `s`), for regular-expression message searches. A pattern
+/// that does not compile matches nothing; the compiled one is kept for the statement's rows.
+fn register_regexp(conn: &Connection) -> StoreResult<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "regexp_flags",
+        3,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let regex =
+                ctx.get_or_create_aux(0, |pattern| -> Result<Option<regex_lite::Regex>, rusqlite::Error> {
+                    let flags: String = ctx.get(1)?;
+                    let flags: String =
+                        flags.chars().filter(|c| matches!(c, 'i' | 'm' | 'x' | 's')).collect();
+                    let pattern =
+                        pattern.as_str().map_err(|e| rusqlite::Error::UserFunctionError(e.into()))?;
+                    let source =
+                        if flags.is_empty() { pattern.to_owned() } else { format!("(?{flags}){pattern}") };
+                    Ok(regex_lite::Regex::new(&source).ok())
+                })?;
+            let text: Option<String> = ctx.get(2)?;
+            Ok(matches!((regex.as_ref(), text), (Some(re), Some(text)) if re.is_match(&text)))
+        },
+    )
+    .map_err(unavailable)
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {

@@ -7,8 +7,8 @@ use apogee_types::{
 };
 
 use crate::{
-    HistoryQuery, MessageFilter, MessageReport, RoomFilter, RoomWrite, Store, StoreError, ThreadFilter,
-    Upload, UserFilter,
+    HistoryQuery, MessageFilter, MessageReport, MessageSearch, RoomFilter, RoomWrite, Store, StoreError,
+    ThreadFilter, Upload, UserFilter,
 };
 
 mod teams;
@@ -30,7 +30,8 @@ macro_rules! store_contract_tests {
                         delete_message_moves_last_message, changes_since_for_sync, find_messages_filters,
             delete_user_login_tokens_removes_all, personal_tokens_listed_and_unique_by_name,
             thread_roots_replies_and_reports,
-            uploads_roundtrip, room_uploads_list_complete_newest_first);
+            uploads_roundtrip, room_uploads_list_complete_newest_first, message_search_conditions,
+            hidden_messages_stay_out_of_reads);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -775,4 +776,115 @@ pub async fn room_uploads_list_complete_newest_first(store: &dyn Store) {
     let literal =
         store.room_uploads("r1", Some("g_".into()), PageRequest { offset: 0, count: None }).await.unwrap();
     assert_eq!(literal.total, 1);
+}
+
+pub async fn message_search_conditions(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice"), ("u2", "bob")]).await;
+    let mut all = vec![
+        message("m1", "r1", "u1", 86_400_000),
+        message("m2", "r1", "u2", 2 * 86_400_000),
+        message("m3", "r1", "u1", 3 * 86_400_000),
+        message("m4", "r1", "u2", 4 * 86_400_000),
+    ];
+    all[0].msg = "Alpha one".into();
+    all[1].msg = "alpha two".into();
+    all[1].mentions =
+        vec![apogee_types::Mention { id: "u1".into(), username: "alice".into(), name: None, kind: None }];
+    all[1].extra.insert("urls".into(), serde_json::json!([{ "url": "https://a.io", "meta": {} }]));
+    all[2].msg = "beta".into();
+    all[2].extra.insert("pinned".into(), true.into());
+    all[2].extra.insert("starred".into(), serde_json::json!([{ "_id": "u2" }]));
+    all[2].extra.insert("location".into(), serde_json::json!({ "type": "Point", "coordinates": [1, 2] }));
+    all[2].extra.insert(
+        "attachments".into(),
+        serde_json::json!([{ "title": "Q3 report", "description": "numbers", "labels": ["Chart"] }]),
+    );
+    all[3].msg = "alpha removed".into();
+    all[3].t = Some("rm".into());
+    let mut write = RoomWrite::new("r1");
+    write.messages = all;
+    store.write_room(write).await.unwrap();
+
+    let find = |search: MessageSearch| async move {
+        let page = store.find_messages("r1", &MessageFilter::Search(Box::new(search)), ALL).await.unwrap();
+        page.items.into_iter().map(|m| m.id).collect::<Vec<_>>()
+    };
+    let q = |f: fn(&mut MessageSearch)| {
+        let mut search = MessageSearch::default();
+        f(&mut search);
+        search
+    };
+    assert_eq!(find(q(|s| s.text = Some("ALPHA".into()))).await, ["m2", "m1"], "removed ones left out");
+    assert_eq!(find(q(|s| s.text = Some("al".into()))).await, ["m2", "m1"], "short texts too");
+    assert_eq!(
+        find(q(|s| {
+            s.text = Some("alpha".into());
+            s.ascending = true;
+        }))
+        .await,
+        ["m1", "m2"]
+    );
+    assert_eq!(find(q(|s| s.regex = Some(("^alpha t".into(), String::new())))).await, ["m2"]);
+    assert_eq!(find(q(|s| s.regex = Some(("^ALPHA".into(), "i".into())))).await, ["m2", "m1"]);
+    assert_eq!(find(q(|s| s.from = vec!["U2".into(), "nobody".into()])).await, ["m2"]);
+    assert_eq!(find(q(|s| s.mentions = vec!["ali".into()])).await, ["m2"]);
+    assert_eq!(find(q(|s| s.starred_by = Some("u2".into()))).await, ["m3"]);
+    assert_eq!(find(q(|s| s.pinned = true)).await, ["m3"]);
+    assert_eq!(find(q(|s| s.has_url = true)).await, ["m2"]);
+    assert_eq!(find(q(|s| s.has_location = true)).await, ["m3"]);
+    assert_eq!(find(q(|s| s.label = Some("chart".into()))).await, ["m3"]);
+    assert_eq!(find(q(|s| s.file_description = Some("NUMB".into()))).await, ["m3"]);
+    assert_eq!(find(q(|s| s.file_title = Some("q3".into()))).await, ["m3"]);
+    assert_eq!(find(q(|s| s.since = Some(Millis(2 * 86_400_000)))).await, ["m3", "m2"]);
+    assert_eq!(find(q(|s| s.until = Some(Millis(2 * 86_400_000)))).await, ["m2", "m1"]);
+    assert_eq!(find(q(|s| s.before = Some(Millis(2 * 86_400_000)))).await, ["m1"]);
+    assert_eq!(
+        find(q(|s| {
+            s.text = Some("alpha".into());
+            s.from = vec!["u1".into()];
+        }))
+        .await,
+        ["m1"],
+        "every condition must hold"
+    );
+}
+
+pub async fn hidden_messages_stay_out_of_reads(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m1", "r1", "u1", 10)];
+    write.messages[0].msg = "current text".into();
+    store.write_room(write).await.unwrap();
+    let mut copy = store.message_by_id("m1").await.unwrap().unwrap();
+    copy.id = "h1".into();
+    copy.msg = "earlier text".into();
+    copy.edited_at = Some(Millis(20));
+    copy.updated_at = Millis(20);
+    copy.extra.insert("_hidden".into(), true.into());
+    copy.extra.insert("parent".into(), "m1".into());
+    store.insert_hidden_message(&copy).await.unwrap();
+    assert!(matches!(store.insert_hidden_message(&copy).await, Err(crate::StoreError::Conflict { .. })));
+
+    let history = store.history("r1", &HistoryQuery::default()).await.unwrap();
+    assert_eq!(history.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1"]);
+    let listed = store.list_messages("r1", ALL, false).await.unwrap();
+    assert_eq!(listed.total, 1);
+    let search = MessageSearch { text: Some("text".into()), ..Default::default() };
+    let found = store.find_messages("r1", &MessageFilter::Search(Box::new(search)), ALL).await.unwrap();
+    assert_eq!(found.items.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1"]);
+    let changed = store.messages_changed("r1", Millis(0), false, None).await.unwrap();
+    assert_eq!(changed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["m1"]);
+    assert_eq!(store.count_unread("r1", "u2", 0).await.unwrap(), 1);
+
+    // A message hidden on deletion keeps its id; both come back, by `editedAt`.
+    let removed = store.delete_message("m1").await.unwrap();
+    let mut hidden = removed.clone();
+    hidden.edited_at = Some(Millis(30));
+    hidden.extra.insert("_hidden".into(), true.into());
+    store.insert_hidden_message(&hidden).await.unwrap();
+    let kept = store.hidden_messages("m1").await.unwrap();
+    let kept: Vec<(&str, &str)> = kept.iter().map(|m| (m.id.as_str(), m.msg.as_str())).collect();
+    assert_eq!(kept, [("h1", "earlier text"), ("m1", "current text")]);
+    assert!(store.history("r1", &HistoryQuery::default()).await.unwrap().is_empty());
+    assert!(store.hidden_messages("m9").await.unwrap().is_empty());
 }

@@ -627,6 +627,7 @@ pub(crate) async fn run(state: &GatewayState, who: &Principal, inv: Invocation) 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -55,8 +55,22 @@ impl Messaging {
         rid: &str,
         id: &str,
         text: String,
+        custom_fields: Option<Value>,
     ) -> ServiceResult<Message> {
         let original = self.message_in(Some(rid), id).await?;
+        // Rocket.Chat compares with the text a file message shows (its first attachment's
+        // description) and does nothing when it and the custom fields are unchanged.
+        let shown = original
+            .extra
+            .get("attachments")
+            .and_then(|a| a.get(0))
+            .and_then(|a| a.get("description"))
+            .and_then(Value::as_str)
+            .unwrap_or(&original.msg);
+        let custom_fields = custom_fields.filter(|f| !f.is_null());
+        if shown == text && custom_fields.is_none() {
+            return Ok(original);
+        }
         if original.t.is_some() {
             return Err(ServiceError::invalid("error-action-not-allowed", "Message editing not allowed"));
         }
@@ -79,18 +93,28 @@ impl Messaging {
                 "Message size exceeds Message_MaxAllowedSize",
             ));
         }
+        let now = Millis::now();
+        let text = self.filter_bad_words(text).await;
+        self.validate_custom_fields(custom_fields.as_ref()).await?;
+        // Rocket.Chat saves the copy before validating; after it, a refused edit leaves nothing.
+        if self.auth.setting_bool("Message_KeepHistory", false).await {
+            self.keep_version(&original, who, now, true).await?;
+        }
         let (mentions, _, _) = self.resolve_mentions(&text).await?;
         let channels = self.resolve_channels(&text).await?;
         let editor = who.user_ref();
-        let now = Millis::now();
         let edited = self
             .store
             .update_message(
                 id,
                 Box::new(move |m| {
                     m.msg = text;
+                    crate::content::set_urls(&m.msg, &mut m.extra);
                     m.mentions = mentions;
                     m.channels = channels;
+                    if let Some(fields) = custom_fields {
+                        m.extra.insert("customFields".into(), fields);
+                    }
                     m.edited_at = Some(now);
                     m.edited_by = Some(apogee_types::UserRef { name: None, ..editor });
                     m.updated_at = now;
@@ -101,6 +125,28 @@ impl Messaging {
             .map_err(store_error)?;
         self.announce_change(&edited).await?;
         Ok(edited)
+    }
+
+    /// Stores a hidden copy of `message` as Rocket.Chat's `cloneAndSaveAsHistoryById` does: a
+    /// new id (with `parent`) when `as_version`, else the message itself, hidden; either way
+    /// stamped with who made the change and when.
+    async fn keep_version(
+        &self,
+        message: &Message,
+        who: &Principal,
+        now: Millis,
+        as_version: bool,
+    ) -> ServiceResult<()> {
+        let mut copy = message.clone();
+        if as_version {
+            copy.id = apogee_types::random_id();
+            copy.extra.insert("parent".into(), message.id.clone().into());
+            copy.edited_at = Some(now);
+            copy.edited_by = Some(apogee_types::UserRef { name: None, ..who.user_ref() });
+        }
+        copy.extra.insert("_hidden".into(), true.into());
+        copy.updated_at = now;
+        self.store.insert_hidden_message(&copy).await.map_err(store_error)
     }
 
     pub(crate) async fn delete_message_impl(
@@ -128,9 +174,29 @@ impl Messaging {
         if !allowed {
             return Err(ServiceError::invalid("error-action-not-allowed", "Not allowed"));
         }
-        if self.auth.setting_bool("Message_ShowDeletedStatus", false).await {
+        // A thread's root is always kept and shown as deleted, whatever the settings say.
+        let is_thread = message.extra.get("tcount").and_then(Value::as_u64).is_some_and(|n| n > 0);
+        let keep_history = is_thread || self.auth.setting_bool("Message_KeepHistory", false).await;
+        let show_deleted = is_thread || self.auth.setting_bool("Message_ShowDeletedStatus", false).await;
+        let now = Millis::now();
+        if keep_history && !show_deleted {
+            // Rocket.Chat hides the message where it is; ours leaves the room's messages (recorded
+            // as removed, so syncing clients learn it is gone) and stays as a hidden copy.
+            let deleted = self.store.delete_message(id).await.map_err(store_error)?;
+            self.keep_version(&deleted, who, now, false).await?;
+            self.publish(
+                &room_subject(&room.id, "deleted"),
+                &RoomEvent::MessageDeleted { message_id: deleted.id.clone() },
+            )
+            .await;
+            return Ok(deleted);
+        }
+        if show_deleted {
+            if keep_history {
+                self.keep_version(&message, who, now, true).await?;
+            }
             // Rocket.Chat keeps a `t: rm` placeholder that says the message was deleted.
-            let (editor, now) = (who.user_ref(), Millis::now());
+            let editor = who.user_ref();
             let placeholder = self
                 .store
                 .update_message(

@@ -9,6 +9,8 @@
 //! member.
 
 mod access;
+mod badwords;
+mod content;
 mod discussions;
 mod edits;
 mod marks;
@@ -17,6 +19,7 @@ mod publish;
 mod reports;
 mod room_roles;
 mod rooms;
+mod search;
 mod service;
 mod settings;
 mod subscriptions;

@@ -8,6 +8,7 @@ use apogee_types::{Message, Millis, Page, PageRequest, Principal, Room, ServiceE
 use serde_json::{Map, Value, json};
 
 use crate::rooms::system_message;
+use crate::search::parse_search;
 use crate::service::{Messaging, store_error};
 
 fn message_not_found() -> ServiceError {
@@ -265,13 +266,25 @@ impl Messaging {
             // answer a clear refusal instead.
             return Err(ServiceError::not_allowed("Not allowed"));
         }
-        let text = text.trim();
-        if text.is_empty() {
+        // Dates are shifted by the caller's `utcOffset`, as Rocket.Chat does.
+        let utc_offset = if ["before:", "after:", "on:"].iter().any(|op| text.contains(op)) {
+            let user = self.auth.find_user(apogee_api::UserSelector::Id(who.user_id.clone())).await?;
+            user.map_or(0.0, |u| u.utc_offset)
+        } else {
+            0.0
+        };
+        let force_regex = self.auth.setting_bool("Message_AlwaysSearchRegExp", false).await;
+        let Some(search) = parse_search(text, &who.user_id, &who.username, utc_offset, force_regex) else {
             return Ok(vec![]);
+        };
+        if let Some((pattern, _)) = &search.regex
+            && let Err(e) = regex_lite::Regex::new(pattern)
+        {
+            return Err(ServiceError::failure(format!("Regular expression is invalid: {e}")));
         }
         let found = self
             .store
-            .find_messages(rid, &MessageFilter::Text(text.to_owned()), page)
+            .find_messages(rid, &MessageFilter::Search(Box::new(search)), page)
             .await
             .map_err(store_error)?;
         Ok(found.items)

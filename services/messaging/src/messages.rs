@@ -66,6 +66,7 @@ impl Messaging {
                 "Message size exceeds Message_MaxAllowedSize",
             ));
         }
+        self.validate_custom_fields(new.extra.get("customFields")).await?;
         let impersonates =
             ["alias", "avatar"].iter().any(|k| new.extra.get(*k).is_some_and(|v| !v.is_null()));
         if impersonates && !self.has_in_room(who, sub.as_ref(), "message-impersonate").await? {
@@ -81,12 +82,15 @@ impl Messaging {
         }
 
         let now = Millis::now();
-        let (mentions, mentioned_ids, group_mention) = self.resolve_mentions(&new.msg).await?;
-        let channels = self.resolve_channels(&new.msg).await?;
+        let text = self.filter_bad_words(new.msg).await;
+        let mut extra = new.extra;
+        crate::content::set_urls(&text, &mut extra);
+        let (mentions, mentioned_ids, group_mention) = self.resolve_mentions(&text).await?;
+        let channels = self.resolve_channels(&text).await?;
         let message = Message {
             id: new.id.filter(|id| !id.is_empty()).unwrap_or_else(random_id),
             rid: room.id.clone(),
-            msg: new.msg,
+            msg: text,
             ts: now,
             u: who.user_ref(),
             updated_at: now,
@@ -100,7 +104,7 @@ impl Messaging {
             edited_at: None,
             edited_by: None,
             reactions: Default::default(),
-            extra: new.extra,
+            extra,
         };
 
         let mut write = RoomWrite::new(room.id.clone());

@@ -301,8 +301,9 @@ impl MessagingService for Messaging {
         rid: &str,
         id: &str,
         text: String,
+        custom_fields: Option<serde_json::Value>,
     ) -> ServiceResult<Message> {
-        self.update_message_impl(who, rid, id, text).await
+        self.update_message_impl(who, rid, id, text, custom_fields).await
     }
 
     async fn delete_message(&self, who: &Principal, rid: Option<&str>, id: &str) -> ServiceResult<Message> {

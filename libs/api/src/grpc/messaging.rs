@@ -52,7 +52,7 @@ grpc_adapters! {
         (Read, GetMessage, get_message, [id: &str => String], Message),
         (Read, ChangedMessages, changed_messages, [rid: &str => String, since: Millis => Millis, before: bool => bool, count: Option<u64> => Option<u64>], Vec<Message>),
         (Read, RemovedMessages, removed_messages, [rid: &str => String, since: Millis => Millis, before: bool => bool, count: Option<u64> => Option<u64>], Vec<(String, Millis)>),
-        (Write, UpdateMessage, update_message, [rid: &str => String, id: &str => String, text: String => String], Message),
+        (Write, UpdateMessage, update_message, [rid: &str => String, id: &str => String, text: String => String, custom_fields: Option<serde_json::Value> => Option<serde_json::Value>], Message),
         (Write, DeleteMessage, delete_message, [rid: Option<&str> => Option<String>, id: &str => String], Message),
         (Write, React, react, [id: &str => String, emoji: &str => String, should_react: Option<bool> => Option<bool>], Message),
         (Write, PinMessage, pin_message, [id: &str => String], Message),

@@ -7,7 +7,7 @@ use mongodb::bson::{Bson, Document, doc};
 use mongodb::options::{Collation, CollationStrength, IndexOptions};
 
 use super::docs::{UserDoc, date};
-use crate::{HistoryQuery, MessageFilter, RoomFilter, ThreadFilter, UserFilter};
+use crate::{HistoryQuery, MessageFilter, MessageSearch, RoomFilter, ThreadFilter, UserFilter};
 
 pub(crate) const USERS: &str = "users";
 pub(crate) const ROOMS: &str = "rocketchat_room";
@@ -152,6 +152,13 @@ pub(crate) fn subscriptions_since_filter(
     }
 }
 
+/// Rocket.Chat's hidden history copies (`Message_KeepHistory`) stay out of every read of a room.
+pub(crate) const NOT_HIDDEN: &str = "_hidden";
+
+fn not_hidden() -> Bson {
+    Bson::Document(doc! { "$ne": true })
+}
+
 /// A thread reply shown only in its thread has `tmid` and no `tshow`.
 fn not_thread_only() -> Document {
     doc! { "$or": [{ "tmid": Bson::Null }, { "tshow": true }] }
@@ -165,6 +172,7 @@ pub(crate) fn unread_filter(rid: &str, uid: &str, after_seq: u64) -> Document {
         "seq": { "$gt": seq(after_seq) },
         "u._id": { "$ne": uid },
         "t": Bson::Null,
+        NOT_HIDDEN: not_hidden(),
     };
     q.extend(not_thread_only());
     q
@@ -179,7 +187,7 @@ pub(crate) fn history_filter(rid: &str, query: &HistoryQuery) -> Document {
     if let Some(oldest) = query.oldest {
         ts.insert(gt, date(oldest));
     }
-    let mut q = doc! { "rid": rid };
+    let mut q = doc! { "rid": rid, NOT_HIDDEN: not_hidden() };
     if !ts.is_empty() {
         q.insert("ts", ts);
     }
@@ -198,7 +206,10 @@ pub(crate) fn by_ts(ascending: bool) -> Document {
 /// Messages of the room changed after (or before, when `before`) `since`, and their sort.
 pub(crate) fn changed_filter(rid: &str, since: Millis, before: bool) -> (Document, Document) {
     let (cmp, dir) = if before { ("$lt", -1) } else { ("$gt", 1) };
-    (doc! { "rid": rid, "_updatedAt": { cmp: date(since) } }, doc! { "_updatedAt": dir, "seq": dir })
+    (
+        doc! { "rid": rid, "_updatedAt": { cmp: date(since) }, NOT_HIDDEN: not_hidden() },
+        doc! { "_updatedAt": dir, "seq": dir },
+    )
 }
 
 /// Trash records of one collection with `key == value`, removed after (or before) `since`.
@@ -229,7 +240,7 @@ pub(crate) fn trash_doc(collection: &str, mut removed: Document, at: Millis) -> 
 
 /// The condition of a [`MessageFilter`] on messages of `rid`, and its sort.
 pub(crate) fn message_filter(rid: &str, filter: &MessageFilter) -> (Document, Document) {
-    let mut q = doc! { "rid": rid };
+    let mut q = doc! { "rid": rid, NOT_HIDDEN: not_hidden() };
     match filter {
         MessageFilter::Pinned => {
             q.insert("pinned", true);
@@ -251,15 +262,86 @@ pub(crate) fn message_filter(rid: &str, filter: &MessageFilter) -> (Document, Do
                 q.insert("msg", contains(text));
             }
         }
+        MessageFilter::Search(search) => {
+            q.extend(search_filter(search));
+            return (q, by_ts(search.ascending));
+        }
     }
     // Pinned messages are listed oldest first, as Rocket.Chat inserts them.
     (q, by_ts(*filter == MessageFilter::Pinned))
 }
 
+/// Any of several literal, case-insensitive substrings.
+fn contains_any(texts: &[String]) -> Document {
+    let alternatives: Vec<String> = texts.iter().map(|t| regex_escape(t)).collect();
+    doc! { "$regex": alternatives.join("|"), "$options": "i" }
+}
+
+/// The conditions of a [`MessageSearch`] (what Rocket.Chat's query parser builds).
+pub(crate) fn search_filter(search: &MessageSearch) -> Document {
+    let mut q = doc! { "t": { "$ne": "rm" } };
+    match (&search.text, &search.regex) {
+        (Some(text), Some((pattern, flags))) => {
+            q.insert(
+                "$and",
+                vec![
+                    doc! { "msg": contains(text) },
+                    doc! { "msg": { "$regex": pattern, "$options": flags } },
+                ],
+            );
+        }
+        (Some(text), None) => {
+            q.insert("msg", contains(text));
+        }
+        (None, Some((pattern, flags))) => {
+            q.insert("msg", doc! { "$regex": pattern, "$options": flags });
+        }
+        (None, None) => {}
+    }
+    if !search.from.is_empty() {
+        q.insert("u.username", contains_any(&search.from));
+    }
+    if !search.mentions.is_empty() {
+        q.insert("mentions.username", contains_any(&search.mentions));
+    }
+    if let Some(uid) = &search.starred_by {
+        q.insert("starred._id", uid);
+    }
+    if search.pinned {
+        q.insert("pinned", true);
+    }
+    if search.has_url {
+        q.insert("urls.0", doc! { "$exists": true });
+    }
+    if search.has_location {
+        q.insert("location", doc! { "$exists": true });
+    }
+    if let Some(label) = &search.label {
+        q.insert("attachments.0.labels", contains(label));
+    }
+    if let Some(text) = &search.file_description {
+        q.insert("attachments.description", contains(text));
+    }
+    if let Some(text) = &search.file_title {
+        q.insert("attachments.title", contains(text));
+    }
+    let mut ts = Document::new();
+    for (op, bound) in [("$gte", search.since), ("$lte", search.until), ("$lt", search.before)] {
+        if let Some(bound) = bound {
+            ts.insert(op, date(bound));
+        }
+    }
+    if !ts.is_empty() {
+        q.insert("ts", ts);
+    }
+    q
+}
+
 /// Thread roots (messages with a reply count) of `rid` matching `filter`, and their sort: most
 /// recent reply (`tlm`) first.
 pub(crate) fn threads_filter(rid: &str, filter: &ThreadFilter) -> (Document, Document) {
-    let mut q = doc! { "rid": rid, "tcount": { "$ne": Bson::Null }, "t": { "$ne": "rm" } };
+    let mut q =
+        doc! { "rid": rid, "tcount": { "$ne": Bson::Null }, "t": { "$ne": "rm" }, NOT_HIDDEN: not_hidden() };
     if let Some(uid) = &filter.follower {
         q.insert("replies", uid);
     }
@@ -275,19 +357,27 @@ pub(crate) fn threads_filter(rid: &str, filter: &ThreadFilter) -> (Document, Doc
 /// Thread roots of `rid` changed after `since`, oldest change first.
 pub(crate) fn threads_changed_filter(rid: &str, since: Millis) -> (Document, Document) {
     (
-        doc! { "rid": rid, "tcount": { "$ne": Bson::Null }, "_updatedAt": { "$gt": date(since) } },
+        doc! {
+            "rid": rid,
+            "tcount": { "$ne": Bson::Null },
+            "_updatedAt": { "$gt": date(since) },
+            NOT_HIDDEN: not_hidden(),
+        },
         doc! { "_updatedAt": 1 },
     )
 }
 
 /// The replies of thread `tmid`, oldest first.
 pub(crate) fn thread_messages_filter(tmid: &str) -> (Document, Document) {
-    (doc! { "tmid": tmid }, by_ts(true))
+    (doc! { "tmid": tmid, NOT_HIDDEN: not_hidden() }, by_ts(true))
 }
 
 /// Replies of thread `tmid` changed after `since`, oldest change first.
 pub(crate) fn thread_messages_changed_filter(tmid: &str, since: Millis) -> (Document, Document) {
-    (doc! { "tmid": tmid, "_updatedAt": { "$gt": date(since) } }, doc! { "_updatedAt": 1 })
+    (
+        doc! { "tmid": tmid, "_updatedAt": { "$gt": date(since) }, NOT_HIDDEN: not_hidden() },
+        doc! { "_updatedAt": 1 },
+    )
 }
 
 /// Removed thread roots of `rid` (their trash copy still has its reply count).
@@ -295,6 +385,16 @@ pub(crate) fn removed_threads_filter(rid: &str, since: Millis) -> (Document, Doc
     let (mut q, sort) = removed_filter(TRASH_MESSAGE, "rid", rid, since, false);
     q.insert("tcount", doc! { "$exists": true });
     (q, sort)
+}
+
+/// Every visible message of `rid`.
+pub(crate) fn room_messages_filter(rid: &str) -> Document {
+    doc! { "rid": rid, NOT_HIDDEN: not_hidden() }
+}
+
+/// The hidden copies of message `id` (itself when hidden, its earlier versions), by `editedAt`.
+pub(crate) fn hidden_messages_filter(id: &str) -> (Document, Document) {
+    (doc! { NOT_HIDDEN: true, "$or": [{ "_id": id }, { "parent": id }] }, doc! { "editedAt": 1, "_id": 1 })
 }
 
 /// Discussions of room `prid` by `fname`.
@@ -347,6 +447,7 @@ pub(crate) fn indexes() -> Vec<(&'static str, IndexModel)> {
         (MESSAGES, plain(doc! { "tmid": 1, "ts": 1 })),
         (MESSAGES, plain(doc! { "rid": 1, "tlm": 1 })),
         (MESSAGES, plain(doc! { "tmid": 1, "_updatedAt": 1 })),
+        (MESSAGES, with(doc! { "parent": 1 }, IndexOptions::builder().sparse(true).build())),
         (REPORTS, plain(doc! { "message._id": 1, "ts": 1 })),
         (UPLOADS, plain(doc! { "rid": 1, "complete": 1, "uploadedAt": -1 })),
         (UPLOADS, with(doc! { "message_id": 1 }, IndexOptions::builder().sparse(true).build())),

@@ -9,7 +9,9 @@ use super::check_topology;
 use super::docs::*;
 use super::queries::*;
 use crate::testsuite::{message, room, subscription, user};
-use crate::{HistoryQuery, MessageFilter, MessageReport, RoomFilter, ThreadFilter, UserFilter};
+use crate::{
+    HistoryQuery, MessageFilter, MessageReport, MessageSearch, RoomFilter, ThreadFilter, UserFilter,
+};
 
 fn at(ms: i64) -> Bson {
     Bson::DateTime(DateTime::from_millis(ms))
@@ -425,6 +427,7 @@ fn unread_counts_messages_by_others_after_the_last_read_one() {
             "u._id": { "$ne": "u1" },
             "t": Bson::Null,
             "$or": [{ "tmid": Bson::Null }, { "tshow": true }],
+            "_hidden": { "$ne": true },
         }
     );
 }
@@ -433,7 +436,7 @@ fn unread_counts_messages_by_others_after_the_last_read_one() {
 fn history_windows() {
     assert_eq!(
         history_filter("r1", &HistoryQuery::default()),
-        doc! { "rid": "r1", "$or": [{ "tmid": Bson::Null }, { "tshow": true }] }
+        doc! { "rid": "r1", "$or": [{ "tmid": Bson::Null }, { "tshow": true }], "_hidden": { "$ne": true } }
     );
     let q = HistoryQuery {
         latest: Some(Millis(40)),
@@ -441,9 +444,15 @@ fn history_windows() {
         show_thread_messages: true,
         ..Default::default()
     };
-    assert_eq!(history_filter("r1", &q), doc! { "rid": "r1", "ts": { "$lt": at(40), "$gt": at(20) } });
+    assert_eq!(
+        history_filter("r1", &q),
+        doc! { "rid": "r1", "ts": { "$lt": at(40), "$gt": at(20) }, "_hidden": { "$ne": true } }
+    );
     let q = HistoryQuery { inclusive: true, ..q };
-    assert_eq!(history_filter("r1", &q), doc! { "rid": "r1", "ts": { "$lte": at(40), "$gte": at(20) } });
+    assert_eq!(
+        history_filter("r1", &q),
+        doc! { "rid": "r1", "ts": { "$lte": at(40), "$gte": at(20) }, "_hidden": { "$ne": true } }
+    );
     assert_eq!(by_ts(true), doc! { "ts": 1, "seq": 1 });
     assert_eq!(by_ts(false), doc! { "ts": -1, "seq": -1 });
 }
@@ -459,7 +468,10 @@ fn windows_never_ask_mongodb_for_limit_zero() {
 fn sync_filters() {
     assert_eq!(
         changed_filter("r1", Millis(15), false),
-        (doc! { "rid": "r1", "_updatedAt": { "$gt": at(15) } }, doc! { "_updatedAt": 1, "seq": 1 },)
+        (
+            doc! { "rid": "r1", "_updatedAt": { "$gt": at(15) }, "_hidden": { "$ne": true } },
+            doc! { "_updatedAt": 1, "seq": 1 },
+        )
     );
     assert_eq!(changed_filter("r1", Millis(15), true).1, doc! { "_updatedAt": -1, "seq": -1 });
     assert_eq!(
@@ -497,19 +509,73 @@ fn trash_records_keep_the_whole_document() {
 fn message_filters() {
     assert_eq!(
         message_filter("r1", &MessageFilter::Pinned),
-        (doc! { "rid": "r1", "pinned": true, "t": { "$ne": "rm" } }, by_ts(true),)
+        (doc! { "rid": "r1", "pinned": true, "t": { "$ne": "rm" }, "_hidden": { "$ne": true } }, by_ts(true),)
     );
     assert_eq!(
         message_filter("r1", &MessageFilter::StarredBy("u2".into())).0,
-        doc! { "rid": "r1", "starred._id": "u2" }
+        doc! { "rid": "r1", "starred._id": "u2", "_hidden": { "$ne": true } }
     );
     assert_eq!(
         message_filter("r1", &MessageFilter::Mentioning("alice".into())).0,
-        doc! { "rid": "r1", "mentions.username": "alice" }
+        doc! { "rid": "r1", "mentions.username": "alice", "_hidden": { "$ne": true } }
     );
     assert_eq!(
         message_filter("r1", &MessageFilter::Text("Hi.".into())),
-        (doc! { "rid": "r1", "msg": contains("Hi."), "t": { "$ne": "rm" } }, by_ts(false),)
+        (
+            doc! { "rid": "r1", "msg": contains("Hi."), "t": { "$ne": "rm" }, "_hidden": { "$ne": true } },
+            by_ts(false),
+        )
+    );
+}
+
+#[test]
+fn search_filters() {
+    let search = MessageSearch {
+        text: Some("a.b".into()),
+        regex: Some(("^x".into(), "i".into())),
+        from: vec!["bob".into(), "c.d".into()],
+        mentions: vec!["al".into()],
+        starred_by: Some("u1".into()),
+        pinned: true,
+        has_url: true,
+        has_location: true,
+        label: Some("cat".into()),
+        file_description: Some("desc".into()),
+        file_title: Some("title".into()),
+        since: Some(Millis(1)),
+        until: Some(Millis(2)),
+        before: Some(Millis(3)),
+        ascending: true,
+    };
+    assert_eq!(
+        message_filter("r1", &MessageFilter::Search(Box::new(search))),
+        (
+            doc! {
+                "rid": "r1", "_hidden": { "$ne": true }, "t": { "$ne": "rm" },
+                "$and": [{ "msg": contains("a.b") }, { "msg": { "$regex": "^x", "$options": "i" } }],
+                "u.username": { "$regex": "bob|c\\.d", "$options": "i" },
+                "mentions.username": { "$regex": "al", "$options": "i" },
+                "starred._id": "u1", "pinned": true,
+                "urls.0": { "$exists": true }, "location": { "$exists": true },
+                "attachments.0.labels": contains("cat"),
+                "attachments.description": contains("desc"),
+                "attachments.title": contains("title"),
+                "ts": { "$gte": at(1), "$lte": at(2), "$lt": at(3) },
+            },
+            by_ts(true),
+        )
+    );
+    let text_only = MessageSearch { text: Some("hi".into()), ..Default::default() };
+    assert_eq!(
+        message_filter("r1", &MessageFilter::Search(Box::new(text_only))),
+        (
+            doc! { "rid": "r1", "_hidden": { "$ne": true }, "t": { "$ne": "rm" }, "msg": contains("hi") },
+            by_ts(false)
+        )
+    );
+    assert_eq!(
+        hidden_messages_filter("m1").0,
+        doc! { "_hidden": true, "$or": [{ "_id": "m1" }, { "parent": "m1" }] }
     );
 }
 
@@ -518,7 +584,7 @@ fn thread_filters() {
     assert_eq!(
         threads_filter("r1", &ThreadFilter::default()),
         (
-            doc! { "rid": "r1", "tcount": { "$ne": Bson::Null }, "t": { "$ne": "rm" } },
+            doc! { "rid": "r1", "tcount": { "$ne": Bson::Null }, "t": { "$ne": "rm" }, "_hidden": { "$ne": true } },
             doc! { "tlm": -1, "ts": -1, "seq": -1 },
         )
     );
@@ -528,7 +594,7 @@ fn thread_filters() {
         threads_filter("r1", &filter).0,
         doc! {
             "rid": "r1", "tcount": { "$ne": Bson::Null }, "t": { "$ne": "rm" },
-            "replies": "u2", "_id": { "$in": ["t1"] }, "msg": contains("a.b"),
+            "replies": "u2", "_id": { "$in": ["t1"] }, "msg": contains("a.b"), "_hidden": { "$ne": true },
         }
     );
     let empty_text = ThreadFilter { text: Some(String::new()), ..Default::default() };
@@ -538,14 +604,20 @@ fn thread_filters() {
     assert_eq!(
         threads_changed_filter("r1", Millis(15)),
         (
-            doc! { "rid": "r1", "tcount": { "$ne": Bson::Null }, "_updatedAt": { "$gt": at(15) } },
+            doc! { "rid": "r1", "tcount": { "$ne": Bson::Null }, "_updatedAt": { "$gt": at(15) }, "_hidden": { "$ne": true } },
             doc! { "_updatedAt": 1 },
         )
     );
-    assert_eq!(thread_messages_filter("t1"), (doc! { "tmid": "t1" }, by_ts(true)));
+    assert_eq!(
+        thread_messages_filter("t1"),
+        (doc! { "tmid": "t1", "_hidden": { "$ne": true } }, by_ts(true))
+    );
     assert_eq!(
         thread_messages_changed_filter("t1", Millis(3)),
-        (doc! { "tmid": "t1", "_updatedAt": { "$gt": at(3) } }, doc! { "_updatedAt": 1 })
+        (
+            doc! { "tmid": "t1", "_updatedAt": { "$gt": at(3) }, "_hidden": { "$ne": true } },
+            doc! { "_updatedAt": 1 }
+        )
     );
     assert_eq!(
         removed_threads_filter("r1", Millis(4)),
@@ -577,11 +649,11 @@ fn discussion_and_report_filters() {
     assert_eq!(reports_filter("m1"), (doc! { "message._id": "m1" }, doc! { "ts": 1 }));
     assert_eq!(
         message_filter("r1", &MessageFilter::Discussions(String::new())),
-        (doc! { "rid": "r1", "drid": { "$ne": Bson::Null } }, by_ts(false))
+        (doc! { "rid": "r1", "_hidden": { "$ne": true }, "drid": { "$ne": Bson::Null } }, by_ts(false))
     );
     assert_eq!(
         message_filter("r1", &MessageFilter::Discussions("Plan".into())).0,
-        doc! { "rid": "r1", "drid": { "$ne": Bson::Null }, "msg": contains("Plan") }
+        doc! { "rid": "r1", "_hidden": { "$ne": true }, "drid": { "$ne": Bson::Null }, "msg": contains("Plan") }
     );
 }
 

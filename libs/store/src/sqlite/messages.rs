@@ -5,8 +5,8 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 use super::rooms::{load_room, update_room_row as save_room};
 use super::{SqliteStore, conflict_or, decode, encode, limit, offset, unavailable};
 use crate::{
-    HistoryQuery, MessageFilter, MessageMutation, MessageReport, MessageStore, Removed, StoreError,
-    StoreResult, ThreadFilter,
+    HistoryQuery, MessageFilter, MessageMutation, MessageReport, MessageSearch, MessageStore, Removed,
+    StoreError, StoreResult, ThreadFilter,
 };
 
 const ENTITY: &str = "message";
@@ -108,35 +108,122 @@ fn like_pattern(text: &str) -> String {
     pattern
 }
 
-/// The SQL condition (on `messages`) and its one argument for a [`MessageFilter`].
-fn filter_sql(filter: &MessageFilter) -> (&'static str, rusqlite::types::Value) {
+/// The trigram index needs three characters; shorter texts scan the room.
+fn text_condition(text: &str, arg: usize) -> (String, rusqlite::types::Value) {
+    if text.chars().count() >= 3 {
+        (
+            format!("rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?{arg})"),
+            format!("\"{}\"", text.replace('"', "\"\"")).into(),
+        )
+    } else {
+        (format!("json_extract(doc, '$.msg') LIKE ?{arg} ESCAPE '\\'"), like_pattern(text).into())
+    }
+}
+
+/// The SQL condition (on `messages`) and its arguments, numbered from `?2`, for a
+/// [`MessageFilter`].
+fn filter_sql(filter: &MessageFilter) -> (String, Vec<rusqlite::types::Value>) {
+    const NOT_REMOVED: &str = "json_extract(doc, '$.t') IS NOT 'rm'";
     match filter {
         MessageFilter::Pinned => {
-            ("json_extract(doc, '$.extra.pinned') = ?2 AND json_extract(doc, '$.t') IS NOT 'rm'", 1.into())
+            (format!("json_extract(doc, '$.extra.pinned') = ?2 AND {NOT_REMOVED}"), vec![1.into()])
         }
         MessageFilter::StarredBy(uid) => (
-            "EXISTS (SELECT 1 FROM json_each(doc, '$.extra.starred') WHERE json_extract(value, '$._id') = ?2)",
-            uid.clone().into(),
+            "EXISTS (SELECT 1 FROM json_each(doc, '$.extra.starred') WHERE json_extract(value, '$._id') = ?2)"
+                .into(),
+            vec![uid.clone().into()],
         ),
         MessageFilter::Mentioning(username) => (
-            "EXISTS (SELECT 1 FROM json_each(doc, '$.mentions') WHERE json_extract(value, '$.username') = ?2)",
-            username.clone().into(),
+            "EXISTS (SELECT 1 FROM json_each(doc, '$.mentions') WHERE json_extract(value, '$.username') = ?2)"
+                .into(),
+            vec![username.clone().into()],
         ),
-        // The trigram index needs three characters; shorter texts scan the room.
-        MessageFilter::Text(text) if text.chars().count() >= 3 => (
-            "rowid IN (SELECT rowid FROM messages_fts WHERE messages_fts MATCH ?2)
-             AND json_extract(doc, '$.t') IS NOT 'rm'",
-            format!("\"{}\"", text.replace('"', "\"\"")).into(),
-        ),
+        MessageFilter::Text(text) => {
+            let (condition, arg) = text_condition(text, 2);
+            (format!("{condition} AND {NOT_REMOVED}"), vec![arg])
+        }
         MessageFilter::Discussions(text) => (
-            "json_extract(doc, '$.extra.drid') IS NOT NULL AND json_extract(doc, '$.msg') LIKE ?2 ESCAPE '\\'",
-            like_pattern(text).into(),
+            "json_extract(doc, '$.extra.drid') IS NOT NULL AND json_extract(doc, '$.msg') LIKE ?2 ESCAPE '\\'"
+                .into(),
+            vec![like_pattern(text).into()],
         ),
-        MessageFilter::Text(text) => (
-            "json_extract(doc, '$.msg') LIKE ?2 ESCAPE '\\' AND json_extract(doc, '$.t') IS NOT 'rm'",
-            like_pattern(text).into(),
-        ),
+        MessageFilter::Search(search) => search_sql(search),
     }
+}
+
+/// Adds an argument; its number in the statement (`?1` is the room).
+fn next(args: &mut Vec<rusqlite::types::Value>, value: rusqlite::types::Value) -> usize {
+    args.push(value);
+    args.len() + 1
+}
+
+/// `expr` contains any of `texts` (case-insensitive for ASCII, as SQLite's `LIKE`).
+fn any_like(args: &mut Vec<rusqlite::types::Value>, expr: &str, texts: &[String]) -> String {
+    let alternatives: Vec<String> = texts
+        .iter()
+        .map(|t| format!("{expr} LIKE ?{} ESCAPE '\\'", next(args, like_pattern(t).into())))
+        .collect();
+    format!("({})", alternatives.join(" OR "))
+}
+
+/// The conditions of a [`MessageSearch`], joined with `AND`.
+fn search_sql(search: &MessageSearch) -> (String, Vec<rusqlite::types::Value>) {
+    let mut conditions = vec!["json_extract(doc, '$.t') IS NOT 'rm'".to_owned()];
+    let mut args: Vec<rusqlite::types::Value> = Vec::new();
+    if let Some(text) = &search.text {
+        let arg = args.len() + 2;
+        let (condition, value) = text_condition(text, arg);
+        args.push(value);
+        conditions.push(condition);
+    }
+    if let Some((pattern, flags)) = &search.regex {
+        let a = next(&mut args, pattern.clone().into());
+        let b = next(&mut args, flags.clone().into());
+        conditions.push(format!("regexp_flags(?{a}, ?{b}, json_extract(doc, '$.msg'))"));
+    }
+    if !search.from.is_empty() {
+        conditions.push(any_like(&mut args, "json_extract(doc, '$.u.username')", &search.from));
+    }
+    if !search.mentions.is_empty() {
+        let any = any_like(&mut args, "json_extract(value, '$.username')", &search.mentions);
+        conditions.push(format!("EXISTS (SELECT 1 FROM json_each(doc, '$.mentions') WHERE {any})"));
+    }
+    if let Some(label) = &search.label {
+        let any = any_like(&mut args, "value", std::slice::from_ref(label));
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM json_each(doc, '$.extra.attachments[0].labels') WHERE {any})"
+        ));
+    }
+    for (field, text) in [("description", &search.file_description), ("title", &search.file_title)] {
+        if let Some(text) = text {
+            let any =
+                any_like(&mut args, &format!("json_extract(value, '$.{field}')"), std::slice::from_ref(text));
+            conditions
+                .push(format!("EXISTS (SELECT 1 FROM json_each(doc, '$.extra.attachments') WHERE {any})"));
+        }
+    }
+    if let Some(uid) = &search.starred_by {
+        let a = next(&mut args, uid.clone().into());
+        conditions.push(format!(
+            "EXISTS (SELECT 1 FROM json_each(doc, '$.extra.starred') WHERE json_extract(value, '$._id') = ?{a})"
+        ));
+    }
+    if search.pinned {
+        conditions.push("json_extract(doc, '$.extra.pinned') = 1".into());
+    }
+    if search.has_url {
+        conditions.push("json_type(doc, '$.extra.urls[0]') IS NOT NULL".into());
+    }
+    if search.has_location {
+        conditions.push("json_type(doc, '$.extra.location') IS NOT NULL".into());
+    }
+    for (op, bound) in [(">=", search.since), ("<=", search.until), ("<", search.before)] {
+        if let Some(bound) = bound {
+            let a = next(&mut args, bound.0.into());
+            conditions.push(format!("ts {op} ?{a}"));
+        }
+    }
+    (conditions.join(" AND "), args)
 }
 
 #[async_trait]
@@ -314,6 +401,33 @@ impl MessageStore for SqliteStore {
                 save_room(conn, &room)?;
             }
             Ok(message)
+        })
+        .await
+    }
+
+    async fn insert_hidden_message(&self, message: &Message) -> StoreResult<()> {
+        let message = message.clone();
+        self.write(move |conn| {
+            let doc = encode(ENTITY, &message)?;
+            let parent = message.extra.get("parent").and_then(serde_json::Value::as_str);
+            conn.execute(
+                "INSERT INTO hidden_messages (id, rid, parent, edited_at, doc) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![message.id, message.rid, parent, message.edited_at.unwrap_or(message.ts).0, doc],
+            )
+            .map_err(conflict_or(ENTITY, &message.id))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn hidden_messages(&self, id: &str) -> StoreResult<Vec<Message>> {
+        let id = id.to_owned();
+        self.read(move |conn| {
+            messages_from(
+                conn,
+                "SELECT doc FROM hidden_messages WHERE id = ?1 OR parent = ?1 ORDER BY edited_at, id",
+                &[id.into()],
+            )
         })
         .await
     }
@@ -501,25 +615,35 @@ impl MessageStore for SqliteStore {
         filter: &MessageFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Message>> {
-        let (condition, arg) = filter_sql(filter);
-        let order = if *filter == MessageFilter::Pinned { "ASC" } else { "DESC" };
-        let rid = rid.to_owned();
+        let (condition, args) = filter_sql(filter);
+        let ascending = match filter {
+            MessageFilter::Pinned => true,
+            MessageFilter::Search(search) => search.ascending,
+            _ => false,
+        };
+        let order = if ascending { "ASC" } else { "DESC" };
+        let mut args: Vec<rusqlite::types::Value> =
+            std::iter::once(rid.to_owned().into()).chain(args).collect();
         let (lim, off) = (limit(page.count), offset(page.offset));
         self.read(move |conn| {
             let total: i64 = conn
                 .query_row(
                     &format!("SELECT COUNT(*) FROM messages WHERE rid = ?1 AND {condition}"),
-                    params![rid, arg],
+                    params_from_iter(args.iter()),
                     |row| row.get(0),
                 )
                 .map_err(unavailable)?;
+            let n = args.len();
+            args.extend([lim.into(), off.into()]);
             let items = messages_from(
                 conn,
                 &format!(
                     "SELECT doc FROM messages WHERE rid = ?1 AND {condition}
-                     ORDER BY ts {order}, seq {order} LIMIT ?3 OFFSET ?4"
+                     ORDER BY ts {order}, seq {order} LIMIT ?{} OFFSET ?{}",
+                    n + 1,
+                    n + 2
                 ),
-                &[rid.into(), arg, lim.into(), off.into()],
+                &args,
             )?;
             Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
         })

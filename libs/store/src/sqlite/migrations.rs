@@ -100,6 +100,16 @@ const MIGRATIONS: &[&str] = &[
      CREATE UNIQUE INDEX login_tokens_user_name ON login_tokens(user_id, name) WHERE name IS NOT NULL;",
     // 6: teams (see its header).
     include_str!("sql/006_teams.sql"),
+    // 7: hidden copies of messages (Message_KeepHistory), apart from `messages` so that no read
+    // of a room can return them.
+    "CREATE TABLE hidden_messages (
+        id TEXT PRIMARY KEY,
+        rid TEXT NOT NULL REFERENCES rooms(id) ON DELETE CASCADE,
+        parent TEXT,
+        edited_at INTEGER NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX hidden_messages_parent ON hidden_messages(parent, edited_at);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

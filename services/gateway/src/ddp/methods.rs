@@ -113,7 +113,8 @@ pub(crate) async fn call(
             ) else {
                 return Err(match_failed());
             };
-            state.messaging.update_message(&who, rid, id, text.to_owned()).await?;
+            let custom_fields = m.get("customFields").filter(|v| !v.is_null()).cloned();
+            state.messaging.update_message(&who, rid, id, text.to_owned(), custom_fields).await?;
             Ok(None)
         }
         "deleteMessage" => {

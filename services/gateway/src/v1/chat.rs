@@ -164,7 +164,12 @@ pub(crate) async fn update(State(state): State<GatewayState>, caller: Caller, Bo
         None => Err(ApiError::invalid_params(format!("must have required property '{key}'"))),
     };
     let (rid, id, text) = (field("roomId")?, field("msgId")?, field("text")?);
-    let message = state.messaging.update_message(&caller.principal, &rid, &id, text).await?;
+    let custom_fields = match body.get("customFields") {
+        None | Some(Value::Null) => None,
+        Some(v @ Value::Object(_)) => Some(v.clone()),
+        Some(_) => return Err(ApiError::invalid_params("must be object: 'customFields'")),
+    };
+    let message = state.messaging.update_message(&caller.principal, &rid, &id, text, custom_fields).await?;
     Ok(ok!("message" => apogee_rc::message(&message, Dates::Iso)))
 }
 

@@ -118,6 +118,7 @@ pub(crate) async fn deactivate_idle(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
