@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 const PRINCIPAL: &str = "apogee-principal-bin";
 const ERROR: &str = "apogee-error-bin";
@@ -47,6 +48,8 @@ tokio::task_local! {
 pub struct TraceContext {
     pub trace_id: String,
     pub span_id: String,
+    /// The caller recorded this trace (the `traceparent` flag), so spans continuing it are too.
+    pub sampled: bool,
 }
 
 impl TraceContext {
@@ -56,12 +59,12 @@ impl TraceContext {
 
     /// A new trace, for a call made outside any traced request.
     pub fn new_root() -> Self {
-        Self { trace_id: Self::random_hex(16), span_id: Self::random_hex(8) }
+        Self { trace_id: Self::random_hex(16), span_id: Self::random_hex(8), sampled: true }
     }
 
     /// A child span of this trace.
     fn child(&self) -> Self {
-        Self { trace_id: self.trace_id.clone(), span_id: Self::random_hex(8) }
+        Self { trace_id: self.trace_id.clone(), span_id: Self::random_hex(8), sampled: self.sampled }
     }
 
     /// The trace the current task is serving, if any.
@@ -70,16 +73,21 @@ impl TraceContext {
     }
 
     fn header(&self) -> String {
-        format!("00-{}-{}-01", self.trace_id, self.span_id)
+        format!("00-{}-{}-{:02x}", self.trace_id, self.span_id, u8::from(self.sampled))
     }
 
-    /// Parses a `traceparent` header (version 00).
+    /// Parses a `traceparent` header (version 00; without flags, the trace counts as sampled).
     pub fn parse(header: &str) -> Option<Self> {
         let mut parts = header.split('-');
         let (version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
         let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let sampled = match parts.next() {
+            None => true,
+            Some(flags) if hex(flags, 2) => u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1),
+            Some(_) => return None,
+        };
         (version == "00" && hex(trace, 32) && hex(span, 16) && trace.bytes().any(|b| b != b'0'))
-            .then(|| Self { trace_id: trace.to_owned(), span_id: span.to_owned() })
+            .then(|| Self { trace_id: trace.to_owned(), span_id: span.to_owned(), sampled })
     }
 
     /// Runs `fut` as part of this trace, so the calls it makes carry it on.
@@ -221,7 +229,38 @@ impl RpcClient {
             ),
             None => None,
         };
-        let trace = TraceContext::current().map(|t| t.child()).unwrap_or_else(TraceContext::new_root);
+        // Exported traces: the call is a client span, and the callee continues from it. Otherwise
+        // the trace id still travels, from the served call this one is made for.
+        let span = if apogee_telemetry::trace::enabled() {
+            tracing::info_span!(
+                "rpc.client",
+                otel.name = path.trim_start_matches('/'),
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = self.options.service,
+                otel.status_code = tracing::field::Empty
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let traceparent = apogee_telemetry::trace::traceparent_of(&span).unwrap_or_else(|| {
+            TraceContext::current().map(|t| t.child()).unwrap_or_else(TraceContext::new_root).header()
+        });
+        let outcome = self.attempts(path, retry, principal, args, traceparent).instrument(span.clone()).await;
+        if outcome.is_err() {
+            span.record("otel.status_code", "error");
+        }
+        outcome
+    }
+
+    async fn attempts<R: DeserializeOwned>(
+        &self,
+        path: &'static str,
+        retry: Retry,
+        principal: Option<Vec<u8>>,
+        args: Vec<u8>,
+        traceparent: String,
+    ) -> ServiceResult<R> {
         let attempts = match retry {
             Retry::Read => 1 + self.options.read_retries,
             Retry::Write => 1,
@@ -243,7 +282,7 @@ impl RpcClient {
             {
                 meta.insert(CLUSTER_TOKEN, v);
             }
-            if let Ok(v) = AsciiMetadataValue::try_from(trace.header()) {
+            if let Ok(v) = AsciiMetadataValue::try_from(traceparent.as_str()) {
                 meta.insert(TRACEPARENT, v);
             }
             let mut grpc = tonic::client::Grpc::new(target.channel.clone())
@@ -397,8 +436,13 @@ pub async fn serve_call<T>(
     trace: TraceContext,
     fut: impl std::future::Future<Output = ServiceResult<T>>,
 ) -> ServiceResult<T> {
-    use tracing::Instrument;
-    let span = tracing::info_span!("rpc", rpc, trace_id = %trace.trace_id);
+    let span = if apogee_telemetry::trace::enabled() {
+        // The span continues the caller's client span, so both processes share one trace.
+        tracing::info_span!("rpc", rpc, trace_id = %trace.trace_id, otel.name = rpc, otel.kind = "server",
+            otel.parent = trace.header(), rpc.system = "grpc")
+    } else {
+        tracing::info_span!("rpc", rpc, trace_id = %trace.trace_id)
+    };
     trace.scope(fut).instrument(span).await
 }
 
