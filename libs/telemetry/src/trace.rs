@@ -668,6 +668,7 @@ fn encode(resource: &[(String, String)], batch: &[Finished]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use std::collections::HashMap;
