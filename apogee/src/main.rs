@@ -79,10 +79,21 @@ fn main() -> anyhow::Result<()> {
         test_mode: args.test_mode.then_some(true),
     };
     let config = apogee_config::load(&overrides, &env)?;
-    apogee_telemetry::init(env.get("RUST_LOG").map(String::as_str), config.log_json);
+    // Traces go to an OTLP collector only when an endpoint is set; the service name defaults to
+    // the role, so each process of a cluster is told apart in the trace.
+    let service = match role {
+        None => "apogee".to_owned(),
+        Some(role) => format!("apogee-{}", role.name()),
+    };
+    let otlp = apogee_telemetry::trace::OtlpConfig::from_env(|k| env.get(k).cloned(), &service)
+        .map_err(|e| anyhow::anyhow!("OpenTelemetry configuration: {e}"))?;
+    apogee_telemetry::init(env.get("RUST_LOG").map(String::as_str), config.log_json, otlp);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match role {
+    let outcome = match role {
         None => runtime.block_on(apogee::serve(config)),
         Some(role) => runtime.block_on(apogee::roles::run(role, config)),
-    }
+    };
+    // The spans of the last requests are still queued: send them before the process ends.
+    apogee_telemetry::trace::shutdown(std::time::Duration::from_secs(5));
+    outcome
 }

@@ -41,7 +41,7 @@ pub enum Role {
 }
 
 impl Role {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Role::Gateway => "gateway",
             Role::Auth => "auth",

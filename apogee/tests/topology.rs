@@ -391,3 +391,77 @@ async fn files_cross_gateways_through_the_files_role() {
     assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
     assert_eq!(resp.bytes().await.unwrap().as_ref(), &data[data.len() - 7..]);
 }
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set on every role, one message's trace spans processes:
+/// the gateway's HTTP span → its gRPC client span → the messaging role's server span → the bus
+/// publish (NATS header) → the fan-out on the other gateway, all under the client's trace id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_trace_crosses_processes() {
+    use apogee_tests::otlp::{Collector, Span};
+    let collector = Collector::start().await;
+    let cluster = Cluster::start_with_env(
+        BIN,
+        2,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", collector.url.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")],
+    )
+    .await;
+    let alice = cluster.user(0, "alice").await;
+    let bob = cluster.user(1, "bob").await;
+    alice.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+    bob.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+    let mut alice_ws = Ddp::login(&cluster.gateway_url(0), alice.token()).await;
+    assert_eq!(alice_ws.sub("stream-room-messages", json!(["GENERAL", false])).await["msg"], "ready");
+
+    let trace_id = "0af7651916cd43dd8448eb211c80319c";
+    let resp = bob
+        .request(reqwest::Method::POST, "chat.postMessage")
+        .header("traceparent", format!("00-{trace_id}-b7ad6b7169203331-01"))
+        .json(&json!({"roomId": "GENERAL", "text": "traced across"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    alice_ws.recv_where(|f| is_stream(f) && f["fields"]["args"][0]["msg"] == "traced across").await;
+
+    let room_fanout = |s: &Span, http_pid: i64| {
+        s.kind == 5
+            && s.pid != http_pid
+            && s.attr("messaging.destination.name").is_some_and(|d| d.starts_with("apogee.room.GENERAL."))
+    };
+    let spans = collector
+        .wait_for("the message's spans from both gateways and messaging", |spans| {
+            let t: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace_id).collect();
+            let Some(http) = t.iter().find(|s| s.kind == 2 && s.service == "apogee-gateway") else {
+                return false;
+            };
+            t.iter().any(|s| room_fanout(s, http.pid))
+                && t.iter().any(|s| s.service == "apogee-messaging" && s.kind == 4)
+        })
+        .await;
+    let trace: Vec<&Span> = spans.iter().filter(|s| s.trace_id == trace_id).collect();
+    let find = |id: &str| *trace.iter().find(|s| s.span_id == id).unwrap_or_else(|| panic!("no span {id}"));
+    let http = trace.iter().find(|s| s.kind == 2 && s.service == "apogee-gateway").unwrap();
+    assert_eq!(http.name, "POST /api/v1/chat.postMessage");
+    assert_eq!(http.parent.as_deref(), Some("b7ad6b7169203331"));
+
+    // Gateway 0's fan-out continues the messaging role's publish, which runs inside the served
+    // RPC, whose parent is gateway 1's client span, inside the HTTP request.
+    let fanout = trace.iter().find(|s| room_fanout(s, http.pid)).unwrap();
+    assert_eq!(fanout.service, "apogee-gateway");
+    let producer = find(fanout.parent.as_deref().unwrap());
+    assert_eq!((producer.service.as_str(), producer.kind), ("apogee-messaging", 4));
+    let mut up = producer;
+    while up.kind != 2 {
+        up = find(up.parent.as_deref().unwrap());
+    }
+    assert_eq!(up.service, "apogee-messaging", "the RPC's server span");
+    assert_eq!(up.attr("rpc.system").as_deref(), Some("grpc"));
+    let client = find(up.parent.as_deref().unwrap());
+    assert_eq!((client.service.as_str(), client.kind, client.pid), ("apogee-gateway", 3, http.pid));
+    let mut up = client;
+    while up.span_id != http.span_id {
+        up = find(up.parent.as_deref().unwrap());
+    }
+    let pids: HashSet<i64> = trace.iter().map(|s| s.pid).collect();
+    assert!(pids.len() >= 3, "two gateways and messaging: {pids:?}");
+}

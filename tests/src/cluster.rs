@@ -93,6 +93,11 @@ impl Cluster {
     /// Starts NATS, auth, messaging, presence, files and `gateways` gateways, and waits until each
     /// reports ready. `bin` is the `apogee` binary.
     pub async fn start(bin: &str, gateways: usize) -> Self {
+        Self::start_with_env(bin, gateways, &[]).await
+    }
+
+    /// [`start`](Self::start), with `extra` set in every role's environment.
+    pub async fn start_with_env(bin: &str, gateways: usize, extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let (nats_port, nats_monitor_port) = (free_port(), free_port());
         let (auth_grpc, messaging_grpc, files_grpc) = (free_port(), free_port(), free_port());
@@ -119,6 +124,7 @@ impl Cluster {
             ]
             .into_iter()
             .map(|(k, v)| (k.to_owned(), v))
+            .chain(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
             .collect()
         };
         let service = |name: &str, grpc: Option<u16>| {

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod cluster;
 pub mod ddp;
 pub mod moto;
+pub mod otlp;
 
 use std::collections::HashMap;
 
@@ -100,6 +101,11 @@ pub struct Client {
 }
 
 impl Client {
+    /// An unauthenticated client of the server at `base` (say, one started as a process).
+    pub fn anon(base: &str) -> Client {
+        Client { base: base.trim_end_matches('/').to_owned(), http: reqwest::Client::new(), auth: None }
+    }
+
     pub fn user_id(&self) -> &str {
         &self.auth.as_ref().unwrap().0
     }

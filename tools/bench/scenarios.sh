@@ -5,12 +5,13 @@
 # Build first (release, separate target dir):
 #   export CARGO_TARGET_DIR=/var/tmp/apogee-release
 #   cargo build --release -p apogee -p apogee-bench
-# Then:  tools/bench/scenarios.sh [idle|fanout|chat-mix|storm|all]      (default: all)
+# Then:  tools/bench/scenarios.sh [idle|fanout|chat-mix|storm|upload|all]      (default: all)
 #
 # Env: APOGEE_BIN, BENCH_BIN (default: $CARGO_TARGET_DIR/release/...), PORT (3500), OUT (report
 #      dir), IDLE_SOCKETS ("5000 10000 19000"), IDLE_WORKERS (1), SOURCES (2), FANOUT_MEMBERS
 #      ("10 1000"), FANOUT_MESSAGES (200), MIX_USERS (500), MIX_THINK (5), MIX_DURATION (30),
-#      STORM_CLIENTS (1000), STORM_RATE (20).
+#      STORM_CLIENTS (1000), STORM_RATE (20), UPLOAD_USERS (20), UPLOAD_FILES (500),
+#      UPLOAD_SIZE (1M), UPLOAD_CONCURRENCY (16).
 set -euo pipefail
 
 TARGET=${CARGO_TARGET_DIR:-/var/tmp/apogee-release}
@@ -28,6 +29,10 @@ MIX_THINK=${MIX_THINK:-5}
 MIX_DURATION=${MIX_DURATION:-30}
 STORM_CLIENTS=${STORM_CLIENTS:-1000}
 STORM_RATE=${STORM_RATE:-20}
+UPLOAD_USERS=${UPLOAD_USERS:-20}
+UPLOAD_FILES=${UPLOAD_FILES:-500}
+UPLOAD_SIZE=${UPLOAD_SIZE:-1M}
+UPLOAD_CONCURRENCY=${UPLOAD_CONCURRENCY:-16}
 URL="http://127.0.0.1:$PORT"
 SERVER_PID=""
 mkdir -p "$OUT"
@@ -91,6 +96,14 @@ run_mix() {
     stop_server
 }
 
+run_upload() {
+    echo "== upload: $UPLOAD_USERS users, $UPLOAD_FILES files of $UPLOAD_SIZE, concurrency $UPLOAD_CONCURRENCY"
+    start_server
+    "$BENCH_BIN" upload --url "$URL" --pid "$SERVER_PID" -n "$UPLOAD_USERS" -k "$UPLOAD_FILES" \
+        --size "$UPLOAD_SIZE" -c "$UPLOAD_CONCURRENCY" --out "$OUT/upload-$UPLOAD_SIZE"
+    stop_server
+}
+
 run_storm() {
     echo "== reconnect storm: $STORM_CLIENTS clients"
     start_server
@@ -105,14 +118,16 @@ idle) run_idle ;;
 fanout) run_fanout ;;
 chat-mix) run_mix ;;
 storm) run_storm ;;
+upload) run_upload ;;
 all)
     run_idle
     run_fanout
     run_mix
     run_storm
+    run_upload
     ;;
 *)
-    echo "usage: $0 [idle|fanout|chat-mix|storm|all]" >&2
+    echo "usage: $0 [idle|fanout|chat-mix|storm|upload|all]" >&2
     exit 2
     ;;
 esac

@@ -28,6 +28,7 @@ use serde::de::DeserializeOwned;
 use tonic::metadata::{AsciiMetadataValue, BinaryMetadataValue, MetadataMap};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
+use tracing::Instrument;
 
 const PRINCIPAL: &str = "apogee-principal-bin";
 const ERROR: &str = "apogee-error-bin";
@@ -48,6 +49,8 @@ tokio::task_local! {
 pub struct TraceContext {
     pub trace_id: String,
     pub span_id: String,
+    /// The caller recorded this trace (the `traceparent` flag), so spans continuing it are too.
+    pub sampled: bool,
 }
 
 impl TraceContext {
@@ -57,12 +60,12 @@ impl TraceContext {
 
     /// A new trace, for a call made outside any traced request.
     pub fn new_root() -> Self {
-        Self { trace_id: Self::random_hex(16), span_id: Self::random_hex(8) }
+        Self { trace_id: Self::random_hex(16), span_id: Self::random_hex(8), sampled: true }
     }
 
     /// A child span of this trace.
     fn child(&self) -> Self {
-        Self { trace_id: self.trace_id.clone(), span_id: Self::random_hex(8) }
+        Self { trace_id: self.trace_id.clone(), span_id: Self::random_hex(8), sampled: self.sampled }
     }
 
     /// The trace the current task is serving, if any.
@@ -71,16 +74,21 @@ impl TraceContext {
     }
 
     fn header(&self) -> String {
-        format!("00-{}-{}-01", self.trace_id, self.span_id)
+        format!("00-{}-{}-{:02x}", self.trace_id, self.span_id, u8::from(self.sampled))
     }
 
-    /// Parses a `traceparent` header (version 00).
+    /// Parses a `traceparent` header (version 00; without flags, the trace counts as sampled).
     pub fn parse(header: &str) -> Option<Self> {
         let mut parts = header.split('-');
         let (version, trace, span) = (parts.next()?, parts.next()?, parts.next()?);
         let hex = |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit());
+        let sampled = match parts.next() {
+            None => true,
+            Some(flags) if hex(flags, 2) => u8::from_str_radix(flags, 16).is_ok_and(|f| f & 1 == 1),
+            Some(_) => return None,
+        };
         (version == "00" && hex(trace, 32) && hex(span, 16) && trace.bytes().any(|b| b != b'0'))
-            .then(|| Self { trace_id: trace.to_owned(), span_id: span.to_owned() })
+            .then(|| Self { trace_id: trace.to_owned(), span_id: span.to_owned(), sampled })
     }
 
     /// Runs `fut` as part of this trace, so the calls it makes carry it on.
@@ -235,7 +243,25 @@ impl RpcClient {
     {
         let args = serde_json::to_vec(args)
             .map_err(|e| ServiceError::internal(format!("encode {path} arguments: {e}")))?;
-        let call = self.start(who)?;
+        let call = self.start(path, who)?;
+        let span = call.span.clone();
+        let outcome = self.attempts(path, retry, args, call).instrument(span.clone()).await;
+        if outcome.is_err() {
+            span.record("otel.status_code", "error");
+        }
+        outcome
+    }
+
+    async fn attempts<M>(
+        &self,
+        path: &'static str,
+        retry: Retry,
+        args: Vec<u8>,
+        call: CallContext,
+    ) -> ServiceResult<M>
+    where
+        M: prost::Message + Default + Send + 'static,
+    {
         let attempts = match retry {
             Retry::Read => 1 + self.options.read_retries,
             Retry::Write => 1,
@@ -274,8 +300,9 @@ impl RpcClient {
     }
 
     /// What every attempt of one call carries: the encoded principal and a child span of the
-    /// current trace.
-    pub(crate) fn start(&self, who: Option<&Principal>) -> ServiceResult<CallContext> {
+    /// current trace (with exported traces, the call's client span, which the callee continues;
+    /// otherwise the trace id still travels, from the served call this one is made for).
+    pub(crate) fn start(&self, path: &'static str, who: Option<&Principal>) -> ServiceResult<CallContext> {
         let principal = match who {
             Some(p) => Some(
                 serde_json::to_vec(p)
@@ -283,8 +310,22 @@ impl RpcClient {
             ),
             None => None,
         };
-        let trace = TraceContext::current().map(|t| t.child()).unwrap_or_else(TraceContext::new_root);
-        Ok(CallContext { principal, trace })
+        let span = if apogee_telemetry::trace::enabled() {
+            tracing::info_span!(
+                "rpc.client",
+                otel.name = path.trim_start_matches('/'),
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = self.options.service,
+                otel.status_code = tracing::field::Empty
+            )
+        } else {
+            tracing::Span::none()
+        };
+        let traceparent = apogee_telemetry::trace::traceparent_of(&span).unwrap_or_else(|| {
+            TraceContext::current().map(|t| t.child()).unwrap_or_else(TraceContext::new_root).header()
+        });
+        Ok(CallContext { principal, traceparent, span })
     }
 
     pub(crate) fn options(&self) -> &RpcOptions {
@@ -324,7 +365,9 @@ impl Failure {
 /// The metadata of one call, shared by its attempts.
 pub(crate) struct CallContext {
     principal: Option<Vec<u8>>,
-    trace: TraceContext,
+    traceparent: String,
+    /// The client span (disabled unless traces are exported).
+    pub(crate) span: tracing::Span,
 }
 
 impl CallContext {
@@ -337,7 +380,7 @@ impl CallContext {
         {
             meta.insert(CLUSTER_TOKEN, v);
         }
-        if let Ok(v) = AsciiMetadataValue::try_from(self.trace.header()) {
+        if let Ok(v) = AsciiMetadataValue::try_from(self.traceparent.as_str()) {
             meta.insert(TRACEPARENT, v);
         }
     }
@@ -464,8 +507,13 @@ pub async fn serve_call<T>(
     trace: TraceContext,
     fut: impl std::future::Future<Output = ServiceResult<T>>,
 ) -> ServiceResult<T> {
-    use tracing::Instrument;
-    let span = tracing::info_span!("rpc", rpc, trace_id = %trace.trace_id);
+    let span = if apogee_telemetry::trace::enabled() {
+        // The span continues the caller's client span, so both processes share one trace.
+        tracing::info_span!("rpc", rpc, trace_id = %trace.trace_id, otel.name = rpc, otel.kind = "server",
+            otel.parent = trace.header(), rpc.system = "grpc")
+    } else {
+        tracing::info_span!("rpc", rpc, trace_id = %trace.trace_id)
+    };
     trace.scope(fut).instrument(span).await
 }
 

@@ -68,6 +68,8 @@ pub struct Job {
     queue: QueueName,
     payload: Bytes,
     attempt: u64,
+    /// The enqueuer's W3C `traceparent`, when traces are exported and the backend carries it.
+    traceparent: Option<Arc<str>>,
     acker: Box<dyn JobAcker>,
 }
 
@@ -206,7 +208,19 @@ impl fmt::Debug for JobConsumer {
 impl Job {
     /// Builds a delivery; for backends.
     pub fn new(queue: QueueName, payload: Bytes, attempt: u64, acker: impl JobAcker) -> Self {
-        Self { queue, payload, attempt, acker: Box::new(acker) }
+        Self { queue, payload, attempt, traceparent: None, acker: Box::new(acker) }
+    }
+
+    /// Attaches the trace context the job was enqueued with; for backends.
+    pub fn with_traceparent(mut self, traceparent: Option<Arc<str>>) -> Self {
+        self.traceparent = traceparent;
+        self
+    }
+
+    /// The enqueuer's `traceparent`, if the job carries one: a consumer handles the job inside
+    /// `apogee_telemetry::trace::consumer_span(.., job.traceparent())` to continue its trace.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
     }
 
     /// Returns the queue the job came from.

@@ -85,8 +85,9 @@ impl LocalBus {
         self.registry.read().exact.len()
     }
 
-    fn deliver(&self, subject: &Subject, payload: &Bytes) {
-        let event = || Event { subject: subject.clone(), payload: payload.clone() };
+    fn deliver(&self, subject: &Subject, payload: &Bytes, traceparent: Option<Arc<str>>) {
+        let event =
+            || Event { subject: subject.clone(), payload: payload.clone(), traceparent: traceparent.clone() };
         let routes = self.registry.read();
         // A `Closed` delivery needs no action: the subscription's drop hook removes its route.
         if let Some(exact) = routes.exact.get(subject) {
@@ -139,7 +140,10 @@ impl fmt::Debug for LocalBus {
 impl EventBus for LocalBus {
     async fn publish(&self, subject: &Subject, payload: Bytes) -> Result<(), BusError> {
         metrics().bus_published.inc();
-        self.deliver(subject, &payload);
+        let span = apogee_telemetry::trace::producer_span(subject.as_str());
+        let traceparent = apogee_telemetry::trace::traceparent_of(&span).map(Arc::from);
+        let _entered = span.enter();
+        self.deliver(subject, &payload, traceparent);
         Ok(())
     }
 

@@ -22,14 +22,16 @@ mod tests;
 
 use std::fmt;
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_nats::connection::State;
 use async_nats::{Client, ConnectOptions, Event as NatsEvent, RequestErrorKind};
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
+use tracing::Instrument;
 
 pub use self::jetstream::{JetStreamJobs, JetStreamOptions};
 use crate::{
@@ -41,6 +43,8 @@ use crate::{
 /// the server answers "no responders" only once it has processed everything before it on the
 /// connection, so the subscription is live server-wide when `subscribe` returns.
 const SYNC_SUBJECT: &str = "_APOGEE.sync";
+/// The W3C trace-context header a message carries when traces are exported.
+const TRACEPARENT: &str = "traceparent";
 
 /// How [`NatsBus`] connects and behaves; build with [`NatsOptions::new`] and the setters.
 #[derive(Clone, Debug)]
@@ -188,8 +192,18 @@ impl EventBus for NatsBus {
         }
         // This only queues the message for the connection's writer; it never waits for a
         // subscriber, and the server never makes a publisher wait for a slow subscriber either.
-        let publish = self.client.publish(subject.as_str().to_owned(), payload);
-        match tokio::time::timeout(self.publish_timeout, publish).await {
+        // When traces are exported, the message carries its producer span's `traceparent` in a
+        // header, so the subscribers' work joins the publisher's trace.
+        let span = apogee_telemetry::trace::producer_span(subject.as_str());
+        let publish = match apogee_telemetry::trace::traceparent_of(&span) {
+            Some(traceparent) => {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert(TRACEPARENT, traceparent.as_str());
+                self.client.publish_with_headers(subject.as_str().to_owned(), headers, payload).boxed()
+            }
+            None => self.client.publish(subject.as_str().to_owned(), payload).boxed(),
+        };
+        match tokio::time::timeout(self.publish_timeout, publish).instrument(span).await {
             Ok(result) => {
                 result.map_err(BusError::unavailable)?;
                 apogee_telemetry::metrics::metrics().bus_published.inc();
@@ -241,7 +255,9 @@ async fn forward(
         let Ok(subject) = Subject::new(message.subject.as_str()) else {
             continue;
         };
-        match sender.try_deliver(Event { subject, payload: message.payload }) {
+        let traceparent =
+            message.headers.as_ref().and_then(|h| h.get(TRACEPARENT)).map(|v| Arc::from(v.as_str()));
+        match sender.try_deliver(Event { subject, payload: message.payload, traceparent }) {
             Delivery::Closed => return,
             Delivery::Queued => apogee_telemetry::metrics::metrics().bus_received.inc(),
             Delivery::Lost => apogee_telemetry::metrics::metrics().bus_lost.inc(),

@@ -18,6 +18,9 @@ pub struct Event {
     pub subject: Subject,
     /// The encoded event, shared with every other subscriber that received it.
     pub payload: Bytes,
+    /// The publisher's W3C `traceparent`, when traces are exported: the subscriber's handling
+    /// continues the publisher's trace.
+    pub traceparent: Option<Arc<str>>,
 }
 
 /// A live interest in a subject pattern. Events arrive in publish order per publisher;

@@ -211,6 +211,9 @@ Environment (flags win over environment, environment over the config file):
   OVERWRITE_SETTING_<id>      force setting <id> to a value at every start
   APOGEE_MAX_BODY_BYTES       largest request body (default 1048576)
   APOGEE_LOG_FORMAT           'json' for JSON logs; RUST_LOG sets the filter
+  OTEL_EXPORTER_OTLP_ENDPOINT export traces to this OpenTelemetry collector (OTLP/HTTP JSON,
+                              http:// only); also OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+                              OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER(_ARG)
   APOGEE_SHUTDOWN_GRACE_SECS  how long shutdown waits for requests in flight (default 10)
   APOGEE_DDP_IDLE_SECS        DDP silence before the server pings, then closes (default 30)
 Distributed roles (apogee gateway | auth | messaging | presence | files):

@@ -187,6 +187,10 @@ pub struct Metrics {
     pub bus_published: Counter,
     pub bus_received: Counter,
     pub bus_lost: Counter,
+    // Trace export (OTLP), when enabled.
+    pub trace_spans_exported: Counter,
+    pub trace_spans_dropped: Counter,
+    pub trace_export_failures: Counter,
 }
 
 /// The process's metrics.
@@ -207,6 +211,9 @@ pub static METRICS: LazyLock<Metrics> = LazyLock::new(|| Metrics {
     bus_published: Counter::new(),
     bus_received: Counter::new(),
     bus_lost: Counter::new(),
+    trace_spans_exported: Counter::new(),
+    trace_spans_dropped: Counter::new(),
+    trace_export_failures: Counter::new(),
 });
 
 /// Shorthand for [`METRICS`].
@@ -315,6 +322,24 @@ pub fn render() -> String {
         "apogee_bus_events_lost_total",
         "Events dropped because a subscriber's queue was full (lag).",
         &m.bus_lost,
+    );
+    counter(
+        &mut out,
+        "apogee_trace_spans_exported_total",
+        "Spans the OTLP exporter delivered to the collector.",
+        &m.trace_spans_exported,
+    );
+    counter(
+        &mut out,
+        "apogee_trace_spans_dropped_total",
+        "Spans dropped because the export queue was full or the collector refused or missed them.",
+        &m.trace_spans_dropped,
+    );
+    counter(
+        &mut out,
+        "apogee_trace_export_failures_total",
+        "OTLP export requests that failed.",
+        &m.trace_export_failures,
     );
     out
 }

@@ -339,7 +339,13 @@ impl Hub {
                     let hub = hub.clone();
                     let uid = uid.clone();
                     // Membership changes may subscribe to a new room: off the feed's hot loop.
-                    tokio::spawn(async move { hub.dispatch_user(&uid, event).await });
+                    let dispatch = async move { hub.dispatch_user(&uid, event).await };
+                    if apogee_telemetry::trace::enabled() {
+                        use tracing::Instrument;
+                        tokio::spawn(dispatch.instrument(tracing::Span::current()));
+                    } else {
+                        tokio::spawn(dispatch);
+                    }
                 }
                 Err(e) => tracing::warn!(%uid, error = %e, "undecodable user event"),
             }
@@ -364,6 +370,13 @@ impl Hub {
                         lost = sub.lagged();
                         tracing::warn!(%pattern, lost, "hub fell behind the bus; clients catch up on reconnect");
                     }
+                    // Fan-out continues the publisher's trace (a no-op span when not exported).
+                    let span = apogee_telemetry::trace::consumer_span(
+                        "hub fan-out",
+                        event.subject.as_str(),
+                        event.traceparent.as_deref(),
+                    );
+                    let _entered = span.enter();
                     handle(&event.payload);
                 }
             }),

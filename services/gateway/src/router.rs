@@ -250,12 +250,35 @@ async fn prometheus() -> Response {
 }
 
 /// Records every request's latency under its route template (never the concrete path, which
-/// may hold ids), method and status class.
+/// may hold ids), method and status class; when traces are exported, runs the request in a
+/// server span that continues the caller's `traceparent`, if it sent one.
 async fn http_metrics(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let route = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_owned());
     let method = metrics::method_label(req.method().as_str());
     let started = std::time::Instant::now();
-    let resp = next.run(req).await;
+    let resp = if apogee_telemetry::trace::enabled() {
+        use tracing::Instrument;
+        let route = route.as_deref().unwrap_or("unmatched");
+        let parent = req.headers().get("traceparent").and_then(|v| v.to_str().ok());
+        let span = tracing::info_span!(
+            "http",
+            otel.name = format!("{method} {route}"),
+            otel.kind = "server",
+            otel.parent = parent,
+            http.request.method = method,
+            http.route = route,
+            http.response.status_code = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty
+        );
+        let resp = next.run(req).instrument(span.clone()).await;
+        span.record("http.response.status_code", resp.status().as_u16());
+        if resp.status().is_server_error() {
+            span.record("otel.status_code", "error");
+        }
+        resp
+    } else {
+        next.run(req).await
+    };
     let status = metrics::status_class(resp.status().as_u16());
     metrics::metrics()
         .http_request_seconds

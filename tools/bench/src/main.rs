@@ -1,7 +1,7 @@
 //! `apogee-bench`: drives a local Apogee (or any Rocket.Chat-compatible) server through the
 //! Rocket.Chat REST API and DDP, and reports throughput, latency and completeness.
 //!
-//! Scenarios: `idle`, `fanout`, `chat-mix`, `reconnect-storm` (DDP), `post` (REST only), plus
+//! Scenarios: `idle`, `fanout`, `chat-mix`, `reconnect-storm` (DDP), `post` and `upload` (REST), plus
 //! `startup` and `rss`. The newer scenarios (`chat-mix`, `reconnect-storm`) write a JSON report
 //! and an SVG chart beside their summary (see `report.rs`).
 //!
@@ -20,6 +20,7 @@ mod idle;
 mod report;
 mod startup;
 mod storm;
+mod upload;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -77,6 +78,8 @@ enum Command {
     ChatMix(chat_mix::ChatMixArgs),
     /// Drop and reconnect K subscribed clients at once under traffic; check nothing is lost.
     ReconnectStorm(storm::StormArgs),
+    /// Users uploading files into a room; throughput, latency, server RSS; every file checked back.
+    Upload(upload::UploadArgs),
 }
 
 #[derive(Args)]
@@ -129,6 +132,7 @@ fn main() -> anyhow::Result<()> {
         Command::Fanout(args) => fanout::main(args),
         Command::ChatMix(args) => chat_mix::main(args),
         Command::ReconnectStorm(args) => storm::main(args),
+        Command::Upload(args) => upload::main(args),
         Command::Post(args) => {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(post(args))
         }

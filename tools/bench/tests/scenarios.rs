@@ -109,3 +109,42 @@ async fn chat_mix_delivers_every_message_to_every_member() {
     assert!(v["actions"]["send"]["count"].as_u64().unwrap() > 0, "{v}");
     assert_eq!(v["actions"]["rest (all)"]["errors"], 0, "{v}");
 }
+
+/// Both upload APIs: every file uploads and comes back intact (size and SHA-256 checked by the
+/// bench against what it sent).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_sends_files_that_come_back_intact() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    for mode in ["media", "upload"] {
+        let out = dir.path().join(format!("upload-{mode}"));
+        let args = [
+            "upload",
+            "--url",
+            &server.url,
+            "--users",
+            "2",
+            "--files",
+            "6",
+            "--size",
+            "100K",
+            "--concurrency",
+            "3",
+            "--mode",
+            mode,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        let output = bench(args.iter().map(|s| (*s).to_owned()).collect()).await;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        let v = report(&out);
+        assert_eq!(v["scenario"], "upload");
+        assert_eq!(v["messages_sent"], 6, "{v}");
+        assert_complete(&v);
+        assert_eq!(v["extra"]["upload"]["errors"], 0, "{v}");
+        assert_eq!(v["extra"]["download"]["intact"], 6, "{v}");
+        assert!(v["extra"]["upload"]["mib_per_s"].as_f64().unwrap() > 0.0, "{v}");
+        assert!(stdout.contains("6 of 6 intact"), "{stdout}");
+    }
+}

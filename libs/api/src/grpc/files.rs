@@ -91,7 +91,7 @@ impl GrpcFilesClient {
     ) -> ServiceResult<R> {
         let rpc_client = &self.0;
         let options = rpc_client.options();
-        let call = rpc_client.start(Some(who))?;
+        let call = rpc_client.start(rpc, Some(who))?;
         let first = header_frame(header)?;
         // Set when the body has stopped: the reply is then due within the call deadline.
         let ended = Arc::new(tokio::sync::Notify::new());
@@ -157,7 +157,7 @@ impl GrpcFilesClient {
         let options = rpc_client.options();
         let args = serde_json::to_vec(args)
             .map_err(|e| ServiceError::internal(format!("encode {rpc} arguments: {e}")))?;
-        let call = rpc_client.start(who)?;
+        let call = rpc_client.start(rpc, who)?;
         let mut last = None;
         for attempt in 0..=options.read_retries {
             if attempt > 0 {

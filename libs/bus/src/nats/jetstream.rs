@@ -12,6 +12,7 @@ use async_nats::jetstream::{self, AckKind, ErrorCode};
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use tracing::Instrument;
 
 use super::NatsBus;
 use crate::{BusError, ConsumerName, Job, JobAcker, JobConsumer, JobQueue, JobSource, QueueName};
@@ -154,7 +155,20 @@ impl JobQueue for JetStreamJobs {
         if payload.len() > max {
             return Err(BusError::PayloadTooLarge { size: payload.len(), max });
         }
-        let ack = self.context.publish(self.subject(queue), payload).await.map_err(BusError::unavailable)?;
+        // The job carries the enqueuer's trace context (when traces are exported), so its
+        // consumer, in whatever process, continues that trace.
+        let span = apogee_telemetry::trace::producer_span(queue.as_str());
+        let publish = async {
+            match apogee_telemetry::trace::traceparent_of(&span) {
+                Some(traceparent) => {
+                    let mut headers = async_nats::HeaderMap::new();
+                    headers.insert(super::TRACEPARENT, traceparent.as_str());
+                    self.context.publish_with_headers(self.subject(queue), headers, payload).await
+                }
+                None => self.context.publish(self.subject(queue), payload).await,
+            }
+        };
+        let ack = publish.instrument(span.clone()).await.map_err(BusError::unavailable)?;
         // The server acknowledges only once the job is stored in the stream.
         ack.await.map_err(|error| {
             if is_stream_full(&error) {
@@ -217,7 +231,13 @@ impl JobSource for JetStreamSource {
                     let attempt =
                         message.info().map(|info| info.delivered.max(1).unsigned_abs()).unwrap_or(1);
                     let payload = message.payload.clone();
-                    return Ok(Job::new(self.queue.clone(), payload, attempt, JetStreamAcker(message)));
+                    let traceparent = message
+                        .headers
+                        .as_ref()
+                        .and_then(|h| h.get(super::TRACEPARENT))
+                        .map(|v| std::sync::Arc::from(v.as_str()));
+                    return Ok(Job::new(self.queue.clone(), payload, attempt, JetStreamAcker(message))
+                        .with_traceparent(traceparent));
                 }
                 Some(Err(error)) => return Err(BusError::Unavailable(error)),
                 // The pull expired with no job: ask again.
