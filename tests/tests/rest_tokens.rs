@@ -248,3 +248,34 @@ async fn deactivate_idle_deactivates_users_of_a_role_that_never_logged_in_long_e
     assert!(all["count"].as_u64().unwrap() >= 1, "{all}");
     assert_eq!(alice.get("me").await.0, 401, "an inactive user cannot authenticate");
 }
+
+/// `users.logoutOtherClients` ends every other session but keeps personal tokens;
+/// `users.removeOtherTokens` removes every other token, personal ones too.
+#[tokio::test]
+async fn other_sessions_end_on_request() {
+    let server = TestServer::start().await;
+    let first = server.user("olga").await;
+    let second = server.anon().login("olga", "pw").await;
+    let third = server.anon().login("olga", "pw").await;
+    let made = first.ok_post("users.generatePersonalAccessToken", json!({"tokenName": "bot"})).await;
+    let personal = with_token(&first, made["token"].as_str().unwrap());
+    for client in [&first, &second, &third, &personal] {
+        assert_eq!(client.get("me").await.0, 200);
+    }
+
+    let kept = second.ok_post("users.logoutOtherClients", json!({})).await;
+    assert_eq!(kept["token"], second.token());
+    let expires = kept["tokenExpires"].as_str().unwrap();
+    assert!(expires.ends_with('Z') && expires > "2026", "an ISO date in the future: {kept}");
+    assert_eq!(first.get("me").await.0, 401);
+    assert_eq!(third.get("me").await.0, 401);
+    assert_eq!(second.get("me").await.0, 200);
+    assert_eq!(personal.get("me").await.0, 200, "personal tokens outlive logoutOtherClients");
+
+    let fourth = server.anon().login("olga", "pw").await;
+    second.ok_post("users.removeOtherTokens", json!({})).await;
+    assert_eq!(fourth.get("me").await.0, 401);
+    assert_eq!(personal.get("me").await.0, 401, "removeOtherTokens takes personal tokens too");
+    assert_eq!(second.get("me").await.0, 200);
+    assert_error(&server.anon().post("users.removeOtherTokens", json!({})).await, 401, None);
+}

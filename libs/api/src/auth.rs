@@ -290,6 +290,15 @@ pub trait AuthService: Send + Sync + 'static {
     /// holding `role` who have not logged in for `days_idle` days (or, never logged in, were
     /// created that long ago); returns how many.
     async fn deactivate_idle(&self, who: &Principal, days_idle: i64, role: &str) -> ServiceResult<u64>;
+    /// Deletes the caller's login tokens but `token` (`users.logoutOtherClients` keeps personal
+    /// access tokens, `users.removeOtherTokens` does not); returns when `token` expires
+    /// (`None` if it does not).
+    async fn remove_other_tokens(
+        &self,
+        who: &Principal,
+        token: &str,
+        keep_personal: bool,
+    ) -> ServiceResult<Option<apogee_types::Millis>>;
 }
 
 /// The handle to the auth service.

@@ -63,6 +63,29 @@ impl Auth {
         self.setting_i64("Accounts_LoginExpiration", 90).max(1) * DAY_MS
     }
 
+    /// Every token of the caller but `token` goes, each deleted (and evicted from the gateways'
+    /// cache) on its own: a failure part-way leaves fewer tokens, never a removed one working.
+    pub(crate) async fn remove_other_tokens_impl(
+        &self,
+        who: &Principal,
+        token: &str,
+        keep_personal: bool,
+    ) -> ServiceResult<Option<Millis>> {
+        let current = hash_token(token);
+        let tokens = self.store.login_tokens_of_user(&who.user_id).await.map_err(store_error)?;
+        let Some(kept) = tokens.iter().find(|t| t.hashed_token == current) else {
+            return Err(ServiceError::invalid("error-invalid-user-id", "Invalid user id"));
+        };
+        let expires = kept.name.is_none().then(|| Millis(kept.created_at.0 + self.token_lifetime_ms()));
+        for other in
+            tokens.iter().filter(|t| t.hashed_token != current && !(keep_personal && t.name.is_some()))
+        {
+            self.store.delete_login_token(&other.hashed_token).await.map_err(store_error)?;
+            self.forget_hashed_token(&other.hashed_token).await;
+        }
+        Ok(expires)
+    }
+
     fn expired(&self, token: &LoginToken) -> bool {
         token.name.is_none() && token.created_at.0 + self.token_lifetime_ms() < Millis::now().0
     }

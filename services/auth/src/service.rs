@@ -409,4 +409,13 @@ impl AuthService for Auth {
     async fn deactivate_idle(&self, who: &Principal, days_idle: i64, role: &str) -> ServiceResult<u64> {
         self.deactivate_idle_impl(who, days_idle, role).await
     }
+
+    async fn remove_other_tokens(
+        &self,
+        who: &Principal,
+        token: &str,
+        keep_personal: bool,
+    ) -> ServiceResult<Option<apogee_types::Millis>> {
+        self.remove_other_tokens_impl(who, token, keep_personal).await
+    }
 }

@@ -134,6 +134,8 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/users.removePersonalAccessToken", post(tokens::remove))
         .route("/api/v1/users.getPersonalAccessTokens", get(tokens::list))
         .route("/api/v1/users.deactivateIdle", post(tokens::deactivate_idle))
+        .route("/api/v1/users.logoutOtherClients", post(tokens::logout_other_clients))
+        .route("/api/v1/users.removeOtherTokens", post(tokens::remove_other_tokens))
         .route("/api/v1/users.setStatus", post(presence::set_status))
         .route("/api/v1/users.getStatus", get(presence::get_status))
         .route("/api/v1/users.getPresence", get(presence::get_presence))

@@ -117,6 +117,18 @@ pub(crate) async fn deactivate_idle(
     Ok(ok!("count" => count))
 }
 
+/// `users.logoutOtherClients`: every other session ends; personal access tokens stay.
+pub(crate) async fn logout_other_clients(State(state): State<GatewayState>, caller: Caller) -> ApiResult {
+    let expires = state.auth.remove_other_tokens(&caller.principal, &caller.token, true).await?;
+    Ok(ok!("token" => caller.token, "tokenExpires" => expires.map(iso).unwrap_or_default()))
+}
+
+/// `users.removeOtherTokens` (Meteor's method): every other token goes, personal ones too.
+pub(crate) async fn remove_other_tokens(State(state): State<GatewayState>, caller: Caller) -> ApiResult {
+    state.auth.remove_other_tokens(&caller.principal, &caller.token, false).await?;
+    Ok(ok!())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
