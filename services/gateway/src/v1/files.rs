@@ -251,12 +251,10 @@ async fn media_inner(
     caller: &Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult {
-    let state = state.clone();
-    let rid = rid.to_owned();
-    let files = files(&state)?;
+    let files = files(state)?;
     let multipart = multipart.map_err(bad_multipart_request)?;
     let who = &caller.principal;
-    let (stored, _fields) = read_upload(multipart, "file", Target::Room { files, who, rid: &rid }).await?;
+    let (stored, _fields) = read_upload(multipart, "file", Target::Room { files, who, rid }).await?;
     let file = stored.ok_or_else(|| ApiError::typed("invalid-field", ""))?;
     Ok(ok!("file" => file))
 }
@@ -308,16 +306,14 @@ async fn upload_inner(
     caller: &Caller,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> ApiResult {
-    let state = state.clone();
-    let rid = rid.to_owned();
-    let files = files(&state)?;
+    let files = files(state)?;
     let multipart = multipart.map_err(bad_multipart_request)?;
     let who = &caller.principal;
-    let (stored, fields) = read_upload(multipart, "file", Target::Room { files, who, rid: &rid }).await?;
+    let (stored, fields) = read_upload(multipart, "file", Target::Room { files, who, rid }).await?;
     let file_id = stored.and_then(|v| v["_id"].as_str().map(str::to_owned));
     let file_id = file_id.ok_or_else(|| ApiError::typed("invalid-field", ""))?;
-    let message = files.confirm(who, &rid, &file_id, confirm_of(fields)).await?;
-    Ok(message_reply(&state, &message))
+    let message = files.confirm(who, rid, &file_id, confirm_of(fields)).await?;
+    Ok(message_reply(state, &message))
 }
 
 /// `GET channels.files` / `groups.files` / `im.files`.
