@@ -19,6 +19,7 @@ export class Ddp {
     this.onconnected = () => {};
     this.socket = null;
     this.retryAt = 0;
+    this.waiters = new Set(); // callbacks run once the connection is up
   }
 
   start() {
@@ -28,6 +29,29 @@ export class Ddp {
   setState(state) {
     this.state = state;
     this.onstate(state);
+    if (state === 'connected') {
+      for (const wake of this.waiters) wake();
+      this.waiters.clear();
+    }
+  }
+
+  /**
+   * Resolves once the connection is up, or rejects as `offline` after `ms`: a form submitted while
+   * the page is still connecting waits for the socket instead of failing at once.
+   */
+  connected(ms = 10000) {
+    if (this.state === 'connected') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(wake);
+        reject(Object.assign(new Error('Not connected to the server'), { offline: true }));
+      }, ms);
+      this.waiters.add(wake);
+    });
   }
 
   open() {

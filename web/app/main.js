@@ -213,6 +213,7 @@ async function login(user, password) {
   // goes over the same connection the digest would have.
   if (globalThis.crypto?.subtle) secret = { digest: await passwordDigest(password), algorithm: 'sha-256' };
   else secret = password;
+  await app.ddp.connected();
   const result = await app.ddp.call('login', { user: who, password: secret });
   localStorage.setItem(TOKEN_KEY, result.token);
   localStorage.setItem(USER_KEY, result.id);

@@ -147,6 +147,10 @@ async function main() {
     }
     if (problems.length) throw new Error(problems.join('\n'));
     step(`OK ${channel}`);
+  } catch (e) {
+    // what the pages logged says more than the step that timed out
+    if (problems.length) e.message += `\nthe pages also reported:\n${problems.join('\n')}`;
+    throw e;
   } finally {
     await browser.close();
   }

@@ -96,6 +96,10 @@ async function main() {
     await page.screenshot({ path: path.join(shots, 'profile-320-light.png') });
     if (problems.length) throw new Error(problems.join('\n'));
     step('OK');
+  } catch (e) {
+    // what the pages logged says more than the step that timed out
+    if (problems.length) e.message += `\nthe pages also reported:\n${problems.join('\n')}`;
+    throw e;
   } finally {
     await browser.close();
   }

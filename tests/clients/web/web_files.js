@@ -230,6 +230,10 @@ async function main() {
     await inert(b, userB);
     if (problems.length) throw new Error(problems.join('\n'));
     step('OK');
+  } catch (e) {
+    // what the pages logged says more than the step that timed out
+    if (problems.length) e.message += `\nthe pages also reported:\n${problems.join('\n')}`;
+    throw e;
   } finally {
     await browser.close();
   }
