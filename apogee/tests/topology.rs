@@ -365,6 +365,24 @@ async fn files_cross_gateways_through_the_files_role() {
     let (status, body) = judy.post_multipart(&format!("rooms.media/{rid}"), form).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
+    // An avatar set through gateway 0 (files role → auth role) is announced on gateway 1.
+    assert_eq!(ivan_ws.sub("stream-notify-logged", json!(["updateAvatar", false])).await["msg"], "ready");
+    // A 4×4 red PNG.
+    let png: Vec<u8> = vec![
+        137, 80, 78, 71, 13, 10, 26, 10, 0, 0, 0, 13, 73, 72, 68, 82, 0, 0, 0, 4, 0, 0, 0, 4, 8, 2, 0, 0, 0,
+        38, 147, 9, 41, 0, 0, 0, 16, 73, 68, 65, 84, 120, 156, 99, 248, 207, 192, 0, 71, 12, 196, 113, 0,
+        174, 147, 15, 241, 208, 95, 35, 158, 0, 0, 0, 0, 73, 69, 78, 68, 174, 66, 96, 130,
+    ];
+    let form = Form::new().part("image", Part::bytes(png).file_name("me.png").mime_str("image/png").unwrap());
+    let (status, body) = hana.post_multipart("users.setAvatar", form).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let event = ivan_ws.recv_where(|f| is_stream(f) && f["fields"]["eventName"] == "updateAvatar").await;
+    let etag = event["fields"]["args"][0]["etag"].as_str().unwrap().to_owned();
+    assert_eq!(event["fields"]["args"][0]["username"], "hana");
+    assert_eq!(ivan.ok_get("users.info?username=hana").await["user"]["avatarETag"], etag.as_str());
+    let resp = ivan.request(Method::GET, "/avatar/hana").send().await.unwrap();
+    assert_eq!(resp.headers()["content-type"], "image/png");
+
     // The files role goes down: file routes answer 503, the gateways stay up and ready.
     cluster.kill_files();
     let form = Form::new().part("file", Part::bytes(b"later".to_vec()).file_name("later.txt"));

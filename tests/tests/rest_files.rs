@@ -336,20 +336,46 @@ async fn avatars() {
     let q = format!("/avatar/alice?rc_uid={}&rc_token={}", alice.user_id(), alice.token());
     assert_eq!(download(&server.anon(), &q).await.status(), StatusCode::OK);
 
+    // Every logged-in client hears of avatar changes (`updateAvatar`).
+    let mut ws = apogee_tests::ddp::Ddp::login(&server.url, bob.token()).await;
+    assert_eq!(ws.sub("stream-notify-logged", json!(["updateAvatar", false])).await["msg"], "ready");
+    let info = |who: &Client| {
+        let path = format!("users.info?userId={}", alice.user_id());
+        let who = who.clone();
+        async move { who.ok_get(&path).await["user"].clone() }
+    };
+    assert!(info(&bob).await.get("avatarETag").is_none());
+
     // Upload, then served resized and converted.
     let (status, body) = alice
         .post_multipart("users.setAvatar", file_form("image", "me.png", "image/png", png(300, 200)))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let event = ws.event("stream-notify-logged", "updateAvatar").await;
+    let change = &event["fields"]["args"][0];
+    assert_eq!(change["username"], "alice", "{event}");
+    let etag = change["etag"].as_str().unwrap().to_owned();
+    assert_eq!(info(&bob).await["avatarETag"], etag.as_str());
+    assert_eq!(alice.ok_get("me").await["avatarETag"], etag.as_str());
     let resp = download(&alice, "/avatar/alice?size=64&format=jpeg").await;
     assert_eq!(resp.headers()["content-type"], "image/jpeg");
     let img = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!((img.width(), img.height()), (64, 64));
-    let resp = download(&bob, "/avatar/@alice").await;
+    // An extension clients append is dropped; `@name` is always the generated picture.
+    let resp = download(&bob, "/avatar/alice.png").await;
     assert_eq!(resp.headers()["content-type"], "image/png");
     let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
-    let resp = bob.request(Method::GET, "/avatar/@alice").header("If-None-Match", etag).send().await.unwrap();
+    let resp =
+        bob.request(Method::GET, "/avatar/alice.png").header("If-None-Match", etag).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert_eq!(download(&bob, "/avatar/@alice").await.headers()["content-type"], "image/svg+xml");
+    // A username with a dot is a username, not a name and an extension.
+    let dotted = server.user("john.doe").await;
+    let (status, body) = dotted
+        .post_multipart("users.setAvatar", file_form("image", "me.png", "image/png", png(40, 40)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(download(&bob, "/avatar/john.doe").await.headers()["content-type"], "image/png");
 
     // Not an image, another user's avatar without permission, remote URLs: refused.
     let (status, body) = alice
@@ -375,6 +401,13 @@ async fn avatars() {
     assert_eq!(resp.status(), StatusCode::OK);
     alice.ok_post("users.resetAvatar", json!({})).await;
     assert_eq!(download(&alice, "/avatar/alice").await.headers()["content-type"], "image/svg+xml");
+    let reset = ws
+        .recv_where(|f| {
+            f["fields"]["eventName"] == "updateAvatar" && f["fields"]["args"][0]["username"] == "alice"
+        })
+        .await;
+    assert!(reset["fields"]["args"][0].get("etag").is_none(), "{reset}");
+    assert!(info(&bob).await.get("avatarETag").is_none());
 }
 
 #[tokio::test]
@@ -604,12 +637,24 @@ async fn svg_and_html_downloads_run_no_script() {
     let id = body["file"]["_id"].as_str().unwrap().to_owned();
     let m = alice.ok_post(&format!("rooms.mediaConfirm/GENERAL/{id}"), json!({})).await;
     let m = &m["message"];
-    // No thumbnail, preview or dimensions are attempted for SVG.
-    assert_eq!(m["files"].as_array().unwrap().len(), 1, "{m}");
+    // The SVG is shown through a PNG rendering of it (its script never runs), as Rocket.Chat
+    // shows SVGs: thumbnail `thumb-<name>`, preview and the thumbnail's dimensions.
     assert_eq!(m["file"]["type"], "image/svg+xml");
-    assert!(m["attachments"][0].get("image_preview").is_none(), "{m}");
-    assert!(m["attachments"][0].get("image_dimensions").is_none(), "{m}");
-    assert_eq!(blobs(server.data_dir()).len(), 1);
+    let files = m["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{m}");
+    assert_eq!(
+        (files[1]["name"].as_str(), files[1]["type"].as_str()),
+        (Some("thumb-evil.svg"), Some("image/png"))
+    );
+    let attachment = &m["attachments"][0];
+    assert_eq!(attachment["image_type"], "image/png", "{m}");
+    assert_eq!(attachment["image_dimensions"], json!({"width": 360, "height": 360}));
+    assert!(attachment["image_preview"].as_str().is_some_and(|p| !p.is_empty()));
+    let thumb = download(&alice, attachment["image_url"].as_str().unwrap()).await;
+    assert_eq!(thumb.headers()["content-type"], "image/png");
+    let img = image::load_from_memory(&thumb.bytes().await.unwrap()).unwrap();
+    assert_eq!((img.width(), img.height()), (360, 360));
+    assert_eq!(blobs(server.data_dir()).len(), 2);
     let (_, body) = media(
         &alice,
         "GENERAL",
@@ -653,6 +698,7 @@ async fn room_avatars() {
     let mut ws = apogee_tests::ddp::Ddp::login(&server.url, bob.token()).await;
     let uid = bob.user_id().to_owned();
     ws.sub("stream-notify-user", json!([format!("{uid}/rooms-changed"), false])).await;
+    ws.sub("stream-notify-logged", json!(["updateAvatar", false])).await;
 
     // Generated initials until one is set.
     let resp = download(&alice, &format!("/avatar/room/{rid}")).await;
@@ -694,6 +740,8 @@ async fn room_avatars() {
         })
         .await;
     assert_eq!(changed["fields"]["args"][1]["avatarETag"], etag.as_str());
+    let announced = ws.event("stream-notify-logged", "updateAvatar").await;
+    assert_eq!(announced["fields"]["args"][0], json!({"rid": rid, "etag": etag}));
     let resp = download(&bob, &format!("/avatar/room/{rid}")).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/png");

@@ -93,8 +93,8 @@ const avatarVersions = new Map();
 function avatar(username, size = 32) {
   return avatarImage(username, size, avatarVersions.get(username));
 }
-function avatarChanged(username) {
-  const version = Date.now().toString(36);
+function avatarChanged(username, etag) {
+  const version = etag || Date.now().toString(36);
   avatarVersions.set(username, version);
   for (const img of document.querySelectorAll(`img.avatar[data-username="${CSS.escape(username)}"]`)) {
     img.src = `/avatar/${encodeURIComponent(username)}?etag=${version}`;
@@ -261,6 +261,10 @@ async function startSession() {
       drawRooms();
       watchUsers(room.uids || []);
       if (app.current?.rid === room._id) app.current.roomChanged(room);
+    }),
+    // Someone changed their avatar: every picture of them on this page reloads.
+    app.ddp.subscribe('stream-notify-logged', 'updateAvatar', ([change]) => {
+      if (change?.username) avatarChanged(change.username, change.etag);
     }),
   ];
   await loadRooms();

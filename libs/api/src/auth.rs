@@ -286,6 +286,9 @@ pub trait AuthService: Send + Sync + 'static {
     ) -> ServiceResult<()>;
     /// `users.getPersonalAccessTokens`: the caller's personal tokens, oldest first.
     async fn personal_tokens(&self, who: &Principal) -> ServiceResult<Vec<PersonalToken>>;
+    /// Records the user's new avatar (`None`: back to the generated one) and tells every logged-in
+    /// client (`updateAvatar`). Called by the files service once the image is stored.
+    async fn set_avatar_etag(&self, user_id: &str, etag: Option<String>) -> ServiceResult<()>;
     /// `users.deactivateIdle` (`edit-other-user-active-status`): deactivates the active users
     /// holding `role` who have not logged in for `days_idle` days (or, never logged in, were
     /// created that long ago); returns how many.

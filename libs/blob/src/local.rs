@@ -39,6 +39,18 @@ fn backend(e: std::io::Error) -> BlobError {
     BlobError::Backend(e.to_string())
 }
 
+/// Removes a half-written file however the put ends: an error, or the caller dropping the
+/// future (a client that hangs up mid-upload) — not only the paths that return.
+struct TmpFile(Option<PathBuf>);
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
 fn not_found_or(e: std::io::Error) -> BlobError {
     if e.kind() == std::io::ErrorKind::NotFound { BlobError::NotFound } else { backend(e) }
 }
@@ -48,7 +60,8 @@ impl BlobStore for LocalBlobs {
     async fn put(&self, key: &str, mut body: ByteStream, limit: u64) -> BlobResult<u64> {
         let path = self.path(key)?;
         let tmp = self.root.join(".tmp").join(format!("{:016x}", rand::random::<u64>()));
-        let written = async {
+        let mut guard = TmpFile(Some(tmp.clone()));
+        let size = async {
             let mut file = tokio::fs::File::create(&tmp).await.map_err(backend)?;
             let mut size = 0u64;
             while let Some(chunk) = body.next().await {
@@ -62,21 +75,12 @@ impl BlobStore for LocalBlobs {
             file.sync_all().await.map_err(backend)?;
             Ok(size)
         }
-        .await;
-        let size = match written {
-            Ok(size) => size,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e);
-            }
-        };
+        .await?;
         if let Some(parent) = path.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(backend)?;
         }
-        if let Err(e) = tokio::fs::rename(&tmp, &path).await {
-            let _ = tokio::fs::remove_file(&tmp).await;
-            return Err(backend(e));
-        }
+        tokio::fs::rename(&tmp, &path).await.map_err(backend)?;
+        guard.0 = None;
         Ok(size)
     }
 
@@ -140,4 +144,19 @@ mod tests {
     }
 
     crate::blob_contract_tests!(fresh());
+
+    #[tokio::test]
+    async fn a_put_abandoned_midway_leaves_no_partial_file() {
+        use crate::BlobStore;
+        use futures_util::StreamExt;
+        let blobs = fresh();
+        // One chunk, then a client that never sends the rest and is given up on.
+        let body = futures_util::stream::iter([Ok(bytes::Bytes::from_static(b"half"))])
+            .chain(futures_util::stream::pending());
+        let put = blobs.put("k", Box::pin(body), u64::MAX);
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(200), put).await.is_err());
+        let tmp = blobs.root.join(".tmp");
+        assert_eq!(std::fs::read_dir(&tmp).map(Iterator::count).ok(), Some(0));
+        assert!(matches!(blobs.head("k").await, Ok(None)));
+    }
 }

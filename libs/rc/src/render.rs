@@ -42,6 +42,7 @@ pub fn user_public(user: &User, dates: Dates, full: bool) -> Value {
     }
     put_opt(&mut m, "nickname", &user.nickname);
     put_opt(&mut m, "bio", &user.bio);
+    put_opt(&mut m, "avatarETag", &user.avatar_etag);
     if !user.custom_fields.is_empty() {
         m.insert("customFields".into(), Value::Object(user.custom_fields.clone()));
     }
@@ -77,6 +78,7 @@ pub fn user_me(user: &User, preferences: Map<String, Value>, site_url: &str, dat
     put_opt(&mut m, "language", &user.language);
     put_opt(&mut m, "nickname", &user.nickname);
     put_opt(&mut m, "bio", &user.bio);
+    put_opt(&mut m, "avatarETag", &user.avatar_etag);
     if user.require_password_change {
         m.insert("requirePasswordChange".into(), true.into());
     }

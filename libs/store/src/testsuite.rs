@@ -67,6 +67,7 @@ pub fn user(id: &str, username: &str, email: &str) -> User {
         bio: None,
         custom_fields: Default::default(),
         preferences: Default::default(),
+        avatar_etag: None,
     }
 }
 

@@ -85,6 +85,10 @@ pub struct User {
     /// The user's own preferences, overlaid on the `Accounts_Default_User_Preferences_*` settings.
     #[serde(default)]
     pub preferences: Map<String, Value>,
+    /// Changes with each uploaded avatar (clients add it to avatar URLs to bypass caches); `None`
+    /// while the generated one is shown.
+    #[serde(rename = "avatarETag", default, skip_serializing_if = "Option::is_none")]
+    pub avatar_etag: Option<String>,
 }
 
 impl User {

@@ -216,5 +216,6 @@ fn base_user(id: &str, username: &str, name: &str, now: Millis) -> User {
         bio: None,
         custom_fields: Map::new(),
         preferences: Map::new(),
+        avatar_etag: None,
     }
 }

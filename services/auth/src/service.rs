@@ -243,6 +243,25 @@ impl AuthService for Auth {
             .map_err(store_error)
     }
 
+    async fn set_avatar_etag(&self, user_id: &str, etag: Option<String>) -> ServiceResult<()> {
+        let stored = etag.clone();
+        let user = self
+            .store
+            .update_user(
+                user_id,
+                Box::new(move |u| {
+                    u.avatar_etag = stored;
+                    u.updated_at = apogee_types::Millis::now();
+                    Ok(())
+                }),
+            )
+            .await
+            .map_err(store_error)?;
+        let event = apogee_api::events::AllEvent::Avatar { username: Some(user.username), rid: None, etag };
+        self.announce("update-avatar", &event).await;
+        Ok(())
+    }
+
     async fn online_users(&self) -> ServiceResult<Vec<User>> {
         let filter = apogee_store::UserFilter { active: Some(true), ..Default::default() };
         let all = apogee_types::PageRequest { offset: 0, count: None };

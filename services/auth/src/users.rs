@@ -147,6 +147,7 @@ impl Auth {
             bio: None,
             custom_fields: new.custom_fields,
             preferences: Map::new(),
+            avatar_etag: None,
         };
         self.store.insert_user(user.clone()).await.map_err(store_error)?;
         if new.join_default_channels

@@ -111,7 +111,7 @@ async fn store_user(
     let mut extra = Map::new();
     extra.insert("store".into(), json!(format!("{}:Avatars", files.store_name)));
     extra.insert("typeGroup".into(), json!("avatar"));
-    let record = Upload {
+    let mut record = Upload {
         id: record_id(&user_id),
         name: user_id.clone(),
         size,
@@ -124,11 +124,15 @@ async fn store_user(
         message_id: None,
         extra,
     };
+    let etag = random_id();
+    record.extra.insert("etag".into(), json!(etag));
     match files.store.delete_upload(&record.id).await {
         Ok(()) | Err(StoreError::NotFound { .. }) => {}
         Err(e) => return Err(store_error(e)),
     }
-    files.store.insert_upload(record).await.map_err(store_error)
+    files.store.insert_upload(record).await.map_err(store_error)?;
+    // The image is durable; now every client may learn that it changed.
+    files.auth.set_avatar_etag(&user_id, Some(etag)).await
 }
 
 /// `data:<type>;base64,<bytes>` as clients send a room avatar.
@@ -209,9 +213,10 @@ pub(crate) async fn reset(files: &Files, who: &Principal, user: Option<UserSelec
     let user_id = target(files, who, user).await?;
     files.blobs.delete(&blob_key(&user_id)).await.map_err(blob_error)?;
     match files.store.delete_upload(&record_id(&user_id)).await {
-        Ok(()) | Err(StoreError::NotFound { .. }) => Ok(()),
-        Err(e) => Err(store_error(e)),
+        Ok(()) | Err(StoreError::NotFound { .. }) => {}
+        Err(e) => return Err(store_error(e)),
     }
+    files.auth.set_avatar_etag(&user_id, None).await
 }
 
 pub(crate) async fn get(
@@ -222,9 +227,17 @@ pub(crate) async fn get(
 ) -> ServiceResult<Avatar> {
     let size = size.map(|s| s.clamp(1, MAX_SIZE));
     let name = match of {
+        // `/avatar/@name` is always the generated picture (as Rocket.Chat).
+        AvatarOf::User(username) if username.starts_with('@') => username[1..].to_owned(),
         AvatarOf::User(username) => {
-            let username = username.trim_start_matches('@').to_owned();
-            let user = files.auth.find_user(UserSelector::Username(username.clone())).await?;
+            let mut user = files.auth.find_user(UserSelector::Username(username.clone())).await?;
+            // Clients may append an extension (`alice.jpg`); `john.doe` is still a username.
+            if user.is_none()
+                && let Some((stem, ext)) = username.rsplit_once('.')
+                && ["jpg", "jpeg", "png", "gif", "webp", "svg"].contains(&ext.to_ascii_lowercase().as_str())
+            {
+                user = files.auth.find_user(UserSelector::Username(stem.to_owned())).await?;
+            }
             if let Some(user) = &user
                 && let Some(record) =
                     files.store.upload_by_id(&record_id(&user.id)).await.map_err(store_error)?

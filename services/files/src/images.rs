@@ -11,6 +11,13 @@ use image::{DynamicImage, ImageFormat, ImageReader, Limits};
 /// Images larger than this (bytes) are not decoded for thumbnails or previews.
 pub(crate) const MAX_DECODE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// SVGs larger than this are not rasterised: parsing cost grows with the document, not the
+/// thumbnail.
+pub(crate) const MAX_SVG_BYTES: u64 = 4 * 1024 * 1024;
+
+/// The thumbnail box when thumbnails are off: an SVG still needs a raster for its preview.
+const DEFAULT_BOX: (u32, u32) = (480, 360);
+
 /// The formats we decode, by content type.
 pub(crate) fn format_of(content_type: &str) -> Option<ImageFormat> {
     match content_type {
@@ -53,6 +60,91 @@ pub(crate) struct Derived {
     pub thumbnail: Option<(Vec<u8>, &'static str, u32, u32)>,
 }
 
+/// What we can derive pictures from.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Source {
+    Raster(ImageFormat),
+    Svg,
+}
+
+impl Source {
+    pub(crate) fn of(content_type: &str) -> Option<Self> {
+        match content_type {
+            "image/svg+xml" => Some(Self::Svg),
+            other => format_of(other).map(Self::Raster),
+        }
+    }
+
+    pub(crate) fn max_bytes(self) -> u64 {
+        match self {
+            Self::Raster(_) => MAX_DECODE_BYTES,
+            Self::Svg => MAX_SVG_BYTES,
+        }
+    }
+}
+
+/// Dimensions, preview and thumbnail for either kind of source.
+pub(crate) fn derive_from(
+    bytes: &[u8],
+    source: Source,
+    thumbs: Option<(u32, u32)>,
+) -> Result<Derived, String> {
+    match source {
+        Source::Raster(format) => derive(bytes, format, thumbs),
+        Source::Svg => derive_svg(bytes, thumbs),
+    }
+}
+
+/// An SVG rendered to fit the thumbnail box (enlarged if smaller, as Rocket.Chat's sharp does),
+/// returned with the document's own size. External references are never followed: an `<image>`
+/// naming a path or URL renders as nothing, so an upload cannot make the server read its disk.
+fn rasterize_svg(bytes: &[u8], (box_w, box_h): (u32, u32)) -> Result<(DynamicImage, u32, u32), String> {
+    use resvg::{tiny_skia, usvg};
+    let options = usvg::Options {
+        image_href_resolver: usvg::ImageHrefResolver {
+            resolve_data: Box::new(|_: &str, _: std::sync::Arc<Vec<u8>>, _: &usvg::Options| None),
+            resolve_string: Box::new(|_: &str, _: &usvg::Options| None),
+        },
+        ..usvg::Options::default()
+    };
+    let tree = usvg::Tree::from_data(bytes, &options).map_err(|e| e.to_string())?;
+    let size = tree.size();
+    let scale = (box_w as f32 / size.width()).min(box_h as f32 / size.height());
+    if !scale.is_finite() || scale <= 0.0 {
+        return Err("the SVG has no size".into());
+    }
+    let width = ((size.width() * scale).round() as u32).clamp(1, box_w);
+    let height = ((size.height() * scale).round() as u32).clamp(1, box_h);
+    let mut pixmap = tiny_skia::Pixmap::new(width, height).ok_or("empty raster")?;
+    resvg::render(&tree, tiny_skia::Transform::from_scale(scale, scale), &mut pixmap.as_mut());
+    // tiny-skia keeps premultiplied alpha; image wants it straight.
+    let mut rgba = Vec::with_capacity(pixmap.data().len());
+    for pixel in pixmap.pixels() {
+        let c = pixel.demultiply();
+        rgba.extend_from_slice(&[c.red(), c.green(), c.blue(), c.alpha()]);
+    }
+    let raster = image::RgbaImage::from_raw(width, height, rgba).ok_or("raster size mismatch")?;
+    let intrinsic = (size.width().round() as u32, size.height().round() as u32);
+    Ok((DynamicImage::ImageRgba8(raster), intrinsic.0.max(1), intrinsic.1.max(1)))
+}
+
+/// An SVG's preview and PNG thumbnail (always made when thumbnails are on: Rocket.Chat does not
+/// show the SVG itself inline).
+fn derive_svg(bytes: &[u8], thumbs: Option<(u32, u32)>) -> Result<Derived, String> {
+    let (raster, width, height) = rasterize_svg(bytes, thumbs.unwrap_or(DEFAULT_BOX))?;
+    let preview = preview_of(&raster)?;
+    let thumbnail = match thumbs {
+        Some(_) => Some((encode(&raster, ImageFormat::Png)?, "image/png", raster.width(), raster.height())),
+        None => None,
+    };
+    Ok(Derived { width, height, preview, thumbnail })
+}
+
+fn preview_of(image: &DynamicImage) -> Result<String, String> {
+    let small = image.resize(32, 32, FilterType::Triangle).blur(1.5);
+    Ok(base64::engine::general_purpose::STANDARD.encode(encode(&small, ImageFormat::Jpeg)?))
+}
+
 /// Dimensions, preview and (for images larger than `box_w`×`box_h`) a thumbnail that fits the
 /// box, kept in the original format (GIF thumbnails are PNG: one frame).
 pub(crate) fn derive(
@@ -62,8 +154,7 @@ pub(crate) fn derive(
 ) -> Result<Derived, String> {
     let image = decode(bytes, format)?;
     let (width, height) = (image.width(), image.height());
-    let small = image.resize(32, 32, FilterType::Triangle).blur(1.5);
-    let preview = base64::engine::general_purpose::STANDARD.encode(encode(&small, ImageFormat::Jpeg)?);
+    let preview = preview_of(&image)?;
     let thumbnail = match thumbs {
         Some((bw, bh)) if width >= bw || height >= bh => {
             let t = image.resize(bw, bh, FilterType::Triangle);
@@ -120,6 +211,24 @@ mod tests {
         // Smaller than the box: no thumbnail.
         assert!(derive(&png(100, 80), ImageFormat::Png, Some((480, 360))).unwrap().thumbnail.is_none());
         assert!(derive(b"not an image", ImageFormat::Png, None).is_err());
+    }
+
+    #[test]
+    fn svgs_become_png_thumbnails_without_reading_the_disk() {
+        let svg = br##"<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" width="768" height="221"><rect width="768" height="221" fill="#f5455c"/><image href="/etc/passwd" width="10" height="10"/><image xlink:href="file:///etc/hostname" width="10" height="10"/></svg>"##;
+        let d = derive_from(svg, Source::Svg, Some((480, 360))).unwrap();
+        assert_eq!((d.width, d.height), (768, 221));
+        let (thumb, ty, w, h) = d.thumbnail.unwrap();
+        assert_eq!((ty, w, h), ("image/png", 480, 138));
+        let img = image::load_from_memory_with_format(&thumb, ImageFormat::Png).unwrap().to_rgba8();
+        assert_eq!(img.get_pixel(100, 100).0, [0xf5, 0x45, 0x5c, 0xff], "the shapes are drawn");
+        // A small SVG is enlarged to the box, as sharp's `fit: inside` does.
+        let small = br#"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 10 20"><circle cx="5" cy="10" r="5"/></svg>"#;
+        let (_, _, w, h) = derive_from(small, Source::Svg, Some((480, 360))).unwrap().thumbnail.unwrap();
+        assert_eq!((w, h), (180, 360));
+        assert!(derive_from(small, Source::Svg, None).unwrap().thumbnail.is_none());
+        assert!(derive_from(b"<svg", Source::Svg, None).is_err());
+        assert_eq!(Source::of("image/svg+xml"), Some(Source::Svg));
     }
 
     #[test]

@@ -266,8 +266,8 @@ impl Files {
 
     /// Dimensions, preview and thumbnail of an image upload, if it is one we decode.
     async fn derive_image(&self, upload: &Upload) -> Option<images::Derived> {
-        let format = images::format_of(&upload.content_type)?;
-        if upload.size > images::MAX_DECODE_BYTES {
+        let source = images::Source::of(&upload.content_type)?;
+        if upload.size > source.max_bytes() {
             return None;
         }
         let thumbs = if self.auth.setting_bool("Message_Attachments_Thumbnails_Enabled", true).await {
@@ -278,8 +278,8 @@ impl Files {
             None
         };
         let blob = self.blobs.get(&blob_key(&upload.id), None).await.ok()?;
-        let bytes = apogee_blob::collect(blob.body, images::MAX_DECODE_BYTES as usize).await.ok()?;
-        match tokio::task::spawn_blocking(move || images::derive(&bytes, format, thumbs)).await {
+        let bytes = apogee_blob::collect(blob.body, source.max_bytes() as usize).await.ok()?;
+        match tokio::task::spawn_blocking(move || images::derive_from(&bytes, source, thumbs)).await {
             Ok(Ok(derived)) => Some(derived),
             Ok(Err(e)) => {
                 tracing::info!(id = %upload.id, error = %e, "image not decoded");
@@ -437,7 +437,9 @@ impl FilesService for Files {
                 attachment.insert("image_type".into(), json!(upload.content_type));
                 attachment.insert("image_size".into(), json!(upload.size));
                 if let Some(derived) = self.derive_image(&upload).await {
-                    let format = upload.content_type.trim_start_matches("image/").to_owned();
+                    // As Rocket.Chat's image library names it (`svg`, not `svg+xml`).
+                    let format =
+                        upload.content_type.trim_start_matches("image/").trim_end_matches("+xml").to_owned();
                     upload.extra.insert(
                         "identify".into(),
                         json!({"format": format, "size": {"width": derived.width, "height": derived.height}}),

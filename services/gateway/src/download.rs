@@ -252,8 +252,8 @@ pub(crate) async fn avatar(
     }
     let of = match path.strip_prefix("room/") {
         Some(rid) => AvatarOf::Room(rid.to_owned()),
-        // Clients may append an extension (`alice.jpg`).
-        None => AvatarOf::User(path.split('.').next().unwrap_or_default().to_owned()),
+        // The files service resolves `alice.jpg` (an extension clients append) and `john.doe`.
+        None => AvatarOf::User(path),
     };
     let size = query.get("size").and_then(|s| s.parse::<u32>().ok()).filter(|s| *s > 0);
     let format = match query.get("format").map(|f| f.to_ascii_lowercase()).as_deref() {

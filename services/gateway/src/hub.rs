@@ -691,6 +691,19 @@ impl Hub {
                         json!(["updated", { "_id": id, "roles": roles, "_updatedAt": Dates::Ejson.value(updated_at) }]),
                         true,
                     ),
+                    AllEvent::Avatar { username, rid, etag } => {
+                        let mut change = serde_json::Map::new();
+                        if let Some(username) = username {
+                            change.insert("username".into(), json!(username));
+                        }
+                        if let Some(rid) = rid {
+                            change.insert("rid".into(), json!(rid));
+                        }
+                        if let Some(etag) = etag {
+                            change.insert("etag".into(), json!(etag));
+                        }
+                        ("stream-notify-logged", "updateAvatar", json!([change]), true)
+                    }
                 };
                 let frame = stream_event(stream, name, args);
                 for conn in hub.all_sockets() {

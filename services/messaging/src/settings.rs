@@ -1,6 +1,7 @@
 //! Per-user room preferences (favorite, notification settings) and membership questions asked
 //! by the `rooms.*` routes.
 
+use apogee_api::events::{AllEvent, all_subject};
 use apogee_api::{RoomChange, RoomSelector, UserSelector};
 use apogee_store::RoomWrite;
 use apogee_types::{ErrorKind, Millis, Principal, Room, RoomType, ServiceError, ServiceResult, Subscription};
@@ -221,6 +222,10 @@ impl Messaging {
             if unchanged(&current, &change) {
                 continue;
             }
+            let avatar = match &change {
+                RoomChange::Avatar(etag) => Some(etag.clone()),
+                _ => None,
+            };
             self.update_room_impl(who, rid, change).await.map_err(|e| {
                 if e.kind == ErrorKind::PermissionDenied {
                     action_not_allowed("Editing room is not allowed")
@@ -228,6 +233,11 @@ impl Messaging {
                     e
                 }
             })?;
+            if let Some(etag) = avatar {
+                // Every logged-in client, not only members: the avatar shows in directories too.
+                let event = AllEvent::Avatar { username: None, rid: Some(rid.to_owned()), etag };
+                self.publish(&all_subject("update-avatar"), &event).await;
+            }
         }
         Ok(())
     }

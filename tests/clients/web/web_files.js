@@ -193,7 +193,12 @@ async function main() {
     await inert(b, userB);
     step('XSS_INERT');
 
-    // Avatar: upload one in the profile; B sees it; then reset it.
+    // Avatar: upload one in the profile; B sees it change without reloading (the server's
+    // updateAvatar event); then reset it, which B sees too.
+    const theirSrc = (u) =>
+      b.evaluate((name) => [...document.querySelectorAll(`li.msg img.avatar[data-username="${name}"]`)].map((i) => i.getAttribute('src')), u);
+    const before = await theirSrc(userA);
+    if (!before.length) throw new Error("B shows no avatar of A's");
     const defaultType = await avatarType(a, userA);
     await a.locator('.me-button').click();
     await a.getByLabel('Upload a new avatar').setInputFiles(path.join(fixtures, 'avatar.png'));
@@ -205,9 +210,11 @@ async function main() {
     if (!own.includes('?etag=')) throw new Error(`own avatar not refreshed: ${own}`);
     const setType = await avatarType(a, userA);
     if (setType === defaultType || !/^image\/(png|jpeg|webp)/.test(setType)) throw new Error(`avatar type ${defaultType} -> ${setType}`);
-    await b.reload();
+    await b.waitForFunction(
+      ([name, old]) => [...document.querySelectorAll(`li.msg img.avatar[data-username="${name}"]`)].every((i) => i.getAttribute('src') !== old),
+      [userA, before[0]],
+    );
     const theirs = b.locator(`li.msg img.avatar[data-username="${userA}"]`).first();
-    await theirs.waitFor();
     const bType = await avatarType(b, userA);
     if (bType !== setType) throw new Error(`B sees avatar type ${bType}, A set ${setType}`);
     const bImage = await theirs.evaluate(async (img) => {
@@ -218,8 +225,13 @@ async function main() {
     const minor = await accessibility(a, 'profile');
     await a.screenshot({ path: path.join(shots, 'profile-avatar.png') });
     step(`AVATAR_SET ${setType}`);
+    const setSrc = (await theirSrc(userA))[0];
     await a.getByRole('button', { name: 'Reset avatar' }).click();
     await a.getByText('Avatar reset.').waitFor();
+    await b.waitForFunction(
+      ([name, old]) => [...document.querySelectorAll(`li.msg img.avatar[data-username="${name}"]`)].every((i) => i.getAttribute('src') !== old),
+      [userA, setSrc],
+    );
     const resetType = await avatarType(a, userA);
     if (resetType !== defaultType) throw new Error(`after reset the avatar is ${resetType}, not ${defaultType}`);
     step('AVATAR_RESET');

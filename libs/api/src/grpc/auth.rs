@@ -58,6 +58,7 @@ grpc_adapters! {
         (Read, UserPreferences, user_preferences, [user: &User => User], serde_json::Map<String, Value>),
         (Read, PublicSettings, public_settings, [ids: Option<Vec<String>> => Option<Vec<String>>, page: PageRequest => PageRequest], Page<Setting>),
         (Read, SettingValue, setting_value, [id: &str => String], Option<Value>),
+        (Write, SetAvatarEtag, set_avatar_etag, [user_id: &str => String, etag: Option<String> => Option<String>], ()),
         (Read, RolesHavePermission, roles_have_permission, [roles: &[String] => Vec<String>, permission: &str => String], bool),
     }
 }

@@ -257,6 +257,9 @@ async fn spotlight_users(state: &GatewayState, caller: &Caller, text: &str) -> A
             if let Some(nickname) = &u.nickname {
                 m.insert("nickname".into(), nickname.clone().into());
             }
+            if let Some(etag) = &u.avatar_etag {
+                m.insert("avatarETag".into(), etag.clone().into());
+            }
             Value::Object(m)
         })
         .collect())

@@ -178,6 +178,9 @@ pub(crate) async fn presence(
             if !u.status_text.is_empty() {
                 v["statusText"] = u.status_text.clone().into();
             }
+            if let Some(etag) = &u.avatar_etag {
+                v["avatarETag"] = etag.clone().into();
+            }
             v
         })
         .collect();

@@ -236,6 +236,9 @@ pub(crate) async fn autocomplete(
             if let Some(nickname) = &u.nickname {
                 item["nickname"] = json!(nickname);
             }
+            if let Some(etag) = &u.avatar_etag {
+                item["avatarETag"] = json!(etag);
+            }
             item
         })
         .collect();
