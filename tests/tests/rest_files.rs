@@ -274,6 +274,51 @@ async fn legacy_upload_in_a_thread_and_plain_files() {
         .await;
     assert_eq!(body["error"], "[invalid-field]");
     assert_error(&(status, body), 400, Some("invalid-field"));
+    // A large refused form is read to its end: a client that writes all of it before reading
+    // (as Node's does) gets the answer, not a reset connection.
+    for route in ["rooms.media/GENERAL", "rooms.upload/GENERAL"] {
+        let answer = send_whole_form_then_read(&server, &alice, route, "test", 24 * 1024 * 1024).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("invalid-field"), "{answer}");
+    }
+}
+
+/// Posts a multipart form with one file part of `size` bytes over a plain socket, writing every
+/// byte before reading anything, and returns the raw answer.
+async fn send_whole_form_then_read(
+    server: &TestServer,
+    who: &Client,
+    route: &str,
+    part: &str,
+    size: usize,
+) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = server.url.trim_start_matches("http://").to_owned();
+    let head = format!(
+        "--b0undary\r\nContent-Disposition: form-data; name=\"{part}\"; filename=\"big.bin\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    );
+    let tail = "\r\n--b0undary--\r\n";
+    let length = head.len() + size + tail.len();
+    let request = format!(
+        "POST /api/v1/{route} HTTP/1.1\r\nHost: {host}\r\nX-User-Id: {}\r\nX-Auth-Token: {}\r\n\
+         Content-Type: multipart/form-data; boundary=b0undary\r\nContent-Length: {length}\r\n\r\n{head}",
+        who.user_id(),
+        who.token()
+    );
+    let mut socket = tokio::net::TcpStream::connect(&host).await.unwrap();
+    socket.write_all(request.as_bytes()).await.unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    let mut sent = 0;
+    while sent < size {
+        let n = chunk.len().min(size - sent);
+        socket.write_all(&chunk[..n]).await.expect("the server stopped reading the body");
+        sent += n;
+    }
+    socket.write_all(tail.as_bytes()).await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = socket.read(&mut answer).await.unwrap();
+    String::from_utf8_lossy(&answer[..n]).into_owned()
 }
 
 #[tokio::test]

@@ -123,6 +123,32 @@ async fn read_text(mut field: axum::extract::multipart::Field<'_>) -> Result<Str
     String::from_utf8(bytes).map_err(|_| ApiError::typed("error-invalid-body", "A form field is not UTF-8"))
 }
 
+/// How much of a refused form is still read: a client that is still sending gets the answer,
+/// not a connection reset (answering before the body is read makes the server close it).
+const DRAIN_LIMIT: u64 = 128 * 1024 * 1024;
+
+/// Reads and drops a part, up to `limit` bytes; returns how many were read.
+async fn drain_field(mut field: axum::extract::multipart::Field<'_>, limit: u64) -> u64 {
+    let mut read = 0;
+    while read <= limit {
+        match field.chunk().await {
+            Ok(Some(chunk)) => read += chunk.len() as u64,
+            _ => break,
+        }
+    }
+    read
+}
+
+/// Reads and drops the parts left in a form, up to `limit` bytes in all.
+async fn drain_rest(multipart: &mut Multipart, mut limit: u64) {
+    while limit > 0 {
+        match multipart.next_field().await {
+            Ok(Some(field)) => limit = limit.saturating_sub(drain_field(field, limit).await),
+            _ => break,
+        }
+    }
+}
+
 /// Reads a multipart upload: the file part named `file_field` goes to `target`, every other
 /// part is returned as a text field.
 async fn read_upload(
@@ -134,12 +160,17 @@ async fn read_upload(
     let mut stored = None;
     while let Some(field) = multipart.next_field().await.map_err(bad_multipart)? {
         let name = field.name().unwrap_or_default().to_owned();
-        if field.file_name().is_some() && stored.is_some() {
-            return Err(ApiError::failure("Just 1 file is allowed"));
-        }
-        // A file under another part name: Rocket.Chat refuses the form (`invalid-field`).
-        if field.file_name().is_some() && name != file_field {
-            return Err(ApiError::typed("invalid-field", ""));
+        // A second file, or a file under another part name (`invalid-field`): Rocket.Chat
+        // refuses the form.
+        let refusal = match (field.file_name().is_some(), stored.is_some()) {
+            (true, true) => Some(ApiError::failure("Just 1 file is allowed")),
+            (true, false) if name != file_field => Some(ApiError::typed("invalid-field", "")),
+            _ => None,
+        };
+        if let Some(refusal) = refusal {
+            let left = DRAIN_LIMIT.saturating_sub(drain_field(field, DRAIN_LIMIT).await);
+            drain_rest(&mut multipart, left).await;
+            return Err(refusal);
         }
         if name == file_field && stored.is_none() {
             stored = Some(pump(field, &target, &fields).await?);
