@@ -825,3 +825,45 @@ async fn room_avatars() {
     );
     assert!(blobs(server.data_dir()).is_empty(), "{:?}", blobs(server.data_dir()));
 }
+
+#[tokio::test]
+async fn room_images_list_a_rooms_pictures() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let rid = create_group(&alice, "album").await;
+    let upload = |form: Form| {
+        let alice = alice.clone();
+        let path = format!("rooms.upload/{rid}");
+        async move {
+            let (status, body) = alice.post_multipart(&path, form).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            body["message"]["file"]["_id"].as_str().unwrap().to_owned()
+        }
+    };
+    // A large image (which gets a thumbnail), a text file, a small image.
+    let first = upload(file_form("file", "big.png", "image/png", png(900, 600))).await;
+    upload(file_form("file", "notes.txt", "text/plain", b"words".to_vec())).await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = upload(file_form("file", "small.png", "image/png", png(20, 20))).await;
+
+    let listed = alice.ok_get(&format!("rooms.images?roomId={rid}")).await;
+    let ids: Vec<&str> =
+        listed["files"].as_array().unwrap().iter().map(|f| f["_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [second.as_str(), first.as_str()], "images only, no thumbnail, newest first: {listed}");
+    assert_eq!((listed["total"].as_u64(), listed["count"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(listed["files"][0]["typeGroup"], "image");
+    // From a given image back in time; the older name still answers.
+    let from = alice.ok_get(&format!("rooms.images?roomId={rid}&startingFromId={first}")).await;
+    assert_eq!(from["files"].as_array().unwrap().len(), 1);
+    assert_eq!(from["files"][0]["_id"], first.as_str());
+    let paged = alice.ok_get(&format!("channels.images?roomId={rid}&count=1&offset=1")).await;
+    assert_eq!((paged["files"][0]["_id"].as_str(), paged["total"].as_u64()), (Some(first.as_str()), Some(2)));
+
+    // Refusals: no login, no room id, an unknown room, a room one is not in.
+    assert_eq!(server.anon().get(&format!("rooms.images?roomId={rid}")).await.0, StatusCode::UNAUTHORIZED);
+    assert_error(&alice.get("rooms.images").await, 400, Some("invalid-params"));
+    assert_error(&alice.get(&format!("rooms.images?roomId={rid}&foo=1")).await, 400, Some("invalid-params"));
+    assert_eq!(alice.get("rooms.images?roomId=nope").await.0, StatusCode::FORBIDDEN);
+    assert_eq!(bob.get(&format!("rooms.images?roomId={rid}")).await.0, StatusCode::FORBIDDEN);
+}

@@ -144,6 +144,15 @@ pub trait FilesService: Send + Sync + 'static {
         name: Option<String>,
         page: PageRequest,
     ) -> ServiceResult<Page<Value>>;
+    /// A room's images, newest first (`rooms.images`); with `starting_from`, those uploaded at or
+    /// before that file, which leads the list even when the page would not hold it.
+    async fn room_images(
+        &self,
+        who: &Principal,
+        rid: &str,
+        starting_from: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Value>>;
 
     /// Sets a user's avatar from an uploaded image (`users.setAvatar`): the caller's own, or
     /// another user's with `edit-other-user-avatar`.

@@ -129,6 +129,17 @@ impl FilesService for Recorder {
         Ok(Page { items: vec![json!({"rid": rid, "name": name})], offset: page.offset, total: 1 })
     }
 
+    async fn room_images(
+        &self,
+        who: &Principal,
+        rid: &str,
+        starting_from: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Value>> {
+        self.saw(Some(who));
+        Ok(Page { items: vec![json!({"rid": rid, "from": starting_from})], offset: page.offset, total: 1 })
+    }
+
     async fn set_avatar(
         &self,
         who: &Principal,
@@ -327,6 +338,11 @@ async fn the_small_calls_round_trip() {
         .unwrap();
     assert_eq!(page.items, vec![json!({"rid": "GENERAL", "name": "x"})]);
     assert_eq!(page.offset, 2);
+    let images = files
+        .room_images(&alice(), "GENERAL", Some("f1".into()), PageRequest { offset: 1, count: None })
+        .await
+        .unwrap();
+    assert_eq!((images.items, images.offset), (vec![json!({"rid": "GENERAL", "from": "f1"})], 1));
     let avatar = files.avatar(AvatarOf::User("bob".into()), Some(64), AvatarFormat::Png).await.unwrap();
     assert_eq!(avatar.content_type, "image/png");
     assert_eq!(avatar.bytes, Bytes::from_static(b"<svg>bob:64</svg>"));

@@ -1216,6 +1216,16 @@ impl UploadStore for MongoStore {
         self.page(UPLOADS, filter, sort, page, None, upload_from_doc).await
     }
 
+    async fn room_images(
+        &self,
+        rid: &str,
+        up_to: Option<Millis>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Upload>> {
+        let (filter, sort) = room_images_query(rid, up_to);
+        self.page(UPLOADS, filter, sort, page, None, upload_from_doc).await
+    }
+
     async fn message_uploads(&self, message_id: &str) -> StoreResult<Vec<Upload>> {
         let docs = self.find_limited(UPLOADS, message_uploads_query(message_id), None).await?;
         docs.into_iter().map(upload_from_doc).collect()

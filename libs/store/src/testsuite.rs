@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use apogee_types::{
-    Email, LoginToken, Message, Millis, PageRequest, Room, RoomType, Subscription, User, UserRef,
+    Email, LoginToken, Message, Millis, Page, PageRequest, Room, RoomType, Subscription, User, UserRef,
 };
 
 use crate::{
@@ -30,7 +30,7 @@ macro_rules! store_contract_tests {
                         delete_message_moves_last_message, changes_since_for_sync, find_messages_filters,
             delete_user_login_tokens_removes_all, personal_tokens_listed_and_unique_by_name,
             thread_roots_replies_and_reports,
-            uploads_roundtrip, room_uploads_list_complete_newest_first, message_search_conditions,
+            uploads_roundtrip, room_uploads_list_complete_newest_first, room_images_are_images_up_to_a_time, message_search_conditions,
             hidden_messages_stay_out_of_reads);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -777,6 +777,29 @@ pub async fn room_uploads_list_complete_newest_first(store: &dyn Store) {
     let literal =
         store.room_uploads("r1", Some("g_".into()), PageRequest { offset: 0, count: None }).await.unwrap();
     assert_eq!(literal.total, 1);
+}
+
+pub async fn room_images_are_images_up_to_a_time(store: &dyn Store) {
+    let typed = |id: &str, rid: &str, at: i64, group: &str, complete: bool| {
+        let mut u = upload(id, rid, &format!("{id}.png"), at, complete);
+        u.extra.insert("typeGroup".into(), serde_json::json!(group));
+        u
+    };
+    store.insert_upload(typed("a", "r1", 1, "image", true)).await.unwrap();
+    store.insert_upload(typed("b", "r1", 2, "thumb", true)).await.unwrap();
+    store.insert_upload(typed("c", "r1", 3, "image", true)).await.unwrap();
+    store.insert_upload(typed("d", "r1", 4, "text", true)).await.unwrap();
+    store.insert_upload(typed("e", "r1", 5, "image", false)).await.unwrap();
+    store.insert_upload(typed("f", "r2", 6, "image", true)).await.unwrap();
+    store.insert_upload(typed("g", "r1", 7, "image", true)).await.unwrap();
+    let all = PageRequest { offset: 0, count: None };
+    let ids = |p: &Page<Upload>| p.items.iter().map(|u| u.id.clone()).collect::<Vec<_>>();
+    let images = store.room_images("r1", None, all).await.unwrap();
+    assert_eq!((ids(&images), images.total), (vec!["g".to_owned(), "c".into(), "a".into()], 3));
+    let older = store.room_images("r1", Some(Millis(3)), all).await.unwrap();
+    assert_eq!((ids(&older), older.total), (vec!["c".to_owned(), "a".into()], 2));
+    let paged = store.room_images("r1", None, PageRequest { offset: 1, count: Some(1) }).await.unwrap();
+    assert_eq!((ids(&paged), paged.total), (vec!["c".to_owned()], 3));
 }
 
 pub async fn message_search_conditions(store: &dyn Store) {

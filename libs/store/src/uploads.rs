@@ -54,6 +54,14 @@ pub trait UploadStore: Send + Sync + 'static {
         name: Option<String>,
         page: PageRequest,
     ) -> StoreResult<Page<Upload>>;
+    /// The room's complete images (`typeGroup` `image`: not thumbnails), newest first, uploaded at
+    /// or before `up_to` when given (`rooms.images`).
+    async fn room_images(
+        &self,
+        rid: &str,
+        up_to: Option<Millis>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Upload>>;
     /// Uploads carried by a message (the file and its thumbnail).
     async fn message_uploads(&self, message_id: &str) -> StoreResult<Vec<Upload>>;
     /// Incomplete uploads created before `before` (abandoned temporary uploads).

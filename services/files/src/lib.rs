@@ -632,6 +632,41 @@ impl FilesService for Files {
         Ok(Page { items, offset: found.offset, total: found.total })
     }
 
+    async fn room_images(
+        &self,
+        who: &Principal,
+        rid: &str,
+        starting_from: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Value>> {
+        self.accessible_room(who, rid).await?;
+        // Only a file of this room anchors the list (another room's id must not reveal it).
+        let first = match starting_from {
+            Some(id) => self
+                .store
+                .upload_by_id(&id)
+                .await
+                .map_err(store_error)?
+                .filter(|u| u.rid.as_deref() == Some(rid)),
+            None => None,
+        };
+        let mut found = self
+            .store
+            .room_images(rid, first.as_ref().map(|u| u.uploaded_at), page)
+            .await
+            .map_err(store_error)?;
+        if let Some(first) = first
+            && !found.items.iter().any(|u| u.id == first.id)
+        {
+            found.items.insert(0, first);
+        }
+        Ok(Page {
+            items: found.items.iter().map(render_upload).collect(),
+            offset: found.offset,
+            total: found.total,
+        })
+    }
+
     async fn set_avatar(
         &self,
         who: &Principal,

@@ -82,6 +82,8 @@ fn file_routes() -> Router<GatewayState> {
     let unlimited = || DefaultBodyLimit::disable();
     Router::new()
         .route("/api/v1/rooms.media/{rid}", post(files::media).layer(unlimited()))
+        .route("/api/v1/rooms.images", get(files::room_images))
+        .route("/api/v1/channels.images", get(files::room_images))
         .route("/api/v1/rooms.mediaConfirm/{rid}/{file_id}", post(files::media_confirm))
         .route("/api/v1/rooms.upload/{rid}", post(files::upload).layer(unlimited()))
         .route("/api/v1/users.setAvatar", post(files::set_avatar).layer(unlimited()))

@@ -10,7 +10,7 @@
 //! Deadlines: a stream must start within the call deadline and, once an upload's body has ended,
 //! be answered within it; a download fails when the service sends nothing for
 //! [`RpcOptions::stream_idle`](super::RpcOptions). A dead peer in the middle of a long upload is
-//! found by HTTP/2 keep-alive. Only `Download`, `RoomFiles` and `Avatar` are retried (reads); an
+//! found by HTTP/2 keep-alive. Only `Download`, `RoomFiles`, `RoomImages` and `Avatar` are retried (reads); an
 //! upload's body cannot be replayed, so it is sent once.
 
 use std::pin::Pin;
@@ -271,6 +271,23 @@ impl FilesService for GrpcFilesClient {
             .await
     }
 
+    async fn room_images(
+        &self,
+        who: &Principal,
+        rid: &str,
+        starting_from: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Value>> {
+        self.0
+            .call(
+                concat!("/apogee.files.v1.Files/", "RoomImages"),
+                Retry::Read,
+                Some(who),
+                &(rid, starting_from, page),
+            )
+            .await
+    }
+
     async fn set_avatar(
         &self,
         who: &Principal,
@@ -439,6 +456,20 @@ impl Files for GrpcFilesServer {
         reply(
             serve_call("files.room_files", meta.trace, async move {
                 service.room_files(&who, &rid, name, page).await
+            })
+            .await,
+        )
+    }
+
+    async fn room_images(&self, request: Request<JsonCall>) -> Result<Response<JsonReply>, Status> {
+        let meta = self.options.accept(request.metadata())?;
+        let who = principal(&meta)?;
+        let (rid, starting_from, page): (String, Option<String>, PageRequest) =
+            decode_args(request.get_ref())?;
+        let service = self.service.clone();
+        reply(
+            serve_call("files.room_images", meta.trace, async move {
+                service.room_images(&who, &rid, starting_from, page).await
             })
             .await,
         )

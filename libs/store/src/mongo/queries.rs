@@ -469,6 +469,15 @@ pub(crate) fn room_uploads_query(rid: &str, name: Option<&str>) -> (Document, Do
     (filter, doc! { "uploadedAt": -1, "_id": 1 })
 }
 
+/// A room's complete images (not thumbnails), newest first, uploaded at or before `up_to`.
+pub(crate) fn room_images_query(rid: &str, up_to: Option<Millis>) -> (Document, Document) {
+    let mut filter = doc! { "rid": rid, "complete": true, "typeGroup": "image" };
+    if let Some(up_to) = up_to {
+        filter.insert("uploadedAt", doc! { "$lte": date(up_to) });
+    }
+    (filter, doc! { "uploadedAt": -1, "_id": 1 })
+}
+
 /// The uploads a message carries.
 pub(crate) fn message_uploads_query(message_id: &str) -> (Document, Document) {
     (doc! { "message_id": message_id }, doc! { "_id": 1 })

@@ -71,6 +71,13 @@ fn upload_queries() {
     assert_eq!(sort, doc! { "uploadedAt": -1, "_id": 1 });
     assert_eq!(room_uploads_query("r1", Some("")).0, doc! { "rid": "r1", "complete": true });
     assert_eq!(message_uploads_query("m1").0, doc! { "message_id": "m1" });
+    let (images, order) = room_images_query("r1", Some(Millis(7)));
+    assert_eq!(
+        images,
+        doc! { "rid": "r1", "complete": true, "typeGroup": "image", "uploadedAt": { "$lte": at(7) } }
+    );
+    assert_eq!(order, doc! { "uploadedAt": -1, "_id": 1 });
+    assert!(room_images_query("r1", None).0.get("uploadedAt").is_none());
     let (stale, order) = stale_uploads_query(Millis(5));
     assert_eq!(stale, doc! { "complete": false, "uploadedAt": { "$lt": at(5) } });
     assert_eq!(order, doc! { "uploadedAt": 1 });

@@ -119,6 +119,35 @@ impl UploadStore for SqliteStore {
         .await
     }
 
+    async fn room_images(
+        &self,
+        rid: &str,
+        up_to: Option<Millis>,
+        page: PageRequest,
+    ) -> StoreResult<Page<Upload>> {
+        let rid = rid.to_owned();
+        let up_to = up_to.map_or(i64::MAX, |m| m.0);
+        // The index on (rid, complete, uploaded_at) narrows to the room; the type is in the doc.
+        const WHERE: &str = "rid = ?1 AND complete = 1 AND uploaded_at <= ?2
+             AND json_extract(doc, '$.extra.typeGroup') = 'image'";
+        self.read(move |conn| {
+            let total: i64 = conn
+                .prepare_cached(&format!("SELECT COUNT(*) FROM uploads WHERE {WHERE}"))
+                .map_err(unavailable)?
+                .query_row(params![rid, up_to], |row| row.get(0))
+                .map_err(unavailable)?;
+            let items = docs(
+                conn,
+                &format!(
+                    "SELECT doc FROM uploads WHERE {WHERE} ORDER BY uploaded_at DESC, id LIMIT ?3 OFFSET ?4"
+                ),
+                params![rid, up_to, limit(page.count), offset(page.offset)],
+            )?;
+            Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
+        })
+        .await
+    }
+
     async fn message_uploads(&self, message_id: &str) -> StoreResult<Vec<Upload>> {
         let mid = message_id.to_owned();
         self.read(move |conn| docs(conn, "SELECT doc FROM uploads WHERE message_id = ?1 ORDER BY id", [mid]))

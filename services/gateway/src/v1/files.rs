@@ -372,6 +372,28 @@ pub(crate) async fn room_files(
     Ok(ok!("files" => found.items, "count" => count, "offset" => found.offset, "total" => found.total))
 }
 
+/// `GET rooms.images` (and the older `channels.images`): `roomId`, `startingFromId?`, paging.
+pub(crate) async fn room_images(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
+    const ALLOWED: [&str; 4] = ["roomId", "startingFromId", "count", "offset"];
+    if let Some(extra) = query.keys().find(|k| !ALLOWED.contains(&k.as_str())) {
+        return Err(ApiError::invalid_params(format!("must NOT have additional properties '{extra}'")));
+    }
+    let rid = query
+        .get("roomId")
+        .ok_or_else(|| ApiError::invalid_params("must have required property 'roomId'"))?
+        .clone();
+    let files = files(&state)?;
+    let page = page(&state, &query).await?;
+    let starting_from = query.get("startingFromId").filter(|s| !s.is_empty()).cloned();
+    let found = files.room_images(&caller.principal, &rid, starting_from, page).await?;
+    let count = found.items.len();
+    Ok(ok!("files" => found.items, "count" => count, "offset" => found.offset, "total" => found.total))
+}
+
 fn user_selector(body: &Map<String, Value>) -> Option<UserSelector> {
     body_str(body, "userId").filter(|s| !s.is_empty()).map(|s| UserSelector::Id(s.to_owned())).or_else(|| {
         body_str(body, "username").filter(|s| !s.is_empty()).map(|s| UserSelector::Username(s.to_owned()))
