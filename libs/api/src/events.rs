@@ -87,6 +87,9 @@ pub enum AllEvent {
     PublicSetting { id: String, value: serde_json::Value },
     /// A permission's roles changed (`stream-notify-logged` `permissions-changed`).
     Permission { id: String, roles: Vec<String>, updated_at: apogee_types::Millis },
+    /// A user was given or lost a role (`stream-notify-logged` `roles-change`); `scope` is the
+    /// room of a room role. `change` is `added` or `removed`.
+    RoleChange { change: String, role: String, user: apogee_types::UserRef, scope: Option<String> },
 }
 
 /// Where auth announces that a setting changed, public or not, for the roles that cache

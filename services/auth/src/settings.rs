@@ -22,7 +22,7 @@ fn coerce(kind: &str, value: Value) -> Option<Value> {
 impl Auth {
     /// Best effort, after the write is durable: sockets that miss it read the new state on
     /// their next `public-settings/get` / `permissions/get`.
-    async fn announce(&self, kind: &str, event: &AllEvent) {
+    pub(crate) async fn announce(&self, kind: &str, event: &AllEvent) {
         let (Ok(subject), Ok(payload)) = (Subject::new(&all_subject(kind)), serde_json::to_vec(event)) else {
             return;
         };

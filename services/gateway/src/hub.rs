@@ -691,6 +691,13 @@ impl Hub {
                         json!(["updated", { "_id": id, "roles": roles, "_updatedAt": Dates::Ejson.value(updated_at) }]),
                         true,
                     ),
+                    AllEvent::RoleChange { change, role, user, scope } => {
+                        let mut update = json!({ "type": change, "_id": role, "u": user });
+                        if let (Some(scope), Some(map)) = (scope, update.as_object_mut()) {
+                            map.insert("scope".into(), json!(scope));
+                        }
+                        ("stream-notify-logged", "roles-change", json!([update]), true)
+                    }
                 };
                 let frame = stream_event(stream, name, args);
                 for conn in hub.all_sockets() {
