@@ -25,7 +25,10 @@ async fn admins_give_and_take_roles_and_everyone_hears_of_it() {
     assert_eq!(before.1["error"], "Not allowed [error-not-allowed]");
 
     let added = admin.ok_post("roles.addUserToRole", json!({"roleId": "admin", "username": "bob"})).await;
-    assert_eq!((added["role"]["_id"].as_str(), added["role"]["scope"].as_str()), (Some("admin"), Some("Users")));
+    assert_eq!(
+        (added["role"]["_id"].as_str(), added["role"]["scope"].as_str()),
+        (Some("admin"), Some("Users"))
+    );
     let event = ws.event("stream-notify-logged", "roles-change").await;
     assert_eq!(
         event["fields"]["args"],
@@ -38,13 +41,17 @@ async fn admins_give_and_take_roles_and_everyone_hears_of_it() {
     assert!(usernames(&admins).contains(&"bob".to_owned()), "{admins}");
     assert_eq!(admins["total"].as_u64(), Some(usernames(&admins).len() as u64));
     let first = &admins["users"][0];
-    assert!(first.get("roles").is_none() && first.get("createdAt").is_some(), "Rocket.Chat's projection: {first}");
+    assert!(
+        first.get("roles").is_none() && first.get("createdAt").is_some(),
+        "Rocket.Chat's projection: {first}"
+    );
 
     let again = admin.post("roles.addUserToRole", json!({"roleName": "admin", "username": "bob"})).await;
     assert_error(&again, 400, Some("error-user-already-in-role"));
     assert_eq!(again.1["error"], "User already in role [error-user-already-in-role]");
 
-    let removed = admin.ok_post("roles.removeUserFromRole", json!({"roleId": "admin", "username": "bob"})).await;
+    let removed =
+        admin.ok_post("roles.removeUserFromRole", json!({"roleId": "admin", "username": "bob"})).await;
     assert_eq!(removed["role"]["_id"], "admin");
     let event = ws.event("stream-notify-logged", "roles-change").await;
     assert_eq!(event["fields"]["args"][0]["type"], "removed");
@@ -63,8 +70,12 @@ async fn role_changes_are_refused_as_rocket_chat_refuses_them() {
     let by_user = alice.post("roles.addUserToRole", json!({"roleId": "bot", "username": "bob"})).await;
     assert_error(&by_user, 400, Some("error-action-not-allowed"));
     assert_eq!(by_user.1["error"], "Accessing permissions is not allowed [error-action-not-allowed]");
-    let unknown_role = admin.post("roles.addUserToRole", json!({"roleId": "wizard", "username": "bob"})).await;
-    assert_eq!((unknown_role.0.as_u16(), unknown_role.1["error"].as_str()), (400, Some("error-role-not-found")));
+    let unknown_role =
+        admin.post("roles.addUserToRole", json!({"roleId": "wizard", "username": "bob"})).await;
+    assert_eq!(
+        (unknown_role.0.as_u16(), unknown_role.1["error"].as_str()),
+        (400, Some("error-role-not-found"))
+    );
     assert_eq!(unknown_role.1["errorType"], "Role not found");
     let unknown_user = admin.post("roles.addUserToRole", json!({"roleId": "bot", "username": "ghost"})).await;
     assert_error(&unknown_user, 400, Some("error-invalid-user"));
@@ -75,11 +86,14 @@ async fn role_changes_are_refused_as_rocket_chat_refuses_them() {
     let extra = admin.post("roles.addUserToRole", json!({"roleId": "bot", "username": "bob", "x": 1})).await;
     assert_error(&extra, 400, Some("error-invalid-role-properties"));
 
-    let remove_by_user = alice.post("roles.removeUserFromRole", json!({"roleId": "user", "username": "bob"})).await;
+    let remove_by_user =
+        alice.post("roles.removeUserFromRole", json!({"roleId": "user", "username": "bob"})).await;
     assert_error(&remove_by_user, 400, Some("error-not-allowed"));
-    let no_such = admin.post("roles.removeUserFromRole", json!({"roleId": "user", "username": "ghost"})).await;
+    let no_such =
+        admin.post("roles.removeUserFromRole", json!({"roleId": "user", "username": "ghost"})).await;
     assert_error(&no_such, 400, Some("error-invalid-user"));
-    let bad_role = admin.post("roles.removeUserFromRole", json!({"roleId": "wizard", "username": "bob"})).await;
+    let bad_role =
+        admin.post("roles.removeUserFromRole", json!({"roleId": "wizard", "username": "bob"})).await;
     assert_error(&bad_role, 400, Some("error-invalid-roleId"));
     let bad_remove_body = admin.post("roles.removeUserFromRole", json!({"username": 3})).await;
     assert_error(&bad_remove_body, 400, Some("error-invalid-role-properties"));
@@ -105,28 +119,39 @@ async fn room_roles_are_given_in_their_room() {
     let server = TestServer::start().await;
     let admin = server.admin().await;
     let alice = server.user("alice").await;
-    let rid = admin.ok_post("channels.create", json!({"name": "ops", "members": ["alice"]})).await["channel"]["_id"]
+    let rid = admin.ok_post("channels.create", json!({"name": "ops", "members": ["alice"]})).await["channel"]
+        ["_id"]
         .as_str()
         .unwrap()
         .to_owned();
     server.user("bob").await;
 
-    admin.ok_post("roles.addUserToRole", json!({"roleId": "moderator", "username": "alice", "roomId": rid})).await;
+    admin
+        .ok_post("roles.addUserToRole", json!({"roleId": "moderator", "username": "alice", "roomId": rid}))
+        .await;
     let roles = admin.ok_get(&format!("channels.roles?roomId={rid}")).await;
-    let alice_roles = roles["roles"].as_array().unwrap().iter().find(|r| r["u"]["username"] == "alice").unwrap();
+    let alice_roles =
+        roles["roles"].as_array().unwrap().iter().find(|r| r["u"]["username"] == "alice").unwrap();
     assert_eq!(alice_roles["roles"], json!(["moderator"]), "{roles}");
     let moderators = admin.ok_get(&format!("roles.getUsersInRole?role=moderator&roomId={rid}")).await;
     assert_eq!(usernames(&moderators), ["alice"]);
-    let again = admin.post("roles.addUserToRole", json!({"roleId": "moderator", "username": "alice", "roomId": rid})).await;
+    let again = admin
+        .post("roles.addUserToRole", json!({"roleId": "moderator", "username": "alice", "roomId": rid}))
+        .await;
     assert_error(&again, 400, Some("error-user-already-in-role"));
-    let outsider = admin.post("roles.addUserToRole", json!({"roleId": "moderator", "username": "bob", "roomId": rid})).await;
+    let outsider = admin
+        .post("roles.addUserToRole", json!({"roleId": "moderator", "username": "bob", "roomId": rid}))
+        .await;
     assert_error(&outsider, 400, Some("error-invalid-user"));
     assert_eq!(outsider.1["error"], "User is not part of given room [error-invalid-user]");
     let by_member = alice.get(&format!("roles.getUsersInRole?role=moderator&roomId={rid}")).await;
     assert_error(&by_member, 400, Some("error-not-allowed"));
 
     admin
-        .ok_post("roles.removeUserFromRole", json!({"roleId": "moderator", "username": "alice", "scope": rid}))
+        .ok_post(
+            "roles.removeUserFromRole",
+            json!({"roleId": "moderator", "username": "alice", "scope": rid}),
+        )
         .await;
     let moderators = admin.ok_get(&format!("roles.getUsersInRole?role=moderator&roomId={rid}")).await;
     assert_eq!((moderators["total"].as_u64(), usernames(&moderators).len()), (Some(0), 0));

@@ -32,12 +32,12 @@ impl Auth {
         rid: Option<&str>,
     ) -> ServiceResult<bool> {
         if role.scope != "Subscriptions" {
-            return Ok(user.roles.iter().any(|r| *r == role.id));
+            return Ok(user.roles.contains(&role.id));
         }
         let Some(rid) = rid else { return Ok(false) };
         let messaging = self.messaging.get().ok_or_else(|| ServiceError::internal("messaging not linked"))?;
         let holders = messaging.room_roles(who, rid).await?;
-        Ok(holders.iter().any(|s| s.u.id == user.id && s.roles.iter().any(|r| *r == role.id)))
+        Ok(holders.iter().any(|s| s.u.id == user.id && s.roles.contains(&role.id)))
     }
 
     /// `roles-change` for every logged-in socket, when the server shows roles (`UI_DisplayRoles`).
@@ -196,7 +196,7 @@ impl Auth {
             .room_roles(who, &rid)
             .await?
             .into_iter()
-            .filter(|s| s.roles.iter().any(|r| *r == role.id))
+            .filter(|s| s.roles.contains(&role.id))
             .map(|s| s.u.id)
             .collect();
         if ids.is_empty() {

@@ -76,11 +76,11 @@ fn first_error(
     None
 }
 
+/// One branch of a `oneOf`: its properties, the required ones, and whether others are refused.
+type Branch<'a> = (&'a [(&'a str, Prop)], &'a [&'a str], bool);
+
 /// A `oneOf` of branches: `Ok(index)` of the one branch that matches, else ajv's message.
-fn one_of(
-    body: &Map<String, Value>,
-    branches: &[(&[(&str, Prop)], &[&str], bool)],
-) -> Result<usize, ApiError> {
+fn one_of(body: &Map<String, Value>, branches: &[Branch<'_>]) -> Result<usize, ApiError> {
     let results: Vec<Option<String>> = branches
         .iter()
         .map(|(props, required, closed)| first_error(body, props, required, *closed))
@@ -326,7 +326,8 @@ fn hook_failure(status: StatusCode, error: &str) -> Response {
 
 /// The call's parameters: a JSON object, or a form whose only field `payload` holds the JSON
 /// (Slack's convention); any other form is its fields as strings.
-fn hook_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, Response> {
+/// `Err` is the parse error's text, answered with a 400.
+fn hook_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -340,7 +341,7 @@ fn hook_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, Re
             return match serde_json::from_str::<Value>(payload) {
                 Ok(Value::Object(map)) => Ok(map),
                 Ok(_) => Ok(Map::new()),
-                Err(e) => Err(hook_failure(StatusCode::BAD_REQUEST, &e.to_string())),
+                Err(e) => Err(e.to_string()),
             };
         }
         return Ok(fields);
@@ -348,7 +349,7 @@ fn hook_body(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, Re
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Ok(Map::new()),
-        Err(e) => Err(hook_failure(StatusCode::BAD_REQUEST, &e.to_string())),
+        Err(e) => Err(e.to_string()),
     }
 }
 
@@ -384,7 +385,7 @@ async fn run_hook(
 ) -> Response {
     let body = match hook_body(&headers, &bytes) {
         Ok(body) => body,
-        Err(refused) => return refused,
+        Err(error) => return hook_failure(StatusCode::BAD_REQUEST, &error),
     };
     let (integration, principal) = match state.auth.webhook(&id, &token).await {
         Ok(Some(found)) => found,
