@@ -124,15 +124,28 @@ async fn room_roles_are_given_in_their_room() {
         .as_str()
         .unwrap()
         .to_owned();
-    server.user("bob").await;
+    let bob = server.user("bob").await;
+    let mut ws = Ddp::login(&server.url, bob.token()).await;
+    assert_eq!(ws.sub("stream-notify-logged", json!(["roles-change", false])).await["msg"], "ready");
 
     admin
         .ok_post("roles.addUserToRole", json!({"roleId": "moderator", "username": "alice", "roomId": rid}))
         .await;
+    let event = ws.event("stream-notify-logged", "roles-change").await;
+    assert_eq!(
+        event["fields"]["args"],
+        json!([{"type": "added", "_id": "moderator", "scope": rid,
+                "u": {"_id": alice.user_id(), "username": "alice", "name": "alice Name"}}])
+    );
+    // The room-role routes announce it the same way.
+    admin.ok_post("channels.addLeader", json!({"roomId": rid, "userId": alice.user_id()})).await;
+    let event = ws.event("stream-notify-logged", "roles-change").await;
+    let args = &event["fields"]["args"][0];
+    assert_eq!((args["_id"].as_str(), args["scope"].as_str()), (Some("leader"), Some(rid.as_str())));
     let roles = admin.ok_get(&format!("channels.roles?roomId={rid}")).await;
     let alice_roles =
         roles["roles"].as_array().unwrap().iter().find(|r| r["u"]["username"] == "alice").unwrap();
-    assert_eq!(alice_roles["roles"], json!(["moderator"]), "{roles}");
+    assert_eq!(alice_roles["roles"], json!(["moderator", "leader"]), "{roles}");
     let moderators = admin.ok_get(&format!("roles.getUsersInRole?role=moderator&roomId={rid}")).await;
     assert_eq!(usernames(&moderators), ["alice"]);
     let again = admin

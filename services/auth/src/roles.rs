@@ -106,7 +106,7 @@ impl Auth {
         if role.id == "admin" && !self.has_permission(&who.roles, "assign-admin-role") {
             return Err(ServiceError::invalid("error-action-not-allowed", "Assigning admin is not allowed"));
         }
-        let scope = if role.scope == "Subscriptions" {
+        if role.scope == "Subscriptions" {
             let rid = rid.ok_or_else(room_role_without_room)?;
             let messaging =
                 self.messaging.get().ok_or_else(|| ServiceError::internal("messaging not linked"))?;
@@ -115,13 +115,12 @@ impl Auth {
             {
                 return Err(ServiceError::invalid("error-invalid-user", "User is not part of given room"));
             }
+            // Messaging announces the room role's change itself (as for `channels.addOwner`).
             messaging.set_room_role(who, &rid, UserSelector::Id(user.id.clone()), &role.id, true).await?;
-            Some(rid)
         } else {
             self.set_user_role(&user.id, &role.id, true).await?;
-            rid
-        };
-        self.announce_role_change("added", &role, &user, scope).await;
+            self.announce_role_change("added", &role, &user, rid).await;
+        }
         Ok(role)
     }
 
@@ -157,17 +156,15 @@ impl Auth {
                 ));
             }
         }
-        let scope = if role.scope == "Subscriptions" {
+        if role.scope == "Subscriptions" {
             let rid = rid.ok_or_else(room_role_without_room)?;
             let messaging =
                 self.messaging.get().ok_or_else(|| ServiceError::internal("messaging not linked"))?;
             messaging.set_room_role(who, &rid, UserSelector::Id(user.id.clone()), &role.id, false).await?;
-            Some(rid)
         } else {
             self.set_user_role(&user.id, &role.id, false).await?;
-            rid
-        };
-        self.announce_role_change("removed", &role, &user, scope).await;
+            self.announce_role_change("removed", &role, &user, rid).await;
+        }
         Ok(role)
     }
 
