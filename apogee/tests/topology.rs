@@ -483,3 +483,42 @@ async fn a_message_trace_crosses_processes() {
     let pids: HashSet<i64> = trace.iter().map(|s| s.pid).collect();
     assert!(pids.len() >= 3, "two gateways and messaging: {pids:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_and_role_changes_cross_the_roles() {
+    let cluster = Cluster::start(BIN, 2).await;
+    let admin = cluster.admin(0).await;
+    let bob = cluster.user(1, "bob").await;
+    bob.ok_post("channels.join", json!({"roomId": "GENERAL"})).await;
+    let mut bob_ws = Ddp::login(&cluster.gateway_url(1), bob.token()).await;
+    assert_eq!(bob_ws.sub("stream-room-messages", json!(["GENERAL", false])).await["msg"], "ready");
+    assert_eq!(bob_ws.sub("stream-notify-logged", json!(["roles-change", false])).await["msg"], "ready");
+
+    // Created through gateway 0 (auth over gRPC), called through gateway 1, heard on gateway 1.
+    let body = json!({"type": "webhook-incoming", "name": "CI", "enabled": true, "username": "rocket.cat",
+                      "scriptEnabled": false, "channel": "#general"});
+    let created = admin.ok_post("integrations.create", body).await["integration"].clone();
+    let url = format!(
+        "{}/hooks/{}/{}",
+        cluster.gateway_url(1),
+        created["_id"].as_str().unwrap(),
+        created["token"].as_str().unwrap()
+    );
+    let resp = reqwest::Client::new().post(&url).json(&json!({"text": "deployed"})).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let event = bob_ws
+        .recv_where(|f| {
+            is_stream(f)
+                && f["collection"] == "stream-room-messages"
+                && f["fields"]["args"][0]["msg"] == "deployed"
+        })
+        .await;
+    assert_eq!(event["fields"]["args"][0]["bot"]["i"], created["_id"]);
+
+    // bob's token is cached on gateway 1; a role given through gateway 0 applies there at once.
+    assert_eq!(bob.get("roles.getUsersInRole?role=admin").await.0, 400);
+    admin.ok_post("roles.addUserToRole", json!({"roleId": "admin", "username": "bob"})).await;
+    bob.ok_get("roles.getUsersInRole?role=admin").await;
+    let change = bob_ws.recv_where(|f| is_stream(f) && f["collection"] == "stream-notify-logged").await;
+    assert_eq!(change["fields"]["args"][0]["u"]["username"], "bob");
+}

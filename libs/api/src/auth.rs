@@ -3,7 +3,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use apogee_types::{Page, PageRequest, Permission, Principal, Role, ServiceResult, Setting, User};
+use apogee_types::{
+    Integration, Page, PageRequest, Permission, Principal, Role, ServiceResult, Setting, User,
+};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -131,6 +133,25 @@ pub struct TwoFactorProof {
     pub token: Option<String>,
     pub code: Option<String>,
     pub method: Option<String>,
+}
+
+/// `integrations.create` / `integrations.update` of an incoming webhook: what the client sets.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct IntegrationInput {
+    pub name: String,
+    pub enabled: bool,
+    /// The user the webhook posts as (creation only: an update keeps the stored one).
+    pub username: String,
+    /// Comma-separated targets, each `#room` or `@user`.
+    pub channel: String,
+    pub alias: Option<String>,
+    pub avatar: Option<String>,
+    pub emoji: Option<String>,
+    pub script_enabled: bool,
+    pub script_engine: Option<String>,
+    /// Refused when not blank: scripts are never run.
+    pub script: Option<String>,
+    pub override_destination_channel_enabled: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -302,6 +323,68 @@ pub trait AuthService: Send + Sync + 'static {
         token: &str,
         keep_personal: bool,
     ) -> ServiceResult<Option<apogee_types::Millis>>;
+
+    /// `integrations.create` of an incoming webhook (`manage-incoming-integrations` or
+    /// `manage-own-incoming-integrations`); gives the posting user the `bot` role.
+    async fn create_integration(
+        &self,
+        who: &Principal,
+        input: IntegrationInput,
+    ) -> ServiceResult<Integration>;
+    /// `integrations.update` of an incoming webhook; returns it after the change.
+    async fn update_integration(
+        &self,
+        who: &Principal,
+        id: &str,
+        input: IntegrationInput,
+    ) -> ServiceResult<Integration>;
+    /// `integrations.remove`: returns the record as it was.
+    async fn remove_integration(&self, who: &Principal, id: &str) -> ServiceResult<Integration>;
+    /// `integrations.get`: `created_by` narrows the lookup to that creator.
+    async fn get_integration(
+        &self,
+        who: &Principal,
+        id: &str,
+        created_by: Option<String>,
+    ) -> ServiceResult<Integration>;
+    /// `integrations.list` (newest first) and `*.getIntegrations` (`channels`: targets to match,
+    /// oldest first): the integrations the caller's permissions show.
+    async fn list_integrations(
+        &self,
+        who: &Principal,
+        channels: Option<Vec<String>>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Integration>>;
+    /// For `/hooks/:id/:token`: the integration with this id and token (`None`: no such pair),
+    /// and the principal of the user it posts as (`None`: that user is gone or inactive).
+    async fn webhook(&self, id: &str, token: &str)
+    -> ServiceResult<Option<(Integration, Option<Principal>)>>;
+
+    /// `roles.addUserToRole` (`access-permissions`): `role` by id or name; `rid` for a room role.
+    async fn add_user_to_role(
+        &self,
+        who: &Principal,
+        role: &str,
+        username: &str,
+        rid: Option<String>,
+    ) -> ServiceResult<Role>;
+    /// `roles.removeUserFromRole` (`access-permissions`).
+    async fn remove_user_from_role(
+        &self,
+        who: &Principal,
+        role: &str,
+        username: &str,
+        rid: Option<String>,
+    ) -> ServiceResult<Role>;
+    /// `roles.getUsersInRole` (`access-permissions`; with `rid`, also `view-other-user-channels`),
+    /// by username.
+    async fn users_in_role(
+        &self,
+        who: &Principal,
+        role: &str,
+        rid: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>>;
 }
 
 /// The handle to the auth service.

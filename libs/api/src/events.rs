@@ -90,6 +90,9 @@ pub enum AllEvent {
     /// A user's or a room's avatar changed (`stream-notify-logged` `updateAvatar`, naming
     /// `username` or `rid`); `etag` is absent when it went back to the generated one.
     Avatar { username: Option<String>, rid: Option<String>, etag: Option<String> },
+    /// A user was given or lost a role (`stream-notify-logged` `roles-change`); `scope` is the
+    /// room of a room role. `change` is `added` or `removed`.
+    RoleChange { change: String, role: String, user: apogee_types::UserRef, scope: Option<String> },
 }
 
 /// Where auth announces that a setting changed, public or not, for the roles that cache

@@ -409,6 +409,9 @@ pub trait MessagingService: Send + Sync + 'static {
     /// A room by id, for other services (files draws room avatars); never exposed to clients
     /// as is, since it checks no access.
     async fn find_room(&self, rid: &str) -> ServiceResult<Option<Room>>;
+    /// A room by exact name (case-insensitive), for other services (auth checks an
+    /// integration's `#room` targets); checks no access either.
+    async fn find_room_by_name(&self, name: &str) -> ServiceResult<Option<Room>>;
     /// Marks or unmarks the room as one of the caller's favorites (`rooms.favorite`).
     async fn set_favorite(&self, who: &Principal, room: RoomSelector, favorite: bool) -> ServiceResult<()>;
     /// Sets one notification preference of the caller's subscription (`rooms.saveNotification`).

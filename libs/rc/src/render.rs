@@ -1,7 +1,7 @@
 //! Domain → Rocket.Chat JSON. Absent optional fields are omitted, never `null` (Rocket.Chat's
 //! documents simply lack them).
 
-use apogee_types::{Message, Room, RoomType, Setting, Subscription, User};
+use apogee_types::{Integration, Message, Room, RoomType, Setting, Subscription, User};
 use serde_json::{Map, Value, json};
 
 use crate::Dates;
@@ -264,6 +264,16 @@ fn with_dates(value: &Value, dates: Dates) -> Value {
         }
         other => other.clone(),
     }
+}
+
+/// An integration as `integrations.*` return it: the stored record with its dates rendered.
+pub fn integration(integration: &Integration, dates: Dates) -> Value {
+    let mut v = serde_json::to_value(integration).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("_createdAt".into(), dates.value(integration.created_at));
+        m.insert("_updatedAt".into(), dates.value(integration.updated_at));
+    }
+    v
 }
 
 /// `{_id, value}` as `settings.public` lists them.

@@ -1,5 +1,5 @@
 //! The storage seam. Each aggregate has its own trait ([`UserStore`], [`RoomStore`],
-//! [`MessageStore`], [`ConfigStore`]); [`Store`] is all of them, and [`StoreRef`] the cheap
+//! [`MessageStore`], [`ConfigStore`], …); [`Store`] is all of them, and [`StoreRef`] the cheap
 //! handle everybody holds. [`SqliteStore`] is the embedded implementation; `MongoStore` (feature
 //! `mongodb`) keeps Rocket.Chat's collections and runs the same contract suite (`testsuite`).
 //! [`open`] picks one from a location: a `mongodb://` URL or a SQLite file path.
@@ -13,6 +13,7 @@
 //! Only this crate talks to a database.
 
 mod error;
+mod integrations;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
 mod open;
@@ -27,6 +28,7 @@ mod users;
 use std::sync::Arc;
 
 pub use error::{StoreError, StoreResult};
+pub use integrations::*;
 #[cfg(feature = "mongodb")]
 pub use mongo::MongoStore;
 pub use open::{is_mongo_url, open};
@@ -37,9 +39,15 @@ pub use uploads::*;
 pub use users::*;
 
 /// Every aggregate's store: what a backend implements.
-pub trait Store: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore + TeamStore {}
+pub trait Store:
+    UserStore + RoomStore + MessageStore + ConfigStore + UploadStore + TeamStore + IntegrationStore
+{
+}
 
-impl<T: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore + TeamStore> Store for T {}
+impl<T> Store for T where
+    T: UserStore + RoomStore + MessageStore + ConfigStore + UploadStore + TeamStore + IntegrationStore
+{
+}
 
 /// The handle services hold.
 pub type StoreRef = Arc<dyn Store>;

@@ -14,6 +14,7 @@
 //! unit tests check without a server; the contract suite runs when `MONGODB_URI` is set.
 
 mod docs;
+mod integrations;
 mod queries;
 mod teams;
 
@@ -226,7 +227,9 @@ impl MongoStore {
 
     /// Creates every index the queries need; existing ones are left as they are.
     pub async fn ensure_indexes(&self) -> StoreResult<()> {
-        for (collection, index) in indexes().into_iter().chain(teams::team_indexes()) {
+        for (collection, index) in
+            indexes().into_iter().chain(teams::team_indexes()).chain(integrations::integration_indexes())
+        {
             self.coll(collection)
                 .create_index(index)
                 .await

@@ -8,6 +8,7 @@
 //! they never wait for the writer.
 
 mod config;
+mod integrations;
 mod messages;
 mod migrations;
 mod rooms;

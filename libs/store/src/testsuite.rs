@@ -11,7 +11,9 @@ use crate::{
     ThreadFilter, Upload, UserFilter,
 };
 
+mod integrations;
 mod teams;
+pub use integrations::*;
 pub use teams::*;
 
 /// Instantiates every contract test for a backend. `$make` is an async expression that yields
@@ -30,8 +32,9 @@ macro_rules! store_contract_tests {
                         delete_message_moves_last_message, changes_since_for_sync, find_messages_filters,
             delete_user_login_tokens_removes_all, personal_tokens_listed_and_unique_by_name,
             thread_roots_replies_and_reports,
-            uploads_roundtrip, room_uploads_list_complete_newest_first, room_images_are_images_up_to_a_time, message_search_conditions,
-            hidden_messages_stay_out_of_reads);
+            uploads_roundtrip, room_uploads_list_complete_newest_first, room_images_are_images_up_to_a_time,
+            message_search_conditions, hidden_messages_stay_out_of_reads, integrations_roundtrip_update_delete,
+            integrations_list_by_kind_owner_and_channel);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(

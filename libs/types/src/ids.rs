@@ -6,8 +6,13 @@ const URL_SAFE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 
 /// Returns a new 17-character id in Meteor's alphabet.
 pub fn random_id() -> String {
+    random_id_of(17)
+}
+
+/// Returns a `len`-character id in Meteor's alphabet (`Random.id(len)`: webhook tokens are 48).
+pub fn random_id_of(len: usize) -> String {
     let mut rng = rand::rng();
-    (0..17).map(|_| UNMISTAKABLE[rng.random_range(0..UNMISTAKABLE.len())] as char).collect()
+    (0..len).map(|_| UNMISTAKABLE[rng.random_range(0..UNMISTAKABLE.len())] as char).collect()
 }
 
 /// Returns a 43-character secret (login tokens), as Meteor's `Random.secret()`.
@@ -27,5 +32,6 @@ mod tests {
         assert!(id.bytes().all(|b| UNMISTAKABLE.contains(&b)));
         assert_ne!(random_id(), id);
         assert_eq!(random_secret().len(), 43);
+        assert_eq!(random_id_of(48).len(), 48);
     }
 }

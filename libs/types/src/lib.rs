@@ -7,12 +7,14 @@
 
 mod error;
 mod ids;
+mod integration;
 mod model;
 mod team;
 mod time;
 
 pub use error::{ErrorKind, ServiceError, ServiceResult};
-pub use ids::{random_id, random_secret};
+pub use ids::{random_id, random_id_of, random_secret};
+pub use integration::*;
 pub use model::*;
 pub use team::*;
 pub use time::Millis;

@@ -48,6 +48,12 @@ pub(crate) async fn verify_password(prehashed: String, stored: &str) -> ServiceR
         .map_err(|e| ServiceError::internal(format!("bcrypt task: {e}")))
 }
 
+/// Compares two secrets in time that depends on their lengths only, not on where they differ.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,14 +3,14 @@ use std::sync::{Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use apogee_api::{
-    AuthService, LoginRequest, LoginResponse, MessagingClient, NewUser, OwnProfileUpdate, PersonalToken,
-    TwoFactorProof, UserListQuery, UserSelector, UserStatusQuery, UserUpdate,
+    AuthService, IntegrationInput, LoginRequest, LoginResponse, MessagingClient, NewUser, OwnProfileUpdate,
+    PersonalToken, TwoFactorProof, UserListQuery, UserSelector, UserStatusQuery, UserUpdate,
 };
 use apogee_bus::Bus;
 use apogee_presence::PresenceHandle;
 use apogee_store::{StoreError, StoreRef};
 use apogee_types::{
-    Page, PageRequest, Permission, Principal, Role, ServiceError, ServiceResult, Setting, User,
+    Integration, Page, PageRequest, Permission, Principal, Role, ServiceError, ServiceResult, Setting, User,
 };
 use async_trait::async_trait;
 use serde_json::Value;
@@ -436,5 +436,82 @@ impl AuthService for Auth {
         keep_personal: bool,
     ) -> ServiceResult<Option<apogee_types::Millis>> {
         self.remove_other_tokens_impl(who, token, keep_personal).await
+    }
+
+    async fn create_integration(
+        &self,
+        who: &Principal,
+        input: IntegrationInput,
+    ) -> ServiceResult<Integration> {
+        self.create_integration_impl(who, input).await
+    }
+
+    async fn update_integration(
+        &self,
+        who: &Principal,
+        id: &str,
+        input: IntegrationInput,
+    ) -> ServiceResult<Integration> {
+        self.update_integration_impl(who, id, input).await
+    }
+
+    async fn remove_integration(&self, who: &Principal, id: &str) -> ServiceResult<Integration> {
+        self.remove_integration_impl(who, id).await
+    }
+
+    async fn get_integration(
+        &self,
+        who: &Principal,
+        id: &str,
+        created_by: Option<String>,
+    ) -> ServiceResult<Integration> {
+        self.get_integration_impl(who, id, created_by).await
+    }
+
+    async fn list_integrations(
+        &self,
+        who: &Principal,
+        channels: Option<Vec<String>>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Integration>> {
+        self.list_integrations_impl(who, channels, page).await
+    }
+
+    async fn webhook(
+        &self,
+        id: &str,
+        token: &str,
+    ) -> ServiceResult<Option<(Integration, Option<Principal>)>> {
+        self.webhook_impl(id, token).await
+    }
+
+    async fn add_user_to_role(
+        &self,
+        who: &Principal,
+        role: &str,
+        username: &str,
+        rid: Option<String>,
+    ) -> ServiceResult<Role> {
+        self.add_user_to_role_impl(who, role, username, rid).await
+    }
+
+    async fn remove_user_from_role(
+        &self,
+        who: &Principal,
+        role: &str,
+        username: &str,
+        rid: Option<String>,
+    ) -> ServiceResult<Role> {
+        self.remove_user_from_role_impl(who, role, username, rid).await
+    }
+
+    async fn users_in_role(
+        &self,
+        who: &Principal,
+        role: &str,
+        rid: Option<String>,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>> {
+        self.users_in_role_impl(who, role, rid, page).await
     }
 }

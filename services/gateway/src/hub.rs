@@ -704,6 +704,13 @@ impl Hub {
                         }
                         ("stream-notify-logged", "updateAvatar", json!([change]), true)
                     }
+                    AllEvent::RoleChange { change, role, user, scope } => {
+                        let mut update = json!({ "type": change, "_id": role, "u": user });
+                        if let (Some(scope), Some(map)) = (scope, update.as_object_mut()) {
+                            map.insert("scope".into(), json!(scope));
+                        }
+                        ("stream-notify-logged", "roles-change", json!([update]), true)
+                    }
                 };
                 let frame = stream_event(stream, name, args);
                 for conn in hub.all_sockets() {

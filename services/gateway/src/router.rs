@@ -15,8 +15,8 @@ use crate::GatewayState;
 use crate::reply::json;
 use crate::v1::rooms::{CHANNELS, Family, GROUPS, IMS};
 use crate::v1::{
-    auth, chat, commands, directory, files, marks, misc, presence, room_roles, room_settings, rooms,
-    rooms_extra, subscriptions, tokens, users, users_admin,
+    auth, chat, commands, directory, files, integrations, marks, misc, presence, roles, room_roles,
+    room_settings, rooms, rooms_extra, subscriptions, tokens, users, users_admin,
 };
 
 /// Routes every family shares, under `/api/v1/<prefix>.*`.
@@ -58,6 +58,7 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
             .route(&path("addLeader"), post(room_roles::add_leader))
             .route(&path("removeLeader"), post(room_roles::remove_leader))
             .route(&path("roles"), get(room_roles::roles))
+            .route(&path("getIntegrations"), get(integrations::of_room))
             .route(&path("setReadOnly"), post(room_settings::set_read_only))
             .route(&path("setType"), post(room_settings::set_type))
             .route(&path("setCustomFields"), post(room_settings::set_custom_fields))
@@ -209,6 +210,20 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/permissions.listAll", get(misc::permissions_list_all))
         .route("/api/v1/permissions.update", post(misc::permissions_update))
         .route("/api/v1/roles.list", get(misc::roles_list))
+        .route("/api/v1/roles.addUserToRole", post(roles::add_user_to_role))
+        .route("/api/v1/roles.removeUserFromRole", post(roles::remove_user_from_role))
+        .route("/api/v1/roles.getUsersInRole", get(roles::get_users_in_role))
+        .route("/api/v1/integrations.create", post(integrations::create))
+        .route("/api/v1/integrations.update", axum::routing::put(integrations::update))
+        .route("/api/v1/integrations.remove", post(integrations::remove))
+        .route("/api/v1/integrations.get", get(integrations::get))
+        .route("/api/v1/integrations.list", get(integrations::list))
+        .route("/api/v1/integrations.history", get(integrations::history))
+        .route("/hooks/{integration_id}/{token}", post(integrations::hook).get(integrations::hook))
+        .route(
+            "/hooks/{integration_id}/{user_id}/{token}",
+            post(integrations::hook_with_user).get(integrations::hook_with_user),
+        )
         .merge(crate::v1::teams::routes())
         .merge(file_routes())
         .merge(family("channels", CHANNELS))

@@ -1,8 +1,11 @@
 //! Room roles: owners, moderators and leaders, kept on members' subscriptions.
 
 use apogee_api::UserSelector;
+use apogee_api::events::{AllEvent, all_subject};
 use apogee_store::RoomWrite;
-use apogee_types::{Millis, PageRequest, Principal, Room, ServiceError, ServiceResult, Subscription};
+use apogee_types::{
+    Millis, PageRequest, Principal, Room, ServiceError, ServiceResult, Subscription, UserRef,
+};
 use serde_json::Value;
 
 use crate::rooms::system_message;
@@ -77,6 +80,7 @@ impl Messaging {
             Millis::now(),
         );
         message.extra.insert("role".into(), Value::from(role));
+        let role_id = role.to_owned();
         let role = role.to_owned();
         let mut write = RoomWrite::new(rid);
         write.messages = vec![message];
@@ -91,6 +95,20 @@ impl Messaging {
             }),
         )];
         self.commit(write).await?;
+        // `roles-change` for every logged-in socket, as Rocket.Chat's `user.roleUpdate`.
+        if self.auth.setting_bool("UI_DisplayRoles", true).await {
+            let event = AllEvent::RoleChange {
+                change: if add { "added" } else { "removed" }.into(),
+                role: role_id,
+                user: UserRef {
+                    id: target.id.clone(),
+                    username: target.username.clone(),
+                    name: target.name.clone(),
+                },
+                scope: Some(rid.to_owned()),
+            };
+            self.publish(&all_subject("roles-change"), &event).await;
+        }
         Ok(())
     }
 

@@ -414,6 +414,10 @@ impl MessagingService for Messaging {
         self.store.room_by_id(rid).await.map_err(store_error)
     }
 
+    async fn find_room_by_name(&self, name: &str) -> ServiceResult<Option<Room>> {
+        self.store.room_by_name(name).await.map_err(store_error)
+    }
+
     async fn set_favorite(&self, who: &Principal, room: RoomSelector, favorite: bool) -> ServiceResult<()> {
         self.set_favorite_impl(who, room, favorite).await
     }

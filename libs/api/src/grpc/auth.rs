@@ -2,10 +2,12 @@
 //! `proto/apogee/auth/v1/auth.proto`. A method added to the trait needs its RPC here and there.
 
 use crate::{
-    AuthService, LoginRequest, LoginResponse, NewUser, OwnProfileUpdate, PersonalToken, TwoFactorProof,
-    UserListQuery, UserSelector, UserStatusQuery, UserUpdate,
+    AuthService, IntegrationInput, LoginRequest, LoginResponse, NewUser, OwnProfileUpdate, PersonalToken,
+    TwoFactorProof, UserListQuery, UserSelector, UserStatusQuery, UserUpdate,
 };
-use apogee_types::{Page, PageRequest, Permission, Principal, Role, ServiceResult, Setting, User};
+use apogee_types::{
+    Integration, Page, PageRequest, Permission, Principal, Role, ServiceResult, Setting, User,
+};
 use serde_json::Value;
 
 use apogee_proto::auth::v1::auth_server::{Auth, AuthServer};
@@ -46,6 +48,14 @@ grpc_adapters! {
         (Read, PersonalTokens, personal_tokens, [], Vec<PersonalToken>),
         (Write, DeactivateIdle, deactivate_idle, [days_idle: i64 => i64, role: &str => String], u64),
         (Write, RemoveOtherTokens, remove_other_tokens, [token: &str => String, keep_personal: bool => bool], Option<apogee_types::Millis>),
+        (Write, CreateIntegration, create_integration, [input: IntegrationInput => IntegrationInput], Integration),
+        (Write, UpdateIntegration, update_integration, [id: &str => String, input: IntegrationInput => IntegrationInput], Integration),
+        (Write, RemoveIntegration, remove_integration, [id: &str => String], Integration),
+        (Read, GetIntegration, get_integration, [id: &str => String, created_by: Option<String> => Option<String>], Integration),
+        (Read, ListIntegrations, list_integrations, [channels: Option<Vec<String>> => Option<Vec<String>>, page: PageRequest => PageRequest], Page<Integration>),
+        (Write, AddUserToRole, add_user_to_role, [role: &str => String, username: &str => String, rid: Option<String> => Option<String>], Role),
+        (Write, RemoveUserFromRole, remove_user_from_role, [role: &str => String, username: &str => String, rid: Option<String> => Option<String>], Role),
+        (Read, UsersInRole, users_in_role, [role: &str => String, rid: Option<String> => Option<String>, page: PageRequest => PageRequest], Page<User>),
     }
     anon: {
         (Write, Login, login, [req: LoginRequest => LoginRequest], LoginResponse),
@@ -60,6 +70,7 @@ grpc_adapters! {
         (Read, SettingValue, setting_value, [id: &str => String], Option<Value>),
         (Write, SetAvatarEtag, set_avatar_etag, [user_id: &str => String, etag: Option<String> => Option<String>], ()),
         (Read, RolesHavePermission, roles_have_permission, [roles: &[String] => Vec<String>, permission: &str => String], bool),
+        (Read, Webhook, webhook, [id: &str => String, token: &str => String], Option<(Integration, Option<Principal>)>),
     }
 }
 

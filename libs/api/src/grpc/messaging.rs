@@ -92,6 +92,7 @@ grpc_adapters! {
         (Write, RemoveUserFromAllRooms, remove_user_from_all_rooms, [user_id: &str => String], ()),
         (Write, RelinquishOwnership, relinquish_ownership, [user_id: &str => String, confirm: bool => bool], ()),
         (Read, FindRoom, find_room, [rid: &str => String], Option<Room>),
+        (Read, FindRoomByName, find_room_by_name, [name: &str => String], Option<Room>),
     }
 }
 

@@ -110,6 +110,15 @@ const MIGRATIONS: &[&str] = &[
         doc TEXT NOT NULL
      );
      CREATE INDEX hidden_messages_parent ON hidden_messages(parent, edited_at);",
+    // 8: integrations (incoming webhooks); targets stay in the document's `channel` array.
+    "CREATE TABLE integrations (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        doc TEXT NOT NULL
+     );
+     CREATE INDEX integrations_created ON integrations(created_at);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

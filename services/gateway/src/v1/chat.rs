@@ -65,43 +65,131 @@ async fn post_target(state: &GatewayState, who: &Principal, target: &str) -> Api
     Ok(room.id)
 }
 
+/// What an incoming webhook falls back to when a call leaves it out (the integration's
+/// settings); empty for `chat.postMessage`.
+#[derive(Default)]
+pub(crate) struct WebhookDefaults {
+    pub channel: Vec<String>,
+    pub alias: Option<String>,
+    pub avatar: Option<String>,
+    pub emoji: Option<String>,
+}
+
+/// A string or an array of strings (`channel`, `roomId`); anything else counts as absent.
+fn targets(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) if !s.is_empty() => vec![s.clone()],
+        Some(Value::Array(a)) if !a.is_empty() => {
+            a.iter().map(|v| v.as_str().map(str::to_owned).unwrap_or_default()).collect()
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// A non-empty string field.
+fn text_field(body: &Map<String, Value>, key: &str) -> Option<String> {
+    body.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+/// Rocket.Chat's `processWebhookMessage`, shared by `chat.postMessage` and incoming webhooks:
+/// posts one message per target (`channel`, else `roomId`, else the defaults; duplicates once)
+/// as `who`, and returns each target as given with its stored message.
+pub(crate) async fn process_webhook_message(
+    state: &GatewayState,
+    who: &Principal,
+    body: &Map<String, Value>,
+    defaults: &WebhookDefaults,
+) -> ApiResult<Vec<(String, apogee_types::Message)>> {
+    let mut channels = targets(body.get("channel"));
+    if channels.is_empty() {
+        channels = targets(body.get("roomId"));
+    }
+    if channels.is_empty() {
+        channels.clone_from(&defaults.channel);
+    }
+    let mut seen = std::collections::HashSet::new();
+    channels.retain(|c| seen.insert(c.clone()));
+    if channels.is_empty() {
+        return Err(ApiError::typed("invalid-channel", ""));
+    }
+    let text = text_field(body, "text").or_else(|| text_field(body, "msg")).unwrap_or_default();
+    let mut extra = client_extra(body);
+    for key in ["alias", "avatar", "emoji"] {
+        extra.remove(key);
+    }
+    if let Some(alias) =
+        text_field(body, "username").or_else(|| text_field(body, "alias")).or(defaults.alias.clone())
+    {
+        extra.insert("alias".into(), Value::String(alias));
+    }
+    // One face per message: an avatar wins over an emoji, the call's over the integration's.
+    let avatar = text_field(body, "icon_url").or_else(|| text_field(body, "avatar"));
+    let emoji = text_field(body, "icon_emoji").or_else(|| text_field(body, "emoji"));
+    let face = match (avatar, emoji) {
+        (Some(a), _) => Some(("avatar", a)),
+        (None, Some(e)) => Some(("emoji", e)),
+        (None, None) => match (defaults.avatar.clone().filter(|a| !a.is_empty()), defaults.emoji.clone()) {
+            (Some(a), _) => Some(("avatar", a)),
+            (None, Some(e)) if !e.is_empty() => Some(("emoji", e)),
+            _ => None,
+        },
+    };
+    if let Some((key, value)) = face {
+        extra.insert(key.into(), Value::String(value));
+    }
+    match extra.get_mut("attachments") {
+        Some(Value::Array(attachments)) => {
+            // Slack's `msg` on an attachment is Rocket.Chat's `text`.
+            for attachment in attachments.iter_mut().filter_map(Value::as_object_mut) {
+                if let Some(msg) = attachment.get("msg").and_then(Value::as_str).filter(|m| !m.is_empty()) {
+                    let text = Value::String(msg.trim().to_owned());
+                    attachment.remove("msg");
+                    attachment.insert("text".into(), text);
+                }
+            }
+        }
+        Some(_) => {
+            extra.remove("attachments");
+        }
+        None => {}
+    }
+    let tmid = optional_string(body, "tmid")?;
+    let groupable = Some(body.get("groupable").and_then(Value::as_bool).unwrap_or(false));
+    let mut sent = Vec::with_capacity(channels.len());
+    for channel in channels {
+        let rid = post_target(state, who, &channel).await?;
+        let message = NewMessage {
+            id: None,
+            rid,
+            msg: text.trim().to_owned(),
+            tmid: tmid.clone(),
+            tshow: false,
+            groupable,
+            extra: extra.clone(),
+        };
+        sent.push((channel, state.messaging.send_message(who, message).await?));
+    }
+    Ok(sent)
+}
+
 pub(crate) async fn post_message(
     State(state): State<GatewayState>,
     caller: Caller,
     Body(body): Body,
 ) -> ApiResult {
-    let target = match (body.get("roomId"), body.get("channel")) {
-        (Some(Value::String(s)), _) | (None, Some(Value::String(s))) => s.clone(),
-        (Some(Value::Array(a)), _) | (None, Some(Value::Array(a))) => a
-            .first()
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| ApiError::typed("invalid-channel", "Invalid channel"))?,
-        _ => {
-            return Err(ApiError::typed("invalid-channel", ""));
-        }
-    };
-    let text = optional_string(&body, "text")?.or(optional_string(&body, "msg")?).unwrap_or_default();
-    let mut extra = client_extra(&body);
-    for (alias_key, key) in [("icon_emoji", "emoji"), ("icon_url", "avatar")] {
-        if let Some(v) = body.get(alias_key).filter(|v| v.is_string()) {
-            extra.entry(key.to_owned()).or_insert_with(|| v.clone());
-        }
+    if targets(body.get("roomId")).is_empty() && targets(body.get("channel")).is_empty() {
+        return Err(ApiError::typed("invalid-channel", ""));
     }
-    let rid = post_target(&state, &caller.principal, &target).await?;
-    let message = NewMessage {
-        id: None,
-        rid,
-        msg: text,
-        tmid: optional_string(&body, "tmid")?,
-        tshow: false,
-        groupable: Some(body.get("groupable").and_then(Value::as_bool).unwrap_or(false)),
-        extra,
+    for key in ["text", "msg", "tmid"] {
+        optional_string(&body, key)?;
+    }
+    let sent = process_webhook_message(&state, &caller.principal, &body, &WebhookDefaults::default()).await?;
+    let Some((channel, saved)) = sent.into_iter().next() else {
+        return Err(ApiError::typed("invalid-channel", "Invalid channel"));
     };
-    let saved = state.messaging.send_message(&caller.principal, message).await?;
     Ok(ok!(
         "ts" => Millis::now().0,
-        "channel" => target,
+        "channel" => channel,
         "message" => apogee_rc::message(&saved, Dates::Iso),
     ))
 }

@@ -242,7 +242,7 @@ fn rate_headers(response: &mut Response, count: Count) {
 }
 
 /// Runs `handler` if the route's rate limit allows it, with the limit's headers on the answer.
-async fn limited(
+pub(crate) async fn limited(
     state: &GatewayState,
     route: &str,
     ip: Option<&str>,

@@ -156,7 +156,7 @@ pub(crate) async fn permissions_update(
     Ok(ok!("permissions" => all.iter().map(permission_json).collect::<Vec<_>>()))
 }
 
-fn role_json(r: &Role) -> Value {
+pub(crate) fn role_json(r: &Role) -> Value {
     json!({
         "_id": r.id, "name": r.name, "description": r.description, "scope": r.scope,
         "protected": r.protected, "mandatory2fa": r.mandatory_2fa, "_updatedAt": iso(r.updated_at),
