@@ -430,22 +430,33 @@ impl Messaging {
         selector: UserSelector,
     ) -> ServiceResult<Room> {
         let room = self.room_by_id(rid).await?;
+        // The REST routes look the user up before calling the method.
         let target = self.target_user(selector).await?;
         let my_sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
+        // Rocket.Chat's `removeUserFromRoom`: `remove-user` (room-scoped) always; the global
+        // `kick-user-from-any-*-room` only waives access to the room and the target's membership.
+        if !self.has_in_room(who, my_sub.as_ref(), "remove-user").await? {
+            return Err(ServiceError::not_allowed("Not allowed"));
+        }
         let kick_any = match room.t {
             RoomType::Channel => "kick-user-from-any-c-room",
             RoomType::Group => "kick-user-from-any-p-room",
             RoomType::Direct => return Err(ServiceError::not_allowed("Not allowed")),
         };
-        let allowed = self.has_in_room(who, my_sub.as_ref(), "remove-user").await?
-            || self.has_in_room(who, my_sub.as_ref(), kick_any).await?;
-        if !allowed {
-            return Err(ServiceError::not_allowed("Not allowed"));
+        let can_kick_any = self.has_global(who, kick_any).await?;
+        if !can_kick_any && !self.can_read(who, &room).await? {
+            return Err(ServiceError::invalid(
+                "error-room-not-found",
+                "The required \"roomId\" or \"roomName\" param provided does not match any group",
+            ));
         }
-        let Some(target_sub) = self.store.subscription(rid, &target.id).await.map_err(store_error)? else {
+        let target_sub = self.store.subscription(rid, &target.id).await.map_err(store_error)?;
+        if target_sub.is_none() && !can_kick_any {
             return Err(ServiceError::invalid("error-user-not-in-room", "User is not in this room"));
-        };
-        if target_sub.roles.iter().any(|r| r == "owner") && self.owner_count(rid).await? == 1 {
+        }
+        if target_sub.as_ref().is_some_and(|s| s.roles.iter().any(|r| r == "owner"))
+            && self.owner_count(rid).await? == 1
+        {
             return Err(ServiceError::invalid(
                 "error-you-are-last-owner",
                 "This is the last owner. Please set a new owner before removing this one.",
