@@ -6,7 +6,7 @@ use apogee_types::{
     Message, Millis, Page, PageRequest, Principal, Room, RoomType, ServiceError, ServiceResult, Subscription,
     User, UserRef, random_id,
 };
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::access::{family_word, room_not_found};
 use crate::service::{Messaging, store_error};
@@ -48,6 +48,28 @@ pub(crate) fn new_subscription(
         ignored: vec![],
         unread: 0,
     }
+}
+
+/// Rocket.Chat's `getDefaultSubscriptionPref`: the user's own notification preferences (other
+/// than `default`) and highlights, copied into a new subscription and marked as the user's.
+pub(crate) fn with_user_prefs(mut sub: Subscription, user: &User) -> Subscription {
+    let pref = |key: &str| user.preferences.get(key).and_then(Value::as_str).filter(|v| *v != "default");
+    for (key, field, origin) in [
+        ("desktopNotifications", "desktopNotifications", "desktopPrefOrigin"),
+        ("pushNotifications", "mobilePushNotifications", "mobilePrefOrigin"),
+        ("emailNotificationMode", "emailNotifications", "emailPrefOrigin"),
+    ] {
+        if let Some(value) = pref(key) {
+            sub.notifications.insert(field.into(), Value::String(value.to_owned()));
+            sub.notifications.insert(origin.into(), Value::String("user".into()));
+        }
+    }
+    if let Some(highlights) = user.preferences.get("highlights").and_then(Value::as_array)
+        && !highlights.is_empty()
+    {
+        sub.notifications.insert("userHighlights".into(), Value::Array(highlights.clone()));
+    }
+    sub
 }
 
 pub(crate) fn room_display(room: &Room) -> (String, Option<String>) {
@@ -249,7 +271,7 @@ impl Messaging {
                         ),
                     )
                 };
-                new_subscription(&room, &user_ref(user), display, now)
+                with_user_prefs(new_subscription(&room, &user_ref(user), display, now), user)
             })
             .collect();
         let mut write = RoomWrite::new(rid);
@@ -416,7 +438,10 @@ impl Messaging {
         }
         let now = Millis::now();
         let mut write = RoomWrite::new(rid);
-        write.add_subscriptions = vec![new_subscription(&room, &target.user_ref(), room_display(&room), now)];
+        write.add_subscriptions = vec![with_user_prefs(
+            new_subscription(&room, &target.user_ref(), room_display(&room), now),
+            &target,
+        )];
         write.messages = vec![system_message(rid, "au", &target.username, &who.user_ref(), now)];
         let joined = self.write_and_mark_read(write, &who.user_id).await?;
         self.joined_team_room(&joined, &target, who).await?;
@@ -692,8 +717,10 @@ impl Messaging {
                 continue;
             }
             let mut write = RoomWrite::new(room.id.clone());
-            write.add_subscriptions =
-                vec![new_subscription(&room, &user.user_ref(), room_display(&room), now)];
+            write.add_subscriptions = vec![with_user_prefs(
+                new_subscription(&room, &user.user_ref(), room_display(&room), now),
+                user,
+            )];
             if !silent {
                 write.messages = vec![system_message(&room.id, "uj", &user.username, &user.user_ref(), now)];
             }

@@ -60,7 +60,14 @@ pub(crate) async fn resolve(
         return Err(ApiError::typed("error-room-param-not-provided", message));
     }
     let selector = RoomSelector { id, name, family: Some(family.t) };
-    Ok(state.messaging.room_info(who, selector).await?)
+    match state.messaging.room_info(who, selector).await {
+        // `findDirectMessageRoom` (`getRoomByNameOrIdWithOptionToJoin`) names neither the room
+        // nor its absence: any id that is not a direct message is an `invalid-channel`.
+        Err(e) if family.t == RoomType::Direct && e.kind == apogee_types::ErrorKind::NotFound => {
+            Err(ApiError::typed("invalid-channel", ""))
+        }
+        other => Ok(other?),
+    }
 }
 
 fn room_json(room: &Room) -> Value {
