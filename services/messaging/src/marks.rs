@@ -86,7 +86,7 @@ impl Messaging {
     }
 
     /// Keeps the room's `lastMessage` in step when `message` is it.
-    async fn refresh_last_message(&self, room: &Room, message: &Message) -> ServiceResult<()> {
+    pub(crate) async fn refresh_last_message(&self, room: &Room, message: &Message) -> ServiceResult<()> {
         if room.last_message.as_ref().is_none_or(|m| m.id != message.id) {
             return Ok(());
         }

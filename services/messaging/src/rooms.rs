@@ -330,8 +330,13 @@ impl Messaging {
         }
         if let Some(code) = &room.join_code {
             let bypass = self.has_global(who, "join-without-join-code").await?;
-            if !bypass && join_code.as_deref() != Some(code.as_str()) {
-                return Err(ServiceError::invalid("error-code-invalid", "Invalid Room Password"));
+            match join_code.as_deref().filter(|c| !c.is_empty()) {
+                _ if bypass => {}
+                None => return Err(ServiceError::invalid("error-code-required", "Code required")),
+                Some(given) if given != code => {
+                    return Err(ServiceError::invalid("error-code-invalid", "Invalid code"));
+                }
+                Some(_) => {}
             }
         }
         let now = Millis::now();
