@@ -1,6 +1,6 @@
 //! Room rules as Rocket.Chat applies them: who may kick (`removeUserFromRoom`), join codes,
 //! direct-message lookups (`invalid-channel`), the user's notification preferences on new
-//! subscriptions (`saveUserPreferences`), reactions in `lastMessage`, `channels.convertToTeam`'s
+//! subscriptions (`saveUserPreferences`), reactions and pins in `lastMessage`, `channels.convertToTeam`'s
 //! body and `teamMain` in spotlight.
 #![allow(clippy::unwrap_used)]
 
@@ -152,6 +152,16 @@ async fn reactions_reach_the_rooms_last_message() {
         info["channel"]["lastMessage"]["reactions"][":squid:"]["usernames"],
         json!(["rocketchat.internal.admin.test"])
     );
+    // Pinning posts a system message that is counted but does not become the last message.
+    admin.ok_post("chat.pinMessage", json!({"messageId": mid})).await;
+    let info = admin.ok_get(&format!("channels.info?roomId={rid}")).await;
+    let last = &info["channel"]["lastMessage"];
+    assert_eq!((last["_id"].as_str(), last["pinned"].as_bool()), (Some(mid.as_str()), Some(true)), "{info}");
+    assert!(last["pinnedAt"].is_string() && last["pinnedBy"].is_object(), "{info}");
+    assert_eq!(last["reactions"][":squid:"]["usernames"], json!(["rocketchat.internal.admin.test"]));
+    assert_eq!(info["channel"]["msgs"], 2);
+    let history = admin.ok_get(&format!("channels.history?roomId={rid}")).await;
+    assert_eq!(history["messages"][0]["t"], "message_pinned");
     admin.ok_post("chat.react", json!({"messageId": mid, "emoji": ":squid:"})).await;
     let info = admin.ok_get(&format!("channels.info?roomId={rid}")).await;
     assert!(

@@ -161,6 +161,8 @@ impl Messaging {
             Map::from_iter([("attachments".to_owned(), json!([pinned_attachment(&pinned, limit)]))]);
         let mut write = RoomWrite::new(&room.id);
         write.messages = vec![system];
+        // Saved as `saveSystemMessage` saves it: the pinned message stays the room's last.
+        write.keep_last_message = true;
         let outcome = self.commit(write).await?;
         outcome.messages.into_iter().next().ok_or_else(|| ServiceError::internal("pin message not written"))
     }
