@@ -204,3 +204,54 @@ async fn spotlight_marks_team_main_rooms() {
     let plain = admin.ok_get("spotlight?query=spotted-plain").await;
     assert!(plain["rooms"][0].get("teamMain").is_none(), "{plain}");
 }
+
+async fn upload(client: &Client, rid: &str, name: &str) -> String {
+    use reqwest::multipart::{Form, Part};
+    let form = Form::new().part("file", Part::bytes(b"some text".to_vec()).file_name(name.to_owned()));
+    let (status, body) = client.post_multipart(&format!("rooms.upload/{rid}"), form).await;
+    assert_eq!(status, 200, "{body}");
+    body["message"]["_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_deleted_messages_files_are_gone_when_the_deletion_is_answered() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let rid = admin.ok_post("groups.create", json!({"name": "filing"})).await["group"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let listed =
+        |body: Value| body["files"].as_array().unwrap().iter().map(|f| f["name"].clone()).collect::<Vec<_>>();
+    upload(&admin, &rid, "kept.txt").await;
+    let mid = upload(&admin, &rid, "dropped.txt").await;
+    admin.ok_post("chat.delete", json!({"roomId": rid, "msgId": mid})).await;
+    assert_eq!(listed(admin.ok_get(&format!("groups.files?roomId={rid}")).await), [json!("kept.txt")]);
+
+    // Shown as deleted, the message stays as a placeholder; its files go all the same.
+    admin.ok_post("settings/Message_ShowDeletedStatus", json!({"value": true})).await;
+    let mid = upload(&admin, &rid, "placeholder.txt").await;
+    admin.ok_post("chat.delete", json!({"roomId": rid, "msgId": mid})).await;
+    assert_eq!(listed(admin.ok_get(&format!("groups.files?roomId={rid}")).await), [json!("kept.txt")]);
+    let history = admin.ok_get(&format!("groups.history?roomId={rid}")).await;
+    assert_eq!(history["messages"][0]["t"], "rm");
+
+    // A refused deletion leaves the files alone.
+    let bob = server.user("bob").await;
+    admin.ok_post("groups.invite", json!({"roomId": rid, "username": "bob"})).await;
+    let kept = admin.ok_get(&format!("groups.history?roomId={rid}")).await["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["file"]["name"] == "kept.txt")
+        .unwrap()["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_error(
+        &bob.post("chat.delete", json!({"roomId": rid, "msgId": kept})).await,
+        400,
+        Some("error-action-not-allowed"),
+    );
+    assert_eq!(admin.ok_get(&format!("groups.files?roomId={rid}")).await["total"], 1);
+}
