@@ -138,6 +138,9 @@ async fn join_leave_invite_kick_write_system_messages() {
         Some("error-invalid-user"),
     );
     admin.ok_post("channels.kick", json!({"roomId": rid, "userId": bob.user_id()})).await;
+    // `kick-user-from-any-c-room` would waive the membership check (and kick again).
+    let no_kick_any = json!({"permissions": [{"_id": "kick-user-from-any-c-room", "roles": []}]});
+    admin.ok_post("permissions.update", no_kick_any).await;
     assert_error(
         &admin.post("channels.kick", json!({"roomId": rid, "userId": bob.user_id()})).await,
         400,

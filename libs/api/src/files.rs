@@ -136,6 +136,10 @@ pub trait FilesService: Send + Sync + 'static {
         file_id: &str,
         range: Option<RangeSpec>,
     ) -> ServiceResult<Download>;
+    /// Removes the files of a message that is gone (`chat.delete`, `deleteMessage`) before the
+    /// deletion is answered, as Rocket.Chat does; refused while the message still exists. The
+    /// service's bus consumer does the same, later, for deletions made elsewhere.
+    async fn forget_message_files(&self, who: &Principal, message_id: &str) -> ServiceResult<()>;
     /// A room's files, newest first, as Rocket.Chat's `IUpload` documents (`*.files`).
     async fn room_files(
         &self,

@@ -302,6 +302,26 @@ pub trait MessagingService: Send + Sync + 'static {
         rid: &str,
         page: PageRequest,
     ) -> ServiceResult<Page<Message>>;
+    /// A public channel's messages, newest first, read with no user at all
+    /// (`channels.anonymousread`, governed by `Accounts_AllowAnonymousRead`).
+    async fn anonymous_messages(&self, room: RoomSelector, page: PageRequest)
+    -> ServiceResult<Page<Message>>;
+    /// A direct-message room's messages, newest first, read by an administrator who need not
+    /// be in it (`im.messages.others`, governed by `API_Enable_Direct_Message_History_EndPoint`).
+    async fn others_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
+    /// The room's messages mentioning the caller (`channels.getAllUserMentionsByChannel`).
+    async fn mentions_in_room(
+        &self,
+        who: &Principal,
+        rid: &str,
+        oldest_first: bool,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>>;
     async fn members(
         &self,
         who: &Principal,

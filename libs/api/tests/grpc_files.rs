@@ -118,6 +118,11 @@ impl FilesService for Recorder {
         Ok(Download { meta, served, body: Box::pin(futures_util::stream::iter(chunks)) })
     }
 
+    async fn forget_message_files(&self, who: &Principal, message_id: &str) -> ServiceResult<()> {
+        self.saw(Some(who));
+        if message_id == "live" { Err(ServiceError::not_allowed("Not allowed")) } else { Ok(()) }
+    }
+
     async fn room_files(
         &self,
         who: &Principal,
@@ -343,6 +348,9 @@ async fn the_small_calls_round_trip() {
         .await
         .unwrap();
     assert_eq!((images.items, images.offset), (vec![json!({"rid": "GENERAL", "from": "f1"})], 1));
+    files.forget_message_files(&alice(), "gone").await.unwrap();
+    let refused = files.forget_message_files(&alice(), "live").await.unwrap_err();
+    assert_eq!(refused.error_type, "error-not-allowed");
     let avatar = files.avatar(AvatarOf::User("bob".into()), Some(64), AvatarFormat::Png).await.unwrap();
     assert_eq!(avatar.content_type, "image/png");
     assert_eq!(avatar.bytes, Bytes::from_static(b"<svg>bob:64</svg>"));

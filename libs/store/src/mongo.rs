@@ -372,6 +372,7 @@ struct RoomWriteData {
     add_subscriptions: Vec<Subscription>,
     remove_subscriptions: Vec<String>,
     delete: bool,
+    keep_last_message: bool,
 }
 
 /// The mutations of a [`RoomWrite`]: the room's, the stored messages', the subscriptions'.
@@ -464,8 +465,10 @@ impl MongoStore {
             room.msgs += 1;
             message.seq = room.msgs;
             message.rid = rid.to_owned();
-            room.lm = Some(message.ts);
-            room.last_message = Some(Box::new(message.clone()));
+            if !data.keep_last_message {
+                room.lm = Some(message.ts);
+                room.last_message = Some(Box::new(message.clone()));
+            }
             appended.push(message);
         }
         if touches_room {
@@ -837,9 +840,18 @@ impl RoomStore for MongoStore {
             update_subscriptions,
             remove_subscriptions,
             delete,
+            keep_last_message,
         } = write;
         let _guard = self.lock(&format!("room:{rid}")).lock().await;
-        let data = RoomWriteData { rid, create, messages, add_subscriptions, remove_subscriptions, delete };
+        let data = RoomWriteData {
+            rid,
+            create,
+            messages,
+            add_subscriptions,
+            remove_subscriptions,
+            delete,
+            keep_last_message,
+        };
         let mut closures = Some((mutate, update_messages, update_subscriptions));
         transaction!(self, session, retry_while: closures.is_some(), self.room_write_attempt(&mut session, &data, &mut closures))
     }

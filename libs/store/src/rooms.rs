@@ -37,6 +37,9 @@ pub struct RoomWrite {
     pub remove_subscriptions: Vec<String>,
     /// Delete the room, its subscriptions and its messages.
     pub delete: bool,
+    /// Append `messages` without making them the room's `lastMessage` / `lm` (the system
+    /// messages Rocket.Chat saves with `saveSystemMessage`, which only counts them).
+    pub keep_last_message: bool,
 }
 
 impl RoomWrite {

@@ -30,6 +30,7 @@ macro_rules! store_contract_tests {
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
             mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,
                         delete_message_moves_last_message, changes_since_for_sync, find_messages_filters,
+            kept_last_message_counts_the_message_only,
             delete_user_login_tokens_removes_all, personal_tokens_listed_and_unique_by_name,
             thread_roots_replies_and_reports,
             uploads_roundtrip, room_uploads_list_complete_newest_first, room_images_are_images_up_to_a_time,
@@ -487,6 +488,21 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
     })
     .await;
     outputs.into_iter().map(|o| o.unwrap()).collect()
+}
+
+pub async fn kept_last_message_counts_the_message_only(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice")]).await;
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m1", "r1", "u1", 10)];
+    store.write_room(write).await.unwrap();
+    let mut write = RoomWrite::new("r1");
+    write.messages = vec![message("m2", "r1", "u1", 11)];
+    write.keep_last_message = true;
+    let outcome = store.write_room(write).await.unwrap();
+    assert_eq!(outcome.messages[0].seq, 2);
+    let room = store.room_by_id("r1").await.unwrap().unwrap();
+    assert_eq!((room.msgs, room.last_message.unwrap().id, room.lm), (2, "m1".to_owned(), Some(Millis(10))));
+    assert!(store.message_by_id("m2").await.unwrap().is_some());
 }
 
 pub async fn delete_message_moves_last_message(store: &dyn Store) {

@@ -607,6 +607,18 @@ impl FilesService for Files {
         Ok(Download { meta: meta(&upload), served, body })
     }
 
+    async fn forget_message_files(&self, who: &Principal, message_id: &str) -> ServiceResult<()> {
+        // Only the files of a message that no longer exists: nobody may drop a live message's
+        // files this way.
+        match self.messaging.get_message(who, message_id).await {
+            // `Message_ShowDeletedStatus` leaves a `t: rm` placeholder without the files.
+            Ok(m) if m.t.as_deref() == Some("rm") => self.remove_message_files(message_id).await,
+            Ok(_) => Err(ServiceError::not_allowed("Not allowed")),
+            Err(e) if e.error_type == "error-invalid-message" => self.remove_message_files(message_id).await,
+            Err(e) => Err(e),
+        }
+    }
+
     async fn room_files(
         &self,
         who: &Principal,

@@ -15,8 +15,8 @@ use crate::GatewayState;
 use crate::reply::json;
 use crate::v1::rooms::{CHANNELS, Family, GROUPS, IMS};
 use crate::v1::{
-    auth, chat, commands, directory, files, integrations, marks, misc, presence, roles, room_roles,
-    room_settings, rooms, rooms_extra, subscriptions, tokens, users, users_admin,
+    auth, chat, commands, directory, files, integrations, marks, misc, presence, roles, room_reads,
+    room_roles, room_settings, rooms, rooms_extra, subscriptions, tokens, users, users_admin,
 };
 
 /// Routes every family shares, under `/api/v1/<prefix>.*`.
@@ -36,7 +36,8 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
         r = r
             .route(&path("create"), post(rooms::create_direct))
             .route(&path("list"), get(rooms::list_joined))
-            .route(&path("list.everyone"), get(rooms::list_all));
+            .route(&path("list.everyone"), get(rooms::list_all))
+            .route(&path("messages.others"), get(room_reads::messages_others));
     } else {
         r = r
             .route(&path("create"), post(rooms::create))
@@ -62,14 +63,17 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
             .route(&path("setReadOnly"), post(room_settings::set_read_only))
             .route(&path("setType"), post(room_settings::set_type))
             .route(&path("setCustomFields"), post(room_settings::set_custom_fields))
-            .route(&path("moderators"), get(room_roles::moderators));
+            .route(&path("moderators"), get(room_roles::moderators))
+            .route(&path("online"), get(room_reads::online));
     }
     if f.t == apogee_types::RoomType::Channel {
         r = r
             .route(&path("list"), get(rooms::list_public))
             .route(&path("join"), post(rooms::join))
             .route(&path("setJoinCode"), post(room_settings::set_join_code))
-            .route(&path("setDefault"), post(room_settings::set_default));
+            .route(&path("setDefault"), post(room_settings::set_default))
+            .route(&path("anonymousread"), get(room_reads::anonymous_read))
+            .route(&path("getAllUserMentionsByChannel"), get(room_reads::mentions_by_channel));
     }
     if f.t == apogee_types::RoomType::Group {
         r = r.route(&path("list"), get(rooms::list_joined)).route(&path("listAll"), get(rooms::list_all));

@@ -11,6 +11,7 @@ pub(crate) mod marks;
 pub(crate) mod misc;
 pub(crate) mod presence;
 pub(crate) mod roles;
+pub(crate) mod room_reads;
 pub(crate) mod room_roles;
 pub(crate) mod room_settings;
 pub(crate) mod rooms;

@@ -278,6 +278,8 @@ impl Messaging {
             .await
             .map_err(store_error)?;
         self.announce_change(&updated).await?;
+        // `setReaction` copies the reactions into the room's last message when it is that one.
+        self.refresh_last_message(&room, &updated).await?;
         Ok(updated)
     }
 }

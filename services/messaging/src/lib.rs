@@ -16,6 +16,7 @@ mod edits;
 mod marks;
 mod messages;
 mod publish;
+mod reads;
 mod reports;
 mod room_roles;
 mod rooms;

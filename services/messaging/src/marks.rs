@@ -86,7 +86,7 @@ impl Messaging {
     }
 
     /// Keeps the room's `lastMessage` in step when `message` is it.
-    async fn refresh_last_message(&self, room: &Room, message: &Message) -> ServiceResult<()> {
+    pub(crate) async fn refresh_last_message(&self, room: &Room, message: &Message) -> ServiceResult<()> {
         if room.last_message.as_ref().is_none_or(|m| m.id != message.id) {
             return Ok(());
         }
@@ -161,6 +161,8 @@ impl Messaging {
             Map::from_iter([("attachments".to_owned(), json!([pinned_attachment(&pinned, limit)]))]);
         let mut write = RoomWrite::new(&room.id);
         write.messages = vec![system];
+        // Saved as `saveSystemMessage` saves it: the pinned message stays the room's last.
+        write.keep_last_message = true;
         let outcome = self.commit(write).await?;
         outcome.messages.into_iter().next().ok_or_else(|| ServiceError::internal("pin message not written"))
     }

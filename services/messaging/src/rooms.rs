@@ -6,7 +6,7 @@ use apogee_types::{
     Message, Millis, Page, PageRequest, Principal, Room, RoomType, ServiceError, ServiceResult, Subscription,
     User, UserRef, random_id,
 };
-use serde_json::Map;
+use serde_json::{Map, Value};
 
 use crate::access::{family_word, room_not_found};
 use crate::service::{Messaging, store_error};
@@ -48,6 +48,28 @@ pub(crate) fn new_subscription(
         ignored: vec![],
         unread: 0,
     }
+}
+
+/// Rocket.Chat's `getDefaultSubscriptionPref`: the user's own notification preferences (other
+/// than `default`) and highlights, copied into a new subscription and marked as the user's.
+pub(crate) fn with_user_prefs(mut sub: Subscription, user: &User) -> Subscription {
+    let pref = |key: &str| user.preferences.get(key).and_then(Value::as_str).filter(|v| *v != "default");
+    for (key, field, origin) in [
+        ("desktopNotifications", "desktopNotifications", "desktopPrefOrigin"),
+        ("pushNotifications", "mobilePushNotifications", "mobilePrefOrigin"),
+        ("emailNotificationMode", "emailNotifications", "emailPrefOrigin"),
+    ] {
+        if let Some(value) = pref(key) {
+            sub.notifications.insert(field.into(), Value::String(value.to_owned()));
+            sub.notifications.insert(origin.into(), Value::String("user".into()));
+        }
+    }
+    if let Some(highlights) = user.preferences.get("highlights").and_then(Value::as_array)
+        && !highlights.is_empty()
+    {
+        sub.notifications.insert("userHighlights".into(), Value::Array(highlights.clone()));
+    }
+    sub
 }
 
 pub(crate) fn room_display(room: &Room) -> (String, Option<String>) {
@@ -249,7 +271,7 @@ impl Messaging {
                         ),
                     )
                 };
-                new_subscription(&room, &user_ref(user), display, now)
+                with_user_prefs(new_subscription(&room, &user_ref(user), display, now), user)
             })
             .collect();
         let mut write = RoomWrite::new(rid);
@@ -308,8 +330,13 @@ impl Messaging {
         }
         if let Some(code) = &room.join_code {
             let bypass = self.has_global(who, "join-without-join-code").await?;
-            if !bypass && join_code.as_deref() != Some(code.as_str()) {
-                return Err(ServiceError::invalid("error-code-invalid", "Invalid Room Password"));
+            match join_code.as_deref().filter(|c| !c.is_empty()) {
+                _ if bypass => {}
+                None => return Err(ServiceError::invalid("error-code-required", "Code required")),
+                Some(given) if given != code => {
+                    return Err(ServiceError::invalid("error-code-invalid", "Invalid code"));
+                }
+                Some(_) => {}
             }
         }
         let now = Millis::now();
@@ -416,7 +443,10 @@ impl Messaging {
         }
         let now = Millis::now();
         let mut write = RoomWrite::new(rid);
-        write.add_subscriptions = vec![new_subscription(&room, &target.user_ref(), room_display(&room), now)];
+        write.add_subscriptions = vec![with_user_prefs(
+            new_subscription(&room, &target.user_ref(), room_display(&room), now),
+            &target,
+        )];
         write.messages = vec![system_message(rid, "au", &target.username, &who.user_ref(), now)];
         let joined = self.write_and_mark_read(write, &who.user_id).await?;
         self.joined_team_room(&joined, &target, who).await?;
@@ -430,22 +460,33 @@ impl Messaging {
         selector: UserSelector,
     ) -> ServiceResult<Room> {
         let room = self.room_by_id(rid).await?;
+        // The REST routes look the user up before calling the method.
         let target = self.target_user(selector).await?;
         let my_sub = self.store.subscription(rid, &who.user_id).await.map_err(store_error)?;
+        // Rocket.Chat's `removeUserFromRoom`: `remove-user` (room-scoped) always; the global
+        // `kick-user-from-any-*-room` only waives access to the room and the target's membership.
+        if !self.has_in_room(who, my_sub.as_ref(), "remove-user").await? {
+            return Err(ServiceError::not_allowed("Not allowed"));
+        }
         let kick_any = match room.t {
             RoomType::Channel => "kick-user-from-any-c-room",
             RoomType::Group => "kick-user-from-any-p-room",
             RoomType::Direct => return Err(ServiceError::not_allowed("Not allowed")),
         };
-        let allowed = self.has_in_room(who, my_sub.as_ref(), "remove-user").await?
-            || self.has_in_room(who, my_sub.as_ref(), kick_any).await?;
-        if !allowed {
-            return Err(ServiceError::not_allowed("Not allowed"));
+        let can_kick_any = self.has_global(who, kick_any).await?;
+        if !can_kick_any && !self.can_read(who, &room).await? {
+            return Err(ServiceError::invalid(
+                "error-room-not-found",
+                "The required \"roomId\" or \"roomName\" param provided does not match any group",
+            ));
         }
-        let Some(target_sub) = self.store.subscription(rid, &target.id).await.map_err(store_error)? else {
+        let target_sub = self.store.subscription(rid, &target.id).await.map_err(store_error)?;
+        if target_sub.is_none() && !can_kick_any {
             return Err(ServiceError::invalid("error-user-not-in-room", "User is not in this room"));
-        };
-        if target_sub.roles.iter().any(|r| r == "owner") && self.owner_count(rid).await? == 1 {
+        }
+        if target_sub.as_ref().is_some_and(|s| s.roles.iter().any(|r| r == "owner"))
+            && self.owner_count(rid).await? == 1
+        {
             return Err(ServiceError::invalid(
                 "error-you-are-last-owner",
                 "This is the last owner. Please set a new owner before removing this one.",
@@ -681,8 +722,10 @@ impl Messaging {
                 continue;
             }
             let mut write = RoomWrite::new(room.id.clone());
-            write.add_subscriptions =
-                vec![new_subscription(&room, &user.user_ref(), room_display(&room), now)];
+            write.add_subscriptions = vec![with_user_prefs(
+                new_subscription(&room, &user.user_ref(), room_display(&room), now),
+                user,
+            )];
             if !silent {
                 write.messages = vec![system_message(&room.id, "uj", &user.username, &user.user_ref(), now)];
             }

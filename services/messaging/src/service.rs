@@ -246,6 +246,33 @@ impl MessagingService for Messaging {
         self.store.list_messages(rid, page, false).await.map_err(store_error)
     }
 
+    async fn anonymous_messages(
+        &self,
+        room: RoomSelector,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>> {
+        self.anonymous_messages_impl(room, page).await
+    }
+
+    async fn others_messages(
+        &self,
+        who: &Principal,
+        rid: &str,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>> {
+        self.others_messages_impl(who, rid, page).await
+    }
+
+    async fn mentions_in_room(
+        &self,
+        who: &Principal,
+        rid: &str,
+        oldest_first: bool,
+        page: PageRequest,
+    ) -> ServiceResult<Page<Message>> {
+        self.mentions_in_room_impl(who, rid, oldest_first, page).await
+    }
+
     async fn members(
         &self,
         who: &Principal,

@@ -259,6 +259,17 @@ impl FilesService for GrpcFilesClient {
         Ok(Download { meta: header.meta, served: header.served, body })
     }
 
+    async fn forget_message_files(&self, who: &Principal, message_id: &str) -> ServiceResult<()> {
+        self.0
+            .call(
+                concat!("/apogee.files.v1.Files/", "ForgetMessageFiles"),
+                Retry::Write,
+                Some(who),
+                &(message_id,),
+            )
+            .await
+    }
+
     async fn room_files(
         &self,
         who: &Principal,
@@ -446,6 +457,19 @@ impl Files for GrpcFilesServer {
             futures_util::stream::iter(frames)
         });
         Ok(Response::new(Box::pin(futures_util::stream::once(async move { Ok(header) }).chain(data))))
+    }
+
+    async fn forget_message_files(&self, request: Request<JsonCall>) -> Result<Response<JsonReply>, Status> {
+        let meta = self.options.accept(request.metadata())?;
+        let who = principal(&meta)?;
+        let (message_id,): (String,) = decode_args(request.get_ref())?;
+        let service = self.service.clone();
+        reply(
+            serve_call("files.forget_message_files", meta.trace, async move {
+                service.forget_message_files(&who, &message_id).await
+            })
+            .await,
+        )
     }
 
     async fn room_files(&self, request: Request<JsonCall>) -> Result<Response<JsonReply>, Status> {

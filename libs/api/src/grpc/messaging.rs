@@ -46,6 +46,8 @@ grpc_adapters! {
         (Read, UserTeams, user_teams, [user_id: &str => String], Vec<UserTeam>),
         (Read, History, history, [rid: &str => String, req: HistoryRequest => HistoryRequest], History),
         (Read, RoomMessages, room_messages, [rid: &str => String, page: PageRequest => PageRequest], Page<Message>),
+        (Read, OthersMessages, others_messages, [rid: &str => String, page: PageRequest => PageRequest], Page<Message>),
+        (Read, MentionsInRoom, mentions_in_room, [rid: &str => String, oldest_first: bool => bool, page: PageRequest => PageRequest], Page<Message>),
         (Read, Members, members, [rid: &str => String, filter: MemberFilter => MemberFilter, page: PageRequest => PageRequest], Page<User>),
         (Read, Counters, counters, [rid: &str => String, user_id: Option<String> => Option<String>], Counters),
         (Write, SendMessage, send_message, [msg: NewMessage => NewMessage], Message),
@@ -93,6 +95,7 @@ grpc_adapters! {
         (Write, RelinquishOwnership, relinquish_ownership, [user_id: &str => String, confirm: bool => bool], ()),
         (Read, FindRoom, find_room, [rid: &str => String], Option<Room>),
         (Read, FindRoomByName, find_room_by_name, [name: &str => String], Option<Room>),
+        (Read, AnonymousMessages, anonymous_messages, [room: RoomSelector => RoomSelector, page: PageRequest => PageRequest], Page<Message>),
     }
 }
 

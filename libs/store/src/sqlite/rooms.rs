@@ -93,6 +93,7 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
         update_subscriptions,
         remove_subscriptions,
         delete,
+        keep_last_message,
     } = write;
     let is_new = create.is_some();
     let mut room = match create {
@@ -132,8 +133,10 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
         room.msgs += 1;
         message.seq = room.msgs;
         message.rid = rid.clone();
-        room.lm = Some(message.ts);
-        room.last_message = Some(Box::new(message.clone()));
+        if !keep_last_message {
+            room.lm = Some(message.ts);
+            room.last_message = Some(Box::new(message.clone()));
+        }
         appended.push(message);
     }
     if touches_room {

@@ -1,5 +1,5 @@
-//! DDP methods of personal access tokens (`personalAccessTokens:*`) and slash commands
-//! (`slashCommand`); the method table falls through to here.
+//! DDP methods of personal access tokens (`personalAccessTokens:*`), slash commands
+//! (`slashCommand`) and `saveUserPreferences`; the method table falls through to here.
 
 use apogee_api::TwoFactorProof;
 use apogee_types::{ErrorKind, ServiceError, ServiceResult};
@@ -87,6 +87,72 @@ pub(crate) async fn call(
             crate::commands::run(state, &who, inv).await?;
             Ok(None)
         }
+        "saveUserPreferences" => {
+            let who = ctx.principal.clone().ok_or_else(invalid_user)?;
+            let Some(Value::Object(prefs)) = params.first() else {
+                return Err(ServiceError::invalid("400", "Match failed"));
+            };
+            if !preferences_match(prefs) {
+                return Err(ServiceError::invalid("400", "Match failed"));
+            }
+            state.auth.set_preferences(&who, &who.user_id, prefs.clone()).await?;
+            Ok(Some(Value::Bool(true)))
+        }
         _ => Err(ServiceError::new(ErrorKind::NotFound, "404", format!("Method '{method}' not found"))),
     }
 }
+
+/// `saveUserPreferences`'s `check(settings, Match.ObjectIncluding(keys))`: the known keys must
+/// have their type (other keys pass through).
+fn preferences_match(prefs: &Map<String, Value>) -> bool {
+    const STRINGS: &[&str] = &[
+        "language",
+        "newRoomNotification",
+        "newMessageNotification",
+        "emailNotificationMode",
+        "desktopNotifications",
+        "pushNotifications",
+        "sendOnEnter",
+        "sidebarSortby",
+        "sidebarViewMode",
+        "themeAppearence",
+        "fontSize",
+    ];
+    const NUMBERS: &[&str] = &["clockMode", "notificationsSoundVolume", "idleTimeLimit"];
+    prefs.iter().all(|(key, value)| {
+        if STRINGS.contains(&key.as_str()) {
+            value.is_string()
+        } else if NUMBERS.contains(&key.as_str()) {
+            value.is_number()
+        } else if key == "highlights" {
+            value.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+        } else {
+            !BOOLEANS.contains(&key.as_str()) || value.is_boolean()
+        }
+    })
+}
+
+const BOOLEANS: &[&str] = &[
+    "useEmojis",
+    "convertAsciiEmoji",
+    "saveMobileBandwidth",
+    "collapseMediaByDefault",
+    "autoImageLoad",
+    "unreadAlert",
+    "enableAutoAway",
+    "hideUsernames",
+    "hideRoles",
+    "displayAvatars",
+    "hideFlexTab",
+    "sidebarShowFavorites",
+    "sidebarShowUnread",
+    "sidebarDisplayAvatar",
+    "sidebarGroupByType",
+    "muteFocusedConversations",
+    "omnichannelTranscriptEmail",
+    "omnichannelTranscriptPDF",
+    "omnichannelHideConversationAfterClosing",
+    "notifyCalendarEvents",
+    "enableMobileRinging",
+    "mentionsWithSymbol",
+];

@@ -122,6 +122,12 @@ pub(crate) async fn call(
             let id =
                 params.first().and_then(|m| m.get("_id")).and_then(Value::as_str).ok_or_else(match_failed)?;
             state.messaging.delete_message(&who, None, id).await?;
+            if let Some(files) = &state.files {
+                // The deletion stands either way; the files service's bus consumer retries the files.
+                if let Err(e) = files.forget_message_files(&who, id).await {
+                    tracing::warn!(error = %e, "could not remove the files of a deleted message");
+                }
+            }
             Ok(None)
         }
         "setReaction" => {

@@ -268,6 +268,14 @@ pub(crate) async fn delete(State(state): State<GatewayState>, caller: Caller, Bo
         return Err(ApiError::invalid_params("Match error: roomId and msgId must be strings"));
     };
     let deleted = state.messaging.delete_message(&caller.principal, Some(rid), id).await?;
+    // Rocket.Chat answers once the files are gone too (a `*.files` listing right after must
+    // not show them).
+    if let Some(files) = &state.files {
+        // The deletion stands either way; the files service's bus consumer retries the files.
+        if let Err(e) = files.forget_message_files(&caller.principal, &deleted.id).await {
+            tracing::warn!(error = %e, "could not remove the files of a deleted message");
+        }
+    }
     Ok(ok!(
         "_id" => deleted.id.clone(),
         "ts" => Millis::now().0.to_string(),

@@ -303,7 +303,7 @@ async fn spotlight_rooms(state: &GatewayState, caller: &Caller, text: &str) -> A
         .map(|r| {
             pick(
                 &apogee_rc::room(r, Dates::Iso),
-                &["_id", "t", "name", "fname", "joinCodeRequired", "lastMessage"],
+                &["_id", "t", "name", "fname", "teamMain", "joinCodeRequired", "lastMessage", "prid"],
             )
         })
         .collect())

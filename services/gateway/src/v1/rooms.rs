@@ -60,7 +60,14 @@ pub(crate) async fn resolve(
         return Err(ApiError::typed("error-room-param-not-provided", message));
     }
     let selector = RoomSelector { id, name, family: Some(family.t) };
-    Ok(state.messaging.room_info(who, selector).await?)
+    match state.messaging.room_info(who, selector).await {
+        // `findDirectMessageRoom` (`getRoomByNameOrIdWithOptionToJoin`) names neither the room
+        // nor its absence: any id that is not a direct message is an `invalid-channel`.
+        Err(e) if family.t == RoomType::Direct && e.kind == apogee_types::ErrorKind::NotFound => {
+            Err(ApiError::typed("invalid-channel", ""))
+        }
+        other => Ok(other?),
+    }
 }
 
 fn room_json(room: &Room) -> Value {
@@ -243,9 +250,26 @@ pub(crate) async fn kick(
     caller: Caller,
     Body(body): Body,
 ) -> ApiResult {
-    let room = resolve(&state, f, &caller.principal, &body).await?;
-    let room = state.messaging.remove_member(&caller.principal, &room.id, target_user(&body)?).await?;
-    Ok(one(f, &room))
+    // Rocket.Chat finds the room by id without checking access here: whoever may kick from any
+    // room need not be able to read it, and the service decides.
+    let rid = match body_str(&body, "roomId").filter(|id| !id.is_empty()) {
+        Some(id) => match state.messaging.find_room(id).await? {
+            Some(room) if room.t == f.t => room.id,
+            _ => return Err(ApiError(room_not_found(f))),
+        },
+        None => resolve(&state, f, &caller.principal, &body).await?.id,
+    };
+    let room = state.messaging.remove_member(&caller.principal, &rid, target_user(&body)?).await?;
+    // `groups.kick` answers with `success` alone.
+    if f.t == RoomType::Group { Ok(ok!()) } else { Ok(one(f, &room)) }
+}
+
+fn room_not_found(f: Family) -> apogee_types::ServiceError {
+    let what = if f.t == RoomType::Group { "group" } else { "channel" };
+    apogee_types::ServiceError::invalid(
+        "error-room-not-found",
+        format!("The required \"roomId\" or \"roomName\" param provided does not match any {what}"),
+    )
 }
 
 /// `*.history`, with 6.14's per-family parsing: `groups.history` counts 20 by default without

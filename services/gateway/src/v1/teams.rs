@@ -345,6 +345,14 @@ async fn to_team(state: GatewayState, family: Family, caller: Caller, body: Map<
     } else {
         ("roomId", "roomName")
     };
+    // `channels.convertToTeam` validates its body against a `oneOf` of `{channelId}` and
+    // `{channelName}`, each without other properties; `groups.convertToTeam` validates nothing.
+    if family.t == apogee_types::RoomType::Channel {
+        let one_string = |key: &str| body.len() == 1 && body.get(key).is_some_and(Value::is_string);
+        if !(one_string(id_key) || one_string(name_key)) {
+            return Err(ApiError::invalid_params("must match exactly one schema in oneOf"));
+        }
+    }
     let mut params = Map::new();
     if let Some(id) = body_str(&body, id_key) {
         params.insert("roomId".into(), id.into());
