@@ -186,6 +186,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/rooms.isMember", get(rooms_extra::is_member))
         .route("/api/v1/rooms.saveRoomSettings", post(rooms_extra::save_room_settings))
         .route("/api/v1/rooms.muteUser", post(rooms_extra::mute_user))
+        .route("/api/v1/rooms.cleanHistory", post(rooms_extra::clean_history))
         .route("/api/v1/rooms.unmuteUser", post(rooms_extra::unmute_user))
         .route("/api/v1/rooms.adminRooms", get(rooms_extra::admin_rooms))
         .route("/api/v1/rooms.autocomplete.adminRooms", get(rooms_extra::autocomplete_admin_rooms))

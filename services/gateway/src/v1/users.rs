@@ -93,7 +93,12 @@ pub(crate) async fn info(
     let full = user.id == caller.principal.user_id
         || state.auth.roles_have_permission(&caller.principal.roles, "view-full-other-user-info").await?;
     let mut shown = apogee_rc::user_public(&user, Dates::Iso, full);
-    if truthy(query.get("includeUserRooms").map(String::as_str)) {
+    // `fields={"userRooms":1}` is how Rocket.Chat asks; `includeUserRooms` is the older flag.
+    let user_rooms = query
+        .get("fields")
+        .and_then(|f| serde_json::from_str::<Value>(f).ok())
+        .is_some_and(|f| f["userRooms"].as_i64() == Some(1));
+    if user_rooms || truthy(query.get("includeUserRooms").map(String::as_str)) {
         // Refused when the caller may not see the user's rooms: the rest of the answer stands.
         if let Ok(subs) = state.messaging.user_subscriptions(&caller.principal, &user.id).await {
             let mut rooms: Vec<Value> = subs
