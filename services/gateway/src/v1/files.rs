@@ -409,10 +409,55 @@ fn bad_multipart_request(e: MultipartRejection) -> ApiError {
     ApiError::typed("error-invalid-body", format!("Invalid multipart body: {}", e.body_text()))
 }
 
-async fn set_avatar_multipart(state: &GatewayState, who: &Principal, multipart: Multipart) -> ApiResult {
+/// Largest avatar image held in memory while the parts after it are read (see below).
+const HELD_AVATAR_MAX: usize = 16 * 1024 * 1024;
+
+/// The image streams to the files service when `userId`/`username` came before it. A form that
+/// sends the image first may still name the user after it (Rocket.Chat reads the whole form
+/// before acting), so such an image is held, up to [`HELD_AVATAR_MAX`], until the form ends.
+async fn set_avatar_multipart(state: &GatewayState, who: &Principal, mut multipart: Multipart) -> ApiResult {
     let files = files(state)?;
-    let (stored, _) = read_upload(multipart, "image", Target::Avatar { files, who }).await?;
-    stored.ok_or_else(|| ApiError::typed("error-invalid-field", "Invalid field: image"))?;
+    let mut fields = Map::new();
+    let mut held: Option<(Option<String>, Vec<u8>)> = None;
+    let mut stored = false;
+    while let Some(mut field) = multipart.next_field().await.map_err(bad_multipart)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let got_image = stored || held.is_some();
+        if field.file_name().is_some() && got_image {
+            return Err(ApiError::failure("Just 1 file is allowed"));
+        }
+        if field.file_name().is_some() && name != "image" {
+            return Err(ApiError::typed("invalid-field", ""));
+        }
+        if name != "image" || got_image {
+            let text = read_text(field).await?;
+            fields.insert(name, Value::String(text));
+        } else if user_selector(&fields).is_some() {
+            pump(field, &Target::Avatar { files, who }, &fields).await?;
+            stored = true;
+        } else {
+            let content_type = field.content_type().map(str::to_owned);
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+                if bytes.len() + chunk.len() > HELD_AVATAR_MAX {
+                    return Err(ApiError::typed(
+                        "error-file-too-large",
+                        format!("File exceeds allowed size of {HELD_AVATAR_MAX} bytes"),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            held = Some((content_type, bytes));
+        }
+    }
+    if let Some((content_type, bytes)) = held {
+        let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(Bytes::from(bytes))]));
+        files.set_avatar(who, user_selector(&fields), content_type, body).await?;
+        stored = true;
+    }
+    if !stored {
+        return Err(ApiError::typed("error-invalid-field", "Invalid field: image"));
+    }
     Ok(ok!())
 }
 
@@ -448,4 +493,54 @@ pub(crate) async fn get_avatar(
         response.headers_mut().insert(header::LOCATION, v);
     }
     Ok(response)
+}
+
+/// `GET rooms.images?roomId=&startingFromId=&offset=&count=`: the room's images (uploads of
+/// `typeGroup: image`), newest first; with `startingFromId`, those uploaded no later than that
+/// one, which leads the list.
+pub(crate) async fn room_images(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
+    let files = files(&state)?;
+    let Some(rid) = query.get("roomId") else {
+        return Err(ApiError::invalid_params("must have required property 'roomId'"));
+    };
+    let page = page(&state, &query).await?;
+    if state.messaging.find_room(rid).await?.is_none() {
+        return Err(ApiError(ServiceError::unauthorized()));
+    }
+    // The files service lists a room's uploads; the images are picked out here, so the whole
+    // list is read (rooms.images pages over images only).
+    let all = apogee_types::PageRequest { offset: 0, count: None };
+    let listed = files.room_files(&caller.principal, rid, None, all).await.map_err(|e| match e.kind {
+        apogee_types::ErrorKind::PermissionDenied
+        | apogee_types::ErrorKind::NotFound
+        | apogee_types::ErrorKind::InvalidArgument => ApiError(ServiceError::unauthorized()),
+        _ => ApiError(e),
+    })?;
+    let uploaded_at = |f: &Value| f["uploadedAt"].as_str().map(str::to_owned).unwrap_or_default();
+    let mut images: Vec<Value> =
+        listed.items.into_iter().filter(|f| f["typeGroup"] == "image" && f["_hidden"] != true).collect();
+    images.sort_by_key(|f| std::cmp::Reverse(uploaded_at(f)));
+    let initial = query
+        .get("startingFromId")
+        .filter(|id| !id.is_empty())
+        .and_then(|id| images.iter().find(|f| f["_id"] == id.as_str()).cloned());
+    if let Some(initial) = &initial {
+        let until = uploaded_at(initial);
+        images.retain(|f| uploaded_at(f) <= until);
+    }
+    let total = images.len();
+    let offset = usize::try_from(page.offset).unwrap_or(usize::MAX);
+    let take = page.count.map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
+    let mut shown: Vec<Value> = images.into_iter().skip(offset).take(take).collect();
+    if let Some(initial) = initial
+        && !shown.iter().any(|f| f["_id"] == initial["_id"])
+    {
+        shown.insert(0, initial);
+    }
+    let count = page.count.map_or(Value::from(0), Value::from);
+    Ok(ok!("files" => shown, "count" => count, "offset" => page.offset, "total" => total))
 }
