@@ -304,3 +304,38 @@ async fn users_info_rooms_and_services_users_list_rule_and_set_status_needs_a_fi
     assert_eq!(body["error"], "Match error: Failed Match.OneOf, Match.Maybe or Match.Optional validation");
     alice.ok_post("users.setStatus", json!({"message": "away for lunch"})).await;
 }
+
+#[tokio::test]
+async fn discussions_take_any_display_name_and_are_private_inside_a_private_team() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let rid = admin.ok_post("channels.create", json!({"name": "open"})).await["channel"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let discussion =
+        admin.ok_post("rooms.createDiscussion", json!({"prid": rid, "t_name": "talk"})).await["discussion"]
+            .clone();
+    assert_eq!(discussion["t"], "c");
+    let did = discussion["_id"].as_str().unwrap().to_owned();
+    let name = discussion["name"].clone();
+
+    // A discussion's new name is its display name only, spaces and all.
+    admin.ok_post("rooms.saveRoomSettings", json!({"rid": did, "roomName": "talk with spaces"})).await;
+    let info = admin.ok_get(&format!("rooms.info?roomId={did}")).await;
+    assert_eq!((&info["room"]["fname"], &info["room"]["name"]), (&json!("talk with spaces"), &name));
+    let sub = admin.ok_get(&format!("subscriptions.getOne?roomId={did}")).await;
+    assert_eq!(sub["subscription"]["fname"], "talk with spaces");
+    // A channel's name is still checked.
+    assert_error(
+        &admin.post("rooms.saveRoomSettings", json!({"rid": rid, "roomName": "with spaces"})).await,
+        400,
+        Some("error-invalid-room-name"),
+    );
+
+    // Under a public channel of a private team, the discussion is private.
+    let team = admin.ok_post("teams.create", json!({"name": "hidden", "type": 1})).await["team"].clone();
+    admin.ok_post("teams.addRooms", json!({"teamId": team["_id"], "rooms": [rid]})).await;
+    let inner = admin.ok_post("rooms.createDiscussion", json!({"prid": rid, "t_name": "inner"})).await;
+    assert_eq!(inner["discussion"]["t"], "p");
+}
