@@ -97,11 +97,13 @@ impl Messaging {
     async fn window(&self, room: &Room, req: &CleanHistory) -> ServiceResult<Vec<Message>> {
         let users: HashSet<&str> = req.from_users.iter().map(String::as_str).collect();
         let keep = |m: &Message| {
-            (!req.files_only || has_file(m))
-                && !(req.exclude_pinned && m.extra.get("pinned").and_then(Value::as_bool) == Some(true))
-                && !(req.ignore_discussion && drid(m).is_some())
-                && !(req.ignore_threads && is_thread(m))
-                && (users.is_empty() || users.contains(m.u.username.as_str()))
+            let pinned = m.extra.get("pinned").and_then(Value::as_bool) == Some(true);
+            let skipped = (req.files_only && !has_file(m))
+                || (req.exclude_pinned && pinned)
+                || (req.ignore_discussion && drid(m).is_some())
+                || (req.ignore_threads && is_thread(m))
+                || (!users.is_empty() && !users.contains(m.u.username.as_str()));
+            !skipped
         };
         let limit = usize::try_from(req.limit).unwrap_or(usize::MAX);
         let mut found = Vec::new();
