@@ -305,6 +305,9 @@ pub trait AuthService: Send + Sync + 'static {
         name: &str,
         proof: TwoFactorProof,
     ) -> ServiceResult<()>;
+    /// The caller's own login tokens, resume and personal (`users.info` on oneself shows them
+    /// under `services.resume`, as hashes).
+    async fn own_login_tokens(&self, who: &Principal) -> ServiceResult<Vec<apogee_types::LoginToken>>;
     /// `users.getPersonalAccessTokens`: the caller's personal tokens, oldest first.
     async fn personal_tokens(&self, who: &Principal) -> ServiceResult<Vec<PersonalToken>>;
     /// Records the user's new avatar (`None`: back to the generated one) and tells every logged-in

@@ -177,6 +177,26 @@ pub struct CreateDiscussion {
     pub topic: Option<String>,
 }
 
+/// `rooms.cleanHistory`: which messages of a room to prune.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CleanHistory {
+    pub latest: Millis,
+    pub oldest: Millis,
+    /// The bounds themselves are in the window.
+    pub inclusive: bool,
+    /// At most this many messages (0: all).
+    pub limit: u64,
+    pub exclude_pinned: bool,
+    /// Only strip the files of the messages, which stay.
+    pub files_only: bool,
+    /// Leave thread roots and replies alone.
+    pub ignore_threads: bool,
+    /// Leave discussion-created messages (and their discussions) alone.
+    pub ignore_discussion: bool,
+    /// Only messages sent by these usernames (all senders when empty).
+    pub from_users: Vec<String>,
+}
+
 /// Rooms, subscriptions and messages.
 #[async_trait]
 pub trait MessagingService: Send + Sync + 'static {
@@ -462,6 +482,11 @@ pub trait MessagingService: Send + Sync + 'static {
         user: UserSelector,
         muted: bool,
     ) -> ServiceResult<()>;
+
+    /// Prunes a room's messages (`rooms.cleanHistory`); needs access to the room and
+    /// `clean-channel-history` in it. Answers how many were removed (with `files_only`, how many
+    /// lost their files).
+    async fn clean_history(&self, who: &Principal, rid: &str, req: CleanHistory) -> ServiceResult<u64>;
 
     /// Thread roots of a room, most recent reply first; `text` narrows by the root's text
     /// (`chat.getThreadsList`, DDP `getThreadsList`).

@@ -421,6 +421,10 @@ impl AuthService for Auth {
         self.remove_personal_token_impl(who, name, proof).await
     }
 
+    async fn own_login_tokens(&self, who: &Principal) -> ServiceResult<Vec<apogee_types::LoginToken>> {
+        self.store.login_tokens_of_user(&who.user_id).await.map_err(store_error)
+    }
+
     async fn personal_tokens(&self, who: &Principal) -> ServiceResult<Vec<PersonalToken>> {
         self.personal_tokens_impl(who).await
     }

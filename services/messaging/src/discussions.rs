@@ -73,7 +73,21 @@ impl Messaging {
 
         let now = Millis::now();
         let creator = who.user_ref();
-        let t = if parent.t == RoomType::Channel { RoomType::Channel } else { RoomType::Group };
+        // Public only under a public channel outside any private team.
+        let in_private_team = match &parent.team_id {
+            Some(team_id) => self
+                .store
+                .team_by_id(team_id)
+                .await
+                .map_err(store_error)?
+                .is_some_and(|team| team.kind == apogee_types::TEAM_PRIVATE),
+            None => false,
+        };
+        let t = if parent.t == RoomType::Channel && !in_private_team {
+            RoomType::Channel
+        } else {
+            RoomType::Group
+        };
         let mut room = Room::new(random_id(), t, Some(random_id()), Some(creator.clone()), now);
         room.fname = Some(req.name.clone());
         room.topic = req.topic.filter(|t| !t.is_empty()).or_else(|| parent.name.clone());

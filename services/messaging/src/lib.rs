@@ -10,6 +10,7 @@
 
 mod access;
 mod badwords;
+mod clean;
 mod content;
 mod discussions;
 mod edits;

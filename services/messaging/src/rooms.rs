@@ -539,7 +539,8 @@ impl Messaging {
                 if room.t == RoomType::Direct {
                     return Err(ServiceError::not_allowed("Not allowed"));
                 }
-                if room.name.as_deref() != Some(name.as_str()) {
+                // A discussion's name is only its display name (`fname`): any text goes.
+                if room.prid.is_none() && room.name.as_deref() != Some(name.as_str()) {
                     self.validate_room_name(name).await?;
                 }
             }
@@ -553,6 +554,7 @@ impl Messaging {
         }
         let now = Millis::now();
         let me = who.user_ref();
+        let discussion = room.prid.is_some();
         let mut write = RoomWrite::new(rid);
         let system = |t: &str, msg: &str| system_message(rid, t, msg, &me, now);
         match change.clone() {
@@ -573,7 +575,9 @@ impl Messaging {
                     write.update_subscriptions.push((
                         sub.u.id.clone(),
                         Box::new(move |s: &mut Subscription, _: &Room| {
-                            s.name = name.clone();
+                            if !discussion {
+                                s.name = name.clone();
+                            }
                             s.fname = Some(name);
                         }),
                     ));
@@ -631,6 +635,7 @@ impl Messaging {
                 RoomChange::Topic(t) => room.topic = Some(t),
                 RoomChange::Description(t) | RoomChange::Purpose(t) => room.description = Some(t),
                 RoomChange::Announcement(t) => room.announcement = Some(t),
+                RoomChange::Name(n) if discussion => room.fname = Some(n),
                 RoomChange::Name(n) => {
                     room.fname = Some(n.clone());
                     room.name = Some(n);

@@ -1,9 +1,9 @@
 use std::sync::Arc;
 
 use apogee_api::{
-    AuthClient, Changes, Counters, CreateDiscussion, CreateRoom, History, HistoryRequest, MarkedMessages,
-    MemberFilter, MessagingService, NewMessage, RoomChange, RoomListScope, RoomSelector, ThreadListKind,
-    UserSelector,
+    AuthClient, Changes, CleanHistory, Counters, CreateDiscussion, CreateRoom, History, HistoryRequest,
+    MarkedMessages, MemberFilter, MessagingService, NewMessage, RoomChange, RoomListScope, RoomSelector,
+    ThreadListKind, UserSelector,
 };
 use apogee_api::{
     CreateTeam, TeamDissolve, TeamListItem, TeamMemberFilter, TeamMemberInfo, TeamMemberParams,
@@ -484,6 +484,10 @@ impl MessagingService for Messaging {
         muted: bool,
     ) -> ServiceResult<()> {
         self.set_muted_impl(who, rid, user, muted).await
+    }
+
+    async fn clean_history(&self, who: &Principal, rid: &str, req: CleanHistory) -> ServiceResult<u64> {
+        self.clean_history_impl(who, rid, req).await
     }
 
     async fn threads(

@@ -43,6 +43,7 @@ fn invalid_room() -> ServiceError {
 fn unchanged(room: &Room, change: &RoomChange) -> bool {
     let same_text = |current: &Option<String>, new: &String| current.as_deref().unwrap_or_default() == new;
     match change {
+        RoomChange::Name(n) if room.prid.is_some() => room.fname.as_ref() == Some(n),
         RoomChange::Name(n) => room.name.as_ref() == Some(n),
         RoomChange::Topic(t) => same_text(&room.topic, t),
         RoomChange::Description(t) | RoomChange::Purpose(t) => same_text(&room.description, t),

@@ -46,6 +46,7 @@ grpc_adapters! {
         (Write, RegeneratePersonalToken, regenerate_personal_token, [name: &str => String, proof: TwoFactorProof => TwoFactorProof], String),
         (Write, RemovePersonalToken, remove_personal_token, [name: &str => String, proof: TwoFactorProof => TwoFactorProof], ()),
         (Read, PersonalTokens, personal_tokens, [], Vec<PersonalToken>),
+        (Read, OwnLoginTokens, own_login_tokens, [], Vec<apogee_types::LoginToken>),
         (Write, DeactivateIdle, deactivate_idle, [days_idle: i64 => i64, role: &str => String], u64),
         (Write, RemoveOtherTokens, remove_other_tokens, [token: &str => String, keep_personal: bool => bool], Option<apogee_types::Millis>),
         (Write, CreateIntegration, create_integration, [input: IntegrationInput => IntegrationInput], Integration),

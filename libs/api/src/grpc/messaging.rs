@@ -75,6 +75,7 @@ grpc_adapters! {
         (Read, IsMember, is_member, [rid: &str => String, user: UserSelector => UserSelector], bool),
         (Write, SaveRoomSettings, save_room_settings, [rid: &str => String, changes: Vec<RoomChange> => Vec<RoomChange>], ()),
         (Write, SetMuted, set_muted, [rid: &str => String, user: UserSelector => UserSelector, muted: bool => bool], ()),
+        (Write, CleanHistory, clean_history, [rid: &str => String, req: CleanHistory => CleanHistory], u64),
         (Read, Threads, threads, [rid: &str => String, kind: ThreadListKind => ThreadListKind, text: Option<String> => Option<String>, page: PageRequest => PageRequest], Page<Message>),
         (Read, ThreadMessages, thread_messages, [tmid: &str => String, page: PageRequest => PageRequest], Page<Message>),
         (Read, SyncThreads, sync_threads, [rid: &str => String, since: Millis => Millis], Changes<Message>),

@@ -390,7 +390,8 @@ pub(crate) async fn room_images(
     let page = page(&state, &query).await?;
     let starting_from = query.get("startingFromId").filter(|s| !s.is_empty()).cloned();
     let found = files.room_images(&caller.principal, &rid, starting_from, page).await?;
-    let count = found.items.len();
+    // Rocket.Chat answers the page size asked for as `count`.
+    let count = page.count.unwrap_or(found.items.len() as u64);
     Ok(ok!("files" => found.items, "count" => count, "offset" => found.offset, "total" => found.total))
 }
 
@@ -462,10 +463,55 @@ fn bad_multipart_request(e: MultipartRejection) -> ApiError {
     ApiError::typed("error-invalid-body", format!("Invalid multipart body: {}", e.body_text()))
 }
 
-async fn set_avatar_multipart(state: &GatewayState, who: &Principal, multipart: Multipart) -> ApiResult {
+/// Largest avatar image held in memory while the parts after it are read (see below).
+const HELD_AVATAR_MAX: usize = 16 * 1024 * 1024;
+
+/// The image streams to the files service when `userId`/`username` came before it. A form that
+/// sends the image first may still name the user after it (Rocket.Chat reads the whole form
+/// before acting), so such an image is held, up to [`HELD_AVATAR_MAX`], until the form ends.
+async fn set_avatar_multipart(state: &GatewayState, who: &Principal, mut multipart: Multipart) -> ApiResult {
     let files = files(state)?;
-    let (stored, _) = read_upload(multipart, "image", Target::Avatar { files, who }).await?;
-    stored.ok_or_else(|| ApiError::typed("error-invalid-field", "Invalid field: image"))?;
+    let mut fields = Map::new();
+    let mut held: Option<(Option<String>, Vec<u8>)> = None;
+    let mut stored = false;
+    while let Some(mut field) = multipart.next_field().await.map_err(bad_multipart)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let got_image = stored || held.is_some();
+        if field.file_name().is_some() && got_image {
+            return Err(ApiError::failure("Just 1 file is allowed"));
+        }
+        if field.file_name().is_some() && name != "image" {
+            return Err(ApiError::typed("invalid-field", ""));
+        }
+        if name != "image" || got_image {
+            let text = read_text(field).await?;
+            fields.insert(name, Value::String(text));
+        } else if user_selector(&fields).is_some() {
+            pump(field, &Target::Avatar { files, who }, &fields).await?;
+            stored = true;
+        } else {
+            let content_type = field.content_type().map(str::to_owned);
+            let mut bytes = Vec::new();
+            while let Some(chunk) = field.chunk().await.map_err(bad_multipart)? {
+                if bytes.len() + chunk.len() > HELD_AVATAR_MAX {
+                    return Err(ApiError::typed(
+                        "error-file-too-large",
+                        format!("File exceeds allowed size of {HELD_AVATAR_MAX} bytes"),
+                    ));
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+            held = Some((content_type, bytes));
+        }
+    }
+    if let Some((content_type, bytes)) = held {
+        let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(Bytes::from(bytes))]));
+        files.set_avatar(who, user_selector(&fields), content_type, body).await?;
+        stored = true;
+    }
+    if !stored {
+        return Err(ApiError::typed("error-invalid-field", "Invalid field: image"));
+    }
     Ok(ok!())
 }
 

@@ -49,7 +49,7 @@ pub(crate) async fn set_status(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            return Err(ApiError::invalid_params(
+            return Err(ApiError::failure(
                 "Match error: Failed Match.OneOf, Match.Maybe or Match.Optional validation",
             ));
         }
@@ -58,13 +58,13 @@ pub(crate) async fn set_status(
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => {
-            return Err(ApiError::invalid_params(
+            return Err(ApiError::failure(
                 "Match error: Failed Match.OneOf, Match.Maybe or Match.Optional validation",
             ));
         }
     };
     if status.is_none() && message.is_none() {
-        return Err(ApiError::invalid_params(
+        return Err(ApiError::failure(
             "Match error: Failed Match.OneOf, Match.Maybe or Match.Optional validation",
         ));
     }

@@ -592,5 +592,72 @@ pub(crate) async fn rooms_info(
                 }
             },
         )?;
-    Ok(ok!("room" => room_json(&room)))
+    let fields = match query.get("fields") {
+        None => None,
+        Some(f) => Some(
+            serde_json::from_str::<Map<String, Value>>(f)
+                .map_err(|_| ApiError::typed("error-invalid-fields", "Invalid fields parameter"))?,
+        ),
+    };
+    let mut body = Map::new();
+    let mut json_room = room_json(&room);
+    if let (Some(fields), Value::Object(doc)) = (&fields, &mut json_room) {
+        project(doc, fields);
+    }
+    body.insert("room".into(), json_room);
+    // A discussion's parent room, else the team's main room (Rocket.Chat's `Team.getRoomInfo`).
+    let mut parent = match &room.prid {
+        Some(prid) => state.messaging.find_room(prid).await?.map(|p| {
+            let mut v = summary(&p);
+            v["prid"] = json!(p.prid);
+            v["u"] = json!(p.u);
+            v
+        }),
+        None => None,
+    };
+    if let Some(team_id) = &room.team_id {
+        let selector = apogee_api::TeamSelector { id: Some(team_id.clone()), name: None };
+        match state.messaging.team_info(&caller.principal, selector).await {
+            Ok(team) => {
+                body.insert(
+                    "team".into(),
+                    json!({"_id": team.id, "name": team.name, "roomId": team.room_id, "type": team.kind}),
+                );
+                if !room.team_main && parent.is_none() {
+                    parent = state.messaging.find_room(&team.room_id).await?.map(|m| summary(&m));
+                }
+            }
+            // A team the caller may not see is left out; the room itself was readable.
+            Err(e)
+                if matches!(
+                    e.kind,
+                    apogee_types::ErrorKind::Unauthenticated
+                        | apogee_types::ErrorKind::PermissionDenied
+                        | apogee_types::ErrorKind::NotFound
+                ) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(parent) = parent {
+        body.insert("parent".into(), parent);
+    }
+    Ok(success(body))
+}
+
+/// `{_id, name, fname, t}` of a room, as `rooms.info` shows a parent.
+fn summary(room: &Room) -> Value {
+    json!({"_id": room.id, "name": room.name, "fname": room.fname, "t": room.t})
+}
+
+/// A Mongo-style projection: `{a: 1}` keeps `_id` and `a`, `{a: 0}` drops `a`.
+fn project(doc: &mut Map<String, Value>, fields: &Map<String, Value>) {
+    let on = |v: &Value| v.as_i64().is_some_and(|n| n != 0) || v.as_bool() == Some(true);
+    if fields.values().any(on) {
+        let keep_id = fields.get("_id").is_none_or(on);
+        doc.retain(|k, _| fields.get(k).is_some_and(on) || (k == "_id" && keep_id));
+    } else {
+        for key in fields.keys() {
+            doc.remove(key);
+        }
+    }
 }

@@ -457,3 +457,75 @@ pub(crate) async fn unmute_user(
 ) -> ApiResult {
     mute(state, caller, body, false).await
 }
+
+/// `POST rooms.cleanHistory {roomId, latest, oldest, inclusive?, limit?, excludePinned?,
+/// filesOnly?, ignoreThreads?, ignoreDiscussion?, users?}`: `{_id, count}`.
+pub(crate) async fn clean_history(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
+    const KNOWN: [&str; 10] = [
+        "roomId",
+        "latest",
+        "oldest",
+        "inclusive",
+        "excludePinned",
+        "filesOnly",
+        "users",
+        "limit",
+        "ignoreDiscussion",
+        "ignoreThreads",
+    ];
+    for key in ["roomId", "latest", "oldest"] {
+        crate::extract::require_str(&body, key)?;
+    }
+    if body.keys().any(|k| !KNOWN.contains(&k.as_str())) {
+        return Err(ApiError::invalid_params("must NOT have additional properties"));
+    }
+    let flag = |key: &str| -> ApiResult<bool> {
+        match body.get(key) {
+            None => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(ApiError::invalid_params(format!("must be boolean: '{key}'"))),
+        }
+    };
+    let (inclusive, exclude_pinned, files_only) =
+        (flag("inclusive")?, flag("excludePinned")?, flag("filesOnly")?);
+    let (ignore_threads, ignore_discussion) = (flag("ignoreThreads")?, flag("ignoreDiscussion")?);
+    let limit = match body.get("limit") {
+        None => 0,
+        Some(Value::Number(n)) => n.as_f64().filter(|n| *n > 0.0).map_or(0, |n| n as u64),
+        Some(_) => return Err(ApiError::invalid_params("must be number: 'limit'")),
+    };
+    let from_users = match body.get("users") {
+        None => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|u| u.as_str().map(str::to_owned))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ApiError::invalid_params("must be string: 'users'"))?,
+        Some(_) => return Err(ApiError::invalid_params("must be array: 'users'")),
+    };
+    let rid = body_str(&body, "roomId").unwrap_or_default();
+    let room = state.messaging.find_room(rid).await?.ok_or_else(not_found)?;
+    let date = |key: &str| -> ApiResult<apogee_types::Millis> {
+        body.get(key)
+            .filter(|v| v.as_str().is_some_and(|s| !s.is_empty()))
+            .and_then(apogee_rc::parse_date)
+            .ok_or_else(|| ApiError::failure(format!("Body parameter \"{key}\" is required.")))
+    };
+    let req = apogee_api::CleanHistory {
+        latest: date("latest")?,
+        oldest: date("oldest")?,
+        inclusive,
+        limit,
+        exclude_pinned,
+        files_only,
+        ignore_threads,
+        ignore_discussion,
+        from_users,
+    };
+    let count = state.messaging.clean_history(&caller.principal, &room.id, req).await?;
+    Ok(ok!("_id" => room.id, "count" => count))
+}

@@ -93,7 +93,35 @@ pub(crate) async fn info(
     let full = user.id == caller.principal.user_id
         || state.auth.roles_have_permission(&caller.principal.roles, "view-full-other-user-info").await?;
     let mut shown = apogee_rc::user_public(&user, Dates::Iso, full);
-    if truthy(query.get("includeUserRooms").map(String::as_str)) {
+    if user.id == caller.principal.user_id {
+        // Oneself also sees one's `services`: whether a password is set, and the login tokens'
+        // hashes (`getFullUserData` with `services` projected for `myself`).
+        let tokens = state.auth.own_login_tokens(&caller.principal).await?;
+        let login_tokens: Vec<Value> = tokens
+            .iter()
+            .map(|t| {
+                let mut v =
+                    serde_json::json!({"hashedToken": t.hashed_token, "when": apogee_rc::iso(t.created_at)});
+                if let Some(name) = &t.name {
+                    v["type"] = "personalAccessToken".into();
+                    v["name"] = name.clone().into();
+                }
+                v
+            })
+            .collect();
+        let mut services = Map::new();
+        if user.password_bcrypt.is_some() {
+            services.insert("password".into(), true.into());
+        }
+        services.insert("resume".into(), serde_json::json!({ "loginTokens": login_tokens }));
+        shown["services"] = Value::Object(services);
+    }
+    // `fields={"userRooms":1}` is how Rocket.Chat asks; `includeUserRooms` is the older flag.
+    let user_rooms = query
+        .get("fields")
+        .and_then(|f| serde_json::from_str::<Value>(f).ok())
+        .is_some_and(|f| f["userRooms"].as_i64() == Some(1));
+    if user_rooms || truthy(query.get("includeUserRooms").map(String::as_str)) {
         // Refused when the caller may not see the user's rooms: the rest of the answer stands.
         if let Ok(subs) = state.messaging.user_subscriptions(&caller.principal, &user.id).await {
             let mut rooms: Vec<Value> = subs
@@ -118,6 +146,13 @@ pub(crate) async fn list(
     Query(query): Query,
 ) -> ApiResult {
     let page = page(&state, &query).await?;
+    // Off by default; when on, `users.list` is for those who may see outside their rooms
+    // (spotlight and the directory apply `view-outside-room` their own way).
+    if state.auth.setting_bool("API_Apply_permission_view-outside-room_on_users-list", false).await
+        && !state.auth.roles_have_permission(&caller.principal.roles, "view-outside-room").await?
+    {
+        return Err(ApiError(ServiceError::unauthorized()));
+    }
     let text = query.get("text").or_else(|| query.get("filter")).filter(|t| !t.is_empty()).cloned();
     let found =
         state.auth.list_users(&caller.principal, UserListQuery { text, page: Some(page) }, page).await?;

@@ -318,3 +318,94 @@ fn conditions_match(conditions: &Value, user: &Value) -> bool {
         field => user.get(field) == Some(value),
     })
 }
+
+/// `GET users.getUsernameSuggestion`: `{result}`, the first free name among those made from the
+/// caller's name and verified e-mails, else `<Accounts_DefaultUsernamePrefixSuggestion>-<n>`.
+pub(crate) async fn username_suggestion(State(state): State<GatewayState>, caller: Caller) -> ApiResult {
+    let user = state.auth.me(&caller.principal).await?;
+    let slugify = state.auth.setting_bool("UTF8_Names_Slugify", true).await;
+    let name = |s: &str| if slugify { slug(s) } else { s.to_owned() };
+    let mut candidates = Vec::new();
+    if let Some(full) = user.name.as_deref().filter(|n| !n.is_empty()) {
+        candidates.push(name(full));
+        let parts: Vec<&str> = full.split(' ').collect();
+        if let (Some(first), Some(last)) = (parts.first(), parts.last())
+            && parts.len() > 1
+        {
+            let initial = |s: &str| s.chars().next().map(String::from).unwrap_or_default();
+            candidates.push(name(&format!("{}{last}", initial(first))));
+            candidates.push(name(&format!("{first}{}", initial(last))));
+        }
+    }
+    for email in user.emails.iter().filter(|e| e.verified) {
+        let (local, domain) = email.address.split_once('@').unwrap_or((&email.address, ""));
+        candidates.push(slug(local));
+        let host: String = domain.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+        if !host.is_empty() {
+            candidates.push(slug(&format!("{local}.{host}")));
+        }
+    }
+    candidates.retain(|c| !c.is_empty());
+    for candidate in &candidates {
+        if username_free(&state, candidate).await? {
+            return Ok(ok!("result" => candidate.clone()));
+        }
+    }
+    let base = match candidates.into_iter().next() {
+        Some(first) => first,
+        None => {
+            state.auth.setting_string("Accounts_DefaultUsernamePrefixSuggestion").await.unwrap_or_default()
+        }
+    };
+    // Bounded: a name with this many taken numbered variants gets no suggestion.
+    for n in 0..10_000 {
+        let candidate = format!("{base}-{n}");
+        if username_free(&state, &candidate).await? {
+            return Ok(ok!("result" => candidate));
+        }
+    }
+    Ok(ok!())
+}
+
+async fn username_free(state: &GatewayState, name: &str) -> Result<bool, ApiError> {
+    if name.is_empty() || name == "all" {
+        return Ok(false);
+    }
+    Ok(state.auth.find_user(apogee_api::UserSelector::Username(name.to_owned())).await?.is_none())
+}
+
+/// Rocket.Chat's username slug (limax with `.` between words, then only `[0-9a-z-_.]`): words
+/// of letters or digits, lower-cased, joined by dots, digits split from letters.
+fn slug(text: &str) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let mut digits = false;
+    for c in text.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            if !current.is_empty() && digits != c.is_ascii_digit() {
+                words.push(std::mem::take(&mut current));
+            }
+            digits = c.is_ascii_digit();
+            current.push(c);
+        } else if !current.is_empty() && !c.is_alphanumeric() {
+            words.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words.join(".")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slug;
+
+    #[test]
+    fn slugs_like_rocket_chat() {
+        assert_eq!(slug("John Smith"), "john.smith");
+        assert_eq!(slug("  Ana-Maria  O'Neil "), "ana.maria.o.neil");
+        assert_eq!(slug("user42"), "user.42");
+        assert_eq!(slug("!!!"), "");
+    }
+}
