@@ -851,7 +851,7 @@ async fn room_images_list_a_rooms_pictures() {
     let ids: Vec<&str> =
         listed["files"].as_array().unwrap().iter().map(|f| f["_id"].as_str().unwrap()).collect();
     assert_eq!(ids, [second.as_str(), first.as_str()], "images only, no thumbnail, newest first: {listed}");
-    assert_eq!((listed["total"].as_u64(), listed["count"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(listed["total"].as_u64(), Some(2));
     assert_eq!(listed["files"][0]["typeGroup"], "image");
     // From a given image back in time; the older name still answers.
     let from = alice.ok_get(&format!("rooms.images?roomId={rid}&startingFromId={first}")).await;
@@ -859,6 +859,7 @@ async fn room_images_list_a_rooms_pictures() {
     assert_eq!(from["files"][0]["_id"], first.as_str());
     let paged = alice.ok_get(&format!("channels.images?roomId={rid}&count=1&offset=1")).await;
     assert_eq!((paged["files"][0]["_id"].as_str(), paged["total"].as_u64()), (Some(first.as_str()), Some(2)));
+    assert_eq!(paged["count"], 1, "the page size asked for, as Rocket.Chat answers");
 
     // Refusals: no login, no room id, an unknown room, a room one is not in.
     assert_eq!(server.anon().get(&format!("rooms.images?roomId={rid}")).await.0, StatusCode::UNAUTHORIZED);
