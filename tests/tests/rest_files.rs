@@ -374,6 +374,13 @@ async fn avatars() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert_eq!(resp.headers()["content-type"], "image/svg+xml");
     assert!(resp.text().await.unwrap().contains(">A</text>"));
+    // Clients that cannot show SVG (mobile apps) ask for PNG or JPEG: the same square, rasterised.
+    for (format, content_type) in [("png", "image/png"), ("jpeg", "image/jpeg")] {
+        let resp = download(&alice, &format!("/avatar/alice?format={format}&size=48")).await;
+        assert_eq!(resp.headers()["content-type"], content_type);
+        let img = image::load_from_memory(&resp.bytes().await.unwrap()).unwrap();
+        assert_eq!((img.width(), img.height()), (48, 48));
+    }
     let room = download(&alice, "/avatar/room/GENERAL").await.text().await.unwrap();
     assert!(room.contains(">G</text>"), "{room}");
     // Unauthenticated avatars are blocked by default (Accounts_AvatarBlockUnauthenticatedAccess).

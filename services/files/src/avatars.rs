@@ -275,9 +275,27 @@ pub(crate) async fn get(
             room.and_then(|r| r.fname.or(r.name)).unwrap_or(rid)
         }
     };
-    let svg = initials_svg(&name, size.unwrap_or(200));
-    let etag = format!("\"{}\"", &hex(&Sha256::digest(svg.as_bytes()))[..16]);
-    Ok(Avatar { content_type: "image/svg+xml".into(), bytes: Bytes::from(svg), etag })
+    let size = size.unwrap_or(200);
+    let (bytes, content_type) = match format {
+        AvatarFormat::Original => (Bytes::from(initials_svg(&name, size)), "image/svg+xml"),
+        AvatarFormat::Png | AvatarFormat::Jpeg => {
+            let (initial, color) = initial_and_color(&name);
+            let letter = initial.chars().next().unwrap_or('?');
+            let (out, content_type) = if format == AvatarFormat::Png {
+                (ImageFormat::Png, "image/png")
+            } else {
+                (ImageFormat::Jpeg, "image/jpeg")
+            };
+            let raster =
+                tokio::task::spawn_blocking(move || crate::initials::raster(letter, color, size, out))
+                    .await
+                    .map_err(|e| ServiceError::new(ErrorKind::Internal, "", e.to_string()))?
+                    .map_err(|e| ServiceError::new(ErrorKind::Internal, "", e))?;
+            (Bytes::from(raster), content_type)
+        }
+    };
+    let etag = format!("\"{}\"", &hex(&Sha256::digest(&bytes))[..16]);
+    Ok(Avatar { content_type: content_type.into(), bytes, etag })
 }
 
 async fn uploaded(
@@ -338,14 +356,19 @@ fn escape_xml(s: &str) -> String {
         .collect()
 }
 
-/// A square with the name's first letter, coloured by the name.
-pub(crate) fn initials_svg(name: &str, size: u32) -> String {
+/// The name's first letter or digit (upper case) and its colour, from the name.
+fn initial_and_color(name: &str) -> (String, &'static str) {
     let initial: String = name
         .chars()
         .find(|c| c.is_alphanumeric())
         .map_or_else(|| "?".to_owned(), |c| c.to_uppercase().collect());
     let sum: usize = name.chars().map(|c| c as usize).sum();
-    let color = COLORS[sum % COLORS.len()];
+    (initial, COLORS[sum % COLORS.len()])
+}
+
+/// A square with the name's first letter, coloured by the name.
+pub(crate) fn initials_svg(name: &str, size: u32) -> String {
+    let (initial, color) = initial_and_color(name);
     let font = size * 5 / 8;
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" pointer-events=\"none\" width=\"{size}\" height=\"{size}\">\

@@ -10,6 +10,7 @@
 mod avatars;
 mod fetch;
 mod images;
+mod initials;
 mod sniff;
 
 use std::sync::Arc;
