@@ -310,3 +310,33 @@ async fn new_passwords_follow_the_password_policy() {
     .await;
     server.anon().login("lena", "Abc@12345").await;
 }
+
+#[tokio::test]
+async fn name_changes_are_announced_to_logged_in_clients() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let mut ws = apogee_tests::ddp::Ddp::login(&server.url, bob.token()).await;
+    assert_eq!(ws.sub("stream-notify-logged", json!(["Users:NameChanged", false])).await["msg"], "ready");
+
+    // A bio alone is not a name change; the name then is, by an admin and by the user herself.
+    alice.ok_post("users.updateOwnBasicInfo", json!({"data": {"bio": "hi"}})).await;
+    admin.ok_post("users.update", json!({"userId": alice.user_id(), "data": {"name": "Alice A."}})).await;
+    let event = ws.event("stream-notify-logged", "Users:NameChanged").await;
+    assert_eq!(
+        event["fields"]["args"][0],
+        json!({"_id": alice.user_id(), "name": "Alice A.", "username": "alice"})
+    );
+    alice.ok_post("users.updateOwnBasicInfo", json!({"data": {"username": "alice2"}})).await;
+    let event = ws.event("stream-notify-logged", "Users:NameChanged").await;
+    assert_eq!(event["fields"]["args"][0]["username"], "alice2");
+    // A refused change announces nothing: the next event is the one after it.
+    assert_eq!(
+        admin.post("users.update", json!({"userId": alice.user_id(), "data": {"username": "bob"}})).await.0,
+        400
+    );
+    admin.ok_post("users.update", json!({"userId": bob.user_id(), "data": {"name": "Bob B."}})).await;
+    let event = ws.event("stream-notify-logged", "Users:NameChanged").await;
+    assert_eq!(event["fields"]["args"][0]["name"], "Bob B.");
+}

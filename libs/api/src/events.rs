@@ -87,6 +87,8 @@ pub enum AllEvent {
     PublicSetting { id: String, value: serde_json::Value },
     /// A permission's roles changed (`stream-notify-logged` `permissions-changed`).
     Permission { id: String, roles: Vec<String>, updated_at: apogee_types::Millis },
+    /// A user's name or username changed (`stream-notify-logged` `Users:NameChanged`).
+    NameChanged { id: String, name: Option<String>, username: String },
     /// A user's or a room's avatar changed (`stream-notify-logged` `updateAvatar`, naming
     /// `username` or `rid`); `etag` is absent when it went back to the generated one.
     Avatar { username: Option<String>, rid: Option<String>, etag: Option<String> },

@@ -317,8 +317,11 @@ impl AuthService for Auth {
     }
 
     async fn update_user(&self, who: &Principal, user_id: &str, update: UserUpdate) -> ServiceResult<User> {
+        let before = self.store.user_by_id(user_id).await.ok().flatten();
         let result = self.update_user_impl(who, user_id, update).await;
-        self.then_forget(user_id, result).await
+        let user = self.then_forget(user_id, result).await?;
+        self.announce_name_change(before.as_ref(), &user).await;
+        Ok(user)
     }
 
     async fn set_active_status(
@@ -347,8 +350,11 @@ impl AuthService for Auth {
     }
 
     async fn update_own_profile(&self, who: &Principal, update: OwnProfileUpdate) -> ServiceResult<User> {
+        let before = self.store.user_by_id(&who.user_id).await.ok().flatten();
         let result = self.update_own_profile_impl(who, update).await;
-        self.then_forget(&who.user_id, result).await
+        let user = self.then_forget(&who.user_id, result).await?;
+        self.announce_name_change(before.as_ref(), &user).await;
+        Ok(user)
     }
 
     async fn delete_own_account(

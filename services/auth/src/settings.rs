@@ -22,6 +22,24 @@ fn coerce(kind: &str, value: Value) -> Option<Value> {
 impl Auth {
     /// Best effort, after the write is durable: sockets that miss it read the new state on
     /// their next `public-settings/get` / `permissions/get`.
+    /// `Users:NameChanged` for every logged-in client, when a durable update changed the user's
+    /// name or username.
+    pub(crate) async fn announce_name_change(
+        &self,
+        before: Option<&apogee_types::User>,
+        after: &apogee_types::User,
+    ) {
+        if before.is_some_and(|b| b.name == after.name && b.username == after.username) {
+            return;
+        }
+        let event = AllEvent::NameChanged {
+            id: after.id.clone(),
+            name: after.name.clone(),
+            username: after.username.clone(),
+        };
+        self.announce("name-changed", &event).await;
+    }
+
     pub(crate) async fn announce(&self, kind: &str, event: &AllEvent) {
         let (Ok(subject), Ok(payload)) = (Subject::new(&all_subject(kind)), serde_json::to_vec(event)) else {
             return;

@@ -691,6 +691,13 @@ impl Hub {
                         json!(["updated", { "_id": id, "roles": roles, "_updatedAt": Dates::Ejson.value(updated_at) }]),
                         true,
                     ),
+                    AllEvent::NameChanged { id, name, username } => {
+                        let mut change = json!({ "_id": id, "username": username });
+                        if let (Some(name), Some(map)) = (name, change.as_object_mut()) {
+                            map.insert("name".into(), json!(name));
+                        }
+                        ("stream-notify-logged", "Users:NameChanged", json!([change]), true)
+                    }
                     AllEvent::Avatar { username, rid, etag } => {
                         let mut change = serde_json::Map::new();
                         if let Some(username) = username {
