@@ -35,15 +35,25 @@ async fn post_message_targets_and_shape() {
     assert_eq!(m["mentions"], json!([]), "bob does not exist");
     assert!(m["ts"].as_str().unwrap().ends_with('Z') && m["_updatedAt"].is_string());
 
-    server.user("bob").await;
+    let bob = server.user("bob").await;
     let dm = alice.ok_post("chat.postMessage", json!({"channel": "@bob", "text": "hi @bob"})).await;
     assert_eq!(dm["message"]["mentions"][0]["username"], "bob");
     let by_id = alice.ok_post("chat.postMessage", json!({"roomId": "GENERAL", "msg": "by id"})).await;
     assert_eq!(by_id["channel"], "GENERAL");
+    // `#<room id>` and `@<user id>` name the same rooms as `#name` and `@username`.
+    let general =
+        alice.ok_get("channels.info?roomName=general").await["channel"]["_id"].as_str().unwrap().to_owned();
+    let hash_id =
+        alice.ok_post("chat.postMessage", json!({"channel": format!("#{general}"), "text": "x"})).await;
+    assert_eq!(hash_id["message"]["rid"], general.as_str());
+    let at_id = alice
+        .ok_post("chat.postMessage", json!({"channel": format!("@{}", bob.user_id()), "text": "x"}))
+        .await;
+    assert_eq!(at_id["message"]["rid"], dm["message"]["rid"]);
     assert_error(
         &alice.post("chat.postMessage", json!({"channel": "#nope", "text": "x"})).await,
         400,
-        Some("error-room-not-found"),
+        Some("invalid-channel"),
     );
     assert_error(
         &alice.post("chat.postMessage", json!({"channel": "nope", "text": "x"})).await,

@@ -47,7 +47,14 @@ async fn kicks_need_remove_user_and_kick_any_waives_access_and_membership() {
 
     // With it, neither access nor membership is needed; the last owner still stays.
     permission(&admin, "kick-user-from-any-p-room", &["admin"]).await;
+    let removed_before =
+        |h: &serde_json::Value| h["messages"].as_array().unwrap().iter().filter(|m| m["t"] == "ru").count();
+    let before = removed_before(&owner.ok_get(&format!("groups.history?roomId={gid}")).await);
     admin.ok_post("groups.kick", kick(member.user_id())).await;
+    // Kicking someone who is not (or no longer) in the room changes nothing and says nothing.
+    admin.ok_post("groups.kick", kick(member.user_id())).await;
+    let after = removed_before(&owner.ok_get(&format!("groups.history?roomId={gid}")).await);
+    assert_eq!(after, before, "no 'removed' message for a user who was not there");
     assert_error(
         &admin.post("groups.kick", kick(owner.user_id())).await,
         400,

@@ -339,3 +339,37 @@ async fn discussions_take_any_display_name_and_are_private_inside_a_private_team
     let inner = admin.ok_post("rooms.createDiscussion", json!({"prid": rid, "t_name": "inner"})).await;
     assert_eq!(inner["discussion"]["t"], "p");
 }
+
+#[tokio::test]
+async fn clean_history_files_only_keeps_the_messages_and_drops_their_files() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let rid = admin.ok_post("channels.create", json!({"name": "pics"})).await["channel"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = admin
+        .post_multipart(&format!("rooms.upload/{rid}"), Form::new().part("file", image_part("p.png")))
+        .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{body}");
+    let file_id = body["message"]["file"]["_id"].as_str().unwrap().to_owned();
+    let url = format!("/file-upload/{file_id}/p.png");
+    assert_eq!(admin.request(reqwest::Method::GET, &url).send().await.unwrap().status(), 200);
+
+    let window = json!({"roomId": rid, "oldest": ALL_TIME.0, "latest": ALL_TIME.1, "filesOnly": true});
+    assert_eq!(admin.ok_post("rooms.cleanHistory", window).await["count"], 1);
+    let kept = admin.ok_get(&format!("channels.history?roomId={rid}")).await;
+    let message = kept["messages"].as_array().unwrap().iter().find(|m| m["t"].is_null()).unwrap().clone();
+    assert!(message.get("file").is_none(), "{message}");
+    // The bytes and the record go too (the files service follows the pruning on the bus).
+    let mut gone = false;
+    for _ in 0..50 {
+        if admin.request(reqwest::Method::GET, &url).send().await.unwrap().status() == 404 {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the pruned file is still served");
+    assert_eq!(admin.ok_get(&format!("rooms.images?roomId={rid}")).await["total"], 0);
+}

@@ -102,6 +102,17 @@ pub enum AllEvent {
 /// which sockets see.
 pub const SETTINGS_CHANGED_SUBJECT: &str = "apogee.internal.settings-changed";
 
+/// Where messaging announces that a message's files were pruned from it while the message
+/// stays (`rooms.cleanHistory` with `filesOnly`); the files service then removes them. Payload:
+/// [`FilesPruned`]. Outside the room subjects: sockets have nothing to show for it.
+pub const FILES_PRUNED_SUBJECT: &str = "apogee.internal.files-pruned";
+
+/// Payload of [`FILES_PRUNED_SUBJECT`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FilesPruned {
+    pub message_id: String,
+}
+
 /// Payload of [`SETTINGS_CHANGED_SUBJECT`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SettingChanged {

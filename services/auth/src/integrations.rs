@@ -125,7 +125,6 @@ impl Auth {
             .map_err(store_error)?
             .ok_or_else(|| ServiceError::invalid("error-invalid-user", "Invalid user"))?;
         self.check_targets(who, &channels).await?;
-        self.make_bot(&user).await?;
         let now = Millis::now();
         let integration = Integration {
             id: random_id(),
@@ -148,6 +147,8 @@ impl Auth {
             updated_at: now,
         };
         self.store.insert_integration(integration.clone()).await.map_err(store_error)?;
+        // The role only once the record is stored: a refused write leaves the user as it was.
+        self.make_bot(&user).await?;
         Ok(integration)
     }
 
@@ -187,9 +188,9 @@ impl Auth {
             .await
             .map_err(store_error)?
             .ok_or_else(|| ServiceError::invalid("error-invalid-post-as-user", "Invalid Post As User"))?;
-        self.make_bot(&user).await?;
         let editor = CreatedBy { id: who.user_id.clone(), username: who.username.clone() };
-        self.store
+        let updated = self
+            .store
             .update_integration(
                 id,
                 Box::new(move |i| {
@@ -212,7 +213,9 @@ impl Auth {
                 }),
             )
             .await
-            .map_err(store_error)
+            .map_err(store_error)?;
+        self.make_bot(&user).await?;
+        Ok(updated)
     }
 
     pub(crate) async fn remove_integration_impl(

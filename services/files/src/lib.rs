@@ -15,7 +15,7 @@ mod sniff;
 
 use std::sync::Arc;
 
-use apogee_api::events::RoomEvent;
+use apogee_api::events::{FILES_PRUNED_SUBJECT, FilesPruned, RoomEvent};
 use apogee_api::{
     AuthClient, Avatar, AvatarFormat, AvatarOf, ByteStream, ConfirmUpload, Download, FileMeta, FilesService,
     MessagingClient, NewMessage, NewUpload, RangeSpec, RoomSelector, Served, UserSelector,
@@ -179,6 +179,20 @@ impl Files {
                     && let Err(e) = files.remove_message_files(&message_id).await
                 {
                     tracing::warn!(%message_id, error = %e, "could not remove the files of a deleted message");
+                }
+            }
+        });
+        let pruned =
+            SubjectPattern::new(FILES_PRUNED_SUBJECT).map_err(|e| ServiceError::internal(e.to_string()))?;
+        let mut pruned = bus.subscribe(&pruned).await.map_err(|e| ServiceError::internal(e.to_string()))?;
+        let files = Arc::downgrade(self);
+        tokio::spawn(async move {
+            while let Some(event) = pruned.next().await {
+                let Some(files) = files.upgrade() else { break };
+                if let Ok(FilesPruned { message_id }) = serde_json::from_slice(&event.payload)
+                    && let Err(e) = files.remove_message_files(&message_id).await
+                {
+                    tracing::warn!(%message_id, error = %e, "could not remove the pruned files of a message");
                 }
             }
         });
@@ -655,12 +669,13 @@ impl FilesService for Files {
         self.accessible_room(who, rid).await?;
         // Only a file of this room anchors the list (another room's id must not reveal it).
         let first = match starting_from {
-            Some(id) => self
-                .store
-                .upload_by_id(&id)
-                .await
-                .map_err(store_error)?
-                .filter(|u| u.rid.as_deref() == Some(rid)),
+            Some(id) => self.store.upload_by_id(&id).await.map_err(store_error)?.filter(|u| {
+                // Only a confirmed image of this room (not a thumbnail or a temporary upload)
+                // anchors the list, and another room's id must not reveal its file.
+                u.rid.as_deref() == Some(rid)
+                    && u.complete
+                    && u.extra.get("typeGroup") == Some(&json!("image"))
+            }),
             None => None,
         };
         let mut found = self

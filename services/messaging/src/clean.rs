@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use apogee_api::CleanHistory;
-use apogee_api::events::{RoomEvent, room_subject};
+use apogee_api::events::{FILES_PRUNED_SUBJECT, FilesPruned, RoomEvent, room_subject};
 use apogee_store::{HistoryQuery, RoomWrite};
 use apogee_types::{
     Message, Millis, PageRequest, Principal, Room, ServiceError, ServiceResult, Subscription,
@@ -156,6 +156,9 @@ impl Messaging {
                 .await
                 .map_err(store_error)?;
             self.announce_change(&updated).await?;
+            // The message no longer shows its file: the files service drops the bytes.
+            let pruned = FilesPruned { message_id: updated.id.clone() };
+            self.publish(FILES_PRUNED_SUBJECT, &pruned).await;
             count += 1;
         }
         Ok(count)

@@ -481,12 +481,15 @@ impl Messaging {
             ));
         }
         let target_sub = self.store.subscription(rid, &target.id).await.map_err(store_error)?;
-        if target_sub.is_none() && !can_kick_any {
+        let Some(target_sub) = target_sub else {
+            if can_kick_any {
+                // Rocket.Chat's `removeUserFromRoom` acts only on a subscription: nothing to
+                // remove, no system message.
+                return Ok(room);
+            }
             return Err(ServiceError::invalid("error-user-not-in-room", "User is not in this room"));
-        }
-        if target_sub.as_ref().is_some_and(|s| s.roles.iter().any(|r| r == "owner"))
-            && self.owner_count(rid).await? == 1
-        {
+        };
+        if target_sub.roles.iter().any(|r| r == "owner") && self.owner_count(rid).await? == 1 {
             return Err(ServiceError::invalid(
                 "error-you-are-last-owner",
                 "This is the last owner. Please set a new owner before removing this one.",

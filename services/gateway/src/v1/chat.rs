@@ -1,6 +1,6 @@
 //! `chat.postMessage`, `chat.sendMessage`, `chat.getMessage`.
 
-use apogee_api::{NewMessage, RoomSelector};
+use apogee_api::{NewMessage, RoomSelector, UserSelector};
 use apogee_rc::Dates;
 use apogee_types::{Millis, Principal, RoomType};
 use axum::extract::State;
@@ -34,23 +34,29 @@ fn optional_string(source: &Map<String, Value>, key: &str) -> ApiResult<Option<S
 /// caller is not in), `@username` (the DM), or a bare room id or name.
 async fn post_target(state: &GatewayState, who: &Principal, target: &str) -> ApiResult<String> {
     let invalid = || ApiError::typed("invalid-channel", "Invalid channel");
-    if let Some(username) = target.strip_prefix('@') {
-        let room = state.messaging.create_direct(who, vec![username.to_owned()], false).await?;
-        return Ok(room.id);
-    }
-    let (selector, join) = match target.strip_prefix('#') {
-        Some(name) => (RoomSelector { id: None, name: Some(name.to_owned()), family: None }, true),
-        None => (RoomSelector::id(target), false),
-    };
-    // A room that is not there (or not visible) is an invalid target; a service that cannot
-    // answer is not.
+    // A service that cannot answer is not an invalid target.
     let not_found = |e: &apogee_types::ServiceError| {
         !matches!(e.kind, apogee_types::ErrorKind::Unavailable | apogee_types::ErrorKind::Internal)
     };
-    let room = match state.messaging.room_info(who, selector).await {
+    if let Some(user) = target.strip_prefix('@') {
+        // A username, or a user id (Rocket.Chat looks up either).
+        let username = match state.auth.find_user(UserSelector::Username(user.to_owned())).await? {
+            Some(found) => found.username,
+            None => state
+                .auth
+                .find_user(UserSelector::Id(user.to_owned()))
+                .await?
+                .map_or_else(|| user.to_owned(), |u| u.username),
+        };
+        let room = state.messaging.create_direct(who, vec![username], false).await?;
+        return Ok(room.id);
+    }
+    // `#x` and a bare `x` name a room by id or by name, id first.
+    let key = target.strip_prefix('#').unwrap_or(target);
+    let room = match state.messaging.room_info(who, RoomSelector::id(key)).await {
         Ok(room) => room,
-        Err(e) if !join && not_found(&e) => {
-            let by_name = RoomSelector { id: None, name: Some(target.to_owned()), family: None };
+        Err(e) if not_found(&e) => {
+            let by_name = RoomSelector { id: None, name: Some(key.to_owned()), family: None };
             state
                 .messaging
                 .room_info(who, by_name)

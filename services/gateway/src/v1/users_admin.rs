@@ -324,7 +324,17 @@ fn conditions_match(conditions: &Value, user: &Value) -> bool {
 pub(crate) async fn username_suggestion(State(state): State<GatewayState>, caller: Caller) -> ApiResult {
     let user = state.auth.me(&caller.principal).await?;
     let slugify = state.auth.setting_bool("UTF8_Names_Slugify", true).await;
-    let name = |s: &str| if slugify { slug(s) } else { s.to_owned() };
+    // Without slugify the name is kept as typed, but only Rocket.Chat's username characters.
+    let name = |s: &str| {
+        if slugify {
+            slug(s)
+        } else {
+            s.chars()
+                .flat_map(char::to_lowercase)
+                .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+                .collect()
+        }
+    };
     let mut candidates = Vec::new();
     if let Some(full) = user.name.as_deref().filter(|n| !n.is_empty()) {
         candidates.push(name(full));
@@ -357,8 +367,9 @@ pub(crate) async fn username_suggestion(State(state): State<GatewayState>, calle
             state.auth.setting_string("Accounts_DefaultUsernamePrefixSuggestion").await.unwrap_or_default()
         }
     };
-    // Bounded: a name with this many taken numbered variants gets no suggestion.
-    for n in 0..10_000 {
+    // Bounded (each try is a lookup): a name with this many taken numbered variants gets no
+    // suggestion.
+    for n in 0..100 {
         let candidate = format!("{base}-{n}");
         if username_free(&state, &candidate).await? {
             return Ok(ok!("result" => candidate));
