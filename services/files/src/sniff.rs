@@ -41,9 +41,10 @@ fn magic(head: &[u8]) -> Option<&'static str> {
     })
 }
 
+/// Text whose first 512 bytes open an `<svg` element. Binary data that merely contains the
+/// four bytes (one random megabyte in five hundred does) is not SVG.
 fn looks_like_svg(head: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(head).to_ascii_lowercase();
-    text.contains("<svg")
+    looks_like_text(head) && String::from_utf8_lossy(head).to_ascii_lowercase().contains("<svg")
 }
 
 fn looks_like_text(head: &[u8]) -> bool {
@@ -59,6 +60,8 @@ fn looks_like_text(head: &[u8]) -> bool {
 /// claim otherwise, unless the claim names a kind the bytes would have proven (an "image" that
 /// is not one), or the bytes are SVG (never trusted under another name).
 pub(crate) fn content_type(head: &[u8], claimed: Option<&str>, name: &str) -> String {
+    // Callers may pass more than they read (a whole first chunk); only the start decides.
+    let head = &head[..head.len().min(SNIFF_LEN)];
     let claimed = claimed.map(|c| c.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
     if let Some(proven) = magic(head) {
         // A zip is also every office document: keep the more precise claim of a zip format.
@@ -158,6 +161,24 @@ mod tests {
     use super::*;
 
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+
+    #[test]
+    fn binary_data_containing_svg_bytes_is_not_svg() {
+        let mut noise: Vec<u8> =
+            (0..4096u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8 | 0x80).collect();
+        noise[100..104].copy_from_slice(b"<sVg");
+        assert_eq!(
+            content_type(&noise, Some("application/octet-stream"), "x.bin"),
+            "application/octet-stream"
+        );
+        // Only the first 512 bytes count, even when more are passed.
+        let mut late = b"plain words ".repeat(60);
+        late.extend_from_slice(b"<svg xmlns=\"http://www.w3.org/2000/svg\"/>");
+        assert_eq!(content_type(&late, None, "notes"), "text/plain");
+        let svg =
+            b"<?xml version=\"1.0\"?>\n<!-- drawn by hand -->\n<svg xmlns=\"http://www.w3.org/2000/svg\"/>";
+        assert_eq!(content_type(svg, Some("text/plain"), "a.txt"), "image/svg+xml");
+    }
 
     #[test]
     fn bytes_beat_claims() {
