@@ -436,7 +436,12 @@ async fn avatars() {
     assert_error(&(status, body), 400, Some("error-invalid-file-type"));
     let form = Form::new().text("username", "alice").part("image", Part::bytes(png(5, 5)).file_name("a.png"));
     let (status, body) = bob.post_multipart("users.setAvatar", form).await;
-    assert_error(&(status, body), 403, None);
+    assert_error(&(status, body), 400, Some("error-not-allowed"));
+    assert_error(
+        &bob.post("users.resetAvatar", json!({"username": "alice"})).await,
+        400,
+        Some("error-not-allowed"),
+    );
     assert_error(
         &alice.post("users.setAvatar", json!({"avatarUrl": "http://169.254.169.254/x.png"})).await,
         400,

@@ -36,7 +36,14 @@ fn room_blob_key(etag: &str) -> String {
     format!("avatars/room/{etag}")
 }
 
-async fn target(files: &Files, who: &Principal, user: Option<UserSelector>) -> ServiceResult<String> {
+/// The user whose avatar changes. Another user's needs `edit-other-user-avatar`; without it
+/// Rocket.Chat refuses differently per route, so the caller says how (`refusal`).
+async fn target(
+    files: &Files,
+    who: &Principal,
+    user: Option<UserSelector>,
+    refusal: fn() -> ServiceError,
+) -> ServiceResult<String> {
     let user_id = match user {
         None => who.user_id.clone(),
         Some(selector) => {
@@ -53,7 +60,7 @@ async fn target(files: &Files, who: &Principal, user: Option<UserSelector>) -> S
             return Err(ServiceError::invalid("error-not-allowed", "Not allowed"));
         }
     } else if !files.auth.roles_have_permission(&who.roles, "edit-other-user-avatar").await? {
-        return Err(ServiceError::permission_required());
+        return Err(refusal());
     }
     Ok(user_id)
 }
@@ -65,7 +72,8 @@ pub(crate) async fn set(
     content_type: Option<String>,
     body: ByteStream,
 ) -> ServiceResult<()> {
-    let user_id = target(files, who, user).await?;
+    let user_id =
+        target(files, who, user, || ServiceError::invalid("error-not-allowed", "Not allowed")).await?;
     store_user(files, &user_id, content_type, body).await
 }
 
@@ -76,7 +84,7 @@ pub(crate) async fn set_from_url(
     user: Option<UserSelector>,
     url: &str,
 ) -> ServiceResult<()> {
-    let user_id = target(files, who, user).await?;
+    let user_id = target(files, who, user, ServiceError::unauthorized).await?;
     let username = match files.auth.find_user(UserSelector::Id(user_id.clone())).await? {
         Some(u) => u.username,
         None => user_id.clone(),
@@ -210,7 +218,10 @@ async fn remove_room(files: &Files, rid: &str) -> ServiceResult<()> {
 }
 
 pub(crate) async fn reset(files: &Files, who: &Principal, user: Option<UserSelector>) -> ServiceResult<()> {
-    let user_id = target(files, who, user).await?;
+    let user_id = target(files, who, user, || {
+        ServiceError::invalid("error-not-allowed", "Reset avatar is not allowed")
+    })
+    .await?;
     files.blobs.delete(&blob_key(&user_id)).await.map_err(blob_error)?;
     match files.store.delete_upload(&record_id(&user_id)).await {
         Ok(()) | Err(StoreError::NotFound { .. }) => {}
