@@ -215,6 +215,14 @@ async fn unread_counts_mentions_and_read() {
     assert_error(&bob.post("subscriptions.read", json!({"rid": "nowhere"})).await, 400, None);
     let unknown = bob.post("subscriptions.read", json!({"rid": "nowhere"})).await;
     assert_eq!(unknown.1["error"], "error-invalid-subscription");
+    // A number is read as the string it spells, as Rocket.Chat's validator coerces it.
+    let numeric = bob.post("subscriptions.read", json!({"rid": 12345})).await;
+    assert_eq!((numeric.0.as_u16(), &numeric.1["error"]), (400, &json!("error-invalid-subscription")));
+    assert_error(
+        &bob.post("subscriptions.read", json!({"rid": {"a": 1}})).await,
+        400,
+        Some("invalid-params"),
+    );
     assert_error(
         &bob.post("subscriptions.read", json!({"rid": rid, "roomId": "other"})).await,
         400,

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::GatewayState;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{Body, Caller, Query, body_str, date_param};
+use crate::extract::{Body, Caller, Query, date_param};
 use crate::reply::ok;
 
 pub(crate) async fn get(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
@@ -42,10 +42,17 @@ pub(crate) async fn read(State(state): State<GatewayState>, caller: Caller, Body
     if body.contains_key("rid") && body.contains_key("roomId") && body.get("rid") != body.get("roomId") {
         return Err(ApiError::invalid_params("must match exactly one schema in oneOf"));
     }
-    let Some(rid) = body_str(&body, "rid").or_else(|| body_str(&body, "roomId")).filter(|r| !r.is_empty())
-    else {
+    // Rocket.Chat's validator coerces a number or boolean to the string the schema asks for
+    // (`{rid: 12345}` reads room "12345", which then has no subscription).
+    let coerced = |key: &str| match body.get(key) {
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Some(v.to_string()),
+        _ => None,
+    };
+    let Some(rid) = coerced("rid").or_else(|| coerced("roomId")).filter(|r| !r.is_empty()) else {
         return Err(ApiError::invalid_params("must have required property 'rid'"));
     };
+    let rid = rid.as_str();
     match body.get("readThreads") {
         None | Some(Value::Null) | Some(Value::Bool(_)) => {}
         Some(_) => return Err(ApiError::invalid_params("must be boolean: 'readThreads'")),
