@@ -88,6 +88,14 @@ impl Messaging {
         self.auth.roles_have_permission(&Self::room_roles(who, sub), permission).await
     }
 
+    /// Whether the room exists and the caller may read it.
+    pub(crate) async fn can_read_id(&self, who: &Principal, rid: &str) -> ServiceResult<bool> {
+        match self.store.room_by_id(rid).await.map_err(store_error)? {
+            Some(room) => self.can_read(who, &room).await,
+            None => Ok(false),
+        }
+    }
+
     /// Whether the caller may read the room: members always; public channels with `view-c-room`.
     pub(crate) async fn can_read(&self, who: &Principal, room: &Room) -> ServiceResult<bool> {
         if room.t == RoomType::Channel && self.has_global(who, "view-c-room").await? {

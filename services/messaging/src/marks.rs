@@ -235,11 +235,7 @@ impl Messaging {
         which: MarkedMessages,
         page: PageRequest,
     ) -> ServiceResult<Page<Message>> {
-        let room = self.store.room_by_id(rid).await.map_err(store_error)?;
-        let allowed = match &room {
-            Some(room) => self.can_read(who, room).await?,
-            None => false,
-        };
+        let allowed = self.can_read_id(who, rid).await?;
         let filter = match which {
             MarkedMessages::Pinned if !allowed => return Err(ServiceError::not_allowed("Not allowed")),
             // `findStarredMessages` / `findMentionedMessages` throw a plain `Error`.
@@ -258,11 +254,7 @@ impl Messaging {
         text: &str,
         page: PageRequest,
     ) -> ServiceResult<Vec<Message>> {
-        let room = self.store.room_by_id(rid).await.map_err(store_error)?;
-        let allowed = match &room {
-            Some(room) => self.can_read(who, room).await?,
-            None => false,
-        };
+        let allowed = self.can_read_id(who, rid).await?;
         if !allowed {
             // Rocket.Chat's method answers `false` here and the route then fails on a TypeError;
             // answer a clear refusal instead.

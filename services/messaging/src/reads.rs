@@ -62,9 +62,8 @@ impl Messaging {
         self.store.list_messages(rid, page, false).await.map_err(store_error)
     }
 
-    /// The messages of a room that mention the caller, oldest first unless told otherwise.
-    /// Rocket.Chat counts the total by loading every such message; so does this, and pages the
-    /// loaded list, which also gives the order asked for.
+    /// The messages of a room that mention the caller, oldest first unless told otherwise. The
+    /// store pages newest first; an oldest-first page is the mirrored newest-first window.
     pub(crate) async fn mentions_in_room_impl(
         &self,
         who: &Principal,
@@ -72,25 +71,21 @@ impl Messaging {
         oldest_first: bool,
         page: PageRequest,
     ) -> ServiceResult<Page<Message>> {
-        let room = self.store.room_by_id(rid).await.map_err(store_error)?;
-        let allowed = match &room {
-            Some(room) => self.can_read(who, room).await?,
-            None => false,
-        };
+        let allowed = self.can_read_id(who, rid).await?;
         if !allowed {
             return Err(ServiceError::invalid("error-invalid-room", "Invalid room"));
         }
-        let all = PageRequest { offset: 0, count: None };
         let filter = MessageFilter::Mentioning(who.username.clone());
-        let mut found = self.store.find_messages(rid, &filter, all).await.map_err(store_error)?.items;
-        // The store answers newest first.
-        if oldest_first {
-            found.reverse();
+        if !oldest_first {
+            return self.store.find_messages(rid, &filter, page).await.map_err(store_error);
         }
-        let total = found.len() as u64;
-        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        let take = page.count.map_or(usize::MAX, |c| usize::try_from(c).unwrap_or(usize::MAX));
-        let items = found.into_iter().skip(skip).take(take).collect();
+        let count_only = PageRequest { offset: 0, count: Some(0) };
+        let total = self.store.find_messages(rid, &filter, count_only).await.map_err(store_error)?.total;
+        let end = total.saturating_sub(page.offset);
+        let len = page.count.map_or(end, |c| c.min(end));
+        let window = PageRequest { offset: end - len, count: Some(len) };
+        let mut items = self.store.find_messages(rid, &filter, window).await.map_err(store_error)?.items;
+        items.reverse();
         Ok(Page { items, offset: page.offset, total })
     }
 }
