@@ -5,7 +5,8 @@
 
 use std::io::Cursor;
 
-use apogee_tests::{Client, TestServer, assert_error};
+use apogee_tests::ddp::Ddp;
+use apogee_tests::{ADMIN, Client, TestServer, assert_error};
 use reqwest::multipart::{Form, Part};
 use serde_json::json;
 
@@ -372,4 +373,218 @@ async fn clean_history_files_only_keeps_the_messages_and_drops_their_files() {
     }
     assert!(gone, "the pruned file is still served");
     assert_eq!(admin.ok_get(&format!("rooms.images?roomId={rid}")).await["total"], 0);
+}
+
+async fn member_names(client: &Client, family: &str, rid: &str) -> Vec<String> {
+    let body = client.ok_get(&format!("{family}.members?roomId={rid}&count=100")).await;
+    let mut names: Vec<String> = body["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["username"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn add_all_subscribes_every_user_as_rocket_chat_does_and_refuses_what_it_refuses() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    admin.ok_post("users.setActiveStatus", json!({"userId": bob.user_id(), "activeStatus": false})).await;
+    let rid = admin.ok_post("channels.create", json!({"name": "everyone"})).await["channel"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uid = alice.user_id().to_owned();
+    let mut ws = Ddp::login(&server.url, alice.token()).await;
+    let event = format!("{uid}/subscriptions-changed");
+    assert_eq!(ws.sub("stream-notify-user", json!([event, false])).await["msg"], "ready");
+
+    // Without `add-all-to-room`: the method's 403, as a number, and nothing changes.
+    let refused = alice.post("channels.addAll", json!({"roomId": rid})).await;
+    assert_eq!(refused.0, 400);
+    assert_eq!(
+        (refused.1["error"].as_str(), refused.1["errorType"].clone()),
+        (Some("Access to Method Forbidden [403]"), json!(403))
+    );
+    assert_eq!(refused.1["details"]["method"], "addAllToRoom");
+    // Bad bodies: the schema of `channels.addAll`, the method's `check` for `groups.addAll`.
+    assert_error(&admin.post("channels.addAll", json!({})).await, 400, Some("invalid-params"));
+    let both = admin.post("channels.addAll", json!({"roomId": rid, "roomName": "everyone"})).await;
+    assert_error(&both, 400, Some("invalid-params"));
+    let bad = admin.post("channels.addAll", json!({"roomId": rid, "activeUsersOnly": "yes"})).await;
+    assert_eq!(
+        bad.1["error"],
+        "must be boolean\n must have required property 'roomName'\n must match exactly one schema in oneOf [invalid-params]"
+    );
+    let unknown = admin.post("channels.addAll", json!({"roomId": "nope"})).await;
+    assert_error(&unknown, 400, Some("error-room-not-found"));
+    assert_eq!(member_names(&admin, "channels", &rid).await, [ADMIN]);
+
+    // Active users only: every active user, rocket.cat included; bob stays out.
+    let body =
+        admin.ok_post("channels.addAll", json!({"roomName": "everyone", "activeUsersOnly": true})).await;
+    assert_eq!(
+        (body["channel"]["_id"].as_str(), body["channel"]["t"].as_str()),
+        (Some(rid.as_str()), Some("c"))
+    );
+    assert_eq!(body["channel"]["usersCount"], 3);
+    assert_eq!(member_names(&admin, "channels", &rid).await, ["alice", "rocket.cat", ADMIN]);
+    let inserted = ws.event("stream-notify-user", &event).await;
+    assert_eq!(inserted["fields"]["args"][0], "inserted");
+    let sub = &inserted["fields"]["args"][1];
+    assert_eq!(
+        (sub["rid"].as_str(), sub["alert"].clone(), sub["open"].clone()),
+        (Some(rid.as_str()), json!(true), json!(true))
+    );
+    // Each added user announced their own join.
+    let history = admin.ok_get(&format!("channels.history?roomId={rid}&count=50")).await;
+    let mut joined: Vec<(String, String)> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["t"] == "uj")
+        .map(|m| (m["msg"].as_str().unwrap().to_owned(), m["u"]["username"].as_str().unwrap().to_owned()))
+        .collect();
+    joined.sort();
+    assert_eq!(
+        joined,
+        [("alice".to_owned(), "alice".to_owned()), ("rocket.cat".into(), "rocket.cat".into())]
+    );
+
+    // Without the flag the inactive join too; members already there are left alone.
+    admin.ok_post("channels.addAll", json!({"roomId": rid})).await;
+    assert_eq!(member_names(&admin, "channels", &rid).await, ["alice", "bob", "rocket.cat", ADMIN]);
+
+    // groups.addAll: `group` in the answer, the `API_User_Limit` refusal, the method's `check`.
+    let gid = admin.ok_post("groups.create", json!({"name": "secret"})).await["group"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let typed = admin.post("groups.addAll", json!({"roomId": gid, "activeUsersOnly": "true"})).await;
+    assert_eq!(
+        (typed.0.as_u16(), typed.1["error"].as_str()),
+        (400, Some("Match error: Expected boolean, got string"))
+    );
+    admin.ok_post("settings/API_User_Limit", json!({"value": 3})).await;
+    let limited = admin.post("groups.addAll", json!({"roomId": gid})).await;
+    assert_error(&limited, 400, Some("error-user-limit-exceeded"));
+    assert_eq!(limited.1["error"], "User Limit Exceeded [error-user-limit-exceeded]");
+    assert_eq!(member_names(&admin, "groups", &gid).await, [ADMIN]);
+    let body = admin.ok_post("groups.addAll", json!({"roomId": gid, "activeUsersOnly": true})).await;
+    assert_eq!(
+        (body["group"]["_id"].as_str(), body["group"]["usersCount"].clone()),
+        (Some(gid.as_str()), json!(3))
+    );
+    assert_eq!(member_names(&admin, "groups", &gid).await, ["alice", "rocket.cat", ADMIN]);
+    // The added user may now read the group, and over DDP too.
+    alice.ok_get(&format!("groups.info?roomId={gid}")).await;
+    let rid2 = admin.ok_post("channels.create", json!({"name": "by-ddp"})).await["channel"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut admin_ws = Ddp::login(&server.url, admin.token()).await;
+    let answer = admin_ws.call("addAllUserToRoom", json!([rid2, true])).await;
+    assert_eq!(answer["result"], true, "{answer}");
+    assert_eq!(member_names(&admin, "channels", &rid2).await, ["alice", "rocket.cat", ADMIN]);
+}
+
+fn id_of(body: serde_json::Value, key: &str) -> String {
+    body[key]["_id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_renamed_user_is_renamed_in_rooms_subscriptions_messages_and_dm_names() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let rid = id_of(
+        alice.ok_post("channels.create", json!({"name": "renames", "members": ["bob"]})).await,
+        "channel",
+    );
+    alice.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "hello"}})).await;
+    bob.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "hi @alice and @ALICE"}})).await;
+    admin.ok_post("rooms.muteUser", json!({"roomId": rid, "userId": alice.user_id()})).await;
+    let dm = id_of(bob.ok_post("im.create", json!({"username": "alice"})).await, "room");
+    let group = id_of(carol.ok_post("im.create", json!({"usernames": "alice,bob"})).await, "room");
+    let carols_view = carol.ok_get(&format!("subscriptions.getOne?roomId={group}")).await;
+    assert_eq!(carols_view["subscription"]["fname"], "alice Name, bob Name");
+    let bob_id = bob.user_id().to_owned();
+    let mut ws = Ddp::login(&server.url, bob.token()).await;
+    let event = format!("{bob_id}/subscriptions-changed");
+    assert_eq!(ws.sub("stream-notify-user", json!([event, false])).await["msg"], "ready");
+
+    // A taken username is refused and nothing is rewritten.
+    let refused =
+        admin.post("users.update", json!({"userId": alice.user_id(), "data": {"username": "bob"}})).await;
+    assert_eq!(refused.0, 400, "{}", refused.1);
+    let bobs_view = bob.ok_get(&format!("subscriptions.getOne?roomId={dm}")).await;
+    assert_eq!(bobs_view["subscription"]["name"], "alice");
+
+    admin
+        .ok_post(
+            "users.update",
+            json!({"userId": alice.user_id(), "data": {"username": "alicia", "name": "Alicia A"}}),
+        )
+        .await;
+    // The other party's view of the DM, announced to them.
+    let changed = ws
+        .recv_where(|f| {
+            f["fields"]["eventName"] == event.as_str() && f["fields"]["args"][1]["rid"] == dm.as_str()
+        })
+        .await;
+    assert_eq!(changed["fields"]["args"][0], "updated");
+    assert_eq!(
+        (changed["fields"]["args"][1]["name"].as_str(), changed["fields"]["args"][1]["fname"].as_str()),
+        (Some("alicia"), Some("Alicia A"))
+    );
+    let bobs_view = bob.ok_get(&format!("subscriptions.getOne?roomId={dm}")).await;
+    assert_eq!(
+        (bobs_view["subscription"]["name"].as_str(), bobs_view["subscription"]["fname"].as_str()),
+        (Some("alicia"), Some("Alicia A"))
+    );
+    let room = bob.ok_get(&format!("rooms.info?roomId={dm}")).await;
+    let mut usernames: Vec<String> = serde_json::from_value(room["room"]["usernames"].clone()).unwrap();
+    usernames.sort();
+    assert_eq!(usernames, ["alicia", "bob"]);
+    // Every view of the group DM is composed again, by display name.
+    let carols_view = carol.ok_get(&format!("subscriptions.getOne?roomId={group}")).await;
+    assert_eq!(
+        (carols_view["subscription"]["name"].as_str(), carols_view["subscription"]["fname"].as_str()),
+        (Some("alicia,bob"), Some("Alicia A, bob Name"))
+    );
+    let bobs_group = bob.ok_get(&format!("subscriptions.getOne?roomId={group}")).await;
+    assert_eq!(bobs_group["subscription"]["fname"], "Alicia A, carol Name");
+    // Her messages, the mentions of her, the room she created and is muted in, her own subscription.
+    let history = bob.ok_get(&format!("channels.history?roomId={rid}&count=50")).await;
+    let messages = history["messages"].as_array().unwrap();
+    let hello = messages.iter().find(|m| m["msg"] == "hello").unwrap();
+    assert_eq!(hello["u"]["username"], "alicia");
+    let mention = messages.iter().find(|m| m["u"]["username"] == "bob" && m["t"].is_null()).unwrap();
+    assert_eq!(
+        (mention["msg"].as_str(), mention["mentions"][0]["username"].as_str()),
+        (Some("hi @alicia and @alicia"), Some("alicia"))
+    );
+    let info = bob.ok_get(&format!("channels.info?roomId={rid}")).await;
+    assert_eq!(
+        (info["channel"]["u"]["username"].as_str(), info["channel"]["muted"].clone()),
+        (Some("alicia"), json!(["alicia"]))
+    );
+    let own = alice.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await;
+    assert_eq!(own["subscription"]["u"]["username"], "alicia");
+
+    // A new name alone renames her in the other party's view only.
+    alice.ok_post("users.updateOwnBasicInfo", json!({"data": {"name": "Ally"}})).await;
+    let bobs_view = bob.ok_get(&format!("subscriptions.getOne?roomId={dm}")).await;
+    assert_eq!(
+        (bobs_view["subscription"]["name"].as_str(), bobs_view["subscription"]["fname"].as_str()),
+        (Some("alicia"), Some("Ally"))
+    );
+    let carols_view = carol.ok_get(&format!("subscriptions.getOne?roomId={group}")).await;
+    assert_eq!(carols_view["subscription"]["fname"], "Ally, bob Name");
 }

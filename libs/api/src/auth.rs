@@ -191,6 +191,9 @@ pub trait AuthService: Send + Sync + 'static {
     async fn users_by_ids(&self, ids: &[String]) -> ServiceResult<Vec<User>>;
     /// For other services: one user by username or id, without a permission check.
     async fn find_user(&self, selector: UserSelector) -> ServiceResult<Option<User>>;
+    /// For other services: every user (only the active ones when asked), by username, with the
+    /// total count, without a permission check.
+    async fn all_users(&self, active_only: bool, page: PageRequest) -> ServiceResult<Page<User>>;
     /// For presence: stores a user's live status, and optionally their chosen default status and
     /// status text; returns the user after the change.
     async fn set_user_status(

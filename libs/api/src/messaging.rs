@@ -221,6 +221,9 @@ pub trait MessagingService: Send + Sync + 'static {
     async fn leave_room(&self, who: &Principal, rid: &str) -> ServiceResult<Room>;
     /// Adds a user to a room (`invite`); `Room` after the change.
     async fn add_member(&self, who: &Principal, rid: &str, user: UserSelector) -> ServiceResult<Room>;
+    /// `channels.addAll` / `groups.addAll` (Rocket.Chat's `addAllUserToRoom`): subscribes every
+    /// user (only the active ones when asked); `Room` after the change.
+    async fn add_all_users(&self, who: &Principal, rid: &str, active_only: bool) -> ServiceResult<Room>;
     /// Removes a user from a room (`kick`).
     async fn remove_member(&self, who: &Principal, rid: &str, user: UserSelector) -> ServiceResult<Room>;
     async fn update_room(&self, who: &Principal, rid: &str, change: RoomChange) -> ServiceResult<Room>;
@@ -446,6 +449,10 @@ pub trait MessagingService: Send + Sync + 'static {
     /// owner and others remain, refuses with `user-last-owner` unless `confirm`, in which case
     /// the longest-standing other member becomes an owner.
     async fn relinquish_ownership(&self, user_id: &str, confirm: bool) -> ServiceResult<()>;
+    /// For auth, after a user's username or name changed (`before` → `after`): Rocket.Chat's
+    /// `updateUsernameReferences`, the copies in rooms, subscriptions, messages and the names of
+    /// direct messages, each change announced.
+    async fn user_renamed(&self, before: &User, after: &User) -> ServiceResult<()>;
     /// A room by id, for other services (files draws room avatars); never exposed to clients
     /// as is, since it checks no access.
     async fn find_room(&self, rid: &str) -> ServiceResult<Option<Room>>;

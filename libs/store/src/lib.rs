@@ -17,6 +17,7 @@ mod integrations;
 #[cfg(feature = "mongodb")]
 pub mod mongo;
 mod open;
+mod rename;
 mod rooms;
 pub mod sqlite;
 mod teams;
@@ -32,6 +33,7 @@ pub use integrations::*;
 #[cfg(feature = "mongodb")]
 pub use mongo::MongoStore;
 pub use open::{is_mongo_url, open};
+pub use rename::*;
 pub use rooms::*;
 pub use sqlite::SqliteStore;
 pub use teams::*;

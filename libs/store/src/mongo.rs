@@ -41,9 +41,9 @@ use self::docs::*;
 use self::queries::*;
 use crate::{
     ConfigStore, HistoryQuery, MessageFilter, MessageMutation, MessageReport, MessageStore, Removed,
-    RoomFilter, RoomMutation, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult,
+    RenameOutcome, RoomFilter, RoomMutation, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult,
     SubscriptionMutation, ThreadFilter, Upload, UploadMutation, UploadStore, UserFilter, UserMutation,
-    UserStore,
+    UserRename, UserStore,
 };
 
 /// Database used when the URL names none.
@@ -973,6 +973,105 @@ impl RoomStore for MongoStore {
     async fn discussions_of_room(&self, prid: &str, page: PageRequest) -> StoreResult<Page<Room>> {
         let (filter, sort) = discussions_filter(prid);
         self.page(ROOMS, filter, sort, page, None, room_from_doc).await
+    }
+
+    /// Rocket.Chat's own field updates (`$set`, positional), so concurrent room writes keep
+    /// theirs; the changed rooms and subscriptions are read back for the caller's events.
+    async fn rename_user(&self, rename: &UserRename) -> StoreResult<RenameOutcome> {
+        // `DateTime` is `Copy`; each update takes its own.
+        let at = mongodb::bson::DateTime::from_millis(rename.at.0);
+        let (uid, old) = (rename.user_id.as_str(), rename.old_username.as_str());
+        let mut outcome = RenameOutcome::default();
+        let ids_of = |docs: Vec<Document>| -> Vec<Bson> {
+            docs.into_iter().filter_map(|d| d.get("_id").cloned()).collect()
+        };
+        let new = rename.username.as_deref().filter(|_| rename.renames_username());
+        if let Some(new) = new {
+            let messages = self.coll(MESSAGES);
+            messages
+                .update_many(doc! { "u._id": uid }, doc! { "$set": { "u.username": new, "_updatedAt": at } })
+                .await
+                .map_err(unavailable)?;
+            messages
+                .update_many(
+                    doc! { "editedBy._id": uid },
+                    doc! { "$set": { "editedBy.username": new, "_updatedAt": at } },
+                )
+                .await
+                .map_err(unavailable)?;
+            for found in
+                self.find_docs(MESSAGES, doc! { "mentions.username": old }, None, (0, None), None).await?
+            {
+                let mut message = message_from_doc(found)?;
+                if rename.apply_to_message(&mut message) {
+                    // The mentions as the document keeps them, through the one conversion.
+                    let mentions = message_to_doc(&message)?.get("mentions").cloned().unwrap_or(Bson::Null);
+                    messages
+                        .update_one(
+                            doc! { "_id": &message.id },
+                            doc! { "$set": { "msg": &message.msg, "mentions": mentions, "_updatedAt": at } },
+                        )
+                        .await
+                        .map_err(unavailable)?;
+                }
+            }
+            let filter = doc! { "$or": [{ "usernames": old }, { "muted": old }, { "u._id": uid }] };
+            let rids = ids_of(self.find_docs(ROOMS, filter, None, (0, None), None).await?);
+            let rooms = self.coll(ROOMS);
+            for (filter, field) in
+                [(doc! { "usernames": old }, "usernames.$"), (doc! { "muted": old }, "muted.$")]
+            {
+                rooms
+                    .update_many(filter, doc! { "$set": { field: new, "_updatedAt": at } })
+                    .await
+                    .map_err(unavailable)?;
+            }
+            rooms
+                .update_many(doc! { "u._id": uid }, doc! { "$set": { "u.username": new, "_updatedAt": at } })
+                .await
+                .map_err(unavailable)?;
+            for found in self.find_docs(ROOMS, doc! { "_id": { "$in": rids } }, None, (0, None), None).await?
+            {
+                outcome.rooms.push(room_from_doc(found)?);
+            }
+        }
+        let mut filters = Vec::new();
+        if new.is_some() {
+            filters.push(doc! { "u._id": uid });
+        }
+        let direct = doc! { "t": "d", "name": old };
+        let mut direct_set = Document::new();
+        if let Some(new) = rename.username.as_deref() {
+            direct_set.insert("name", new);
+        }
+        if let Some(name) = rename.name.as_deref() {
+            direct_set.insert("fname", name);
+        }
+        if !direct_set.is_empty() {
+            filters.push(direct.clone());
+        }
+        if filters.is_empty() {
+            return Ok(outcome);
+        }
+        let ids =
+            ids_of(self.find_docs(SUBSCRIPTIONS, doc! { "$or": filters }, None, (0, None), None).await?);
+        let subscriptions = self.coll(SUBSCRIPTIONS);
+        if let Some(new) = new {
+            subscriptions
+                .update_many(doc! { "u._id": uid }, doc! { "$set": { "u.username": new, "_updatedAt": at } })
+                .await
+                .map_err(unavailable)?;
+        }
+        if !direct_set.is_empty() {
+            direct_set.insert("_updatedAt", at);
+            subscriptions.update_many(direct, doc! { "$set": direct_set }).await.map_err(unavailable)?;
+        }
+        for found in
+            self.find_docs(SUBSCRIPTIONS, doc! { "_id": { "$in": ids } }, None, (0, None), None).await?
+        {
+            outcome.subscriptions.push(self.with_unread(subscription_from_doc(found)?).await?);
+        }
+        Ok(outcome)
     }
 }
 

@@ -4,7 +4,7 @@ use apogee_types::{
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::StoreResult;
+use crate::{RenameOutcome, StoreResult, UserRename};
 
 /// A change to a room, applied inside the store's transaction to the current stored room.
 pub type RoomMutation = Box<dyn FnOnce(&mut Room) -> StoreResult<()> + Send>;
@@ -107,6 +107,10 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn subscriptions_of_room(&self, rid: &str, page: PageRequest) -> StoreResult<Page<Subscription>>;
     /// Discussions of a room (rooms whose `prid` it is), by `fname`.
     async fn discussions_of_room(&self, prid: &str, page: PageRequest) -> StoreResult<Page<Room>>;
+    /// Writes a user's new username or name into the rooms, subscriptions and messages that copy
+    /// it (see [`UserRename`]), each document on its own as Rocket.Chat's bulk updates do;
+    /// returns the rooms and subscriptions it changed.
+    async fn rename_user(&self, rename: &UserRename) -> StoreResult<RenameOutcome>;
 }
 
 /// Which messages of a room [`MessageStore::find_messages`] returns.

@@ -8,7 +8,7 @@ use apogee_types::{
 
 use crate::{
     HistoryQuery, MessageFilter, MessageReport, MessageSearch, RoomFilter, RoomWrite, Store, StoreError,
-    ThreadFilter, Upload, UserFilter,
+    ThreadFilter, Upload, UserFilter, UserRename,
 };
 
 mod integrations;
@@ -35,7 +35,7 @@ macro_rules! store_contract_tests {
             thread_roots_replies_and_reports,
             uploads_roundtrip, room_uploads_list_complete_newest_first, room_images_are_images_up_to_a_time,
             message_search_conditions, hidden_messages_stay_out_of_reads, integrations_roundtrip_update_delete,
-            integrations_list_by_kind_owner_and_channel);
+            integrations_list_by_kind_owner_and_channel, rename_user_rewrites_every_copy);
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
         $(
@@ -930,4 +930,97 @@ pub async fn hidden_messages_stay_out_of_reads(store: &dyn Store) {
     assert_eq!(kept, [("h1", "earlier text"), ("m1", "current text")]);
     assert!(store.history("r1", &HistoryQuery::default()).await.unwrap().is_empty());
     assert!(store.hidden_messages("m9").await.unwrap().is_empty());
+}
+
+pub async fn rename_user_rewrites_every_copy(store: &dyn Store) {
+    // A channel alice created and is muted in, and a DM between alice and bob.
+    let mut write = RoomWrite::new("r1");
+    let mut channel = room("r1", "r1");
+    channel.muted = vec!["alice".into(), "carol".into()];
+    write.create = Some(channel);
+    write.add_subscriptions = vec![subscription("r1", "u1", "alice"), subscription("r1", "u2", "bob")];
+    let mut by_alice = message("m1", "r1", "u1", 10);
+    by_alice.u.username = "alice".into();
+    let mut mentioning = message("m2", "r1", "u2", 11);
+    mentioning.msg = "hi @Alice and @alice".into();
+    mentioning.mentions =
+        vec![apogee_types::Mention { id: "u1".into(), username: "alice".into(), name: None, kind: None }];
+    let mut edited = message("m3", "r1", "u2", 12);
+    edited.edited_by = Some(UserRef { id: "u1".into(), username: "alice".into(), name: None });
+    let mut quoting = message("m4", "r1", "u2", 13);
+    quoting.msg = "\"alice\" alone".into();
+    write.messages = vec![by_alice, mentioning, edited, quoting];
+    store.write_room(write).await.unwrap();
+    let mut write = RoomWrite::new("d1");
+    let mut dm = Room::new("d1".into(), RoomType::Direct, None, None, Millis(1));
+    dm.usernames = vec!["alice".into(), "bob".into()];
+    dm.uids = vec!["u1".into(), "u2".into()];
+    write.create = Some(dm);
+    let direct = |uid: &str, username: &str, other: &str| {
+        let mut sub = subscription("d1", uid, username);
+        sub.t = RoomType::Direct;
+        sub.name = other.into();
+        sub.fname = Some(format!("{other} name"));
+        sub
+    };
+    write.add_subscriptions = vec![direct("u1", "alice", "bob"), direct("u2", "bob", "alice")];
+    store.write_room(write).await.unwrap();
+
+    let rename = UserRename {
+        user_id: "u1".into(),
+        old_username: "alice".into(),
+        username: Some("alicia".into()),
+        name: Some("Alicia A".into()),
+        at: Millis(500),
+    };
+    let outcome = store.rename_user(&rename).await.unwrap();
+    let mut rooms: Vec<String> = outcome.rooms.iter().map(|r| r.id.clone()).collect();
+    rooms.sort();
+    assert_eq!(rooms, ["d1", "r1"]);
+    let mut subs: Vec<(String, String)> =
+        outcome.subscriptions.iter().map(|s| (s.rid.clone(), s.u.id.clone())).collect();
+    subs.sort();
+    assert_eq!(subs, [("d1".into(), "u1".into()), ("d1".into(), "u2".into()), ("r1".into(), "u1".into())]);
+
+    let m = |id: &'static str| async move { store.message_by_id(id).await.unwrap().unwrap() };
+    let m1 = m("m1").await;
+    assert_eq!((m1.u.username.as_str(), m1.updated_at), ("alicia", Millis(500)));
+    let m2 = m("m2").await;
+    assert_eq!((m2.msg.as_str(), m2.mentions[0].username.as_str()), ("hi @alicia and @alicia", "alicia"));
+    assert_eq!(m("m3").await.edited_by.unwrap().username, "alicia");
+    let m4 = m("m4").await;
+    assert_eq!((m4.msg.as_str(), m4.updated_at), ("\"alice\" alone", Millis(13)));
+    let r1 = store.room_by_id("r1").await.unwrap().unwrap();
+    assert_eq!(
+        (r1.muted.clone(), r1.u.unwrap().username),
+        (vec!["alicia".to_owned(), "carol".into()], "alicia".into())
+    );
+    assert_eq!(store.room_by_id("d1").await.unwrap().unwrap().usernames, ["alicia", "bob"]);
+    for rid in ["r1", "d1"] {
+        assert_eq!(store.subscription(rid, "u1").await.unwrap().unwrap().u.username, "alicia");
+    }
+    let bobs = store.subscription("d1", "u2").await.unwrap().unwrap();
+    assert_eq!(
+        (bobs.name.as_str(), bobs.fname.as_deref(), bobs.updated_at),
+        ("alicia", Some("Alicia A"), Millis(500))
+    );
+    let alices = store.subscription("d1", "u1").await.unwrap().unwrap();
+    assert_eq!((alices.name.as_str(), alices.fname.as_deref()), ("bob", Some("bob name")));
+    assert_eq!(store.subscription("r1", "u2").await.unwrap().unwrap().updated_at, Millis(1));
+
+    // A new name alone: only the other party's view of the DM.
+    let rename = UserRename {
+        user_id: "u1".into(),
+        old_username: "alicia".into(),
+        username: None,
+        name: Some("Ally".into()),
+        at: Millis(600),
+    };
+    let outcome = store.rename_user(&rename).await.unwrap();
+    assert!(outcome.rooms.is_empty());
+    let subs: Vec<(String, String)> =
+        outcome.subscriptions.iter().map(|s| (s.rid.clone(), s.u.id.clone())).collect();
+    assert_eq!(subs, [("d1".to_owned(), "u2".to_owned())]);
+    assert_eq!(store.subscription("d1", "u2").await.unwrap().unwrap().fname.as_deref(), Some("Ally"));
+    assert_eq!(m("m1").await.updated_at, Millis(500));
 }

@@ -209,6 +209,11 @@ impl AuthService for Auth {
         .map_err(store_error)
     }
 
+    async fn all_users(&self, active_only: bool, page: PageRequest) -> ServiceResult<Page<User>> {
+        let filter = apogee_store::UserFilter { active: active_only.then_some(true), ..Default::default() };
+        self.store.list_users(&filter, page).await.map_err(store_error)
+    }
+
     async fn set_user_status(
         &self,
         user_id: &str,
@@ -321,6 +326,7 @@ impl AuthService for Auth {
         let result = self.update_user_impl(who, user_id, update).await;
         let user = self.then_forget(user_id, result).await?;
         self.announce_name_change(before.as_ref(), &user).await;
+        self.rename_references(before.as_ref(), &user).await;
         Ok(user)
     }
 
@@ -354,6 +360,7 @@ impl AuthService for Auth {
         let result = self.update_own_profile_impl(who, update).await;
         let user = self.then_forget(&who.user_id, result).await?;
         self.announce_name_change(before.as_ref(), &user).await;
+        self.rename_references(before.as_ref(), &user).await;
         Ok(user)
     }
 

@@ -40,6 +40,24 @@ impl Auth {
         self.announce("name-changed", &event).await;
     }
 
+    /// After a durable change of a user's username or name: messaging rewrites the copies rooms,
+    /// subscriptions and messages keep. The user is saved already, so a failure there is logged
+    /// rather than returned.
+    pub(crate) async fn rename_references(
+        &self,
+        before: Option<&apogee_types::User>,
+        after: &apogee_types::User,
+    ) {
+        let Some(before) = before.filter(|b| b.name != after.name || b.username != after.username) else {
+            return;
+        };
+        if let Some(messaging) = self.messaging.get()
+            && let Err(e) = messaging.user_renamed(before, after).await
+        {
+            tracing::warn!(error = %e, user = %after.id, "username references not rewritten");
+        }
+    }
+
     pub(crate) async fn announce(&self, kind: &str, event: &AllEvent) {
         let (Ok(subject), Ok(payload)) = (Subject::new(&all_subject(kind)), serde_json::to_vec(event)) else {
             return;

@@ -78,7 +78,12 @@ impl IntoResponse for ApiError {
         if !e.error_type.is_empty()
             && !matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::TooManyRequests)
         {
-            body.insert("errorType".into(), Value::String(e.error_type.clone()));
+            // A `Meteor.Error(403, …)` carries a number as its code, and so does the reply.
+            let code = match e.error_type.parse::<u16>() {
+                Ok(n) => Value::from(n),
+                Err(_) => Value::String(e.error_type.clone()),
+            };
+            body.insert("errorType".into(), code);
         }
         if let Some(details) = e.details {
             body.insert("details".into(), details);

@@ -45,6 +45,7 @@ fn family(prefix: &str, f: Family) -> Router<GatewayState> {
             .route(&path("list.joined"), get(rooms::list_joined))
             .route(&path("leave"), post(rooms::leave))
             .route(&path("invite"), post(rooms::invite))
+            .route(&path("addAll"), post(rooms::add_all))
             .route(&path("kick"), post(rooms::kick))
             .route(&path("setDescription"), post(rooms::set_description))
             .route(&path("setPurpose"), post(rooms::set_purpose))

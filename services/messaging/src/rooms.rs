@@ -250,13 +250,14 @@ impl Messaging {
         let now = Millis::now();
         let mut room = Room::new(rid.clone(), RoomType::Direct, None, None, now);
         room.uids = uids;
+        // Rocket.Chat orders the members by display name, for `usernames` and each view's names.
         let mut by_name: Vec<&User> = users.iter().collect();
-        by_name.sort_by(|a, b| a.username.cmp(&b.username));
+        by_name.sort_by_cached_key(|u| crate::users::display_key(u));
         room.usernames = by_name.iter().map(|u| u.username.clone()).collect();
         let subs = users
             .iter()
             .map(|user| {
-                let others: Vec<&User> = users.iter().filter(|o| o.id != user.id).collect();
+                let others: Vec<&User> = by_name.iter().copied().filter(|o| o.id != user.id).collect();
                 let display = if others.is_empty() {
                     (user.username.clone(), user.name.clone())
                 } else {
@@ -451,6 +452,52 @@ impl Messaging {
         let joined = self.write_and_mark_read(write, &who.user_id).await?;
         self.joined_team_room(&joined, &target, who).await?;
         Ok(joined)
+    }
+
+    /// Rocket.Chat's `addAllUserToRoom`: the global `add-all-to-room`, then at most
+    /// `API_User_Limit` users, then the room. Each user not yet in the room gets a subscription
+    /// (open, alerted, one mention, as Rocket.Chat seeds it) and a `uj` message of their own, all
+    /// in one write. Unlike `add_member`, no team membership follows, as in Rocket.Chat.
+    pub(crate) async fn add_all_users_impl(
+        &self,
+        who: &Principal,
+        rid: &str,
+        active_only: bool,
+    ) -> ServiceResult<Room> {
+        let method = serde_json::json!({ "method": "addAllToRoom" });
+        if !self.has_global(who, "add-all-to-room").await? {
+            return Err(ServiceError::invalid("403", "Access to Method Forbidden").with_details(method));
+        }
+        let limit = u64::try_from(self.auth.setting_i64("API_User_Limit", 500).await).unwrap_or(0);
+        let page = PageRequest { offset: 0, count: Some(limit.saturating_add(1)) };
+        let users = self.auth.all_users(active_only, page).await?;
+        if users.total > limit {
+            return Err(ServiceError::invalid("error-user-limit-exceeded", "User Limit Exceeded")
+                .with_details(method));
+        }
+        let room = self.store.room_by_id(rid).await.map_err(store_error)?.ok_or_else(|| {
+            ServiceError::invalid("error-invalid-room", "Invalid room").with_details(method)
+        })?;
+        let all = PageRequest { offset: 0, count: None };
+        let members = self.store.subscriptions_of_room(rid, all).await.map_err(store_error)?;
+        let members: std::collections::HashSet<&str> =
+            members.items.iter().map(|s| s.u.id.as_str()).collect();
+        let now = Millis::now();
+        let mut write = RoomWrite::new(rid);
+        for user in users.items.iter().filter(|u| !members.contains(u.id.as_str())) {
+            let mut sub =
+                with_user_prefs(new_subscription(&room, &user.user_ref(), room_display(&room), now), user);
+            sub.alert = true;
+            sub.user_mentions = 1;
+            sub.ls = None;
+            write.add_subscriptions.push(sub);
+            write.messages.push(system_message(rid, "uj", &user.username, &user.user_ref(), now));
+        }
+        if write.add_subscriptions.is_empty() {
+            return Ok(room);
+        }
+        let outcome = self.commit(write).await?;
+        outcome.room.ok_or_else(|| ServiceError::internal("room vanished during write"))
     }
 
     pub(crate) async fn remove_member_impl(

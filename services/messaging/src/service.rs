@@ -104,6 +104,10 @@ impl MessagingService for Messaging {
         self.add_member_impl(who, rid, user).await
     }
 
+    async fn add_all_users(&self, who: &Principal, rid: &str, active_only: bool) -> ServiceResult<Room> {
+        self.add_all_users_impl(who, rid, active_only).await
+    }
+
     async fn remove_member(&self, who: &Principal, rid: &str, user: UserSelector) -> ServiceResult<Room> {
         self.remove_member_impl(who, rid, user).await
     }
@@ -431,6 +435,10 @@ impl MessagingService for Messaging {
 
     async fn remove_user_from_all_rooms(&self, user_id: &str) -> ServiceResult<()> {
         self.remove_user_from_all_rooms_impl(user_id).await
+    }
+
+    async fn user_renamed(&self, before: &User, after: &User) -> ServiceResult<()> {
+        self.user_renamed_impl(before, after).await
     }
 
     async fn relinquish_ownership(&self, user_id: &str, confirm: bool) -> ServiceResult<()> {

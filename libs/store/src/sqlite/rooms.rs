@@ -4,7 +4,10 @@ use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
 use super::messages::{count_unread_in, insert_message, load_message, rewrite_message};
 use super::{SqliteStore, conflict_or, decode, encode, like_pattern, limit, offset, unavailable};
-use crate::{Removed, RoomFilter, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult};
+use crate::{
+    Removed, RenameOutcome, RoomFilter, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult,
+    UserRename,
+};
 
 const ROOM: &str = "room";
 const SUB: &str = "subscription";
@@ -79,6 +82,41 @@ fn trash(conn: &Connection, collection: &str, id: &str, uid: Option<&str>, at: M
     )
     .map_err(unavailable)?;
     Ok(())
+}
+
+/// Candidates are found by the text of their documents (the quoted old username, the user's
+/// id) and decided by [`UserRename`]; a rename is rare enough for a scan, and adds no index to
+/// every message write.
+fn apply_rename(conn: &Connection, rename: &UserRename) -> StoreResult<RenameOutcome> {
+    let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let (old, uid) = (quoted(&rename.old_username), quoted(&rename.user_id));
+    let mut outcome = RenameOutcome::default();
+    if rename.renames_username() {
+        let sql = "SELECT doc FROM messages WHERE uid = ?1 OR instr(doc, ?2) > 0";
+        for doc in docs(conn, sql, &[rename.user_id.clone().into(), old.clone().into()])? {
+            let mut message: apogee_types::Message = decode("message", &doc)?;
+            if rename.apply_to_message(&mut message) {
+                rewrite_message(conn, &message)?;
+            }
+        }
+        let sql = "SELECT doc FROM rooms WHERE instr(doc, ?1) > 0 OR instr(doc, ?2) > 0";
+        for doc in docs(conn, sql, &[old.clone().into(), uid.into()])? {
+            let mut room: Room = decode(ROOM, &doc)?;
+            if rename.apply_to_room(&mut room) {
+                update_room_row(conn, &room)?;
+                outcome.rooms.push(room);
+            }
+        }
+    }
+    let sql = "SELECT doc FROM subscriptions WHERE uid = ?1 OR instr(doc, ?2) > 0";
+    for doc in docs(conn, sql, &[rename.user_id.clone().into(), old.into()])? {
+        let mut sub: Subscription = decode(SUB, &doc)?;
+        if rename.apply_to_subscription(&mut sub) {
+            save_subscription(conn, &sub, false)?;
+            outcome.subscriptions.push(with_unread(conn, sub)?);
+        }
+    }
+    Ok(outcome)
 }
 
 fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWriteOutcome> {
@@ -421,5 +459,10 @@ impl RoomStore for SqliteStore {
             Ok(Page { items, offset: page.offset, total })
         })
         .await
+    }
+
+    async fn rename_user(&self, rename: &UserRename) -> StoreResult<RenameOutcome> {
+        let rename = rename.clone();
+        self.write(move |conn| apply_rename(conn, &rename)).await
     }
 }

@@ -280,6 +280,17 @@ pub(crate) async fn call(
             state.messaging.join_room(&who, &str_param(&params, 0)?, code).await?;
             Ok(Some(Value::Bool(true)))
         }
+        "addAllUserToRoom" => {
+            let who = ctx.who()?.clone();
+            let rid = str_param(&params, 0)?;
+            let active_only = match params.get(1) {
+                None => false,
+                Some(Value::Bool(b)) => *b,
+                Some(_) => return Err(match_failed()),
+            };
+            state.messaging.add_all_users(&who, &rid, active_only).await?;
+            Ok(Some(Value::Bool(true)))
+        }
         "leaveRoom" => {
             let who = ctx.who()?.clone();
             state.messaging.leave_room(&who, &str_param(&params, 0)?).await?;

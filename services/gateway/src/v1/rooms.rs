@@ -244,6 +244,68 @@ pub(crate) async fn invite(
     Ok(one(f, &room))
 }
 
+/// `channels.addAll` / `groups.addAll`: `{roomId | roomName, activeUsersOnly?}`.
+pub(crate) async fn add_all(
+    State(state): State<GatewayState>,
+    Extension(f): Extension<Family>,
+    caller: Caller,
+    Body(body): Body,
+) -> ApiResult {
+    // Only `channels.addAll` declares a schema; `groups.addAll` goes straight to the lookup.
+    if f.t == RoomType::Channel {
+        validate_add_all(&body)?;
+    }
+    let room = resolve(&state, f, &caller.principal, &body).await?;
+    // The method's `check(activeUsersOnly, Boolean)`; absent means `false`.
+    let active_only = match body.get("activeUsersOnly") {
+        None => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            return Err(ApiError::failure(format!("Match error: Expected boolean, got {}", js_type(other))));
+        }
+    };
+    let room = state.messaging.add_all_users(&caller.principal, &room.id, active_only).await?;
+    Ok(one(f, &room))
+}
+
+/// The name Meteor's `check` gives a value's type in its errors.
+fn js_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) | Value::Object(_) => "object",
+    }
+}
+
+/// `isChannelsAddAllProps`: exactly one of `{roomId, activeUsersOnly?}` and
+/// `{roomName, activeUsersOnly?}` (boolean or null), nothing else; ajv reports each branch's first
+/// error, then the `oneOf`.
+fn validate_add_all(body: &Map<String, Value>) -> ApiResult<()> {
+    let branch = |key: &str| -> Option<String> {
+        match body.get(key) {
+            None => return Some(format!("must have required property '{key}'")),
+            Some(Value::String(_)) => {}
+            Some(_) => return Some("must be string".into()),
+        }
+        if body.keys().any(|k| k != key && k != "activeUsersOnly") {
+            return Some("must NOT have additional properties".into());
+        }
+        match body.get("activeUsersOnly") {
+            None | Some(Value::Null | Value::Bool(_)) => None,
+            Some(_) => Some("must be boolean".into()),
+        }
+    };
+    match (branch("roomId"), branch("roomName")) {
+        (None, Some(_)) | (Some(_), None) => Ok(()),
+        (None, None) => Err(ApiError::invalid_params("must match exactly one schema in oneOf")),
+        (Some(a), Some(b)) => {
+            Err(ApiError::invalid_params(format!("{a}\n {b}\n must match exactly one schema in oneOf")))
+        }
+    }
+}
+
 pub(crate) async fn kick(
     State(state): State<GatewayState>,
     Extension(f): Extension<Family>,
