@@ -588,3 +588,28 @@ async fn a_renamed_user_is_renamed_in_rooms_subscriptions_messages_and_dm_names(
     let carols_view = carol.ok_get(&format!("subscriptions.getOne?roomId={group}")).await;
     assert_eq!(carols_view["subscription"]["fname"], "Ally, bob Name");
 }
+
+#[tokio::test]
+async fn users_presence_from_a_recent_date_lists_the_others_changed_since() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let bob = server.user("bob").await;
+    let info = admin.ok_get(&format!("users.info?userId={}", bob.user_id())).await;
+    let since = info["user"]["_updatedAt"].as_str().unwrap().to_owned();
+    // Bob changed at `since` (offline, and listed all the same); the caller never is.
+    let body = admin.ok_get(&format!("users.presence?from={since}")).await;
+    assert_eq!(body["full"], false);
+    let names: Vec<&str> =
+        body["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+    assert_eq!(names, ["bob"]);
+    let body = bob.ok_get(&format!("users.presence?from={since}")).await;
+    assert_eq!((body["full"].clone(), body["users"].clone()), (json!(false), json!([])));
+    // Older than ten minutes, or not a date: the full list of users not offline.
+    for from in ["2020-01-01T00:00:00.000Z", "someday"] {
+        let body = admin.ok_get(&format!("users.presence?from={from}")).await;
+        assert_eq!(body["full"], true);
+        let names: Vec<&str> =
+            body["users"].as_array().unwrap().iter().map(|u| u["username"].as_str().unwrap()).collect();
+        assert!(names.contains(&"rocket.cat") && !names.contains(&"bob"), "{body}");
+    }
+}

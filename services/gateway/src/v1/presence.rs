@@ -148,27 +148,41 @@ pub(crate) async fn get_presence(
 }
 
 /// `GET users.presence?ids=a,b` (or `ids[]=`): the users among `ids` who are not offline.
+/// How recent `from` must be for `users.presence` to answer with the changes alone.
+const PRESENCE_DELTA_MS: i64 = 10 * 60 * 1000;
+
 pub(crate) async fn presence(
     State(state): State<GatewayState>,
-    _caller: Caller,
+    caller: Caller,
     Query(q): Query,
 ) -> ApiResult {
     if state.auth.setting_bool("Presence_broadcast_disabled", false).await {
         return Ok(ok!("users" => Value::Array(Vec::new()), "full" => true));
     }
     let ids = q.get("ids").or_else(|| q.get("ids[]"));
+    // A recent `from` (under ten minutes): the other users changed since, whatever their status.
+    let from = q
+        .get("from")
+        .and_then(|f| apogee_rc::parse_date(&Value::String(f.clone())))
+        .filter(|from| apogee_types::Millis::now().0 - from.0 < PRESENCE_DELTA_MS);
     // Without ids, every user who is not offline (`full: true`).
-    let (found, full) = match ids {
-        Some(ids) => {
+    let (found, full, online_only) = match (ids, from) {
+        (Some(ids), _) => {
             let ids: Vec<String> =
                 ids.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
-            (state.auth.users_by_ids(&ids).await?, false)
+            (state.auth.users_by_ids(&ids).await?, false, true)
         }
-        None => (state.auth.online_users().await?, true),
+        (None, Some(from)) => {
+            let all = apogee_types::PageRequest { offset: 0, count: None };
+            let mut changed = state.auth.all_users(false, all).await?.items;
+            changed.retain(|u| u.updated_at >= from && u.id != caller.principal.user_id);
+            (changed, false, false)
+        }
+        (None, None) => (state.auth.online_users().await?, true, true),
     };
     let users: Vec<Value> = found
         .iter()
-        .filter(|u| u.status != "offline")
+        .filter(|u| !online_only || u.status != "offline")
         .map(|u| {
             let mut v =
                 json!({ "_id": u.id, "username": u.username, "status": u.status, "utcOffset": u.utc_offset });
