@@ -195,6 +195,9 @@ impl Auth {
             Some(password) => Some(hash_password(password).await?),
             None => None,
         };
+        if let Some(fields) = &update.custom_fields {
+            self.validate_custom_fields(fields)?;
+        }
         let deactivated = update.active == Some(false) && user.active;
         let changed = self
             .store

@@ -144,6 +144,9 @@ impl Auth {
             None => None,
         };
         let status_text = update.status_text;
+        if let Some(fields) = &update.custom_fields {
+            self.validate_custom_fields(fields)?;
+        }
         let custom_fields = update.custom_fields;
         self.store
             .update_user(

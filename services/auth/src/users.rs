@@ -53,12 +53,65 @@ pub(crate) fn email_is_valid(email: &str) -> bool {
 }
 
 impl Auth {
+    /// Rocket.Chat's `validateCustomFields`: the user's fields against `Accounts_CustomFields`
+    /// (a JSON object of field name → `{type, required, minLength, maxLength, options}`); an
+    /// empty setting accepts anything.
+    pub(crate) fn validate_custom_fields(&self, fields: &Map<String, Value>) -> ServiceResult<()> {
+        let setting = self.setting("Accounts_CustomFields");
+        let text = setting.as_ref().and_then(Value::as_str).map(str::trim).unwrap_or_default();
+        if text.is_empty() {
+            return Ok(());
+        }
+        let Ok(Value::Object(meta)) = serde_json::from_str::<Value>(text) else {
+            return Err(ServiceError::invalid(
+                "error-invalid-customfield-json",
+                "Invalid JSON for Custom Fields",
+            ));
+        };
+        let refuse = |message: String| {
+            ServiceError::invalid("error-user-registration-custom-field", message)
+                .with_details(serde_json::json!({ "method": "registerUser" }))
+        };
+        for (name, field) in &meta {
+            let given = fields.get(name);
+            let value = given.and_then(Value::as_str).map(str::trim).unwrap_or_default();
+            // JavaScript counts UTF-16 units.
+            let length = value.encode_utf16().count() as u64;
+            if field.get("required").and_then(Value::as_bool) == Some(true) && value.is_empty() {
+                return Err(refuse(format!("Field {name} is required")));
+            }
+            if field.get("type").and_then(Value::as_str) == Some("select") {
+                let options = field.get("options").and_then(Value::as_array);
+                if !options.is_some_and(|o| given.is_some_and(|g| o.contains(g))) {
+                    return Err(refuse(format!("Value for field {name} is invalid")));
+                }
+            }
+            if let Some(max) = field.get("maxLength").and_then(Value::as_u64).filter(|m| *m > 0)
+                && length > max
+            {
+                return Err(refuse(format!("Max length of field {name} {max}")));
+            }
+            if let Some(min) = field.get("minLength").and_then(Value::as_u64).filter(|m| *m > 0)
+                && length > 0
+                && length < min
+            {
+                return Err(refuse(format!("Min length of field {name} {min}")));
+            }
+        }
+        Ok(())
+    }
+
     /// Validates and stores a new user; `by_admin` allows roles and activation to be chosen.
     pub(crate) async fn insert_new_user(&self, new: NewUser, by_admin: bool) -> ServiceResult<User> {
         let username = new.username.trim().to_owned();
         let name = new.name.as_deref().map(str::trim).unwrap_or_default().to_owned();
         if !name_chars_are_valid(&name) {
             return Err(ServiceError::failure("Name contains invalid characters"));
+        }
+        // Given fields are checked before anything else about the user (Rocket.Chat's
+        // `validateCustomFields` ahead of `saveUser`).
+        if !new.custom_fields.is_empty() {
+            self.validate_custom_fields(&new.custom_fields)?;
         }
         if self.setting_bool("Accounts_RequireNameForSignUp") && name.is_empty() {
             return Err(ServiceError::invalid("error-the-field-is-required", "The field Name is required"));
