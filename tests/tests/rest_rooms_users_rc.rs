@@ -678,3 +678,41 @@ async fn custom_fields_are_checked_against_the_setting_and_a_bad_one_changes_not
         Some("error-invalid-customfield-json"),
     );
 }
+
+#[tokio::test]
+async fn a_default_team_brings_its_auto_join_rooms_to_new_users_and_rocket_cat_has_an_avatar() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let team = admin.ok_post("teams.create", json!({"name": "crew", "type": 0})).await["team"].clone();
+    let team_room = team["roomId"].as_str().unwrap().to_owned();
+    // `extraData.teamId` creates the room inside the team; one naming no team is dropped.
+    let inner = admin
+        .ok_post("groups.create", json!({"name": "crew-inner", "extraData": {"teamId": team["_id"]}}))
+        .await;
+    assert_eq!(inner["group"]["teamId"], team["_id"]);
+    let gid = id_of(inner, "group");
+    let stray =
+        admin.ok_post("groups.create", json!({"name": "stray", "extraData": {"teamId": "nope"}})).await;
+    assert!(stray["group"].get("teamId").is_none(), "{stray}");
+    let other = id_of(admin.ok_post("groups.create", json!({"name": "crew-other"})).await, "group");
+    admin.ok_post("teams.addRooms", json!({"teamId": team["_id"], "rooms": [other]})).await;
+    admin.ok_post("teams.updateRoom", json!({"roomId": gid, "isDefault": true})).await;
+    // Not a default team yet: its auto-join rooms stay out.
+    let before = server.user("bea").await;
+    assert!(before.ok_get(&format!("subscriptions.getOne?roomId={gid}")).await["subscription"].is_null());
+    admin.ok_post("channels.setDefault", json!({"roomId": team_room, "default": true})).await;
+    let dave = server.user("dave").await;
+    for rid in [&team_room, &gid] {
+        let sub = dave.ok_get(&format!("subscriptions.getOne?roomId={rid}")).await;
+        assert_eq!(sub["subscription"]["rid"], rid.as_str());
+    }
+    assert!(dave.ok_get(&format!("subscriptions.getOne?roomId={other}")).await["subscription"].is_null());
+
+    // rocket.cat starts with a stored avatar, as Rocket.Chat's does.
+    let body = admin.ok_get("users.presence").await;
+    let cat =
+        body["users"].as_array().unwrap().iter().find(|u| u["username"] == "rocket.cat").unwrap().clone();
+    let mut keys: Vec<&str> = cat.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["_id", "avatarETag", "name", "status", "username", "utcOffset"]);
+}

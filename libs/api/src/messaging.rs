@@ -37,6 +37,9 @@ pub struct CreateRoom {
     pub broadcast: bool,
     pub encrypted: bool,
     pub custom_fields: Map<String, Value>,
+    /// `extraData.teamId`: the room is created inside this team when it exists.
+    #[serde(default)]
+    pub team_id: Option<String>,
 }
 
 /// A change of one room attribute, each with the system message Rocket.Chat writes for it.

@@ -143,6 +143,25 @@ async fn store_user(
     files.auth.set_avatar_etag(&user_id, Some(etag)).await
 }
 
+/// Rocket.Chat starts `rocket.cat` with a stored avatar (so it has an `avatarETag`); ours is its
+/// generated picture, stored once as a PNG. Skipped when the bot is missing or has one.
+pub(crate) async fn seed_bot_avatar(files: &Files) -> ServiceResult<()> {
+    const BOT: &str = "rocket.cat";
+    let Some(bot) = files.auth.find_user(UserSelector::Id(BOT.to_owned())).await? else { return Ok(()) };
+    if bot.avatar_etag.is_some() {
+        return Ok(());
+    }
+    let (initial, color) = initial_and_color(&bot.username);
+    let letter = initial.chars().next().unwrap_or('?');
+    let png =
+        tokio::task::spawn_blocking(move || crate::initials::raster(letter, color, 200, ImageFormat::Png))
+            .await
+            .map_err(|e| ServiceError::internal(e.to_string()))?
+            .map_err(ServiceError::internal)?;
+    let body: ByteStream = Box::pin(futures_util::stream::iter([Ok(Bytes::from(png))]));
+    store_user(files, BOT, Some("image/png".into()), body).await
+}
+
 /// `data:<type>;base64,<bytes>` as clients send a room avatar.
 fn parse_data_url(data_url: &str) -> Option<(String, Vec<u8>)> {
     let rest = data_url.trim().strip_prefix("data:")?;

@@ -168,6 +168,9 @@ impl Files {
     /// sweeps temporary uploads never confirmed. Best effort, as every bus consumer: a file
     /// whose deletion event is lost stays until removed by hand.
     pub async fn run(self: &Arc<Self>, bus: Bus) -> ServiceResult<()> {
+        if let Err(e) = avatars::seed_bot_avatar(self).await {
+            tracing::warn!(error = %e, "rocket.cat's avatar not stored");
+        }
         let pattern = SubjectPattern::new("apogee.room.*.deleted")
             .map_err(|e| ServiceError::internal(e.to_string()))?;
         let mut sub = bus.subscribe(&pattern).await.map_err(|e| ServiceError::internal(e.to_string()))?;

@@ -176,6 +176,12 @@ impl Messaging {
         room.broadcast = req.broadcast;
         room.encrypted = req.encrypted;
         room.custom_fields = req.custom_fields;
+        // Rocket.Chat's `createRoom`: a `teamId` that names no team is dropped.
+        let team = match req.team_id.as_deref() {
+            Some(id) => self.store.team_by_id(id).await.map_err(store_error)?,
+            None => None,
+        };
+        room.team_id = team.as_ref().map(|t| t.id.clone());
         let mut members: Vec<UserRef> = Vec::new();
         for username in &req.members {
             if username == &who.username {
@@ -197,9 +203,21 @@ impl Messaging {
             subs.push(new_subscription(&room, member, room_display(&room), now));
         }
         let mut write = RoomWrite::new(room.id.clone());
+        let announce = (t == RoomType::Channel).then(|| room.name.clone().unwrap_or_default());
         write.create = Some(room);
         write.add_subscriptions = subs;
         let outcome = self.commit(write).await?;
+        if let (Some(team), Some(name)) = (team, announce) {
+            let mut note = RoomWrite::new(team.room_id.clone());
+            note.messages = vec![system_message(
+                &team.room_id,
+                "user-added-room-to-team",
+                &name,
+                &creator,
+                Millis::now(),
+            )];
+            self.commit(note).await?;
+        }
         outcome.room.ok_or_else(|| ServiceError::internal("created room vanished"))
     }
 
@@ -771,8 +789,19 @@ impl Messaging {
             .list_rooms(&filter, PageRequest { offset: 0, count: None })
             .await
             .map_err(store_error)?;
+        // Rocket.Chat's `getDefaultChannels`: a default team brings its auto-join rooms along.
+        let mut rooms = defaults.items;
+        let teams: Vec<String> =
+            rooms.iter().filter(|r| r.team_main).filter_map(|r| r.team_id.clone()).collect();
+        for team_id in teams {
+            for room in self.store.rooms_of_team(&team_id).await.map_err(store_error)? {
+                if room.team_default && !rooms.iter().any(|r| r.id == room.id) {
+                    rooms.push(room);
+                }
+            }
+        }
         let now = Millis::now();
-        for room in defaults.items {
+        for room in rooms {
             if self.store.subscription(&room.id, &user.id).await.map_err(store_error)?.is_some() {
                 continue;
             }

@@ -115,6 +115,7 @@ pub(crate) async fn create(
         broadcast: flag("broadcast").unwrap_or(false),
         encrypted: flag("encrypted").unwrap_or(false),
         custom_fields: body.get("customFields").and_then(Value::as_object).cloned().unwrap_or_default(),
+        team_id: extra.get("teamId").and_then(Value::as_str).filter(|t| !t.is_empty()).map(str::to_owned),
     };
     let room = state.messaging.create_room(&caller.principal, req).await?;
     Ok(one(family, &room))
