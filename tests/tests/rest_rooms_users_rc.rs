@@ -716,3 +716,35 @@ async fn a_default_team_brings_its_auto_join_rooms_to_new_users_and_rocket_cat_h
     keys.sort();
     assert_eq!(keys, ["_id", "avatarETag", "name", "status", "username", "utcOffset"]);
 }
+
+#[tokio::test]
+async fn a_team_rooms_side_panel_is_saved_and_validated() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let team = admin.ok_post("teams.create", json!({"name": "panel", "type": 0})).await["team"].clone();
+    let rid = team["roomId"].as_str().unwrap().to_owned();
+    let items = json!({"items": ["channels", "discussions"]});
+    let saved = admin.ok_post("rooms.saveRoomSettings", json!({"rid": rid, "sidepanel": items})).await;
+    assert_eq!(saved["rid"], rid.as_str());
+    assert_eq!(admin.ok_get(&format!("channels.info?roomId={rid}")).await["channel"]["sidepanel"], items);
+    // Unknown, duplicated or too many items, or none: refused, and the panel stays.
+    for bad in [
+        json!({"items": ["wrong"]}),
+        json!({"items": ["channels", "channels"]}),
+        json!({"items": ["channels", "discussions", "extra"]}),
+        json!({"items": []}),
+        json!({}),
+    ] {
+        let refused = admin.post("rooms.saveRoomSettings", json!({"rid": rid, "sidepanel": bad})).await;
+        assert_error(&refused, 400, Some("error-invalid-sidepanel"));
+    }
+    assert_eq!(admin.ok_get(&format!("channels.info?roomId={rid}")).await["channel"]["sidepanel"], items);
+    // Only a team's main room has one.
+    let other = id_of(admin.ok_post("channels.create", json!({"name": "plain"})).await, "channel");
+    let refused = admin.post("rooms.saveRoomSettings", json!({"rid": other, "sidepanel": items})).await;
+    assert_error(&refused, 400, Some("error-action-not-allowed"));
+    assert_eq!(refused.1["error"], "Invalid room [error-action-not-allowed]");
+    // `null` takes it away.
+    admin.ok_post("rooms.saveRoomSettings", json!({"rid": rid, "sidepanel": null})).await;
+    assert!(admin.ok_get(&format!("channels.info?roomId={rid}")).await["channel"].get("sidepanel").is_none());
+}

@@ -64,6 +64,8 @@ pub enum RoomChange {
     /// The room's uploaded avatar changed (its new ETag) or was removed (`None`); the bytes are
     /// the files service's (`FilesService::set_room_avatar`), which makes this change.
     Avatar(Option<String>),
+    /// A team main room's side panel (`{items}`), or none.
+    Sidepanel(Option<Value>),
 }
 
 /// Which rooms to list.

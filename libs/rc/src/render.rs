@@ -118,6 +118,9 @@ pub fn room(room: &Room, dates: Dates) -> Value {
     put_opt(&mut m, "description", &room.description);
     put_opt(&mut m, "announcement", &room.announcement);
     put_opt(&mut m, "purpose", &room.purpose);
+    if let Some(sidepanel) = &room.sidepanel {
+        m.insert("sidepanel".into(), sidepanel.clone());
+    }
     m.insert("ro".into(), room.ro.into());
     m.insert("sysMes".into(), room.sys_mes.clone().unwrap_or(Value::Bool(true)));
     if room.t != RoomType::Direct {

@@ -251,6 +251,9 @@ pub struct Room {
     /// A team room new team members join (`teams.updateRoom` `isDefault`).
     #[serde(rename = "teamDefault", default, skip_serializing_if = "std::ops::Not::not")]
     pub team_default: bool,
+    /// A team main room's side panel: `{items: ["channels" | "discussions", …]}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sidepanel: Option<Value>,
 }
 
 impl Room {
@@ -293,6 +296,7 @@ impl Room {
             team_id: None,
             team_main: false,
             team_default: false,
+            sidepanel: None,
         }
     }
 }

@@ -696,6 +696,7 @@ impl Messaging {
             | RoomChange::CustomFields(_)
             | RoomChange::Featured(_)
             | RoomChange::Favorite(_)
+            | RoomChange::Sidepanel(_)
             | RoomChange::ReactWhenReadOnly(_) => {}
         }
         write.mutate = Some(Box::new(move |room: &mut Room| {
@@ -718,6 +719,7 @@ impl Messaging {
                 RoomChange::Favorite(f) => room.favorite = f,
                 RoomChange::ReactWhenReadOnly(r) => room.react_when_read_only = r,
                 RoomChange::Avatar(etag) => room.avatar_etag = etag,
+                RoomChange::Sidepanel(panel) => room.sidepanel = panel,
             }
             Ok(())
         }));

@@ -56,8 +56,19 @@ fn unchanged(room: &Room, change: &RoomChange) -> bool {
         RoomChange::ReactWhenReadOnly(r) => room.react_when_read_only == *r,
         // A new upload always has a new ETag; removing none is no change.
         RoomChange::Avatar(etag) => room.avatar_etag == *etag,
+        RoomChange::Sidepanel(panel) => room.sidepanel == *panel,
         RoomChange::Default(_) | RoomChange::JoinCode(_) | RoomChange::CustomFields(_) => false,
     }
+}
+
+/// Rocket.Chat's `isValidSidepanel`: none, or one or two distinct items among `channels` and
+/// `discussions`.
+fn valid_sidepanel(panel: Option<&serde_json::Value>) -> bool {
+    let Some(panel) = panel else { return true };
+    let Some(items) = panel.get("items").and_then(serde_json::Value::as_array) else { return false };
+    let known = |i: &serde_json::Value| matches!(i.as_str(), Some("channels" | "discussions"));
+    let distinct = items.iter().enumerate().all(|(n, i)| !items[..n].contains(i));
+    !items.is_empty() && items.iter().all(known) && distinct
 }
 
 fn invalid_settings(message: &str) -> ServiceError {
@@ -214,6 +225,19 @@ impl Messaging {
                 }
                 RoomChange::Type(RoomType::Direct) => {
                     return Err(invalid_settings("Invalid settings provided"));
+                }
+                RoomChange::Sidepanel(panel) => {
+                    if !room.team_main {
+                        return Err(action_not_allowed("Invalid room"));
+                    }
+                    if !self.has_in_room(who, sub.as_ref(), "edit-team").await? {
+                        return Err(action_not_allowed(
+                            "You do not have permission to change sidepanel items",
+                        ));
+                    }
+                    if !valid_sidepanel(panel.as_ref()) {
+                        return Err(ServiceError::invalid("error-invalid-sidepanel", ""));
+                    }
                 }
                 _ => {}
             }

@@ -365,6 +365,7 @@ fn room_change(key: &str, value: &Value) -> Option<RoomChange> {
         "joinCode" => RoomChange::JoinCode(text()),
         "roomType" => RoomChange::Type(RoomType::parse(value.as_str()?)?),
         "roomCustomFields" => RoomChange::CustomFields(value.as_object()?.clone()),
+        "sidepanel" => RoomChange::Sidepanel(Some(value.clone()).filter(|v| !v.is_null())),
         _ => return None,
     })
 }
