@@ -213,3 +213,41 @@ async fn status_and_presence_over_rest() {
     assert_eq!(bob.ok_get("users.getStatus").await["status"], "away");
     assert_error(&bob.get("users.getStatus?username=nobody").await, 400, Some("error-invalid-user"));
 }
+
+#[tokio::test]
+async fn directory_teams_lists_public_teams_and_the_callers_private_ones_with_their_room_counts() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let create =
+        |name: &str, kind: u8, members: Vec<&str>| json!({"name": name, "type": kind, "members": members});
+    let public = admin.ok_post("teams.create", create("pubteam", 0, vec![])).await["team"].clone();
+    let mine =
+        admin.ok_post("teams.create", create("privteam", 1, vec![alice.user_id()])).await["team"].clone();
+    admin.ok_post("teams.create", create("hiddenteam", 1, vec![])).await;
+    let rid = admin.ok_post("channels.create", json!({"name": "pub-room"})).await["channel"]["_id"].clone();
+    admin.ok_post("teams.addRooms", json!({"teamId": public["_id"], "rooms": [rid]})).await;
+
+    let teams = alice.ok_get(r#"directory?query={"text":"","type":"teams"}&sort={"name":1}"#).await;
+    assert_eq!(teams["total"], 2);
+    let result = teams["result"].as_array().unwrap();
+    let shown: Vec<(&str, &str, u64)> = result
+        .iter()
+        .map(|t| {
+            (t["name"].as_str().unwrap(), t["teamId"].as_str().unwrap(), t["roomsCount"].as_u64().unwrap())
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [("privteam", mine["_id"].as_str().unwrap(), 1), ("pubteam", public["_id"].as_str().unwrap(), 2)]
+    );
+    assert_eq!(
+        (result[1]["_id"].clone(), result[1]["teamMain"].clone()),
+        (public["roomId"].clone(), json!(true))
+    );
+    assert!(result[1]["usersCount"].is_number() && result[1]["ts"].is_string(), "{}", result[1]);
+    let found = alice.ok_get(r#"directory?query={"text":"pub","type":"teams"}"#).await;
+    assert_eq!((found["total"].clone(), found["result"][0]["name"].clone()), (json!(1), json!("pubteam")));
+    let desc = alice.ok_get(r#"directory?query={"text":"","type":"teams"}&sort={"name":-1}"#).await;
+    assert_eq!(desc["result"][0]["name"], "pubteam");
+}

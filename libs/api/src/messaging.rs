@@ -464,6 +464,9 @@ pub trait MessagingService: Send + Sync + 'static {
     /// A room by exact name (case-insensitive), for other services (auth checks an
     /// integration's `#room` targets); checks no access either.
     async fn find_room_by_name(&self, name: &str) -> ServiceResult<Option<Room>>;
+    /// How many rooms carry the team's id, its main room included (the `roomsCount` of the
+    /// directory's teams); checks no access.
+    async fn team_rooms_count(&self, team_id: &str) -> ServiceResult<u64>;
     /// Marks or unmarks the room as one of the caller's favorites (`rooms.favorite`).
     async fn set_favorite(&self, who: &Principal, room: RoomSelector, favorite: bool) -> ServiceResult<()>;
     /// Sets one notification preference of the caller's subscription (`rooms.saveNotification`).

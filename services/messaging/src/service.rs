@@ -453,6 +453,10 @@ impl MessagingService for Messaging {
         self.store.room_by_name(name).await.map_err(store_error)
     }
 
+    async fn team_rooms_count(&self, team_id: &str) -> ServiceResult<u64> {
+        Ok(self.store.rooms_of_team(team_id).await.map_err(store_error)?.len() as u64)
+    }
+
     async fn set_favorite(&self, who: &Principal, room: RoomSelector, favorite: bool) -> ServiceResult<()> {
         self.set_favorite_impl(who, room, favorite).await
     }

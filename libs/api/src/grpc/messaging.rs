@@ -98,6 +98,7 @@ grpc_adapters! {
         (Write, UserRenamed, user_renamed, [before: &User => User, after: &User => User], ()),
         (Read, FindRoom, find_room, [rid: &str => String], Option<Room>),
         (Read, FindRoomByName, find_room_by_name, [name: &str => String], Option<Room>),
+        (Read, TeamRoomsCount, team_rooms_count, [team_id: &str => String], u64),
         (Read, AnonymousMessages, anonymous_messages, [room: RoomSelector => RoomSelector, page: PageRequest => PageRequest], Page<Message>),
     }
 }

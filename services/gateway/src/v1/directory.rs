@@ -74,7 +74,37 @@ pub(crate) async fn directory(
     }
     let (skip, limit) = (page.offset as usize, page.count.map_or(usize::MAX, |c| c as usize));
     let (results, total): (Vec<Value>, usize) = match kind {
-        "teams" => (Vec::new(), 0),
+        "teams" => {
+            // Rocket.Chat's `getTeams`: the main rooms of public teams and of the caller's private
+            // ones, featured first, each with how many rooms carry its team id.
+            let mut rooms: Vec<Room> =
+                directory_rooms(&state, &caller, &text).await?.into_iter().filter(|r| r.team_main).collect();
+            rooms.sort_by(|a, b| {
+                let o = room_order(&sort_by, a, b);
+                b.featured.cmp(&a.featured).then(if ascending { o } else { o.reverse() })
+            });
+            let total = rooms.len();
+            let mut shown = Vec::new();
+            for room in rooms.iter().skip(skip).take(limit) {
+                let mut item = directory_room(room);
+                let count = match room.team_id.as_deref() {
+                    Some(team_id) => state.messaging.team_rooms_count(team_id).await?,
+                    None => 0,
+                };
+                if let Value::Object(m) = &mut item {
+                    if let Some(prid) = &room.prid {
+                        m.insert("prid".into(), prid.clone().into());
+                    }
+                    if let Some(team_id) = &room.team_id {
+                        m.insert("teamId".into(), team_id.clone().into());
+                    }
+                    m.insert("teamMain".into(), Value::Bool(true));
+                    m.insert("roomsCount".into(), count.into());
+                }
+                shown.push(item);
+            }
+            (shown, total)
+        }
         "channels" => {
             let mut rooms = directory_rooms(&state, &caller, &text).await?;
             rooms.sort_by(|a, b| {
