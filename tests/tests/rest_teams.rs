@@ -434,3 +434,30 @@ async fn delete_convert_and_update() {
     );
     assert_eq!(admin.ok_get(&format!("groups.info?roomId={rid}")).await["group"]["name"], "club2");
 }
+
+#[tokio::test]
+async fn autocomplete_finds_public_teams_and_the_callers_private_ones_by_prefix() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let bob = server.user("bob").await;
+    let alpha = team(&admin, "alpha-one", 0, json!({})).await;
+    let secret = team(&admin, "alpha-two", 1, json!({"members": [bob.user_id()]})).await;
+    team(&admin, "alpha-three", 1, json!({})).await;
+    team(&admin, "beta", 0, json!({})).await;
+    let found = bob.ok_get("teams.autocomplete?name=ALPHA").await;
+    let teams = found["teams"].as_array().unwrap();
+    let names: Vec<&str> = teams.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["alpha-one", "alpha-two"]);
+    assert_eq!(teams[0]["_id"], alpha["roomId"]);
+    assert_eq!((teams[1]["teamId"].clone(), teams[1]["t"].clone()), (secret["_id"].clone(), json!("p")));
+    let mut keys: Vec<&str> = teams[0].as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["_id", "fname", "name", "t", "teamId"]);
+    // Only a prefix matches; the name is required.
+    assert_eq!(bob.ok_get("teams.autocomplete?name=one").await["teams"], json!([]));
+    let refused = bob.get("teams.autocomplete").await;
+    assert_eq!(
+        (refused.0.as_u16(), refused.1["error"].as_str()),
+        (400, Some("Match error: Missing key 'name'"))
+    );
+}

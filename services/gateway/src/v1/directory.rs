@@ -151,7 +151,11 @@ pub(crate) async fn directory(
 }
 
 /// Public channels and the caller's private groups whose name or display name contains `text`.
-async fn directory_rooms(state: &GatewayState, caller: &Caller, text: &str) -> ApiResult<Vec<Room>> {
+pub(crate) async fn directory_rooms(
+    state: &GatewayState,
+    caller: &Caller,
+    text: &str,
+) -> ApiResult<Vec<Room>> {
     // Without `view-c-room`, only the caller's groups.
     let public = match state.messaging.list_rooms(&caller.principal, RoomListScope::Public, None, ALL).await {
         Ok(page) => page.items,

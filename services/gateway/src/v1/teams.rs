@@ -35,6 +35,7 @@ pub(crate) fn routes() -> Router<GatewayState> {
         .route("/api/v1/teams.removeRoom", post(remove_room))
         .route("/api/v1/teams.updateRoom", post(update_room))
         .route("/api/v1/teams.listRooms", get(list_rooms))
+        .route("/api/v1/teams.autocomplete", get(autocomplete))
         .route("/api/v1/channels.convertToTeam", post(channel_to_team))
         .route("/api/v1/groups.convertToTeam", post(group_to_team))
         .route("/api/v1/users.listTeams", get(user_teams))
@@ -381,5 +382,43 @@ async fn user_teams(State(state): State<GatewayState>, caller: Caller, Query(que
     let teams = state.messaging.user_teams(&caller.principal, &user_id).await?;
     let teams: Vec<Value> =
         teams.iter().map(|t| with(team_json(&t.team), &[("isOwner", t.is_owner.into())])).collect();
+    Ok(ok!("teams" => teams))
+}
+
+/// `GET teams.autocomplete?name=`: up to ten teams whose main room's name or display name starts
+/// with `name` (case-insensitive), among public teams and the caller's private ones, as
+/// Rocket.Chat's `Team.autocomplete`.
+async fn autocomplete(State(state): State<GatewayState>, caller: Caller, Query(query): Query) -> ApiResult {
+    let Some(name) = query.get("name") else {
+        return Err(ApiError::failure("Match error: Missing key 'name'"));
+    };
+    let prefix = name.trim().to_lowercase();
+    let starts = |s: Option<&str>| s.is_some_and(|s| s.to_lowercase().starts_with(&prefix));
+    let mut rooms: Vec<apogee_types::Room> = crate::v1::directory::directory_rooms(&state, &caller, "")
+        .await?
+        .into_iter()
+        .filter(|r| r.team_main && (starts(r.name.as_deref()) || starts(r.fname.as_deref())))
+        .collect();
+    rooms.sort_by(|a, b| a.name.cmp(&b.name));
+    let teams: Vec<Value> = rooms
+        .iter()
+        .take(10)
+        .map(|r| {
+            let mut m = Map::new();
+            m.insert("_id".into(), r.id.clone().into());
+            for (key, value) in [
+                ("fname", &r.fname),
+                ("teamId", &r.team_id),
+                ("name", &r.name),
+                ("avatarETag", &r.avatar_etag),
+            ] {
+                if let Some(v) = value {
+                    m.insert(key.into(), v.clone().into());
+                }
+            }
+            m.insert("t".into(), r.t.as_str().into());
+            Value::Object(m)
+        })
+        .collect();
     Ok(ok!("teams" => teams))
 }
