@@ -29,6 +29,7 @@ fn setup() -> Setup {
         test_mode: true,
         failed_logins_per_user: 10,
         login_block: Duration::from_secs(60),
+        bcrypt_cost: 4,
     };
     let auth = Arc::new(Auth::new(store.clone(), config, bus.clone()));
     let messaging = Messaging::new(store, AuthClient::local(auth.clone()), bus);
