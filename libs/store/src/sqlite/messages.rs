@@ -120,9 +120,37 @@ fn text_condition(text: &str, arg: usize) -> (String, rusqlite::types::Value) {
     }
 }
 
+/// Trigram matches (in every room) up to which a text search starts from the index's matches;
+/// above it, the room is read newest first and each message tested, which stops as soon as a
+/// page is full. A word in most messages would otherwise have its whole match list read and
+/// sorted (seconds on a million messages); a rare one would have the whole room read.
+const INDEX_DRIVEN_MAX: i64 = 2_000;
+
+/// How a search's text condition is evaluated (see [`INDEX_DRIVEN_MAX`]).
+#[derive(Clone, Copy, PartialEq)]
+enum TextPlan {
+    /// The trigram index's matches, each looked up (the room's index is not used).
+    IndexDriven,
+    /// Every message of the room, in page order, tested with `contains_folded`.
+    RoomScan,
+}
+
+/// Picks the plan for a search text of three characters or more: counts its trigram matches,
+/// stopping past [`INDEX_DRIVEN_MAX`].
+fn text_plan(conn: &Connection, text: &str) -> StoreResult<TextPlan> {
+    let matches: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ?1 LIMIT ?2)",
+            params![format!("\"{}\"", text.replace('"', "\"\"")), INDEX_DRIVEN_MAX + 1],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)?;
+    Ok(if matches > INDEX_DRIVEN_MAX { TextPlan::RoomScan } else { TextPlan::IndexDriven })
+}
+
 /// The SQL condition (on `messages`) and its arguments, numbered from `?2`, for a
 /// [`MessageFilter`].
-fn filter_sql(filter: &MessageFilter) -> (String, Vec<rusqlite::types::Value>) {
+fn filter_sql(filter: &MessageFilter, plan: Option<TextPlan>) -> (String, Vec<rusqlite::types::Value>) {
     const NOT_REMOVED: &str = "json_extract(doc, '$.t') IS NOT 'rm'";
     match filter {
         MessageFilter::Pinned => {
@@ -147,7 +175,7 @@ fn filter_sql(filter: &MessageFilter) -> (String, Vec<rusqlite::types::Value>) {
                 .into(),
             vec![like_pattern(text).into()],
         ),
-        MessageFilter::Search(search) => search_sql(search),
+        MessageFilter::Search(search) => search_sql(search, plan),
     }
 }
 
@@ -166,13 +194,19 @@ fn any_like(args: &mut Vec<rusqlite::types::Value>, expr: &str, texts: &[String]
     format!("({})", alternatives.join(" OR "))
 }
 
-/// The conditions of a [`MessageSearch`], joined with `AND`.
-fn search_sql(search: &MessageSearch) -> (String, Vec<rusqlite::types::Value>) {
+/// The conditions of a [`MessageSearch`], joined with `AND`; `plan` for a text of three
+/// characters or more.
+fn search_sql(search: &MessageSearch, plan: Option<TextPlan>) -> (String, Vec<rusqlite::types::Value>) {
     let mut conditions = vec!["json_extract(doc, '$.t') IS NOT 'rm'".to_owned()];
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(text) = &search.text {
         let arg = args.len() + 2;
-        let (condition, value) = text_condition(text, arg);
+        let (condition, value) = match plan {
+            Some(TextPlan::RoomScan) => {
+                (format!("contains_folded(json_extract(doc, '$.msg'), ?{arg})"), text.clone().into())
+            }
+            _ => text_condition(text, arg),
+        };
         args.push(value);
         conditions.push(condition);
     }
@@ -615,17 +649,45 @@ impl MessageStore for SqliteStore {
         filter: &MessageFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Message>> {
-        let (condition, args) = filter_sql(filter);
         let ascending = match filter {
             MessageFilter::Pinned => true,
             MessageFilter::Search(search) => search.ascending,
             _ => false,
         };
         let order = if ascending { "ASC" } else { "DESC" };
-        let mut args: Vec<rusqlite::types::Value> =
-            std::iter::once(rid.to_owned().into()).chain(args).collect();
         let (lim, off) = (limit(page.count), offset(page.offset));
+        let filter = filter.clone();
+        let rid = rid.to_owned();
         self.read(move |conn| {
+            let search_text = match &filter {
+                MessageFilter::Search(search) => search.text.as_deref().filter(|t| t.chars().count() >= 3),
+                _ => None,
+            };
+            let plan = search_text.map(|text| text_plan(conn, text)).transpose()?;
+            let (condition, args) = filter_sql(&filter, plan);
+            let mut args: Vec<rusqlite::types::Value> = std::iter::once(rid.into()).chain(args).collect();
+            if matches!(filter, MessageFilter::Search(_)) {
+                // Searches are not counted (no caller shows a total, and counting every match
+                // of a common word is the cost the plans above avoid): `total` is what this
+                // page reached.
+                // `+rid` keeps SQLite from walking the room's index when the text's matches
+                // are few: they drive the query instead.
+                let room = if plan == Some(TextPlan::IndexDriven) { "+rid = ?1" } else { "rid = ?1" };
+                let n = args.len();
+                args.extend([lim.into(), off.into()]);
+                let items = messages_from(
+                    conn,
+                    &format!(
+                        "SELECT doc FROM messages WHERE {room} AND {condition}
+                         ORDER BY ts {order}, seq {order} LIMIT ?{} OFFSET ?{}",
+                        n + 1,
+                        n + 2
+                    ),
+                    &args,
+                )?;
+                let total = page.offset + items.len() as u64;
+                return Ok(Page { items, offset: page.offset, total });
+            }
             let total: i64 = conn
                 .query_row(
                     &format!("SELECT COUNT(*) FROM messages WHERE rid = ?1 AND {condition}"),
