@@ -6,7 +6,7 @@
 //! encoding of `proto/apogee/events/v1/events.proto`: each event type is a [`BusEvent`], with
 //! `encode` and `decode` (`wire.rs` holds the conversions, the one place that knows both shapes).
 
-mod wire;
+pub(crate) mod wire;
 
 use apogee_types::{Message, Room, Subscription};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! The bus encoding of every event: conversions between the Rust types (`apogee-types`, the
 //! events of this module) and the messages of `proto/apogee/events/v1/events.proto`, both ways.
-//! Lossless: `decode(encode(e)) == e` for every value (the tests below hold it to that).
+//! Lossless: `decode(encode(e)) == e` for every value (the tests below hold it to that). Also
+//! the typed messages of `Messaging.SendMessage`, which reuse the event `Message`.
 //!
 //! What Rocket.Chat keeps open-ended (`serde_json::Value`, JSON objects) travels as JSON text in a
 //! `bytes` field; an empty field is the empty object, or `null` where any value may stand.
@@ -10,6 +11,8 @@ use apogee_types::{ChannelMention, Mention, Message, Millis, Room, RoomType, Sub
 use bytes::Bytes;
 use prost::Message as _;
 use serde_json::{Map, Value};
+
+use crate::NewMessage;
 
 use super::{Action, AllEvent, FilesPruned, PresenceChanged, RoomEvent, SettingChanged, UserEvent};
 
@@ -137,8 +140,8 @@ fn action_of(a: i32) -> Result<Action> {
     }
 }
 
-/// A message as `events.proto` carries it.
-fn message(m: &Message) -> pb::Message {
+/// A message as `events.proto` carries it (also the `Messaging.SendMessage` reply).
+pub(crate) fn message(m: &Message) -> pb::Message {
     pb::Message {
         id: m.id.clone(),
         rid: m.rid.clone(),
@@ -174,7 +177,7 @@ fn message(m: &Message) -> pb::Message {
 }
 
 /// Reads a message written by [`message`].
-fn message_of(m: pb::Message) -> Result<Message> {
+pub(crate) fn message_of(m: pb::Message) -> Result<Message> {
     Ok(Message {
         u: user_ref_of(required(m.u, "message.u")?),
         reactions: object_of(&m.reactions, "message.reactions")?,
@@ -533,6 +536,40 @@ fn presence_changed_of(e: pb::PresenceChanged) -> Result<PresenceChanged> {
         name: e.name,
         roles: e.roles,
     })
+}
+
+// === Messaging.SendMessage ===
+
+pub(crate) fn send_message_request(m: NewMessage) -> apogee_proto::messaging::v1::SendMessageRequest {
+    apogee_proto::messaging::v1::SendMessageRequest {
+        extra: object_bytes(&m.extra),
+        id: m.id,
+        rid: m.rid,
+        msg: m.msg,
+        tmid: m.tmid,
+        tshow: m.tshow,
+        groupable: m.groupable,
+    }
+}
+
+pub(crate) fn new_message_of(m: apogee_proto::messaging::v1::SendMessageRequest) -> Result<NewMessage> {
+    Ok(NewMessage {
+        extra: object_of(&m.extra, "extra")?,
+        id: m.id,
+        rid: m.rid,
+        msg: m.msg,
+        tmid: m.tmid,
+        tshow: m.tshow,
+        groupable: m.groupable,
+    })
+}
+
+pub(crate) fn send_message_reply(m: &Message) -> apogee_proto::messaging::v1::SendMessageReply {
+    apogee_proto::messaging::v1::SendMessageReply { message: Some(message(m)) }
+}
+
+pub(crate) fn send_message_reply_of(r: apogee_proto::messaging::v1::SendMessageReply) -> Result<Message> {
+    message_of(required(r.message, "message")?)
 }
 
 #[cfg(test)]

@@ -478,3 +478,30 @@ fn message_event_is_smaller_than_json() {
     };
     assert!(event.encode().len() < serde_json::to_vec(&event).unwrap().len());
 }
+
+#[test]
+fn send_message_request_and_reply_round_trip() {
+    use apogee_proto::messaging::v1::{SendMessageReply, SendMessageRequest};
+    let full = NewMessage {
+        id: Some("client-id".into()),
+        rid: "GENERAL".into(),
+        msg: "héllo 🚀".into(),
+        tmid: Some("root".into()),
+        tshow: true,
+        groupable: Some(false),
+        extra: object(
+            json!({"alias": "Bot", "attachments": [{"title": "t"}], "customFields": {"n": u64::MAX}}),
+        ),
+    };
+    for new in [NewMessage::default(), full] {
+        let bytes = send_message_request(new.clone()).encode_to_vec();
+        assert_eq!(new_message_of(SendMessageRequest::decode(&bytes[..]).unwrap()).unwrap(), new);
+    }
+    for m in [full_message(), bare_message()] {
+        let bytes = send_message_reply(&m).encode_to_vec();
+        assert_eq!(send_message_reply_of(SendMessageReply::decode(&bytes[..]).unwrap()).unwrap(), m);
+    }
+    assert!(send_message_reply_of(SendMessageReply { message: None }).is_err());
+    let bad = SendMessageRequest { extra: b"[]".to_vec(), ..Default::default() };
+    assert!(new_message_of(bad).is_err());
+}
