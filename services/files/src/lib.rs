@@ -15,7 +15,7 @@ mod sniff;
 
 use std::sync::Arc;
 
-use apogee_api::events::{FILES_PRUNED_SUBJECT, FilesPruned, RoomEvent};
+use apogee_api::events::{BusEvent, FILES_PRUNED_SUBJECT, FilesPruned, RoomEvent};
 use apogee_api::{
     AuthClient, Avatar, AvatarFormat, AvatarOf, ByteStream, ConfirmUpload, Download, FileMeta, FilesService,
     MessagingClient, NewMessage, NewUpload, RangeSpec, RoomSelector, Served, UserSelector,
@@ -175,7 +175,7 @@ impl Files {
         tokio::spawn(async move {
             while let Some(event) = sub.next().await {
                 let Some(files) = files.upgrade() else { break };
-                if let Ok(RoomEvent::MessageDeleted { message_id }) = serde_json::from_slice(&event.payload)
+                if let Ok(RoomEvent::MessageDeleted { message_id }) = RoomEvent::decode(&event.payload)
                     && let Err(e) = files.remove_message_files(&message_id).await
                 {
                     tracing::warn!(%message_id, error = %e, "could not remove the files of a deleted message");
@@ -189,7 +189,7 @@ impl Files {
         tokio::spawn(async move {
             while let Some(event) = pruned.next().await {
                 let Some(files) = files.upgrade() else { break };
-                if let Ok(FilesPruned { message_id }) = serde_json::from_slice(&event.payload)
+                if let Ok(FilesPruned { message_id }) = FilesPruned::decode(&event.payload)
                     && let Err(e) = files.remove_message_files(&message_id).await
                 {
                     tracing::warn!(%message_id, error = %e, "could not remove the pruned files of a message");
