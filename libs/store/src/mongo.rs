@@ -537,7 +537,8 @@ impl MongoStore {
                 tx_upsert(&trash, session, trash_doc(TRASH_SUBSCRIPTION, doc, now)).await?;
             }
         }
-        if is_new || !written.is_empty() || !data.remove_subscriptions.is_empty() {
+        // Only joins and leaves change the member count (not a message's sender's read mark).
+        if is_new || !data.add_subscriptions.is_empty() || !data.remove_subscriptions.is_empty() {
             let members = subs.count_documents(doc! { "rid": rid }).session(&mut *session).await?;
             if members != room.users_count {
                 room.users_count = members;

@@ -120,6 +120,9 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
         conn.execute("DELETE FROM rooms WHERE id = ?1", [&rid]).map_err(unavailable)?;
         return Ok(RoomWriteOutcome::default());
     }
+    // Only joins and leaves change the member count: recounting on every message would cost
+    // one index walk over the room's members per message.
+    let membership_changed = is_new || !add_subscriptions.is_empty() || !remove_subscriptions.is_empty();
     let touches_room = is_new
         || mutate.is_some()
         || !messages.is_empty()
@@ -185,7 +188,7 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
             trash(conn, "subscriptions", &id, Some(uid), now)?;
         }
     }
-    if is_new || !subscriptions.is_empty() || !remove_subscriptions.is_empty() {
+    if membership_changed {
         let members =
             count(conn, "SELECT COUNT(*) FROM subscriptions WHERE rid = ?1", &[rid.clone().into()])?;
         if members != room.users_count {
