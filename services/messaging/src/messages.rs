@@ -148,8 +148,10 @@ impl Messaging {
                 }),
             ));
         }
-        if group_mention || room.t == RoomType::Direct {
-            // Group mentions count for every member; a DM reopens for its members.
+        // `@all` / `@here` write no member's subscription: `groupMentions` (and the `alert`
+        // that follows from unread) is derived on read from the room's messages. A DM reopens
+        // for each of its members.
+        if room.t == RoomType::Direct {
             let members = self
                 .store
                 .subscriptions_of_room(&room.id, apogee_types::PageRequest { offset: 0, count: None })
@@ -159,9 +161,6 @@ impl Messaging {
                 write.update_subscriptions.push((
                     member.u.id,
                     Box::new(move |s: &mut Subscription, _: &Room| {
-                        if group_mention {
-                            s.group_mentions += 1;
-                        }
                         s.alert = true;
                         s.open = true;
                     }),
