@@ -356,6 +356,24 @@ async fn group_mentions_are_derived_for_every_member() {
         Some("error-action-not-allowed"),
     );
     assert_eq!(get_one(&alice).await["groupMentions"], 0);
+    // Without `mention-all` (changed at run time), `@all` is refused and nothing is posted;
+    // `@here` has its own permission.
+    admin
+        .ok_post("permissions.update", json!({"permissions": [{"_id": "mention-all", "roles": ["admin"]}]}))
+        .await;
+    let refused = alice.post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "@all again"}})).await;
+    assert_error(&refused, 400, Some("error-action-not-allowed"));
+    assert_eq!(refused.1["error"], "Notify all in this room not allowed [error-action-not-allowed]");
+    let over_ddp = Ddp::login(&server.url, alice.token())
+        .await
+        .call("sendMessage", json!([{"rid": rid, "msg": "@all via ddp"}]))
+        .await;
+    assert_eq!(over_ddp["error"]["error"], "error-action-not-allowed", "{over_ddp}");
+    let last =
+        admin.ok_get(&format!("channels.info?roomId={rid}")).await["channel"]["lastMessage"]["msg"].clone();
+    assert_eq!(last, "@here and @carol", "nothing was posted");
+    assert_eq!(counts(&get_one(&bob).await), (json!(2), json!(2), json!(0), json!(true)));
+    admin.ok_post("permissions.update", json!({"permissions": [{"_id": "mention-all", "roles": ["admin", "owner", "moderator", "user"]}]})).await;
 
     bob.ok_post("subscriptions.read", json!({"rid": rid})).await;
     let event = sub_changed(&mut ws, &changed, &rid).await;

@@ -86,6 +86,19 @@ impl Messaging {
         let mut extra = new.extra;
         crate::content::set_urls(&text, &mut extra);
         let (mentions, mentioned_ids, group_mention) = self.resolve_mentions(&text).await?;
+        // Rocket.Chat's `preventMention`: `@all` and `@here` each need their permission,
+        // globally or through a room role.
+        for (mention, permission) in [("all", "mention-all"), ("here", "mention-here")] {
+            if mentions.iter().any(|m| m.id == mention)
+                && !self.has_in_room(who, sub.as_ref(), permission).await?
+            {
+                return Err(ServiceError::invalid(
+                    "error-action-not-allowed",
+                    format!("Notify {mention} in this room not allowed"),
+                )
+                .with_details(serde_json::json!({ "action": "Notify all in this room" })));
+            }
+        }
         let channels = self.resolve_channels(&text).await?;
         let message = Message {
             id: new.id.filter(|id| !id.is_empty()).unwrap_or_else(random_id),

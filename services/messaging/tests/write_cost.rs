@@ -21,7 +21,8 @@ struct Setup {
     messaging: Arc<Messaging>,
 }
 
-fn setup() -> Setup {
+/// Both services as `serve` wires them, with Rocket.Chat's default settings and permissions.
+async fn setup() -> Setup {
     let sqlite = SqliteStore::open_temp().unwrap();
     let store: StoreRef = Arc::new(sqlite.clone());
     let bus = Bus::local();
@@ -34,6 +35,7 @@ fn setup() -> Setup {
     let auth = Arc::new(Auth::new(store.clone(), config, bus.clone()));
     let messaging = Messaging::new(store, AuthClient::local(auth.clone()), bus);
     auth.set_messaging(MessagingClient::local(messaging.clone()));
+    auth.init(apogee_auth::Bootstrap::default()).await.unwrap();
     Setup { sqlite, messaging }
 }
 
@@ -94,7 +96,7 @@ async fn sub_of(setup: &Setup, who: &Principal, rid: &str) -> Subscription {
 
 #[tokio::test]
 async fn rows_written_per_message_do_not_grow_with_the_room() {
-    let setup = setup();
+    let setup = setup().await;
     let small = costs(&setup, "small", 10).await;
     let large = costs(&setup, "large", 5_000).await;
     println!("rows written per post, 10 members: {small:?}; 5,000 members: {large:?}");
