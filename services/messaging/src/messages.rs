@@ -85,6 +85,7 @@ impl Messaging {
         let text = self.filter_bad_words(new.msg).await;
         let mut extra = new.extra;
         crate::content::set_urls(&text, &mut extra);
+        self.quote_links(who, &mut extra).await?;
         let (mentions, mentioned_ids, group_mention) = self.resolve_mentions(&text).await?;
         // Rocket.Chat's `preventMention`: `@all` and `@here` each need their permission,
         // globally or through a room role.
