@@ -313,6 +313,11 @@ impl MongoStore {
 
     async fn with_unread(&self, mut sub: Subscription) -> StoreResult<Subscription> {
         sub.unread = self.count(MESSAGES, unread_filter(&sub.rid, &sub.u.id, sub.last_read_seq)).await?;
+        sub.group_mentions = if sub.unread == 0 {
+            0
+        } else {
+            self.count(MESSAGES, group_mention_filter(&sub.rid, &sub.u.id, sub.last_read_seq)).await?
+        };
         Ok(sub)
     }
 
@@ -550,6 +555,14 @@ impl MongoStore {
                 .count_documents(unread_filter(rid, &sub.u.id, sub.last_read_seq))
                 .session(&mut *session)
                 .await?;
+            sub.group_mentions = if sub.unread == 0 {
+                0
+            } else {
+                messages
+                    .count_documents(group_mention_filter(rid, &sub.u.id, sub.last_read_seq))
+                    .session(&mut *session)
+                    .await?
+            };
         }
         Ok(RoomWriteOutcome {
             room: Some(room),

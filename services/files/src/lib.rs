@@ -11,6 +11,7 @@ mod avatars;
 mod fetch;
 mod images;
 mod initials;
+mod preview;
 mod sniff;
 
 use std::sync::Arc;
@@ -712,6 +713,26 @@ impl FilesService for Files {
         url: String,
     ) -> ServiceResult<()> {
         avatars::set_from_url(self, who, user, &url).await
+    }
+
+    async fn url_preview(&self, who: &Principal, rid: &str, url: &str) -> ServiceResult<Value> {
+        // Rocket.Chat's `canAccessRoomIdAsync`: an unknown room is refused the same way.
+        match self.messaging.room_info(who, RoomSelector::id(rid)).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal) => return Err(e),
+            Err(_) => return Err(ServiceError::invalid("error-not-allowed", "Not allowed")),
+        }
+        let setting =
+            |id: &'static str| async move { self.auth.setting_string(id).await.unwrap_or_default() };
+        let language = setting("Language").await;
+        let rules = preview::Rules {
+            ignored_hosts: setting("API_EmbedIgnoredHosts").await,
+            safe_ports: setting("API_EmbedSafePorts").await,
+            user_agent: setting("API_Embed_UserAgent").await,
+            language: if language.is_empty() { "en".into() } else { language },
+            allow_private: self.allow_private_urls.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        Ok(preview::preview(url, &rules).await)
     }
 
     async fn reset_avatar(&self, who: &Principal, user: Option<UserSelector>) -> ServiceResult<()> {

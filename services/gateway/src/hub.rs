@@ -494,6 +494,9 @@ impl Hub {
                             sub.unread += 1;
                             sub.alert = true;
                         }
+                        if message.group_mention_for(uid) {
+                            sub.group_mentions += 1;
+                        }
                         sub.updated_at = sub.updated_at.max(message.ts);
                         wants_subs.then(|| {
                             stream_event(

@@ -14,8 +14,9 @@ const ENTITY: &str = "message";
 pub(super) fn insert_message(conn: &Connection, message: &Message) -> StoreResult<()> {
     let doc = encode(ENTITY, message)?;
     conn.execute(
-        "INSERT INTO messages (id, rid, seq, ts, updated_at, uid, counts_unread, in_thread_only, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages
+            (id, rid, seq, ts, updated_at, uid, counts_unread, in_thread_only, doc, group_mention)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             message.id,
             message.rid,
@@ -25,7 +26,8 @@ pub(super) fn insert_message(conn: &Connection, message: &Message) -> StoreResul
             message.u.id,
             message.counts_as_unread(),
             message.tmid.is_some() && !message.tshow,
-            doc
+            doc,
+            message.is_group_mention()
         ],
     )
     .map_err(conflict_or(ENTITY, &message.id))?;
@@ -36,13 +38,15 @@ pub(super) fn insert_message(conn: &Connection, message: &Message) -> StoreResul
 pub(super) fn rewrite_message(conn: &Connection, message: &Message) -> StoreResult<()> {
     let doc = encode(ENTITY, message)?;
     conn.execute(
-        "UPDATE messages SET updated_at = ?2, counts_unread = ?3, in_thread_only = ?4, doc = ?5 WHERE id = ?1",
+        "UPDATE messages SET updated_at = ?2, counts_unread = ?3, in_thread_only = ?4, doc = ?5,
+            group_mention = ?6 WHERE id = ?1",
         params![
             message.id,
             message.updated_at.0,
             message.counts_as_unread(),
             message.tmid.is_some() && !message.tshow,
-            doc
+            doc,
+            message.is_group_mention()
         ],
     )
     .map_err(unavailable)?;
@@ -59,6 +63,27 @@ pub(super) fn count_unread_in(conn: &Connection, rid: &str, uid: &str, after_seq
         )
         .map_err(unavailable)?;
     Ok(n.try_into().unwrap_or(0))
+}
+
+/// `(unread, groupMentions)` of `uid` after `after_seq`, in one pass over the unread rows: a
+/// group mention that names `uid` counts as a user mention instead (`Message::group_mention_for`).
+pub(super) fn count_unread_and_group_in(
+    conn: &Connection,
+    rid: &str,
+    uid: &str,
+    after_seq: u64,
+) -> StoreResult<(u64, u64)> {
+    let (unread, group): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN group_mention = 1 THEN NOT EXISTS (
+                    SELECT 1 FROM json_each(doc, '$.mentions') WHERE json_extract(value, '$._id') = ?3
+                ) ELSE 0 END), 0)
+             FROM messages WHERE rid = ?1 AND seq > ?2 AND uid <> ?3 AND counts_unread = 1",
+            params![rid, i64::try_from(after_seq).unwrap_or(i64::MAX), uid],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(unavailable)?;
+    Ok((unread.try_into().unwrap_or(0), group.try_into().unwrap_or(0)))
 }
 
 fn messages_from(conn: &Connection, sql: &str, args: &[rusqlite::types::Value]) -> StoreResult<Vec<Message>> {

@@ -2,7 +2,7 @@ use apogee_types::{Millis, Page, PageRequest, Room, RoomType, Subscription};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::messages::{count_unread_in, insert_message, load_message, rewrite_message};
+use super::messages::{count_unread_and_group_in, insert_message, load_message, rewrite_message};
 use super::{SqliteStore, conflict_or, decode, encode, like_pattern, limit, offset, unavailable};
 use crate::{Removed, RoomFilter, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult};
 
@@ -55,7 +55,8 @@ fn save_subscription(conn: &Connection, sub: &Subscription, insert: bool) -> Sto
 }
 
 fn with_unread(conn: &Connection, mut sub: Subscription) -> StoreResult<Subscription> {
-    sub.unread = count_unread_in(conn, &sub.rid, &sub.u.id, sub.last_read_seq)?;
+    (sub.unread, sub.group_mentions) =
+        count_unread_and_group_in(conn, &sub.rid, &sub.u.id, sub.last_read_seq)?;
     Ok(sub)
 }
 
