@@ -81,6 +81,7 @@ pub(crate) fn auth_config(config: &Config) -> AuthConfig {
         test_mode: config.test_mode,
         failed_logins_per_user: config.limits.failed_logins_per_user,
         login_block: config.limits.login_block,
+        bcrypt_cost: config.limits.bcrypt_cost,
     }
 }
 

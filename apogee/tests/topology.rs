@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use apogee_tests::assert_error;
 use apogee_tests::cluster::Cluster;
 use apogee_tests::ddp::Ddp;
 use serde_json::{Value, json};
@@ -41,6 +42,21 @@ async fn messages_typing_and_presence_cross_gateways() {
     assert_eq!(event["fields"]["args"][0]["_id"], posted["message"]["_id"]);
     assert_eq!(event["fields"]["args"][0]["msg"], "across gateways");
     eprintln!("post on gateway 1 -> event on gateway 0: {latency:?}");
+
+    // `Messaging.SendMessage` has typed messages: a client-chosen id, unicode and what Rocket.Chat
+    // keeps beside the text arrive whole, and a refusal comes back as Rocket.Chat words it.
+    let attachment = json!({"title": "résumé 🚀", "text": "ünï", "fields": [{"short": true, "value": 1.5}]});
+    let message =
+        json!({"_id": "typedRpc0001", "rid": "GENERAL", "msg": "typed 👋", "attachments": [attachment]});
+    let typed = bob.ok_post("chat.sendMessage", json!({ "message": message })).await;
+    assert_eq!(typed["message"]["_id"], "typedRpc0001");
+    assert_eq!(typed["message"]["attachments"], json!([attachment]));
+    let event =
+        alice_ws.recv_where(|f| is_stream(f) && f["fields"]["args"][0]["_id"] == "typedRpc0001").await;
+    assert_eq!(event["fields"]["args"][0]["msg"], "typed 👋");
+    assert_eq!(event["fields"]["args"][0]["attachments"], json!([attachment]));
+    let again = json!({"message": {"_id": "typedRpc0001", "rid": "GENERAL", "msg": "again"}});
+    assert_error(&bob.post("chat.sendMessage", again).await, 400, Some("error-duplicate-message"));
 
     // Typing on gateway 1 reaches gateway 0.
     let mut bob_ws = Ddp::login(&cluster.gateway_url(1), bob.token()).await;

@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "apogee/auth/v1/auth.proto",
             "apogee/messaging/v1/messaging.proto",
             "apogee/files/v1/files.proto",
+            "apogee/events/v1/events.proto",
         ],
         ["../../proto"],
     )?;

@@ -1,7 +1,8 @@
 //! Posting and reading messages, unread counts and subscriptions.
 #![allow(clippy::unwrap_used)]
 
-use apogee_tests::{TestServer, assert_error};
+use apogee_tests::ddp::Ddp;
+use apogee_tests::{Client, TestServer, assert_error};
 use serde_json::{Value, json};
 
 /// What people wrote in a history, newest first (system messages such as `uj` left out).
@@ -286,4 +287,135 @@ async fn public_channels_take_posts_from_readers_who_have_not_joined() {
         Value::Null,
         "posting does not join"
     );
+}
+
+/// `@all` / `@here`: every member's `groupMentions` and `alert`, derived from the room's
+/// messages (no member is written), over REST, the DDP method and the sidebar events; read and
+/// unread reset and restore them; a thread-only `@all` marks the thread instead.
+#[tokio::test]
+async fn group_mentions_are_derived_for_every_member() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let carol = server.user("carol").await;
+    let rid = admin
+        .ok_post("channels.create", json!({"name": "crew", "members": ["alice", "bob", "carol"]}))
+        .await["channel"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let bob_id = bob.user_id().to_owned();
+    let mut ws = Ddp::login(&server.url, bob.token()).await;
+    let changed = format!("{bob_id}/subscriptions-changed");
+    assert_eq!(ws.sub("stream-notify-user", json!([changed, false])).await["msg"], "ready");
+    let get_one = |client: &Client| {
+        let path = format!("subscriptions.getOne?roomId={rid}");
+        let client = client.clone();
+        async move { client.ok_get(&path).await["subscription"].clone() }
+    };
+
+    let all =
+        alice.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "@all standup"}})).await;
+    let all_id = all["message"]["_id"].as_str().unwrap().to_owned();
+    assert_eq!(all["message"]["mentions"], json!([{"_id": "all", "username": "all"}]));
+    let event = sub_changed(&mut ws, &changed, &rid).await;
+    assert_eq!(event["fields"]["args"][0], "updated");
+    assert_eq!(counts(&event["fields"]["args"][1]), (json!(1), json!(1), json!(0), json!(true)));
+    assert_eq!(counts(&get_one(&bob).await), (json!(1), json!(1), json!(0), json!(true)));
+
+    alice.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "@here and @carol"}})).await;
+    let event = sub_changed(&mut ws, &changed, &rid).await;
+    assert_eq!(counts(&event["fields"]["args"][1]), (json!(2), json!(2), json!(0), json!(true)));
+    assert_eq!(counts(&get_one(&bob).await), (json!(2), json!(2), json!(0), json!(true)));
+    // Named by the second message: a user mention there, not a group one.
+    assert_eq!(counts(&get_one(&carol).await), (json!(2), json!(1), json!(1), json!(true)));
+    assert_eq!(get_one(&alice).await["groupMentions"], 0, "the sender's own");
+    let listed = bob.ok_get("subscriptions.get").await;
+    let sub = listed["update"].as_array().unwrap().iter().find(|s| s["rid"] == rid.as_str()).unwrap();
+    assert_eq!(counts(sub), (json!(2), json!(2), json!(0), json!(true)));
+    let over_ddp = ws.call("subscriptions/get", json!([])).await;
+    let sub = over_ddp["result"].as_array().unwrap().iter().find(|s| s["rid"] == rid.as_str()).unwrap();
+    assert_eq!(counts(sub), (json!(2), json!(2), json!(0), json!(true)));
+
+    // Refused: a post to a room alice cannot read, and unread from one's own message.
+    let secret = admin.ok_post("groups.create", json!({"name": "secret", "members": ["bob"]})).await["group"]
+        ["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let refused =
+        alice.post("chat.sendMessage", json!({"message": {"rid": secret, "msg": "@all psst"}})).await;
+    assert!(refused.0.is_client_error() && refused.1["success"] == false, "{refused:?}");
+    let secret_sub =
+        bob.ok_get(&format!("subscriptions.getOne?roomId={secret}")).await["subscription"].clone();
+    assert_eq!(counts(&secret_sub), (json!(0), json!(0), json!(0), json!(false)));
+    assert_error(
+        &alice.post("subscriptions.unread", json!({"firstUnreadMessage": {"_id": all_id}})).await,
+        400,
+        Some("error-action-not-allowed"),
+    );
+    assert_eq!(get_one(&alice).await["groupMentions"], 0);
+    // Without `mention-all` (changed at run time), `@all` is refused and nothing is posted;
+    // `@here` has its own permission.
+    admin
+        .ok_post("permissions.update", json!({"permissions": [{"_id": "mention-all", "roles": ["admin"]}]}))
+        .await;
+    let refused = alice.post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "@all again"}})).await;
+    assert_error(&refused, 400, Some("error-action-not-allowed"));
+    assert_eq!(refused.1["error"], "Notify all in this room not allowed [error-action-not-allowed]");
+    let over_ddp = Ddp::login(&server.url, alice.token())
+        .await
+        .call("sendMessage", json!([{"rid": rid, "msg": "@all via ddp"}]))
+        .await;
+    assert_eq!(over_ddp["error"]["error"], "error-action-not-allowed", "{over_ddp}");
+    let last =
+        admin.ok_get(&format!("channels.info?roomId={rid}")).await["channel"]["lastMessage"]["msg"].clone();
+    assert_eq!(last, "@here and @carol", "nothing was posted");
+    assert_eq!(counts(&get_one(&bob).await), (json!(2), json!(2), json!(0), json!(true)));
+    admin.ok_post("permissions.update", json!({"permissions": [{"_id": "mention-all", "roles": ["admin", "owner", "moderator", "user"]}]})).await;
+
+    bob.ok_post("subscriptions.read", json!({"rid": rid})).await;
+    let event = sub_changed(&mut ws, &changed, &rid).await;
+    assert_eq!(counts(&event["fields"]["args"][1]), (json!(0), json!(0), json!(0), json!(false)));
+    assert_eq!(counts(&get_one(&bob).await), (json!(0), json!(0), json!(0), json!(false)));
+
+    // Unread from the `@all` message: both group mentions are back.
+    bob.ok_post("subscriptions.unread", json!({"firstUnreadMessage": {"_id": all_id}})).await;
+    let event = sub_changed(&mut ws, &changed, &rid).await;
+    assert_eq!(counts(&event["fields"]["args"][1]), (json!(2), json!(2), json!(0), json!(true)));
+    bob.ok_post("subscriptions.read", json!({"rid": rid})).await;
+    sub_changed(&mut ws, &changed, &rid).await;
+
+    // A thread-only `@all`: the followers' `tunreadGroup`, not anyone's room counts.
+    let root = bob.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "a plan"}})).await["message"]
+        ["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sub_changed(&mut ws, &changed, &rid).await;
+    alice
+        .ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "@all see this", "tmid": root}}))
+        .await;
+    let event = sub_changed(&mut ws, &changed, &rid).await;
+    let sub = &event["fields"]["args"][1];
+    assert_eq!((sub["tunreadGroup"].clone(), sub["groupMentions"].clone()), (json!([root]), json!(0)));
+    let sub = get_one(&bob).await;
+    assert_eq!((sub["tunreadGroup"].clone(), sub["groupMentions"].clone()), (json!([root]), json!(0)));
+    assert_eq!(get_one(&carol).await["groupMentions"], 1, "carol's earlier one only");
+}
+
+/// Counts a subscription shows: `(unread, groupMentions, userMentions, alert)`.
+fn counts(sub: &Value) -> (Value, Value, Value, Value) {
+    (sub["unread"].clone(), sub["groupMentions"].clone(), sub["userMentions"].clone(), sub["alert"].clone())
+}
+
+/// The next `subscriptions-changed` event about room `rid`.
+async fn sub_changed(ws: &mut Ddp, event_name: &str, rid: &str) -> Value {
+    ws.recv_where(|f| {
+        f["msg"] == "changed"
+            && f["fields"]["eventName"] == event_name
+            && f["fields"]["args"][1]["rid"] == rid
+    })
+    .await
 }

@@ -27,16 +27,21 @@ async fn pin_and_unpin() {
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let admin_name = admin.ok_get("me").await["username"].as_str().unwrap().to_owned();
-    let quote = json!({"message_link": "http://x/m1", "text": "quoted", "attachments": [{"message_link": "http://x/m0"}]});
-    let mid = alice
-        .ok_post(
-            "chat.sendMessage",
-            json!({"message": {"rid": "GENERAL", "msg": "pin me", "attachments": [quote, quote]}}),
-        )
-        .await["message"]["_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    // A quote of a quote, from links to messages of this server.
+    let link = |id: &str| format!("{}/channel/general?msg={id}", server.url);
+    let say = |text: String| {
+        let alice = alice.clone();
+        async move {
+            alice.ok_post("chat.sendMessage", json!({"message": {"rid": "GENERAL", "msg": text}})).await["message"]
+                ["_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let m0 = say("first".into()).await;
+    let m1 = say(format!("quoted {}", link(&m0))).await;
+    let mid = say(format!("pin me {}", link(&m1))).await;
 
     let refused = alice.post("chat.pinMessage", json!({"messageId": mid})).await;
     assert_error(&refused, 400, Some("not-authorized"));
@@ -52,15 +57,17 @@ async fn pin_and_unpin() {
         (Some("GENERAL"), Some(admin_name.as_str()))
     );
     let attachment = &system["attachments"][0];
-    assert_eq!(attachment["text"], "pin me");
+    assert_eq!(attachment["text"], format!("pin me {}", link(&m1)));
     assert_eq!(attachment["author_name"], "alice");
     assert_eq!(attachment["author_icon"], "/avatar/alice");
     assert!(attachment["ts"].as_str().unwrap().ends_with('Z'), "{attachment}");
+    let quotes = attachment["attachments"].as_array().unwrap();
+    assert_eq!(quotes.len(), 1, "{attachment}");
     assert_eq!(
-        attachment["attachments"],
-        json!([{"message_link": "http://x/m1", "text": "quoted", "attachments": [{"message_link": "http://x/m0"}]}]),
-        "quotes are deduplicated"
+        (&quotes[0]["message_link"], &quotes[0]["text"]),
+        (&json!(link(&m1)), &json!(format!("quoted {}", link(&m0))))
     );
+    assert_eq!(quotes[0]["attachments"][0]["message_link"], link(&m0), "{attachment}");
     let changed = ws.event("stream-room-messages", "GENERAL").await;
     assert_eq!(changed["fields"]["args"][0]["_id"], mid.as_str());
     assert_eq!(changed["fields"]["args"][0]["pinned"], true);

@@ -246,3 +246,107 @@ async fn urls_are_listed_on_send_and_edit() {
         .await;
     assert!(unparsed["message"].get("urls").is_none(), "{unparsed}");
 }
+
+/// Links to messages of this server (`Site_Url` + `?msg=<id>`) become quote attachments on send
+/// and on edit, rebuilt each time (a quote attachment the client sent, or an earlier link's, is
+/// dropped), only for rooms the sender may read, with the quote chain trimmed to
+/// `Message_QuoteChainLimit`.
+#[tokio::test]
+async fn links_to_messages_become_quote_attachments() {
+    let server = TestServer::start().await;
+    let admin = server.admin().await;
+    let alice = server.user("alice").await;
+    let link = |id: &str| format!("{}/channel/general?msg={id}", server.url);
+    let first = send(&admin, "GENERAL", "the original").await;
+    let mut ws = Ddp::login(&server.url, alice.token()).await;
+    assert_eq!(ws.sub("stream-room-messages", json!(["GENERAL", false])).await["msg"], "ready");
+
+    let quoting = alice
+        .ok_post(
+            "chat.sendMessage",
+            json!({"message": {"rid": "GENERAL", "msg": format!("see {}", link(&first))}}),
+        )
+        .await["message"]
+        .clone();
+    let quote = &quoting["attachments"][0];
+    assert_eq!(quoting["attachments"].as_array().unwrap().len(), 1, "{quoting}");
+    assert_eq!(
+        (&quote["text"], &quote["message_link"], &quote["author_name"], &quote["attachments"]),
+        (&json!("the original"), &json!(link(&first)), &json!("rocketchat.internal.admin.test"), &json!([]))
+    );
+    assert_eq!(quote["author_icon"], "/avatar/rocketchat.internal.admin.test");
+    assert!(quote["ts"].is_string(), "{quote}");
+    assert_eq!(quoting["urls"][0]["ignoreParse"], true);
+    let event = ws.event("stream-room-messages", "GENERAL").await;
+    assert_eq!(event["fields"]["args"][0]["attachments"][0]["message_link"], link(&first));
+    let quoting_id = quoting["_id"].as_str().unwrap().to_owned();
+
+    // A quote of a quote keeps one level at the default chain limit of 2.
+    let chained = alice
+        .ok_post(
+            "chat.sendMessage",
+            json!({"message": {"rid": "GENERAL", "msg": format!("{} and {}", link(&quoting_id), link(&first))}}),
+        )
+        .await["message"]
+        .clone();
+    let quotes = chained["attachments"].as_array().unwrap();
+    assert_eq!(quotes.len(), 2, "{chained}");
+    assert_eq!(quotes[0]["message_link"], link(&quoting_id));
+    assert_eq!(quotes[0]["attachments"][0]["message_link"], link(&first));
+    assert!(quotes[0]["attachments"][0].get("attachments").is_none(), "trimmed: {chained}");
+    assert_eq!(quotes[1]["message_link"], link(&first));
+
+    // Editing rebuilds them: another link replaces the quote, no link leaves none.
+    let edited = alice
+        .ok_post("chat.update", json!({"roomId": "GENERAL", "msgId": quoting_id, "text": format!("now {}", link(chained["_id"].as_str().unwrap()))}))
+        .await["message"]
+        .clone();
+    assert_eq!(edited["attachments"].as_array().unwrap().len(), 1);
+    assert_eq!(edited["attachments"][0]["message_link"], link(chained["_id"].as_str().unwrap()));
+    let event = ws.event("stream-room-messages", "GENERAL").await;
+    let event = if event["fields"]["args"][0]["_id"] == quoting_id.as_str() {
+        event
+    } else {
+        ws.event("stream-room-messages", "GENERAL").await
+    };
+    assert_eq!(event["fields"]["args"][0]["attachments"].as_array().map(Vec::len), Some(1));
+    let erased = alice
+        .ok_post("chat.update", json!({"roomId": "GENERAL", "msgId": quoting_id, "text": "no links"}))
+        .await["message"]
+        .clone();
+    assert_eq!(erased["attachments"], json!([]));
+    assert!(erased.get("urls").is_none(), "{erased}");
+
+    // No quote of a room the sender cannot read, of a message that does not exist, or of
+    // another site; a quote attachment the client sent is dropped, other attachments stay.
+    let secret = admin.ok_post("groups.create", json!({"name": "secret"})).await["group"]["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let hidden = send(&admin, &secret, "for admins").await;
+    let text = format!("{} {} https://elsewhere.example/x?msg={first}", link(&hidden), link("nope"));
+    let plain = alice
+        .ok_post(
+            "chat.postMessage",
+            json!({"roomId": "GENERAL", "text": text, "attachments": [
+                {"text": "forged", "message_link": "https://google.com"},
+                {"title": "kept", "text": "a card"},
+            ]}),
+        )
+        .await["message"]
+        .clone();
+    assert_eq!(plain["attachments"], json!([{"title": "kept", "text": "a card"}]), "{plain}");
+    assert!(plain["urls"].as_array().unwrap().iter().all(|u| u.get("ignoreParse").is_none()));
+    // Refused edits change nothing.
+    assert_error(
+        &server
+            .user("bob")
+            .await
+            .post("chat.update", json!({"roomId": "GENERAL", "msgId": quoting_id, "text": link(&first)}))
+            .await,
+        400,
+        Some("error-action-not-allowed"),
+    );
+    let stored = alice.ok_get(&format!("chat.getMessage?msgId={quoting_id}")).await["message"].clone();
+    assert_eq!((stored["msg"].clone(), stored["attachments"].clone()), (json!("no links"), json!([])));
+}

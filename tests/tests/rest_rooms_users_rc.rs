@@ -362,9 +362,9 @@ async fn clean_history_files_only_keeps_the_messages_and_drops_their_files() {
     let kept = admin.ok_get(&format!("channels.history?roomId={rid}")).await;
     let message = kept["messages"].as_array().unwrap().iter().find(|m| m["t"].is_null()).unwrap().clone();
     assert!(message.get("file").is_none(), "{message}");
-    // The bytes and the record go too (the files service follows the pruning on the bus).
+    // The bytes and the record go too (the files service follows the pruning on the bus, the
+    // bytes first and the record after them, so wait for both).
     let mut gone = false;
-    // The bytes go before the record, so both are awaited.
     for _ in 0..50 {
         if admin.request(reqwest::Method::GET, &url).send().await.unwrap().status() == 404
             && admin.ok_get(&format!("rooms.images?roomId={rid}")).await["total"] == 0

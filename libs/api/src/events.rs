@@ -2,11 +2,16 @@
 //!
 //! `apogee.room.<rid>.<kind>` carries [`RoomEvent`]s, `apogee.user.<uid>.<kind>` carries
 //! [`UserEvent`]s. Gateways subscribe per room and per user that a local socket cares about and
-//! derive every Rocket.Chat stream frame from these. Payloads are JSON for now; the protobuf
-//! encoding of `proto/` replaces it with distributed mode (issue #4) without changing the types.
+//! derive every Rocket.Chat stream frame from these. On the bus every payload is the protobuf
+//! encoding of `proto/apogee/events/v1/events.proto`: each event type is a [`BusEvent`], with
+//! `encode` and `decode` (`wire.rs` holds the conversions, the one place that knows both shapes).
+
+pub(crate) mod wire;
 
 use apogee_types::{Message, Room, Subscription};
 use serde::{Deserialize, Serialize};
+
+pub use wire::{BusEvent, DecodeError};
 
 /// What happened to a document, as Rocket.Chat's `*-changed` events say it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +122,23 @@ pub struct FilesPruned {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SettingChanged {
     pub id: String,
+}
+
+/// Where a gateway announces a user's status change to every gateway: `apogee.presence.<uid>`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PresenceChanged {
+    pub uid: String,
+    pub username: String,
+    /// `online`, `away`, `busy` or `offline`.
+    pub status: String,
+    pub status_text: String,
+    pub name: Option<String>,
+    pub roles: Vec<String>,
+}
+
+/// `apogee.presence.<uid>`.
+pub fn presence_subject(uid: &str) -> String {
+    format!("apogee.presence.{}", subject_token(uid))
 }
 
 /// `apogee.all.<kind>`.

@@ -158,6 +158,11 @@ pub trait FilesService: Send + Sync + 'static {
         page: PageRequest,
     ) -> ServiceResult<Page<Value>>;
 
+    /// A preview of `url` (`chat.getURLPreview`) for someone who may read room `rid`: the
+    /// server fetches the page under the embed settings and returns Rocket.Chat's
+    /// `{url, meta, headers?, ignoreParse}`; a page it cannot fetch previews with empty `meta`.
+    async fn url_preview(&self, who: &Principal, rid: &str, url: &str) -> ServiceResult<Value>;
+
     /// Sets a user's avatar from an uploaded image (`users.setAvatar`): the caller's own, or
     /// another user's with `edit-other-user-avatar`.
     async fn set_avatar(

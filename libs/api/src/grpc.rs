@@ -243,23 +243,39 @@ impl RpcClient {
     {
         let args = serde_json::to_vec(args)
             .map_err(|e| ServiceError::internal(format!("encode {path} arguments: {e}")))?;
+        self.typed(path, retry, who, JsonCall { args }).await
+    }
+
+    /// Calls a unary RPC with typed protobuf messages both ways (`Messaging.SendMessage`).
+    pub(crate) async fn typed<Req, M>(
+        &self,
+        path: &'static str,
+        retry: Retry,
+        who: Option<&Principal>,
+        request: Req,
+    ) -> ServiceResult<M>
+    where
+        Req: prost::Message + Clone + Default + Send + Sync + 'static,
+        M: prost::Message + Default + Send + 'static,
+    {
         let call = self.start(path, who)?;
         let span = call.span.clone();
-        let outcome = self.attempts(path, retry, args, call).instrument(span.clone()).await;
+        let outcome = self.attempts(path, retry, request, call).instrument(span.clone()).await;
         if outcome.is_err() {
             span.record("otel.status_code", "error");
         }
         outcome
     }
 
-    async fn attempts<M>(
+    async fn attempts<Req, M>(
         &self,
         path: &'static str,
         retry: Retry,
-        args: Vec<u8>,
+        mut message: Req,
         call: CallContext,
     ) -> ServiceResult<M>
     where
+        Req: prost::Message + Clone + Default + Send + Sync + 'static,
         M: prost::Message + Default + Send + 'static,
     {
         let attempts = match retry {
@@ -272,7 +288,9 @@ impl RpcClient {
                 tokio::time::sleep(Duration::from_millis(50 * u64::from(attempt))).await;
             }
             let target = self.pick();
-            let mut request = tonic::Request::new(JsonCall { args: args.clone() });
+            // The last attempt (a write's only one) sends the message itself, uncopied.
+            let body = if attempt + 1 == attempts { std::mem::take(&mut message) } else { message.clone() };
+            let mut request = tonic::Request::new(body);
             request.set_timeout(self.options.timeout);
             call.decorate(request.metadata_mut(), &self.options);
             let mut grpc = target.grpc();
@@ -555,7 +573,9 @@ impl<'a, T: Clone> Pass<'a, T> for T {
 
 /// Writes both adapters of a service trait from one list of its RPCs: `who` RPCs take the
 /// caller's principal first, `anon` ones do not. Each RPC is
-/// `(Read|Write, RpcName, method, [arg: TraitType => OwnedType, ...], ResultType)`.
+/// `(Read|Write, RpcName, method, [arg: TraitType => OwnedType, ...], ResultType)`. The RPCs with
+/// typed messages instead of the JSON envelope are written by hand, in `typed`: their client
+/// and server methods.
 macro_rules! grpc_adapters {
     (
         trait: $service:ident,
@@ -566,6 +586,7 @@ macro_rules! grpc_adapters {
         server_trait: $server_trait:path,
         who: { $( ($wrw:ident, $wrpc:ident, $wmethod:ident, [$($warg:ident : $wty:ty => $wowned:ty),*], $wret:ty) ),* $(,)? }
         anon: { $( ($arw:ident, $arpc:ident, $amethod:ident, [$($aarg:ident : $aty:ty => $aowned:ty),*], $aret:ty) ),* $(,)? }
+        $(typed: { client: { $($tclient:tt)* } server: { $($tserver:tt)* } })?
     ) => {
         /// Calls a remote service over gRPC.
         #[derive(Clone, Debug)]
@@ -583,6 +604,7 @@ macro_rules! grpc_adapters {
                     self.0.call(concat!($path, stringify!($arpc)), $crate::grpc::Retry::$arw, None, &($($aarg,)*)).await
                 }
             )*
+            $($($tclient)*)?
         }
 
         /// Serves a local service over gRPC.
@@ -634,6 +656,7 @@ macro_rules! grpc_adapters {
                     )
                 }
             )*
+            $($($tserver)*)?
         }
     };
 }

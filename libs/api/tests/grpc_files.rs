@@ -123,6 +123,11 @@ impl FilesService for Recorder {
         if message_id == "live" { Err(ServiceError::not_allowed("Not allowed")) } else { Ok(()) }
     }
 
+    async fn url_preview(&self, who: &Principal, rid: &str, url: &str) -> ServiceResult<Value> {
+        self.saw(Some(who));
+        Ok(json!({"url": url, "rid": rid}))
+    }
+
     async fn room_files(
         &self,
         who: &Principal,
@@ -348,6 +353,8 @@ async fn the_small_calls_round_trip() {
         .await
         .unwrap();
     assert_eq!((images.items, images.offset), (vec![json!({"rid": "GENERAL", "from": "f1"})], 1));
+    let preview = files.url_preview(&alice(), "GENERAL", "https://example.com/").await.unwrap();
+    assert_eq!(preview, json!({"url": "https://example.com/", "rid": "GENERAL"}));
     files.forget_message_files(&alice(), "gone").await.unwrap();
     let refused = files.forget_message_files(&alice(), "live").await.unwrap_err();
     assert_eq!(refused.error_type, "error-not-allowed");

@@ -50,6 +50,9 @@ pub struct Limits {
     pub login_block: Duration,
     /// DDP silence before the server pings (and, as long again, closes); Rocket.Chat uses 30 s.
     pub ddp_idle: Duration,
+    /// bcrypt cost of the password hashes written from now on (Meteor's `bcryptRounds`; hashes
+    /// already stored keep their own cost).
+    pub bcrypt_cost: u32,
 }
 
 impl Default for Limits {
@@ -59,6 +62,7 @@ impl Default for Limits {
             failed_logins_per_user: 10,
             login_block: Duration::from_secs(300),
             ddp_idle: Duration::from_secs(30),
+            bcrypt_cost: 10,
         }
     }
 }
@@ -181,6 +185,7 @@ struct FileLimits {
     failed_logins_per_user: Option<u32>,
     login_block_secs: Option<u64>,
     ddp_idle_secs: Option<u64>,
+    bcrypt_cost: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -216,6 +221,7 @@ Environment (flags win over environment, environment over the config file):
                               OTEL_SERVICE_NAME, OTEL_EXPORTER_OTLP_HEADERS, OTEL_TRACES_SAMPLER(_ARG)
   APOGEE_SHUTDOWN_GRACE_SECS  how long shutdown waits for requests in flight (default 10)
   APOGEE_DDP_IDLE_SECS        DDP silence before the server pings, then closes (default 30)
+  APOGEE_BCRYPT_COST          bcrypt cost of new password hashes (default 10, Meteor's; 4-31)
 Distributed roles (apogee gateway | auth | messaging | presence | files):
   APOGEE_NATS_URL             NATS server (default nats://127.0.0.1:4222)
   APOGEE_REDIS_URL            Redis server (default redis://127.0.0.1:6379)
@@ -352,7 +358,13 @@ pub fn load(cli: &CliOverrides, env: &HashMap<String, String>) -> Result<Config,
             .or(file_limits.ddp_idle_secs)
             .map(Duration::from_secs)
             .unwrap_or(defaults.ddp_idle),
+        bcrypt_cost: parse_env(env, "APOGEE_BCRYPT_COST", "a bcrypt cost from 4 to 31")?
+            .or(file_limits.bcrypt_cost)
+            .unwrap_or(defaults.bcrypt_cost),
     };
+    if !(4..=31).contains(&limits.bcrypt_cost) {
+        return Err(ConfigError::Inconsistent("bcrypt_cost must be from 4 to 31".into()));
+    }
     if limits.ddp_idle.is_zero() {
         return Err(ConfigError::Inconsistent("ddp_idle_secs must be at least 1".into()));
     }
@@ -404,6 +416,17 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("./data"));
         assert!(!c.test_mode && c.admin.is_none());
         assert_eq!(c.mongo_url, None);
+    }
+
+    #[test]
+    fn bcrypt_cost_defaults_to_meteors_and_is_bounded() {
+        let c = load(&CliOverrides::default(), &HashMap::new()).unwrap();
+        assert_eq!(c.limits.bcrypt_cost, 10);
+        let c = load(&CliOverrides::default(), &env(&[("APOGEE_BCRYPT_COST", "4")])).unwrap();
+        assert_eq!(c.limits.bcrypt_cost, 4);
+        for bad in ["3", "32", "ten"] {
+            assert!(load(&CliOverrides::default(), &env(&[("APOGEE_BCRYPT_COST", bad)])).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The gRPC surface of Apogee's services, generated from `proto/` at build time. Used by the
-//! client and server adapters in `apogee-api`; nothing else belongs here.
+//! The gRPC surface of Apogee's services and the bus events' encoding, generated from `proto/` at
+//! build time. Used by the client and server adapters and the event conversions in `apogee-api`;
+//! nothing else belongs here.
 
 #![allow(clippy::all, clippy::pedantic, missing_docs)]
 
@@ -24,6 +25,12 @@ pub mod messaging {
 pub mod files {
     pub mod v1 {
         tonic::include_proto!("apogee.files.v1");
+    }
+}
+
+pub mod events {
+    pub mod v1 {
+        tonic::include_proto!("apogee.events.v1");
     }
 }
 

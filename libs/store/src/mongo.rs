@@ -313,6 +313,11 @@ impl MongoStore {
 
     async fn with_unread(&self, mut sub: Subscription) -> StoreResult<Subscription> {
         sub.unread = self.count(MESSAGES, unread_filter(&sub.rid, &sub.u.id, sub.last_read_seq)).await?;
+        sub.group_mentions = if sub.unread == 0 {
+            0
+        } else {
+            self.count(MESSAGES, group_mention_filter(&sub.rid, &sub.u.id, sub.last_read_seq)).await?
+        };
         Ok(sub)
     }
 
@@ -537,7 +542,8 @@ impl MongoStore {
                 tx_upsert(&trash, session, trash_doc(TRASH_SUBSCRIPTION, doc, now)).await?;
             }
         }
-        if is_new || !written.is_empty() || !data.remove_subscriptions.is_empty() {
+        // Only joins and leaves change the member count (not a message's sender's read mark).
+        if is_new || !data.add_subscriptions.is_empty() || !data.remove_subscriptions.is_empty() {
             let members = subs.count_documents(doc! { "rid": rid }).session(&mut *session).await?;
             if members != room.users_count {
                 room.users_count = members;
@@ -549,6 +555,14 @@ impl MongoStore {
                 .count_documents(unread_filter(rid, &sub.u.id, sub.last_read_seq))
                 .session(&mut *session)
                 .await?;
+            sub.group_mentions = if sub.unread == 0 {
+                0
+            } else {
+                messages
+                    .count_documents(group_mention_filter(rid, &sub.u.id, sub.last_read_seq))
+                    .session(&mut *session)
+                    .await?
+            };
         }
         Ok(RoomWriteOutcome {
             room: Some(room),

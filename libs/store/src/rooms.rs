@@ -243,7 +243,9 @@ pub trait MessageStore: Send + Sync + 'static {
     /// message, the room's `lastMessage` becomes the newest one left.
     async fn delete_message(&self, id: &str) -> StoreResult<Message>;
     /// Messages of the room matching `filter`, newest first (pinned ones oldest first, the
-    /// insertion order Rocket.Chat lists them in); `total` counts every match.
+    /// insertion order Rocket.Chat lists them in); `total` counts every match, except for a
+    /// `Search`, whose callers show no total: there a store may report only the offset plus
+    /// what it returned (SQLite does, so a common word is not counted over the whole room).
     async fn find_messages(
         &self,
         rid: &str,

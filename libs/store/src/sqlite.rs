@@ -171,6 +171,7 @@ fn open_reader(path: &Path) -> StoreResult<Connection> {
     .map_err(unavailable)?;
     conn.execute_batch("PRAGMA busy_timeout = 5000;").map_err(unavailable)?;
     register_regexp(&conn)?;
+    register_contains(&conn)?;
     Ok(conn)
 }
 
@@ -200,6 +201,36 @@ fn register_regexp(conn: &Connection) -> StoreResult<()> {
         },
     )
     .map_err(unavailable)
+}
+
+/// `contains_folded(text, needle)`: whether `text` contains `needle`, both case-folded as the
+/// trigram index folds them (Unicode lower case), for searches that read a room instead of
+/// the index (`messages.rs`, `TextPlan`). NULLs contain nothing.
+fn register_contains(conn: &Connection) -> StoreResult<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        "contains_folded",
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let needle = ctx.get_or_create_aux(1, |needle| -> Result<String, rusqlite::Error> {
+                Ok(needle.as_str().map_err(|e| rusqlite::Error::UserFunctionError(e.into()))?.to_lowercase())
+            })?;
+            let text: Option<String> = ctx.get(0)?;
+            Ok(text.is_some_and(|t| contains_folded(&t, &needle)))
+        },
+    )
+    .map_err(unavailable)
+}
+
+/// Whether `text` contains `needle` (already lower case), ignoring case.
+fn contains_folded(text: &str, needle: &str) -> bool {
+    if text.is_ascii() && needle.is_ascii() {
+        // The common case, without allocating.
+        let (t, n) = (text.as_bytes(), needle.as_bytes());
+        return n.is_empty() || t.windows(n.len()).any(|w| w.eq_ignore_ascii_case(n));
+    }
+    text.to_lowercase().contains(needle)
 }
 
 fn in_savepoint<T>(conn: &Connection, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
@@ -309,3 +340,18 @@ pub(crate) fn like_pattern(text: &str) -> String {
 
 #[cfg(all(test, feature = "testsuite"))]
 mod tests;
+
+#[cfg(test)]
+mod contains_tests {
+    use super::contains_folded;
+
+    #[test]
+    fn contains_ignores_case_in_any_script() {
+        assert!(contains_folded("Hello World", "o wor"));
+        assert!(contains_folded("anything", ""));
+        assert!(!contains_folded("Hello", "hellos"));
+        assert!(contains_folded("Élan de l'ÉCOLE", "école"));
+        assert!(contains_folded("项目进度会议", "进度"));
+        assert!(!contains_folded("项目进度会议", "会谈"));
+    }
+}

@@ -3,7 +3,8 @@
 #![allow(clippy::unwrap_used)]
 
 use apogee_types::{
-    Email, LoginToken, Message, Millis, Page, PageRequest, Room, RoomType, Subscription, User, UserRef,
+    Email, LoginToken, Mention, Message, Millis, Page, PageRequest, Room, RoomType, Subscription, User,
+    UserRef,
 };
 
 use crate::{
@@ -27,6 +28,7 @@ macro_rules! store_contract_tests {
             room_create_with_subscriptions, room_names_are_unique, messages_get_sequence_numbers,
             teams_roundtrip_and_unique_names, team_members_add_roles_remove, rooms_of_team_follow_team_id,
             duplicate_message_id_writes_nothing, unread_is_derived_from_last_read, history_windows,
+            group_mentions_are_derived_from_last_read,
             subscriptions_since_and_removed, delete_room_removes_everything, list_rooms_filters,
             mutation_rejection_writes_nothing, config_upserts, concurrent_posts_keep_count,
                         delete_message_moves_last_message, changes_since_for_sync, find_messages_filters,
@@ -303,6 +305,64 @@ pub async fn unread_is_derived_from_last_read(store: &dyn Store) {
     )];
     store.write_room(read).await.unwrap();
     assert_eq!(store.subscription("r1", "u2").await.unwrap().unwrap().unread, 0);
+}
+
+fn mentioning(mut m: Message, ids: &[&str]) -> Message {
+    m.mentions = ids
+        .iter()
+        .map(|id| Mention { id: (*id).into(), username: (*id).into(), name: None, kind: None })
+        .collect();
+    m
+}
+
+pub async fn group_mentions_are_derived_from_last_read(store: &dyn Store) {
+    room_with_members(store, "r1", &[("u1", "alice"), ("u2", "bob"), ("u3", "carol")]).await;
+    let mut write = RoomWrite::new("r1");
+    let mut thread_only = mentioning(message("m5", "r1", "u1", 15), &["here"]);
+    thread_only.tmid = Some("m1".into());
+    let mut shown = mentioning(message("m6", "r1", "u1", 16), &["all"]);
+    shown.tmid = Some("m1".into());
+    shown.tshow = true;
+    write.messages = vec![
+        mentioning(message("m1", "r1", "u1", 10), &["all"]),
+        message("m2", "r1", "u1", 11),
+        mentioning(message("m3", "r1", "u1", 12), &["here", "u3"]),
+        mentioning(message("m4", "r1", "u2", 13), &["all"]),
+        thread_only,
+        shown,
+    ];
+    let outcome = store.write_room(write).await.unwrap();
+    assert!(outcome.messages[0].is_group_mention() && !outcome.messages[4].is_group_mention());
+    let count = |uid: &'static str| async move {
+        let sub = store.subscription("r1", uid).await.unwrap().unwrap();
+        (sub.unread, sub.group_mentions)
+    };
+    // m1, m3, m6 for bob (m4 is his own, m5 stays in its thread); carol is named in m3.
+    assert_eq!(count("u2").await, (4, 3));
+    assert_eq!(count("u3").await, (5, 3), "a named user's mention is a user mention");
+    assert_eq!(count("u1").await, (1, 1), "own messages never count");
+    let listed = store.subscriptions_of_user("u2", None).await.unwrap();
+    assert_eq!((listed[0].unread, listed[0].group_mentions), (4, 3));
+
+    // Reading up to m3 leaves m6 (and m4, by someone else, for alice's view).
+    let mut read = RoomWrite::new("r1");
+    read.update_subscriptions =
+        vec![("u2".into(), Box::new(|s: &mut Subscription, _: &apogee_types::Room| s.last_read_seq = 3))];
+    let outcome = store.write_room(read).await.unwrap();
+    assert_eq!((outcome.subscriptions[0].unread, outcome.subscriptions[0].group_mentions), (1, 1));
+    let mut read = RoomWrite::new("r1");
+    read.update_subscriptions = vec![(
+        "u2".into(),
+        Box::new(|s: &mut Subscription, r: &apogee_types::Room| s.last_read_seq = r.msgs),
+    )];
+    store.write_room(read).await.unwrap();
+    assert_eq!(count("u2").await, (0, 0));
+    // Marking unread again from m1 brings them back.
+    let mut unread = RoomWrite::new("r1");
+    unread.update_subscriptions =
+        vec![("u2".into(), Box::new(|s: &mut Subscription, _: &apogee_types::Room| s.last_read_seq = 0))];
+    store.write_room(unread).await.unwrap();
+    assert_eq!(count("u2").await, (4, 3));
 }
 
 pub async fn history_windows(store: &dyn Store) {

@@ -320,6 +320,8 @@ pub struct Subscription {
     pub alert: bool,
     #[serde(rename = "userMentions", default)]
     pub user_mentions: u64,
+    /// Derived on read like `unread`: the room's messages after `last_read_seq` that
+    /// [`Message::group_mention_for`] this user (never a per-member write per `@all`).
     #[serde(rename = "groupMentions", default)]
     pub group_mentions: u64,
     #[serde(default)]
@@ -417,6 +419,18 @@ impl Message {
     /// Whether the message counts towards members' unread counts.
     pub fn counts_as_unread(&self) -> bool {
         self.t.is_none() && (self.tmid.is_none() || self.tshow)
+    }
+
+    /// Whether the message mentions `@all` or `@here` in the room (a thread-only reply's
+    /// group mention marks the thread for its followers instead, `tunreadGroup`).
+    pub fn is_group_mention(&self) -> bool {
+        self.counts_as_unread() && self.mentions.iter().any(|m| m.id == "all" || m.id == "here")
+    }
+
+    /// Whether the message adds to `uid`'s `groupMentions`: a group mention by someone else
+    /// that does not name `uid` (a mention by name counts as a `userMentions` instead).
+    pub fn group_mention_for(&self, uid: &str) -> bool {
+        self.is_group_mention() && self.u.id != uid && !self.mentions.iter().any(|m| m.id == uid)
     }
 }
 

@@ -192,7 +192,7 @@ impl Auth {
             ));
         }
         let password_hash = match update.password.as_deref().filter(|p| !p.trim().is_empty()) {
-            Some(password) => Some(hash_password(password).await?),
+            Some(password) => Some(hash_password(password, self.cfg.bcrypt_cost).await?),
             None => None,
         };
         if let Some(fields) = &update.custom_fields {

@@ -150,7 +150,7 @@ impl Auth {
         let mut admin = base_user(TEST_ADMIN, TEST_ADMIN, "RocketChat Internal Admin Test", now);
         admin.emails = vec![Email { address: format!("{TEST_ADMIN}@rocket.chat"), verified: false }];
         admin.roles = vec!["admin".into()];
-        admin.password_bcrypt = Some(hash_password(TEST_ADMIN).await?);
+        admin.password_bcrypt = Some(hash_password(TEST_ADMIN, self.cfg.bcrypt_cost).await?);
         self.store.insert_user(admin.clone()).await.map_err(store_error)?;
         if let Some(messaging) = self.messaging.get() {
             messaging.join_default_rooms(&admin, true).await?;
@@ -183,7 +183,7 @@ impl Auth {
         let mut admin = base_user(&random_id(), &username, name.as_deref().unwrap_or("Administrator"), now);
         admin.emails = email.map(|address| vec![Email { address, verified: true }]).unwrap_or_default();
         admin.roles = vec!["admin".into(), "user".into()];
-        admin.password_bcrypt = Some(hash_password(&password).await?);
+        admin.password_bcrypt = Some(hash_password(&password, self.cfg.bcrypt_cost).await?);
         self.store.insert_user(admin.clone()).await.map_err(store_error)?;
         if let Some(messaging) = self.messaging.get() {
             messaging.join_default_rooms(&admin, true).await?;

@@ -5,9 +5,6 @@ use apogee_api::Password;
 use apogee_types::{ServiceError, ServiceResult};
 use sha2::{Digest, Sha256};
 
-/// Meteor's default bcrypt cost.
-const BCRYPT_COST: u32 = 10;
-
 /// Lowercase hex SHA-256 of the password: what bcrypt is applied to.
 pub fn password_digest(password: &str) -> String {
     let digest = Sha256::digest(password.as_bytes());
@@ -33,9 +30,9 @@ pub(crate) fn prehash(password: &Password) -> ServiceResult<String> {
 }
 
 /// bcrypt is slow by design: run it off the async runtime.
-pub(crate) async fn hash_password(plain: &str) -> ServiceResult<String> {
+pub(crate) async fn hash_password(plain: &str, cost: u32) -> ServiceResult<String> {
     let digest = password_digest(plain);
-    tokio::task::spawn_blocking(move || bcrypt::hash(digest, BCRYPT_COST))
+    tokio::task::spawn_blocking(move || bcrypt::hash(digest, cost))
         .await
         .map_err(|e| ServiceError::internal(format!("bcrypt task: {e}")))?
         .map_err(|e| ServiceError::internal(format!("bcrypt: {e}")))
@@ -69,7 +66,7 @@ mod tests {
 
     #[tokio::test]
     async fn bcrypt_of_digest_verifies_both_forms() {
-        let stored = hash_password("s3cret").await.unwrap_or_default();
+        let stored = hash_password("s3cret", 4).await.unwrap_or_default();
         let plain = prehash(&Password::Plain("s3cret".into())).unwrap_or_default();
         assert!(verify_password(plain, &stored).await.unwrap_or(false));
         let upper = Password::Digest {

@@ -139,7 +139,7 @@ impl Auth {
                     ));
                 }
                 self.check_password_policy(password)?;
-                Some(hash_password(password).await?)
+                Some(hash_password(password, self.cfg.bcrypt_cost).await?)
             }
             None => None,
         };

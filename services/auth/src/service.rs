@@ -25,6 +25,8 @@ pub struct AuthConfig {
     /// Failed logins per user before logins are blocked (per address: five times as many).
     pub failed_logins_per_user: u32,
     pub login_block: Duration,
+    /// bcrypt cost of new password hashes.
+    pub bcrypt_cost: u32,
 }
 
 /// The auth service.

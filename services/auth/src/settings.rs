@@ -1,7 +1,7 @@
 //! Settings, permissions and roles: cached in memory, written through to the store.
 
-use apogee_api::events::{AllEvent, SETTINGS_CHANGED_SUBJECT, SettingChanged, all_subject};
-use apogee_bus::{Bytes, Subject};
+use apogee_api::events::{AllEvent, BusEvent, SETTINGS_CHANGED_SUBJECT, SettingChanged, all_subject};
+use apogee_bus::Subject;
 use apogee_types::{Millis, Page, PageRequest, Permission, Principal, ServiceError, ServiceResult, Setting};
 use serde_json::Value;
 
@@ -59,19 +59,15 @@ impl Auth {
     }
 
     pub(crate) async fn announce(&self, kind: &str, event: &AllEvent) {
-        let (Ok(subject), Ok(payload)) = (Subject::new(&all_subject(kind)), serde_json::to_vec(event)) else {
-            return;
-        };
-        if let Err(e) = self.bus.publish(&subject, Bytes::from(payload)).await {
+        let Ok(subject) = Subject::new(&all_subject(kind)) else { return };
+        if let Err(e) = self.bus.publish(&subject, event.encode()).await {
             tracing::warn!(error = %e, "change not announced");
         }
     }
 
-    async fn announce_internal(&self, subject: &str, event: &impl serde::Serialize) {
-        let (Ok(subject), Ok(payload)) = (Subject::new(subject), serde_json::to_vec(event)) else {
-            return;
-        };
-        if let Err(e) = self.bus.publish(&subject, Bytes::from(payload)).await {
+    async fn announce_internal(&self, subject: &str, event: &impl BusEvent) {
+        let Ok(subject) = Subject::new(subject) else { return };
+        if let Err(e) = self.bus.publish(&subject, event.encode()).await {
             tracing::warn!(error = %e, "change not announced to the other roles");
         }
     }

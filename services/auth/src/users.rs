@@ -193,7 +193,7 @@ impl Auth {
             created_at: now,
             updated_at: now,
             last_login: None,
-            password_bcrypt: Some(hash_password(&new.password).await?),
+            password_bcrypt: Some(hash_password(&new.password, self.cfg.bcrypt_cost).await?),
             require_password_change: new.require_password_change,
             language: None,
             nickname: None,

@@ -1,11 +1,13 @@
-//! Fetching an avatar image from a URL the client gave (`users.setAvatar {avatarUrl}`).
+//! Fetching what a client points the server at: an avatar image (`users.setAvatar
+//! {avatarUrl}`) and the page behind a URL preview (`chat.getURLPreview`).
 //!
 //! The server makes the request, so the URL must not reach what only the server can reach:
 //! unless private addresses are allowed (only under `TEST_MODE`), a literal address or any
 //! address a name resolves to in Rocket.Chat's reserved ranges (loopback, private, link-local,
 //! metadata, …) is refused, and the connection uses only the addresses that passed the check,
 //! so a name cannot resolve to a public address for the check and a private one for the
-//! connection. Redirects are not followed (Rocket.Chat: `redirect: 'error'`), proxies from the
+//! connection. Avatars follow no redirect (Rocket.Chat: `redirect: 'error'`); a page follows at
+//! most five, each hop checked again as if the client had given it. Proxies from the
 //! environment are not used, and the whole request is bounded in time and size.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -90,6 +92,91 @@ impl Resolve for PublicOnly {
     }
 }
 
+/// A client without proxies or redirects whose connections reach public addresses only
+/// (any address when `allow_private`).
+fn client(allow_private: bool) -> ServiceResult<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(TIMEOUT)
+        .connect_timeout(CONNECT_TIMEOUT);
+    if !allow_private {
+        builder = builder.dns_resolver(PublicOnly);
+    }
+    builder.build().map_err(|e| ServiceError::internal(e.to_string()))
+}
+
+/// Whether `url`'s host is a literal address the server must not reach.
+fn literal_private(url: &reqwest::Url) -> bool {
+    url.host_str()
+        .and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok())
+        .is_some_and(|ip| !public(ip))
+}
+
+/// What a page fetch returned: the last response's status, headers (lower-case names, in
+/// order) and at most about `PAGE_LIMIT` bytes of body.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Rocket.Chat's bound on a preview's body: reading stops after the chunk that passes it.
+pub(crate) const PAGE_LIMIT: usize = 250_000;
+const MAX_REDIRECTS: usize = 5;
+
+/// Fetches a page: `check` vets every URL on the way (the first and each redirect's) before
+/// it is requested; `headers` go with each request. `Err` carries why, for the log.
+pub(crate) async fn page(
+    url: reqwest::Url,
+    allow_private: bool,
+    headers: &[(&'static str, String)],
+    check: impl Fn(&reqwest::Url) -> Result<(), String>,
+) -> Result<Fetched, String> {
+    let client = client(allow_private).map_err(|e| e.message)?;
+    let mut url = url;
+    for _ in 0..=MAX_REDIRECTS {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(format!("unsupported scheme {}", url.scheme()));
+        }
+        check(&url)?;
+        if !allow_private && literal_private(&url) {
+            return Err("a reserved address".into());
+        }
+        let mut request = client.get(url.clone());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let mut response = request.send().await.map_err(|e| e.to_string())?;
+        let status = response.status();
+        if status.is_redirection()
+            && let Some(next) = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|l| url.join(l).ok())
+        {
+            url = next;
+            continue;
+        }
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .collect();
+        let mut body = Vec::new();
+        while body.len() <= PAGE_LIMIT {
+            match response.chunk().await.map_err(|e| e.to_string())? {
+                Some(chunk) => body.extend_from_slice(&chunk),
+                None => break,
+            }
+        }
+        return Ok(Fetched { status: status.as_u16(), headers, body });
+    }
+    Err("too many redirects".into())
+}
+
 fn invalid_url(url: &str) -> ServiceError {
     ServiceError::invalid("error-avatar-invalid-url", format!("Invalid avatar URL: {}", encode_uri(url)))
 }
@@ -107,20 +194,11 @@ pub(crate) async fn image(
         return Err(invalid_url(url));
     }
     // The parser has normalised every spelling of an address (`0x7f.1`, `[::1]`) already.
-    let host = parsed.host_str().ok_or_else(|| invalid_url(url))?;
-    let literal = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
-    if !allow_private && literal.is_some_and(|ip| !public(ip)) {
+    parsed.host_str().ok_or_else(|| invalid_url(url))?;
+    if !allow_private && literal_private(&parsed) {
         return Err(invalid_url(url));
     }
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(TIMEOUT)
-        .connect_timeout(CONNECT_TIMEOUT);
-    if !allow_private {
-        builder = builder.dns_resolver(PublicOnly);
-    }
-    let client = builder.build().map_err(|e| ServiceError::internal(e.to_string()))?;
+    let client = client(allow_private)?;
     let mut response = client.get(parsed).send().await.map_err(|e| {
         tracing::info!(url, error = %e, "avatar URL not fetched");
         invalid_url(url)

@@ -11,11 +11,12 @@ mod avatars;
 mod fetch;
 mod images;
 mod initials;
+mod preview;
 mod sniff;
 
 use std::sync::Arc;
 
-use apogee_api::events::{FILES_PRUNED_SUBJECT, FilesPruned, RoomEvent};
+use apogee_api::events::{BusEvent, FILES_PRUNED_SUBJECT, FilesPruned, RoomEvent};
 use apogee_api::{
     AuthClient, Avatar, AvatarFormat, AvatarOf, ByteStream, ConfirmUpload, Download, FileMeta, FilesService,
     MessagingClient, NewMessage, NewUpload, RangeSpec, RoomSelector, Served, UserSelector,
@@ -178,7 +179,7 @@ impl Files {
         tokio::spawn(async move {
             while let Some(event) = sub.next().await {
                 let Some(files) = files.upgrade() else { break };
-                if let Ok(RoomEvent::MessageDeleted { message_id }) = serde_json::from_slice(&event.payload)
+                if let Ok(RoomEvent::MessageDeleted { message_id }) = RoomEvent::decode(&event.payload)
                     && let Err(e) = files.remove_message_files(&message_id).await
                 {
                     tracing::warn!(%message_id, error = %e, "could not remove the files of a deleted message");
@@ -192,7 +193,7 @@ impl Files {
         tokio::spawn(async move {
             while let Some(event) = pruned.next().await {
                 let Some(files) = files.upgrade() else { break };
-                if let Ok(FilesPruned { message_id }) = serde_json::from_slice(&event.payload)
+                if let Ok(FilesPruned { message_id }) = FilesPruned::decode(&event.payload)
                     && let Err(e) = files.remove_message_files(&message_id).await
                 {
                     tracing::warn!(%message_id, error = %e, "could not remove the pruned files of a message");
@@ -715,6 +716,26 @@ impl FilesService for Files {
         url: String,
     ) -> ServiceResult<()> {
         avatars::set_from_url(self, who, user, &url).await
+    }
+
+    async fn url_preview(&self, who: &Principal, rid: &str, url: &str) -> ServiceResult<Value> {
+        // Rocket.Chat's `canAccessRoomIdAsync`: an unknown room is refused the same way.
+        match self.messaging.room_info(who, RoomSelector::id(rid)).await {
+            Ok(_) => {}
+            Err(e) if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::Internal) => return Err(e),
+            Err(_) => return Err(ServiceError::invalid("error-not-allowed", "Not allowed")),
+        }
+        let setting =
+            |id: &'static str| async move { self.auth.setting_string(id).await.unwrap_or_default() };
+        let language = setting("Language").await;
+        let rules = preview::Rules {
+            ignored_hosts: setting("API_EmbedIgnoredHosts").await,
+            safe_ports: setting("API_EmbedSafePorts").await,
+            user_agent: setting("API_Embed_UserAgent").await,
+            language: if language.is_empty() { "en".into() } else { language },
+            allow_private: self.allow_private_urls.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        Ok(preview::preview(url, &rules).await)
     }
 
     async fn reset_avatar(&self, who: &Principal, user: Option<UserSelector>) -> ServiceResult<()> {

@@ -18,8 +18,8 @@ mod hub;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use apogee_api::events::{RoomEvent, room_subject};
-use apogee_bus::{Bus, Bytes, Subject};
+use apogee_api::events::{BusEvent, RoomEvent, room_subject};
+use apogee_bus::{Bus, Subject};
 use apogee_rc::Dates;
 use apogee_types::{Message, Millis, Room, RoomType};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -87,7 +87,7 @@ fn fanout(c: &mut Criterion) {
                             left: vec![],
                             inserted: true,
                         };
-                        let payload = Bytes::from(serde_json::to_vec(&event).unwrap());
+                        let payload = event.encode();
                         bus.publish(&subject, payload).await.unwrap();
                         for conn in &conns {
                             black_box(conn.outbox.pop().await);

@@ -4,9 +4,9 @@
 //! rocket.cat on `stream-notify-user` `<uid>/message`, published on the bus so every gateway
 //! holding a socket of the user delivers them.
 
-use apogee_api::events::{UserEvent, user_subject};
+use apogee_api::events::{BusEvent, UserEvent, user_subject};
 use apogee_api::{CreateRoom, MemberFilter, NewMessage, RoomChange, RoomSelector, UserSelector};
-use apogee_bus::{Bytes, Subject};
+use apogee_bus::Subject;
 use apogee_types::{ErrorKind, Millis, PageRequest, Principal, Room, RoomType, ServiceError, ServiceResult};
 use serde_json::{Map, Value, json};
 
@@ -185,14 +185,13 @@ pub(crate) async fn ephemeral(state: &GatewayState, uid: &str, rid: &str, msg: S
     let event =
         UserEvent::Ephemeral { id: apogee_types::random_id(), rid: rid.to_owned(), msg, ts: Millis::now() };
     let subject = Subject::new(&user_subject(uid, "message"));
-    match (subject, serde_json::to_vec(&event)) {
-        (Ok(subject), Ok(payload)) => {
-            if let Err(e) = state.bus.publish(&subject, Bytes::from(payload)).await {
+    match subject {
+        Ok(subject) => {
+            if let Err(e) = state.bus.publish(&subject, event.encode()).await {
                 tracing::warn!(%uid, error = %e, "ephemeral message not published");
             }
         }
-        (Err(e), _) => tracing::warn!(%uid, error = %e, "bad user subject"),
-        (_, Err(e)) => tracing::warn!(%uid, error = %e, "ephemeral message not encoded"),
+        Err(e) => tracing::warn!(%uid, error = %e, "bad user subject"),
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use apogee_api::events::{Action, AllEvent, RoomEvent, UserEvent, subject_token};
+use apogee_api::events::{Action, AllEvent, BusEvent, RoomEvent, UserEvent, subject_token};
 use apogee_api::{MessagingClient, RoomSelector};
 use apogee_bus::{Bus, SubjectPattern};
 use apogee_rc::Dates;
@@ -322,7 +322,7 @@ impl Hub {
         let pattern = format!("apogee.room.{}.>", subject_token(rid));
         let hub = self.clone();
         let rid = rid.to_owned();
-        self.spawn_feed(pattern, move |payload| match serde_json::from_slice::<RoomEvent>(payload) {
+        self.spawn_feed(pattern, move |payload| match RoomEvent::decode(payload) {
             Ok(event) => hub.dispatch_room(&rid, event),
             Err(e) => tracing::warn!(%rid, error = %e, "undecodable room event"),
         })
@@ -334,7 +334,7 @@ impl Hub {
         let hub = self.clone();
         let uid = uid.to_owned();
         self.spawn_feed(pattern, move |payload| {
-            match serde_json::from_slice::<UserEvent>(payload) {
+            match UserEvent::decode(payload) {
                 Ok(event) => {
                     let hub = hub.clone();
                     let uid = uid.clone();
@@ -493,6 +493,9 @@ impl Hub {
                         if message.counts_as_unread() && message.u.id != *uid {
                             sub.unread += 1;
                             sub.alert = true;
+                        }
+                        if message.group_mention_for(uid) {
+                            sub.group_mentions += 1;
                         }
                         sub.updated_at = sub.updated_at.max(message.ts);
                         wants_subs.then(|| {
@@ -677,7 +680,7 @@ impl Hub {
         let hub = self.clone();
         let feed = self
             .spawn_feed("apogee.all.>".to_owned(), move |payload| {
-                let Ok(event) = serde_json::from_slice::<AllEvent>(payload) else { return };
+                let Ok(event) = AllEvent::decode(payload) else { return };
                 let (stream, name, args, logged_only) = match event {
                     AllEvent::PublicSetting { id, value } => (
                         "stream-notify-all",

@@ -14,26 +14,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use apogee_api::AuthClient;
-use apogee_api::events::subject_token;
-use apogee_bus::{Bus, Bytes, Subject, SubjectPattern};
+use apogee_api::events::{BusEvent, PresenceChanged, presence_subject};
+use apogee_bus::{Bus, Subject, SubjectPattern};
 use apogee_presence::PresenceHandle;
 use apogee_types::{Principal, ServiceResult, User};
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ddp::frame::{encode, stream_event};
 use crate::hub::{ConnId, Hub};
 
-/// A status change, as published.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct PresenceEvent {
-    pub uid: String,
-    pub username: String,
-    pub status: String,
-    pub status_text: String,
-    pub name: Option<String>,
-    pub roles: Vec<String>,
-}
+/// A status change, as published (protobuf on the bus, like every event).
+pub(crate) type PresenceEvent = PresenceChanged;
 
 /// Rocket.Chat's status numbers.
 fn status_number(status: &str) -> u8 {
@@ -45,25 +36,23 @@ fn status_number(status: &str) -> u8 {
     }
 }
 
-impl PresenceEvent {
-    fn of(user: &User) -> Self {
-        Self {
-            uid: user.id.clone(),
-            username: user.username.clone(),
-            status: user.status.clone(),
-            status_text: user.status_text.clone(),
-            name: user.name.clone(),
-            roles: user.roles.clone(),
-        }
+fn presence_event(user: &User) -> PresenceEvent {
+    PresenceEvent {
+        uid: user.id.clone(),
+        username: user.username.clone(),
+        status: user.status.clone(),
+        status_text: user.status_text.clone(),
+        name: user.name.clone(),
+        roles: user.roles.clone(),
     }
+}
 
-    /// `stream-user-presence`: the user id is the document id, and `args` is doubly wrapped.
-    fn presence_frame(&self) -> Value {
-        json!({
-            "msg": "changed", "collection": "stream-user-presence", "id": self.uid,
-            "fields": { "uid": self.uid, "args": [[self.username, status_number(&self.status), self.status_text]], "eventName": self.uid },
-        })
-    }
+/// `stream-user-presence`: the user id is the document id, and `args` is doubly wrapped.
+fn presence_frame(event: &PresenceEvent) -> Value {
+    json!({
+        "msg": "changed", "collection": "stream-user-presence", "id": event.uid,
+        "fields": { "uid": event.uid, "args": [[event.username, status_number(&event.status), event.status_text]], "eventName": event.uid },
+    })
 }
 
 /// What presence needs of the auth service, which stores users' statuses. A seam of its own so
@@ -254,7 +243,7 @@ impl Presence {
         let this = self.clone();
         tokio::spawn(async move {
             while let Some(event) = sub.next().await {
-                let Ok(change) = serde_json::from_slice::<PresenceEvent>(&event.payload) else { continue };
+                let Ok(change) = PresenceEvent::decode(&event.payload) else { continue };
                 if let Ok(mut known) = this.known.lock() {
                     known.insert(change.uid.clone(), change.clone());
                 }
@@ -270,7 +259,7 @@ impl Presence {
                         change.roles
                     ]]),
                 );
-                let presence = encode(&change.presence_frame());
+                let presence = encode(&presence_frame(&change));
                 for conn in hub.all_sockets() {
                     let (logged, watches) = conn
                         .watches
@@ -290,7 +279,7 @@ impl Presence {
 
     /// The current presence frame of a user seen here, for a new `stream-user-presence` watcher.
     pub(crate) fn frame_for(&self, uid: &str) -> Option<Value> {
-        self.known.lock().ok()?.get(uid).filter(|p| p.status != "offline").map(PresenceEvent::presence_frame)
+        self.known.lock().ok()?.get(uid).filter(|p| p.status != "offline").map(presence_frame)
     }
 
     /// A socket of `who` logged in.
@@ -351,15 +340,14 @@ impl Presence {
         let user = self.users.set_status(uid, status, status_default, status_text).await?;
         let changed = before.is_none_or(|b| b.status != user.status || b.status_text != user.status_text);
         if changed {
-            self.publish(&PresenceEvent::of(&user)).await;
+            self.publish(&presence_event(&user)).await;
         }
         Ok(())
     }
 
     async fn publish(&self, event: &PresenceEvent) {
-        let subject = format!("apogee.presence.{}", subject_token(&event.uid));
-        let (Ok(subject), Ok(payload)) = (Subject::new(&subject), serde_json::to_vec(event)) else { return };
-        if let Err(e) = self.bus.publish(&subject, Bytes::from(payload)).await {
+        let Ok(subject) = Subject::new(&presence_subject(&event.uid)) else { return };
+        if let Err(e) = self.bus.publish(&subject, event.encode()).await {
             tracing::warn!(error = %e, "presence change not published");
         }
     }

@@ -157,6 +157,7 @@ pub fn router(state: GatewayState) -> Router {
         .route("/api/v1/chat.postMessage", post(chat::post_message))
         .route("/api/v1/chat.sendMessage", post(chat::send_message))
         .route("/api/v1/chat.getMessage", get(chat::get_message))
+        .route("/api/v1/chat.getURLPreview", get(files::url_preview))
         .route("/api/v1/chat.update", post(chat::update))
         .route("/api/v1/chat.syncMessages", get(chat::sync_messages))
         .route("/api/v1/chat.delete", post(chat::delete))

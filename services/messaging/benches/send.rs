@@ -25,6 +25,7 @@ fn send(c: &mut Criterion) {
             test_mode: true,
             failed_logins_per_user: 5,
             login_block: Duration::from_secs(60),
+            bcrypt_cost: 4,
         };
         let auth = Arc::new(Auth::new(store.clone(), cfg, bus.clone()));
         let messaging = Messaging::new(store, AuthClient::local(auth.clone()), bus);

@@ -102,6 +102,11 @@ impl Messaging {
         }
         let (mentions, _, _) = self.resolve_mentions(&text).await?;
         let channels = self.resolve_channels(&text).await?;
+        // The links and their quotes, worked out on the message as it was (the store's
+        // mutation cannot wait on lookups); the edit then sets both.
+        let mut content = original.extra.clone();
+        crate::content::set_urls(&text, &mut content);
+        self.quote_links(who, &mut content).await?;
         let editor = who.user_ref();
         let edited = self
             .store
@@ -109,7 +114,12 @@ impl Messaging {
                 id,
                 Box::new(move |m| {
                     m.msg = text;
-                    crate::content::set_urls(&m.msg, &mut m.extra);
+                    for key in ["urls", "attachments"] {
+                        match content.get(key) {
+                            Some(value) => m.extra.insert(key.into(), value.clone()),
+                            None => m.extra.remove(key),
+                        };
+                    }
                     m.mentions = mentions;
                     m.channels = channels;
                     if let Some(fields) = custom_fields {

@@ -299,4 +299,16 @@ mod tests {
         assert_eq!(trimmed, json!({ "message_link": "a", "attachments": [{ "message_link": "b" }] }));
         assert_eq!(trim_quote(&json!({ "title": "file" }), 1, 2), Value::Null);
     }
+
+    #[test]
+    fn pinned_quotes_are_deduplicated_by_link() {
+        let mut original = apogee_store::testsuite::message("m2", "r1", "u1", 10);
+        let quote = json!({ "message_link": "l1", "text": "q", "attachments": [{ "message_link": "l0" }] });
+        original.extra.insert("attachments".into(), json!([quote, quote]));
+        let pinned = pinned_attachment(&original, 2);
+        assert_eq!(
+            pinned["attachments"],
+            json!([{ "message_link": "l1", "text": "q", "attachments": [{ "message_link": "l0" }] }])
+        );
+    }
 }

@@ -85,7 +85,21 @@ impl Messaging {
         let text = self.filter_bad_words(new.msg).await;
         let mut extra = new.extra;
         crate::content::set_urls(&text, &mut extra);
+        self.quote_links(who, &mut extra).await?;
         let (mentions, mentioned_ids, group_mention) = self.resolve_mentions(&text).await?;
+        // Rocket.Chat's `preventMention`: `@all` and `@here` each need their permission,
+        // globally or through a room role.
+        for (mention, permission) in [("all", "mention-all"), ("here", "mention-here")] {
+            if mentions.iter().any(|m| m.id == mention)
+                && !self.has_in_room(who, sub.as_ref(), permission).await?
+            {
+                return Err(ServiceError::invalid(
+                    "error-action-not-allowed",
+                    format!("Notify {mention} in this room not allowed"),
+                )
+                .with_details(serde_json::json!({ "action": "Notify all in this room" })));
+            }
+        }
         let channels = self.resolve_channels(&text).await?;
         let message = Message {
             id: new.id.filter(|id| !id.is_empty()).unwrap_or_else(random_id),
@@ -148,8 +162,10 @@ impl Messaging {
                 }),
             ));
         }
-        if group_mention || room.t == RoomType::Direct {
-            // Group mentions count for every member; a DM reopens for its members.
+        // `@all` / `@here` write no member's subscription: `groupMentions` (and the `alert`
+        // that follows from unread) is derived on read from the room's messages. A DM reopens
+        // for each of its members.
+        if room.t == RoomType::Direct {
             let members = self
                 .store
                 .subscriptions_of_room(&room.id, apogee_types::PageRequest { offset: 0, count: None })
@@ -159,9 +175,6 @@ impl Messaging {
                 write.update_subscriptions.push((
                     member.u.id,
                     Box::new(move |s: &mut Subscription, _: &Room| {
-                        if group_mention {
-                            s.group_mentions += 1;
-                        }
                         s.alert = true;
                         s.open = true;
                     }),

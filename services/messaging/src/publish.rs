@@ -2,8 +2,8 @@
 //! Announcing is best effort (design.md: live events may be lost; clients catch up from the
 //! store), so a bus failure is logged, never returned: the write is already durable.
 
-use apogee_api::events::{Action, RoomEvent, UserEvent, room_subject, user_subject};
-use apogee_bus::{Bytes, Subject};
+use apogee_api::events::{Action, BusEvent, RoomEvent, UserEvent, room_subject, user_subject};
+use apogee_bus::Subject;
 use apogee_store::{RoomWrite, RoomWriteOutcome};
 use apogee_types::{PageRequest, Room, ServiceResult, Subscription};
 
@@ -93,7 +93,7 @@ impl Messaging {
         }
     }
 
-    pub(crate) async fn publish<E: serde::Serialize>(&self, subject: &str, event: &E) {
+    pub(crate) async fn publish<E: BusEvent>(&self, subject: &str, event: &E) {
         let subject = match Subject::new(subject) {
             Ok(subject) => subject,
             Err(e) => {
@@ -101,14 +101,7 @@ impl Messaging {
                 return;
             }
         };
-        let payload = match serde_json::to_vec(event) {
-            Ok(bytes) => Bytes::from(bytes),
-            Err(e) => {
-                tracing::error!(%subject, error = %e, "cannot encode event");
-                return;
-            }
-        };
-        if let Err(e) = self.bus.publish(&subject, payload).await {
+        if let Err(e) = self.bus.publish(&subject, event.encode()).await {
             tracing::warn!(%subject, error = %e, "event not published; clients catch up from the store");
         }
     }

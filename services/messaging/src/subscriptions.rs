@@ -65,7 +65,6 @@ impl Messaging {
                 s.lr = Some(now);
                 s.alert = false;
                 s.user_mentions = 0;
-                s.group_mentions = 0;
             }),
         )];
         self.commit(write).await?;

@@ -6,6 +6,9 @@
 //! `--settle` seconds and reads VmRSS again: the difference over the socket count is the cost of
 //! one connection. `--hold` keeps them open longer, answering the server's pings, to check that
 //! idle sockets survive its heartbeat.
+//!
+//! With `--gateways` the sockets are spread over several gateways of one cluster (socket i goes
+//! to gateway i mod G) and `--pid` names every gateway process: the RSS reported is their sum.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,7 +21,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::ddp::{self, Counters, Sources};
-use crate::{loopback_base, mib, read_rss};
+use crate::{Rss, loopback_base, mib, read_rss};
 
 /// Upper bounds so a run always ends.
 const MAX_SOCKETS: usize = 100_000;
@@ -34,9 +37,14 @@ pub(crate) struct IdleArgs {
     /// Server URL; must be a loopback address (127.0.0.1, ::1 or localhost).
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     url: String,
-    /// Server process id (VmRSS is read from /proc/<pid>/status).
-    #[arg(long)]
-    pid: u32,
+    /// Server process id (VmRSS is read from /proc/<pid>/status); with `--gateways`, every
+    /// gateway's, comma-separated: their RSS is summed.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pid: Vec<u32>,
+    /// Gateways to spread the sockets over (loopback URLs, comma-separated); default: `--url`.
+    /// Users and the channel are set up through `--url`.
+    #[arg(long, value_delimiter = ',')]
+    gateways: Vec<String>,
     /// DDP connections to open.
     #[arg(long, short = 'n', default_value_t = 10_000)]
     sockets: usize,
@@ -74,7 +82,7 @@ pub(crate) struct IdleArgs {
 /// stdout (`ready <ok> <failed>`, then `done <alive> <pings>` once stdin closes).
 #[derive(Args)]
 pub(crate) struct WorkerArgs {
-    /// JSON file written by the parent: `{"url", "rid", "tokens"}`.
+    /// JSON file written by the parent: `{"urls", "rid", "tokens"}`.
     #[arg(long)]
     setup: std::path::PathBuf,
     /// First socket index (inclusive) and last (exclusive) this worker opens.
@@ -116,7 +124,15 @@ async fn run(args: IdleArgs) -> anyhow::Result<()> {
         bail!("--settle, --hold and --timeout are at most {MAX_WAIT_SECS} s");
     }
     let base = loopback_base(&args.url)?;
-    let url: Arc<str> = ddp::websocket_url(&base).into();
+    let urls: Vec<String> = if args.gateways.is_empty() {
+        vec![ddp::websocket_url(&base)]
+    } else {
+        args.gateways
+            .iter()
+            .map(|g| loopback_base(g).map(|b| ddp::websocket_url(&b)))
+            .collect::<Result<_, _>>()?
+    };
+    let urls: Arc<[Arc<str>]> = urls.into_iter().map(Arc::from).collect();
 
     let setup_started = Instant::now();
     let setup = ddp::setup(&base, args.users, 1).await?;
@@ -129,15 +145,16 @@ async fn run(args: IdleArgs) -> anyhow::Result<()> {
     );
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = read_rss(args.pid)?;
+    let before = read_rss_sum(&args.pid)?;
     println!("server RSS before sockets: {} kB ({:.1} MiB)", before.rss_kb, mib(before.rss_kb));
 
     let opening = Instant::now();
     let mut held = if args.workers > 1 {
-        Held::Workers(spawn_workers(&args, &url, &rid, &setup.tokens)?)
+        Held::Workers(spawn_workers(&args, &urls, &rid, &setup.tokens)?)
     } else {
         let sockets = Sockets::open(
-            url.clone(),
+            urls.clone(),
+            0,
             (0..args.sockets).map(|i| setup.tokens[i % setup.tokens.len()].clone()).collect(),
             args.subscribe.then(|| rid.clone()),
             Sources::loopback(args.sources, 1),
@@ -155,12 +172,15 @@ async fn run(args: IdleArgs) -> anyhow::Result<()> {
         if args.subscribe { ", each subscribed to the channel" } else { "" },
         if args.workers > 1 { format!(", over {} worker processes", args.workers) } else { String::new() }
     );
+    if urls.len() > 1 {
+        println!("  spread over {} gateways", urls.len());
+    }
     for s in &samples {
         println!("  error: {s}");
     }
 
     tokio::time::sleep(Duration::from_secs(args.settle)).await;
-    let after = read_rss(args.pid)?;
+    let after = read_rss_sum(&args.pid)?;
     let alive = ok as u64 - held.dropped();
     let delta_kb = after.rss_kb as i64 - before.rss_kb as i64;
     let per_conn = |delta_kb: i64| if alive > 0 { delta_kb as f64 * 1024.0 / alive as f64 } else { 0.0 };
@@ -177,7 +197,7 @@ async fn run(args: IdleArgs) -> anyhow::Result<()> {
     if args.hold > 0 {
         println!("holding the sockets open for {} s (answering pings)...", args.hold);
         tokio::time::sleep(Duration::from_secs(args.hold)).await;
-        let rss = read_rss(args.pid)?;
+        let rss = read_rss_sum(&args.pid)?;
         let alive = ok as u64 - held.dropped();
         let delta = rss.rss_kb as i64 - before.rss_kb as i64;
         println!(
@@ -191,7 +211,7 @@ async fn run(args: IdleArgs) -> anyhow::Result<()> {
     // Close everything (bounded), then see what the server gives back.
     let pings = held.close().await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let closed = read_rss(args.pid).context("read RSS after closing")?;
+    let closed = read_rss_sum(&args.pid).context("read RSS after closing")?;
     println!("server RSS 3 s after closing every socket: {} kB", closed.rss_kb);
 
     if args.json {
@@ -210,6 +230,8 @@ async fn run(args: IdleArgs) -> anyhow::Result<()> {
             "pings_answered": pings,
             "workers": args.workers,
             "sources": args.sources,
+            "gateways": urls.len(),
+            "processes_measured": args.pid.len(),
             "rss_after_close_kb": closed.rss_kb,
         });
         println!("{summary}");
@@ -231,8 +253,10 @@ struct Sockets {
 
 impl Sockets {
     /// Starts opening one socket per token (`room`: subscribe each to it).
+    /// Socket `first + k` (its index in the whole run) goes to `urls[(first + k) % len]`.
     fn open(
-        url: Arc<str>,
+        urls: Arc<[Arc<str>]>,
+        first: usize,
         tokens: Vec<Arc<str>>,
         room: Option<Arc<str>>,
         sources: Sources,
@@ -246,8 +270,9 @@ impl Sockets {
         let mut tasks = JoinSet::new();
         let total = tokens.len();
         for (i, token) in tokens.into_iter().enumerate() {
-            let (url, limit, ready, counters, room) =
-                (url.clone(), limit.clone(), ready_tx.clone(), counters.clone(), room.clone());
+            let url = urls[(first + i) % urls.len()].clone();
+            let (limit, ready, counters, room) =
+                (limit.clone(), ready_tx.clone(), counters.clone(), room.clone());
             let mut stop = stop_rx.clone();
             let source = sources.pick(i);
             tasks.spawn(async move {
@@ -419,11 +444,17 @@ async fn next_line(lines: &std::sync::mpsc::Receiver<(usize, String)>) -> Option
     }
 }
 
-fn spawn_workers(args: &IdleArgs, url: &str, rid: &str, tokens: &[Arc<str>]) -> anyhow::Result<Workers> {
+fn spawn_workers(
+    args: &IdleArgs,
+    urls: &[Arc<str>],
+    rid: &str,
+    tokens: &[Arc<str>],
+) -> anyhow::Result<Workers> {
     use std::io::BufRead;
     let mut setup = tempfile::NamedTempFile::new()?;
     let tokens: Vec<&str> = tokens.iter().map(|t| &**t).collect();
-    serde_json::to_writer(&mut setup, &json!({ "url": url, "rid": rid, "tokens": tokens }))?;
+    let urls: Vec<&str> = urls.iter().map(|u| &**u).collect();
+    serde_json::to_writer(&mut setup, &json!({ "urls": urls, "rid": rid, "tokens": tokens }))?;
     let exe = std::env::current_exe().context("find own executable")?;
     let (tx, lines) = std::sync::mpsc::channel();
     let mut children = Vec::with_capacity(args.workers);
@@ -462,7 +493,12 @@ fn spawn_workers(args: &IdleArgs, url: &str, rid: &str, tokens: &[Arc<str>]) -> 
 /// The worker side of `idle --workers`.
 pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
     let setup: serde_json::Value = serde_json::from_slice(&std::fs::read(&args.setup)?)?;
-    let url: Arc<str> = setup["url"].as_str().context("setup: url")?.into();
+    let urls: Arc<[Arc<str>]> = setup["urls"]
+        .as_array()
+        .context("setup: urls")?
+        .iter()
+        .filter_map(|u| u.as_str().map(Arc::from))
+        .collect();
     let rid: Arc<str> = setup["rid"].as_str().context("setup: rid")?.into();
     let all: Vec<Arc<str>> = setup["tokens"]
         .as_array()
@@ -470,13 +506,14 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         .iter()
         .filter_map(|t| t.as_str().map(Arc::from))
         .collect();
-    if all.is_empty() || args.from > args.to {
-        bail!("worker: empty token list or bad range");
+    if all.is_empty() || urls.is_empty() || args.from > args.to {
+        bail!("worker: empty token or URL list, or bad range");
     }
     let tokens: Vec<Arc<str>> = (args.from..args.to).map(|i| all[i % all.len()].clone()).collect();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(async move {
         let mut sockets = Sockets::open(
-            url,
+            urls,
+            args.from,
             tokens,
             args.subscribe.then_some(rid),
             Sources::loopback(args.sources, args.source_first),
@@ -501,4 +538,15 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<()> {
         println!("done {} {pings}", ok as u64 - dropped);
         anyhow::Ok(())
     })
+}
+
+/// The summed VmRSS and VmHWM of several processes (one gateway's, or every gateway's).
+fn read_rss_sum(pids: &[u32]) -> anyhow::Result<Rss> {
+    let mut sum = Rss { rss_kb: 0, hwm_kb: 0 };
+    for &pid in pids {
+        let rss = read_rss(pid)?;
+        sum.rss_kb += rss.rss_kb;
+        sum.hwm_kb += rss.hwm_kb;
+    }
+    Ok(sum)
 }

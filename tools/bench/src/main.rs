@@ -1,7 +1,7 @@
 //! `apogee-bench`: drives a local Apogee (or any Rocket.Chat-compatible) server through the
 //! Rocket.Chat REST API and DDP, and reports throughput, latency and completeness.
 //!
-//! Scenarios: `idle`, `fanout`, `chat-mix`, `reconnect-storm` (DDP), `post` and `upload` (REST), plus
+//! Scenarios: `idle`, `fanout`, `chat-mix`, `reconnect-storm` (DDP), `post`, `upload` and `search` (REST), plus
 //! `startup` and `rss`. The newer scenarios (`chat-mix`, `reconnect-storm`) write a JSON report
 //! and an SVG chart beside their summary (see `report.rs`).
 //!
@@ -18,6 +18,7 @@ mod ddp;
 mod fanout;
 mod idle;
 mod report;
+mod search;
 mod startup;
 mod storm;
 mod upload;
@@ -80,6 +81,8 @@ enum Command {
     ReconnectStorm(storm::StormArgs),
     /// Users uploading files into a room; throughput, latency, server RSS; every file checked back.
     Upload(upload::UploadArgs),
+    /// Seed a channel with many messages, then time `chat.search` queries of several kinds.
+    Search(search::SearchArgs),
 }
 
 #[derive(Args)]
@@ -133,6 +136,7 @@ fn main() -> anyhow::Result<()> {
         Command::ChatMix(args) => chat_mix::main(args),
         Command::ReconnectStorm(args) => storm::main(args),
         Command::Upload(args) => upload::main(args),
+        Command::Search(args) => search::main(args),
         Command::Post(args) => {
             tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(post(args))
         }

@@ -148,3 +148,63 @@ async fn upload_sends_files_that_come_back_intact() {
         assert!(stdout.contains("6 of 6 intact"), "{stdout}");
     }
 }
+
+/// `search` seeds a channel and asks every kind of query: words common to many messages are
+/// found, text found nowhere is not, and no query fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_seeds_and_times_every_kind_of_query() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("search.json");
+    let args =
+        ["search", "--url", &server.url, "-n", "300", "-c", "3", "-q", "5", "--out", out.to_str().unwrap()];
+    let output = bench(args.iter().map(|s| (*s).to_owned()).collect()).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert_eq!(v["seeded"]["messages"], 300, "{v}");
+    let kinds = v["kinds"].as_array().unwrap();
+    assert_eq!(kinds.len(), 5, "{v}");
+    for kind in kinds {
+        assert_eq!(kind["errors"], 0, "{v}");
+        assert_eq!(kind["latency"]["count"], 5, "{v}");
+    }
+    let results =
+        |name: &str| kinds.iter().find(|k| k["kind"] == name).unwrap()["results_per_query"].as_f64().unwrap();
+    assert!(results("common word") > 0.0, "{v}");
+    assert_eq!(results("no match"), 0.0, "{v}");
+}
+
+/// `idle --gateways` spreads the sockets over the gateways given (here the same server twice)
+/// and every one logs in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_spreads_sockets_over_gateways() {
+    let server = TestServer::start().await;
+    let pid = std::process::id().to_string();
+    let gateways = format!("{0},{0}", server.url);
+    let args = [
+        "idle",
+        "--url",
+        &server.url,
+        "--gateways",
+        &gateways,
+        "--pid",
+        &pid,
+        "-n",
+        "20",
+        "-u",
+        "2",
+        "--subscribe",
+        "--settle",
+        "0",
+        "--json",
+    ];
+    let output = bench(args.iter().map(|s| (*s).to_owned()).collect()).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let summary: Value =
+        serde_json::from_str(stdout.lines().rev().find(|l| l.starts_with('{')).unwrap()).unwrap();
+    assert_eq!(summary["opened"], 20, "{stdout}");
+    assert_eq!(summary["failed"], 0, "{stdout}");
+    assert_eq!(summary["gateways"], 2, "{stdout}");
+}

@@ -299,6 +299,13 @@ impl FilesService for GrpcFilesClient {
             .await
     }
 
+    async fn url_preview(&self, who: &Principal, rid: &str, url: &str) -> ServiceResult<Value> {
+        // A read: fetching the page again on a retry changes nothing.
+        self.0
+            .call(concat!("/apogee.files.v1.Files/", "UrlPreview"), Retry::Read, Some(who), &(rid, url))
+            .await
+    }
+
     async fn set_avatar(
         &self,
         who: &Principal,
@@ -494,6 +501,19 @@ impl Files for GrpcFilesServer {
         reply(
             serve_call("files.room_images", meta.trace, async move {
                 service.room_images(&who, &rid, starting_from, page).await
+            })
+            .await,
+        )
+    }
+
+    async fn url_preview(&self, request: Request<JsonCall>) -> Result<Response<JsonReply>, Status> {
+        let meta = self.options.accept(request.metadata())?;
+        let who = principal(&meta)?;
+        let (rid, url): (String, String) = decode_args(request.get_ref())?;
+        let service = self.service.clone();
+        reply(
+            serve_call("files.url_preview", meta.trace, async move {
+                service.url_preview(&who, &rid, &url).await
             })
             .await,
         )

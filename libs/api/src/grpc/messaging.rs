@@ -7,6 +7,10 @@ use apogee_types::{
 };
 
 use apogee_proto::messaging::v1::messaging_server::{Messaging, MessagingServer};
+use apogee_proto::messaging::v1::{SendMessageReply, SendMessageRequest};
+use apogee_types::ServiceError;
+
+use crate::events::wire;
 
 use super::grpc_adapters;
 
@@ -51,7 +55,6 @@ grpc_adapters! {
         (Read, MentionsInRoom, mentions_in_room, [rid: &str => String, oldest_first: bool => bool, page: PageRequest => PageRequest], Page<Message>),
         (Read, Members, members, [rid: &str => String, filter: MemberFilter => MemberFilter, page: PageRequest => PageRequest], Page<User>),
         (Read, Counters, counters, [rid: &str => String, user_id: Option<String> => Option<String>], Counters),
-        (Write, SendMessage, send_message, [msg: NewMessage => NewMessage], Message),
         (Read, GetMessage, get_message, [id: &str => String], Message),
         (Read, ChangedMessages, changed_messages, [rid: &str => String, since: Millis => Millis, before: bool => bool, count: Option<u64> => Option<u64>], Vec<Message>),
         (Read, RemovedMessages, removed_messages, [rid: &str => String, since: Millis => Millis, before: bool => bool, count: Option<u64> => Option<u64>], Vec<(String, Millis)>),
@@ -100,6 +103,37 @@ grpc_adapters! {
         (Read, FindRoomByName, find_room_by_name, [name: &str => String], Option<Room>),
         (Read, TeamRoomsCount, team_rooms_count, [team_id: &str => String], u64),
         (Read, AnonymousMessages, anonymous_messages, [room: RoomSelector => RoomSelector, page: PageRequest => PageRequest], Page<Message>),
+    }
+    typed: {
+        client: {
+            async fn send_message(&self, who: &Principal, msg: NewMessage) -> ServiceResult<Message> {
+                let path = "/apogee.messaging.v1.Messaging/SendMessage";
+                let request = wire::send_message_request(msg);
+                let reply = self.0.typed(path, super::Retry::Write, Some(who), request).await?;
+                wire::send_message_reply_of(reply)
+                    .map_err(|e| ServiceError::internal(format!("decode {path} result: {e}")))
+            }
+        }
+        server: {
+            async fn send_message(
+                &self,
+                request: tonic::Request<SendMessageRequest>,
+            ) -> Result<tonic::Response<SendMessageReply>, tonic::Status> {
+                let meta = self.options.accept(request.metadata())?;
+                let who = meta.principal.ok_or_else(|| tonic::Status::unauthenticated("no principal"))?;
+                let msg = wire::new_message_of(request.into_inner())
+                    .map_err(|e| tonic::Status::invalid_argument(format!("bad arguments: {e}")))?;
+                let service = self.service.clone();
+                let sent = super::serve_call("messaging.send_message", meta.trace, async move {
+                    service.send_message(&who, msg).await
+                })
+                .await;
+                match sent {
+                    Ok(message) => Ok(tonic::Response::new(wire::send_message_reply(&message))),
+                    Err(error) => Err(super::status_from_error(&error)),
+                }
+            }
+        }
     }
 }
 

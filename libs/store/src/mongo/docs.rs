@@ -217,8 +217,9 @@ pub(crate) fn room_from_doc(mut doc: Document) -> StoreResult<Room> {
 
 pub(crate) fn subscription_to_doc(sub: &Subscription) -> StoreResult<Document> {
     let mut doc = to_doc("subscription", sub)?;
-    // Derived on every read, so never stored (Rocket.Chat's own `unread` would be read as ours).
+    // Derived on every read, so never stored (Rocket.Chat's own counts would be read as ours).
     doc.remove("unread");
+    doc.remove("groupMentions");
     dates_to_bson(&mut doc, SUBSCRIPTION_DATES);
     flatten(&mut doc, "notifications", SUBSCRIPTION_FIELDS);
     Ok(doc)
@@ -226,8 +227,9 @@ pub(crate) fn subscription_to_doc(sub: &Subscription) -> StoreResult<Document> {
 
 pub(crate) fn subscription_from_doc(mut doc: Document) -> StoreResult<Subscription> {
     dates_from_bson(&mut doc, SUBSCRIPTION_DATES);
-    // Rocket.Chat keeps a stored `unread` count; ours is derived on read.
+    // Rocket.Chat keeps stored `unread` and `groupMentions` counts; ours are derived on read.
     doc.remove("unread");
+    doc.remove("groupMentions");
     gather(&mut doc, "notifications", SUBSCRIPTION_FIELDS);
     from_doc("subscription", doc)
 }

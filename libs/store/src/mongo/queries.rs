@@ -178,6 +178,14 @@ pub(crate) fn unread_filter(rid: &str, uid: &str, after_seq: u64) -> Document {
     q
 }
 
+/// The unread messages that add to `uid`'s `groupMentions` (`Message::group_mention_for`):
+/// `@all` or `@here` among the mentions, `uid` not among them.
+pub(crate) fn group_mention_filter(rid: &str, uid: &str, after_seq: u64) -> Document {
+    let mut q = unread_filter(rid, uid, after_seq);
+    q.insert("mentions._id", doc! { "$in": ["all", "here"], "$ne": uid });
+    q
+}
+
 pub(crate) fn history_filter(rid: &str, query: &HistoryQuery) -> Document {
     let (lt, gt) = if query.inclusive { ("$lte", "$gte") } else { ("$lt", "$gt") };
     let mut ts = Document::new();

@@ -178,12 +178,14 @@ fn subscriptions_keep_notification_preferences_at_the_top_level() {
     let mut doc = subscription_to_doc(&s).unwrap();
     assert_eq!(doc.get_str("desktopNotifications").unwrap(), "mentions");
     assert!(!doc.contains_key("notifications") && !doc.contains_key("unread"));
+    assert!(!doc.contains_key("groupMentions"));
     assert_eq!(doc.get("ls"), Some(&at(7)));
-    // Rocket.Chat's own stored count is ignored: ours is derived.
+    // Rocket.Chat's own stored counts are ignored: ours are derived.
     doc.insert("unread", 5);
+    doc.insert("groupMentions", 2);
     let back = subscription_from_doc(doc).unwrap();
     assert_eq!(back, s);
-    assert_eq!(back.unread, 0);
+    assert_eq!((back.unread, back.group_mentions), (0, 0));
 }
 
 #[test]
@@ -435,6 +437,22 @@ fn unread_counts_messages_by_others_after_the_last_read_one() {
             "t": Bson::Null,
             "$or": [{ "tmid": Bson::Null }, { "tshow": true }],
             "_hidden": { "$ne": true },
+        }
+    );
+}
+
+#[test]
+fn group_mentions_count_unread_all_and_here_messages_not_naming_the_user() {
+    assert_eq!(
+        group_mention_filter("r1", "u1", 3),
+        doc! {
+            "rid": "r1",
+            "seq": { "$gt": 3_i64 },
+            "u._id": { "$ne": "u1" },
+            "t": Bson::Null,
+            "$or": [{ "tmid": Bson::Null }, { "tshow": true }],
+            "_hidden": { "$ne": true },
+            "mentions._id": { "$in": ["all", "here"], "$ne": "u1" },
         }
     );
 }

@@ -14,8 +14,9 @@ const ENTITY: &str = "message";
 pub(super) fn insert_message(conn: &Connection, message: &Message) -> StoreResult<()> {
     let doc = encode(ENTITY, message)?;
     conn.execute(
-        "INSERT INTO messages (id, rid, seq, ts, updated_at, uid, counts_unread, in_thread_only, doc)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO messages
+            (id, rid, seq, ts, updated_at, uid, counts_unread, in_thread_only, doc, group_mention)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
         params![
             message.id,
             message.rid,
@@ -25,7 +26,8 @@ pub(super) fn insert_message(conn: &Connection, message: &Message) -> StoreResul
             message.u.id,
             message.counts_as_unread(),
             message.tmid.is_some() && !message.tshow,
-            doc
+            doc,
+            message.is_group_mention()
         ],
     )
     .map_err(conflict_or(ENTITY, &message.id))?;
@@ -36,13 +38,15 @@ pub(super) fn insert_message(conn: &Connection, message: &Message) -> StoreResul
 pub(super) fn rewrite_message(conn: &Connection, message: &Message) -> StoreResult<()> {
     let doc = encode(ENTITY, message)?;
     conn.execute(
-        "UPDATE messages SET updated_at = ?2, counts_unread = ?3, in_thread_only = ?4, doc = ?5 WHERE id = ?1",
+        "UPDATE messages SET updated_at = ?2, counts_unread = ?3, in_thread_only = ?4, doc = ?5,
+            group_mention = ?6 WHERE id = ?1",
         params![
             message.id,
             message.updated_at.0,
             message.counts_as_unread(),
             message.tmid.is_some() && !message.tshow,
-            doc
+            doc,
+            message.is_group_mention()
         ],
     )
     .map_err(unavailable)?;
@@ -59,6 +63,27 @@ pub(super) fn count_unread_in(conn: &Connection, rid: &str, uid: &str, after_seq
         )
         .map_err(unavailable)?;
     Ok(n.try_into().unwrap_or(0))
+}
+
+/// `(unread, groupMentions)` of `uid` after `after_seq`, in one pass over the unread rows: a
+/// group mention that names `uid` counts as a user mention instead (`Message::group_mention_for`).
+pub(super) fn count_unread_and_group_in(
+    conn: &Connection,
+    rid: &str,
+    uid: &str,
+    after_seq: u64,
+) -> StoreResult<(u64, u64)> {
+    let (unread, group): (i64, i64) = conn
+        .query_row(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN group_mention = 1 THEN NOT EXISTS (
+                    SELECT 1 FROM json_each(doc, '$.mentions') WHERE json_extract(value, '$._id') = ?3
+                ) ELSE 0 END), 0)
+             FROM messages WHERE rid = ?1 AND seq > ?2 AND uid <> ?3 AND counts_unread = 1",
+            params![rid, i64::try_from(after_seq).unwrap_or(i64::MAX), uid],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .map_err(unavailable)?;
+    Ok((unread.try_into().unwrap_or(0), group.try_into().unwrap_or(0)))
 }
 
 fn messages_from(conn: &Connection, sql: &str, args: &[rusqlite::types::Value]) -> StoreResult<Vec<Message>> {
@@ -120,9 +145,37 @@ fn text_condition(text: &str, arg: usize) -> (String, rusqlite::types::Value) {
     }
 }
 
+/// Trigram matches (in every room) up to which a text search starts from the index's matches;
+/// above it, the room is read newest first and each message tested, which stops as soon as a
+/// page is full. A word in most messages would otherwise have its whole match list read and
+/// sorted (seconds on a million messages); a rare one would have the whole room read.
+const INDEX_DRIVEN_MAX: i64 = 2_000;
+
+/// How a search's text condition is evaluated (see [`INDEX_DRIVEN_MAX`]).
+#[derive(Clone, Copy, PartialEq)]
+enum TextPlan {
+    /// The trigram index's matches, each looked up (the room's index is not used).
+    IndexDriven,
+    /// Every message of the room, in page order, tested with `contains_folded`.
+    RoomScan,
+}
+
+/// Picks the plan for a search text of three characters or more: counts its trigram matches,
+/// stopping past [`INDEX_DRIVEN_MAX`].
+fn text_plan(conn: &Connection, text: &str) -> StoreResult<TextPlan> {
+    let matches: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM (SELECT 1 FROM messages_fts WHERE messages_fts MATCH ?1 LIMIT ?2)",
+            params![format!("\"{}\"", text.replace('"', "\"\"")), INDEX_DRIVEN_MAX + 1],
+            |row| row.get(0),
+        )
+        .map_err(unavailable)?;
+    Ok(if matches > INDEX_DRIVEN_MAX { TextPlan::RoomScan } else { TextPlan::IndexDriven })
+}
+
 /// The SQL condition (on `messages`) and its arguments, numbered from `?2`, for a
 /// [`MessageFilter`].
-fn filter_sql(filter: &MessageFilter) -> (String, Vec<rusqlite::types::Value>) {
+fn filter_sql(filter: &MessageFilter, plan: Option<TextPlan>) -> (String, Vec<rusqlite::types::Value>) {
     const NOT_REMOVED: &str = "json_extract(doc, '$.t') IS NOT 'rm'";
     match filter {
         MessageFilter::Pinned => {
@@ -147,7 +200,7 @@ fn filter_sql(filter: &MessageFilter) -> (String, Vec<rusqlite::types::Value>) {
                 .into(),
             vec![like_pattern(text).into()],
         ),
-        MessageFilter::Search(search) => search_sql(search),
+        MessageFilter::Search(search) => search_sql(search, plan),
     }
 }
 
@@ -166,13 +219,19 @@ fn any_like(args: &mut Vec<rusqlite::types::Value>, expr: &str, texts: &[String]
     format!("({})", alternatives.join(" OR "))
 }
 
-/// The conditions of a [`MessageSearch`], joined with `AND`.
-fn search_sql(search: &MessageSearch) -> (String, Vec<rusqlite::types::Value>) {
+/// The conditions of a [`MessageSearch`], joined with `AND`; `plan` for a text of three
+/// characters or more.
+fn search_sql(search: &MessageSearch, plan: Option<TextPlan>) -> (String, Vec<rusqlite::types::Value>) {
     let mut conditions = vec!["json_extract(doc, '$.t') IS NOT 'rm'".to_owned()];
     let mut args: Vec<rusqlite::types::Value> = Vec::new();
     if let Some(text) = &search.text {
         let arg = args.len() + 2;
-        let (condition, value) = text_condition(text, arg);
+        let (condition, value) = match plan {
+            Some(TextPlan::RoomScan) => {
+                (format!("contains_folded(json_extract(doc, '$.msg'), ?{arg})"), text.clone().into())
+            }
+            _ => text_condition(text, arg),
+        };
         args.push(value);
         conditions.push(condition);
     }
@@ -615,17 +674,45 @@ impl MessageStore for SqliteStore {
         filter: &MessageFilter,
         page: PageRequest,
     ) -> StoreResult<Page<Message>> {
-        let (condition, args) = filter_sql(filter);
         let ascending = match filter {
             MessageFilter::Pinned => true,
             MessageFilter::Search(search) => search.ascending,
             _ => false,
         };
         let order = if ascending { "ASC" } else { "DESC" };
-        let mut args: Vec<rusqlite::types::Value> =
-            std::iter::once(rid.to_owned().into()).chain(args).collect();
         let (lim, off) = (limit(page.count), offset(page.offset));
+        let filter = filter.clone();
+        let rid = rid.to_owned();
         self.read(move |conn| {
+            let search_text = match &filter {
+                MessageFilter::Search(search) => search.text.as_deref().filter(|t| t.chars().count() >= 3),
+                _ => None,
+            };
+            let plan = search_text.map(|text| text_plan(conn, text)).transpose()?;
+            let (condition, args) = filter_sql(&filter, plan);
+            let mut args: Vec<rusqlite::types::Value> = std::iter::once(rid.into()).chain(args).collect();
+            if matches!(filter, MessageFilter::Search(_)) {
+                // Searches are not counted (no caller shows a total, and counting every match
+                // of a common word is the cost the plans above avoid): `total` is what this
+                // page reached.
+                // `+rid` keeps SQLite from walking the room's index when the text's matches
+                // are few: they drive the query instead.
+                let room = if plan == Some(TextPlan::IndexDriven) { "+rid = ?1" } else { "rid = ?1" };
+                let n = args.len();
+                args.extend([lim.into(), off.into()]);
+                let items = messages_from(
+                    conn,
+                    &format!(
+                        "SELECT doc FROM messages WHERE {room} AND {condition}
+                         ORDER BY ts {order}, seq {order} LIMIT ?{} OFFSET ?{}",
+                        n + 1,
+                        n + 2
+                    ),
+                    &args,
+                )?;
+                let total = page.offset + items.len() as u64;
+                return Ok(Page { items, offset: page.offset, total });
+            }
             let total: i64 = conn
                 .query_row(
                     &format!("SELECT COUNT(*) FROM messages WHERE rid = ?1 AND {condition}"),

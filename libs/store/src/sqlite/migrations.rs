@@ -119,6 +119,13 @@ const MIGRATIONS: &[&str] = &[
         doc TEXT NOT NULL
      );
      CREATE INDEX integrations_created ON integrations(created_at);",
+    // 9: `@all` / `@here` messages shown in the room, so a subscription's `groupMentions` is
+    // derived on read like `unread` (`Message::is_group_mention`).
+    "ALTER TABLE messages ADD COLUMN group_mention INTEGER NOT NULL DEFAULT 0;
+     UPDATE messages SET group_mention = 1
+      WHERE counts_unread = 1
+        AND EXISTS (SELECT 1 FROM json_each(doc, '$.mentions')
+                     WHERE json_extract(value, '$._id') IN ('all', 'here'));",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> StoreResult<()> {

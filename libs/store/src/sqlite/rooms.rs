@@ -2,7 +2,7 @@ use apogee_types::{Millis, Page, PageRequest, Room, RoomType, Subscription};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params, params_from_iter};
 
-use super::messages::{count_unread_in, insert_message, load_message, rewrite_message};
+use super::messages::{count_unread_and_group_in, insert_message, load_message, rewrite_message};
 use super::{SqliteStore, conflict_or, decode, encode, like_pattern, limit, offset, unavailable};
 use crate::{
     Removed, RenameOutcome, RoomFilter, RoomStore, RoomWrite, RoomWriteOutcome, StoreError, StoreResult,
@@ -58,7 +58,8 @@ fn save_subscription(conn: &Connection, sub: &Subscription, insert: bool) -> Sto
 }
 
 fn with_unread(conn: &Connection, mut sub: Subscription) -> StoreResult<Subscription> {
-    sub.unread = count_unread_in(conn, &sub.rid, &sub.u.id, sub.last_read_seq)?;
+    (sub.unread, sub.group_mentions) =
+        count_unread_and_group_in(conn, &sub.rid, &sub.u.id, sub.last_read_seq)?;
     Ok(sub)
 }
 
@@ -158,6 +159,9 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
         conn.execute("DELETE FROM rooms WHERE id = ?1", [&rid]).map_err(unavailable)?;
         return Ok(RoomWriteOutcome::default());
     }
+    // Only joins and leaves change the member count: recounting on every message would cost
+    // one index walk over the room's members per message.
+    let membership_changed = is_new || !add_subscriptions.is_empty() || !remove_subscriptions.is_empty();
     let touches_room = is_new
         || mutate.is_some()
         || !messages.is_empty()
@@ -223,7 +227,7 @@ fn apply_room_write(conn: &Connection, write: RoomWrite) -> StoreResult<RoomWrit
             trash(conn, "subscriptions", &id, Some(uid), now)?;
         }
     }
-    if is_new || !subscriptions.is_empty() || !remove_subscriptions.is_empty() {
+    if membership_changed {
         let members =
             count(conn, "SELECT COUNT(*) FROM subscriptions WHERE rid = ?1", &[rid.clone().into()])?;
         if members != room.users_count {

@@ -16,3 +16,49 @@ async fn reopening_keeps_data_and_schema() {
     let store = SqliteStore::open(&path).unwrap();
     assert!(store.user_by_id("u1").await.unwrap().is_some());
 }
+
+/// A text in more messages than the trigram index is asked for (the room read newest first)
+/// and a rare one (the index's matches looked up) page and sort alike.
+#[tokio::test]
+async fn searches_page_alike_whichever_plan_they_take() {
+    use crate::testsuite::{message, room};
+    use crate::{MessageFilter, MessageSearch, MessageStore, RoomStore, RoomWrite};
+    use apogee_types::PageRequest;
+    let store = SqliteStore::open_temp().unwrap();
+    for (rid, n) in [("r1", 2_100), ("r2", 100)] {
+        let mut write = RoomWrite::new(rid);
+        write.create = Some(room(rid, rid));
+        write.messages = (0..n)
+            .map(|i| {
+                let mut m = message(&format!("{rid}-{i}"), rid, "u1", i);
+                m.msg =
+                    if i % 500 == 0 { format!("Common and rare {i}") } else { format!("a COMMON one {i}") };
+                m
+            })
+            .collect();
+        store.write_room(write).await.unwrap();
+    }
+    let find = |text: &str, ascending: bool, offset: u64, count: u64| {
+        let search = MessageSearch { text: Some(text.into()), ascending, ..Default::default() };
+        let store = &store;
+        async move {
+            let page = store
+                .find_messages(
+                    "r1",
+                    &MessageFilter::Search(Box::new(search)),
+                    PageRequest { offset, count: Some(count) },
+                )
+                .await
+                .unwrap();
+            page.items.into_iter().map(|m| m.id).collect::<Vec<_>>()
+        }
+    };
+    // 2,200 matches in all: the room is read.
+    assert_eq!(find("common", false, 0, 3).await, ["r1-2099", "r1-2098", "r1-2097"]);
+    assert_eq!(find("coMMon", false, 2, 2).await, ["r1-2097", "r1-2096"]);
+    assert_eq!(find("common", true, 0, 2).await, ["r1-0", "r1-1"]);
+    // Five matches: the index drives.
+    assert_eq!(find("RARE", false, 0, 10).await, ["r1-2000", "r1-1500", "r1-1000", "r1-500", "r1-0"]);
+    assert_eq!(find("rare", true, 1, 2).await, ["r1-500", "r1-1000"]);
+    assert_eq!(find("nowhere", false, 0, 10).await, Vec::<String>::new());
+}

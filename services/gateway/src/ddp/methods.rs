@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use apogee_api::events::{RoomEvent, room_subject};
+use apogee_api::events::{BusEvent, RoomEvent, room_subject};
 use apogee_api::{
     CreateRoom, Credentials, HistoryRequest, LoginRequest, LoginUser, MemberFilter, NewMessage, Password,
     RoomSelector,
 };
-use apogee_bus::{Bytes, Subject};
+use apogee_bus::Subject;
 use apogee_rc::{Dates, parse_date};
 use apogee_types::{ErrorKind, Millis, PageRequest, Principal, RoomType, ServiceError, ServiceResult};
 use serde_json::{Map, Value, json};
@@ -617,9 +617,8 @@ async fn notify_room(ctx: &MethodCtx<'_>, who: &Principal, params: &[Value]) -> 
         extra,
         origin: ctx.conn.map(|c| ctx.state.hub.origin(c.id)).unwrap_or_default(),
     };
-    if let (Ok(subject), Ok(payload)) =
-        (Subject::new(&room_subject(rid, "activity")), serde_json::to_vec(&event))
-        && let Err(e) = ctx.state.bus.publish(&subject, Bytes::from(payload)).await
+    if let Ok(subject) = Subject::new(&room_subject(rid, "activity"))
+        && let Err(e) = ctx.state.bus.publish(&subject, event.encode()).await
     {
         tracing::warn!(error = %e, "typing not relayed");
     }

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use apogee_api::events::BusEvent;
 use apogee_bus::{Bus, SubjectPattern, Subscription};
 use apogee_presence::{Hit, PresenceError, PresenceHandle, PresenceOptions, PresenceStore, UserStatus};
 use apogee_types::{Principal, ServiceError, ServiceResult, User};
@@ -102,7 +103,7 @@ async fn eventually<F: Future<Output = bool>>(mut done: impl FnMut() -> F) {
 
 async fn next_change(events: &mut Subscription) -> PresenceEvent {
     let event = tokio::time::timeout(TTL * 5, events.next()).await.unwrap().unwrap();
-    serde_json::from_slice(&event.payload).unwrap()
+    PresenceEvent::decode(&event.payload).unwrap()
 }
 
 #[tokio::test]

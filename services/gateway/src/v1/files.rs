@@ -548,3 +548,22 @@ pub(crate) async fn get_avatar(
     }
     Ok(response)
 }
+
+/// `GET chat.getURLPreview`: `roomId` and `url`, nothing else; the files service fetches.
+pub(crate) async fn url_preview(
+    State(state): State<GatewayState>,
+    caller: Caller,
+    Query(query): Query,
+) -> ApiResult {
+    const ALLOWED: [&str; 2] = ["roomId", "url"];
+    if let Some(extra) = query.keys().find(|k| !ALLOWED.contains(&k.as_str())) {
+        return Err(ApiError::invalid_params(format!("must NOT have additional properties '{extra}'")));
+    }
+    for key in ALLOWED {
+        if !query.contains_key(key) {
+            return Err(ApiError::invalid_params(format!("must have required property '{key}'")));
+        }
+    }
+    let preview = files(&state)?.url_preview(&caller.principal, &query["roomId"], &query["url"]).await?;
+    Ok(ok!("urlPreview" => preview))
+}
