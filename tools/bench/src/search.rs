@@ -193,7 +193,7 @@ async fn run(args: SearchArgs) -> anyhow::Result<()> {
     };
     if let Some(pid) = args.pid {
         let rss = read_rss(pid)?;
-        println!("server RSS after seeding: {:.1} MiB", rss.rss_kb as f64 / 1024.0);
+        println!("server RSS before the queries: {:.1} MiB", rss.rss_kb as f64 / 1024.0);
     }
 
     let mut kinds = Vec::new();
