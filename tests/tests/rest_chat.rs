@@ -369,10 +369,24 @@ async fn group_mentions_are_derived_for_every_member() {
         .call("sendMessage", json!([{"rid": rid, "msg": "@all via ddp"}]))
         .await;
     assert_eq!(over_ddp["error"]["error"], "error-action-not-allowed", "{over_ddp}");
+    // Nor can an edit add it.
+    let plain =
+        alice.ok_post("chat.sendMessage", json!({"message": {"rid": rid, "msg": "plain"}})).await["message"]
+            ["_id"]
+            .clone();
+    // Bob's sidebar hears of "plain" (one more unread).
+    let event = sub_changed(&mut ws, &changed, &rid).await;
+    assert_eq!(counts(&event["fields"]["args"][1]), (json!(3), json!(2), json!(0), json!(true)));
+    let edited =
+        alice.post("chat.update", json!({"roomId": rid, "msgId": plain, "text": "@all plain"})).await;
+    assert_error(&edited, 400, Some("error-action-not-allowed"));
+    let kept = alice.ok_get(&format!("chat.getMessage?msgId={}", plain.as_str().unwrap())).await;
+    assert_eq!(kept["message"]["msg"], "plain");
     let last =
         admin.ok_get(&format!("channels.info?roomId={rid}")).await["channel"]["lastMessage"]["msg"].clone();
-    assert_eq!(last, "@here and @carol", "nothing was posted");
-    assert_eq!(counts(&get_one(&bob).await), (json!(2), json!(2), json!(0), json!(true)));
+    assert_eq!(last, "plain", "nothing else was posted");
+    // "plain" is one more unread, and the refused edit added no group mention.
+    assert_eq!(counts(&get_one(&bob).await), (json!(3), json!(2), json!(0), json!(true)));
     admin.ok_post("permissions.update", json!({"permissions": [{"_id": "mention-all", "roles": ["admin", "owner", "moderator", "user"]}]})).await;
 
     bob.ok_post("subscriptions.read", json!({"rid": rid})).await;
@@ -383,7 +397,8 @@ async fn group_mentions_are_derived_for_every_member() {
     // Unread from the `@all` message: both group mentions are back.
     bob.ok_post("subscriptions.unread", json!({"firstUnreadMessage": {"_id": all_id}})).await;
     let event = sub_changed(&mut ws, &changed, &rid).await;
-    assert_eq!(counts(&event["fields"]["args"][1]), (json!(2), json!(2), json!(0), json!(true)));
+    // Three unread since it: the `@all`, the `@here` and "plain".
+    assert_eq!(counts(&event["fields"]["args"][1]), (json!(3), json!(2), json!(0), json!(true)));
     bob.ok_post("subscriptions.read", json!({"rid": rid})).await;
     sub_changed(&mut ws, &changed, &rid).await;
 

@@ -694,6 +694,13 @@ async fn a_default_team_brings_its_auto_join_rooms_to_new_users_and_rocket_cat_h
     let stray =
         admin.ok_post("groups.create", json!({"name": "stray", "extraData": {"teamId": "nope"}})).await;
     assert!(stray["group"].get("teamId").is_none(), "{stray}");
+    // Someone outside the team cannot put a room in it.
+    let outsider = server.user("outsider").await;
+    let refused = outsider
+        .post("channels.create", json!({"name": "intruder", "extraData": {"teamId": team["_id"]}}))
+        .await;
+    assert_error(&refused, 403, None);
+    assert_eq!(admin.ok_get("rooms.nameExists?roomName=intruder").await["exists"], false);
     let other = id_of(admin.ok_post("groups.create", json!({"name": "crew-other"})).await, "group");
     admin.ok_post("teams.addRooms", json!({"teamId": team["_id"], "rooms": [other]})).await;
     admin.ok_post("teams.updateRoom", json!({"roomId": gid, "isDefault": true})).await;

@@ -112,6 +112,18 @@ impl UserRename {
 
 /// `text` with every `@old` (ASCII case-insensitive) made `@new`, as Rocket.Chat rewrites the
 /// messages that mention a renamed user.
+/// Whether a username may end where `rest` starts: `@bob` in `@bobby` or `@bob.smith` is not a
+/// mention of bob (a dot ends it only when no name character follows).
+fn ends_a_username(rest: &str) -> bool {
+    let name_char = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let mut chars = rest.chars();
+    match chars.next() {
+        None => true,
+        Some('.') => !chars.next().is_some_and(name_char),
+        Some(c) => !name_char(c),
+    }
+}
+
 pub fn replace_mentions(text: &str, old: &str, new: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -119,7 +131,7 @@ pub fn replace_mentions(text: &str, old: &str, new: &str) -> String {
         out.push_str(&rest[..at]);
         let after = &rest[at + 1..];
         match after.get(..old.len()) {
-            Some(head) if head.eq_ignore_ascii_case(old) => {
+            Some(head) if head.eq_ignore_ascii_case(old) && ends_a_username(&after[old.len()..]) => {
                 out.push('@');
                 out.push_str(new);
                 rest = &after[old.len()..];
@@ -141,8 +153,8 @@ mod tests {
     #[test]
     fn mentions_are_rewritten_whatever_their_case_and_nothing_else_is() {
         assert_eq!(
-            replace_mentions("hi @Bob and @bob, @bobby! bob@x", "bob", "rob"),
-            "hi @rob and @rob, @robby! bob@x"
+            replace_mentions("hi @Bob and @bob, @bobby! @bob.smith @bob. bob@x", "bob", "rob"),
+            "hi @rob and @rob, @bobby! @bob.smith @rob. bob@x"
         );
         assert_eq!(replace_mentions("@ @b é@bob", "bob", "rob"), "@ @b é@rob");
         assert_eq!(replace_mentions("nothing", "bob", "rob"), "nothing");

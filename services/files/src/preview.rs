@@ -163,7 +163,10 @@ pub(crate) fn unescape_html(text: &str) -> String {
     while let Some(at) = rest.find('&') {
         out.push_str(&rest[..at]);
         let tail = &rest[at + 1..];
-        let decoded = tail.find(';').filter(|end| *end > 0 && *end <= 32).and_then(|end| {
+        // Entities are short: look for the `;` in the next 33 bytes only, so a page of bare
+        // `&`s costs linear time.
+        let end = tail.as_bytes().iter().take(33).position(|&b| b == b';');
+        let decoded = end.filter(|end| *end > 0 && *end <= 32).and_then(|end| {
             let name = &tail[..end];
             let ch = if let Some(num) = name.strip_prefix('#') {
                 let code = match num.strip_prefix(['x', 'X']) {
@@ -305,6 +308,9 @@ fn decode(content_type: &str, body: &[u8]) -> String {
     }
 }
 
+/// Longest a whole URL preview may take, redirects and the `#!` refetch included.
+const PREVIEW_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What Rocket.Chat's `getUrlMeta` yields: the metas and camel-cased headers of a 200 answer.
 async fn url_meta(
     url: &str,
@@ -383,7 +389,14 @@ pub(crate) async fn preview(url: &str, rules: &Rules) -> Value {
     out.insert("url".into(), Value::String(url.to_owned()));
     out.insert("meta".into(), json!({}));
     let absolute = url.starts_with("http://") || url.starts_with("https://") || url.starts_with("data:");
-    if absolute && let Some((metas, headers)) = url_meta(url, rules, false).await {
+    // One bound for the whole preview (each hop has its own timeout, and a `#!` page is
+    // fetched twice).
+    let fetched = if absolute {
+        tokio::time::timeout(PREVIEW_DEADLINE, url_meta(url, rules, false)).await.ok().flatten()
+    } else {
+        None
+    };
+    if let Some((metas, headers)) = fetched {
         let mut meta = relevant(&metas);
         if let Some(Value::String(html)) = meta.get_mut("oembedHtml") {
             *html = html.replacen("iframe", r#"iframe style="max-width: 100%;width:400px;height:225px""#, 1);

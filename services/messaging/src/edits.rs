@@ -96,11 +96,13 @@ impl Messaging {
         let now = Millis::now();
         let text = self.filter_bad_words(text).await;
         self.validate_custom_fields(custom_fields.as_ref()).await?;
+        let (mentions, _, _) = self.resolve_mentions(&text).await?;
+        // An edit may not add the `@all`/`@here` its author could not have sent.
+        self.check_group_mentions(who, sub.as_ref(), &mentions).await?;
         // Rocket.Chat saves the copy before validating; after it, a refused edit leaves nothing.
         if self.auth.setting_bool("Message_KeepHistory", false).await {
             self.keep_version(&original, who, now, true).await?;
         }
-        let (mentions, _, _) = self.resolve_mentions(&text).await?;
         let channels = self.resolve_channels(&text).await?;
         // The links and their quotes, worked out on the message as it was (the store's
         // mutation cannot wait on lookups); the edit then sets both.

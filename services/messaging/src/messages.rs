@@ -37,6 +37,26 @@ pub(crate) fn mention_tokens(msg: &str, sigil: char) -> Vec<String> {
 }
 
 impl Messaging {
+    /// Rocket.Chat's `preventMention`: `@all` and `@here` each need their permission, globally
+    /// or through a room role, on send and on edit alike.
+    pub(crate) async fn check_group_mentions(
+        &self,
+        who: &Principal,
+        sub: Option<&Subscription>,
+        mentions: &[Mention],
+    ) -> ServiceResult<()> {
+        for (mention, permission) in [("all", "mention-all"), ("here", "mention-here")] {
+            if mentions.iter().any(|m| m.id == mention) && !self.has_in_room(who, sub, permission).await? {
+                return Err(ServiceError::invalid(
+                    "error-action-not-allowed",
+                    format!("Notify {mention} in this room not allowed"),
+                )
+                .with_details(serde_json::json!({ "action": "Notify all in this room" })));
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn send_message_impl(&self, who: &Principal, new: NewMessage) -> ServiceResult<Message> {
         let room = self.room_by_id(&new.rid).await?;
         let sub = self.store.subscription(&room.id, &who.user_id).await.map_err(store_error)?;
@@ -87,19 +107,7 @@ impl Messaging {
         crate::content::set_urls(&text, &mut extra);
         self.quote_links(who, &mut extra).await?;
         let (mentions, mentioned_ids, group_mention) = self.resolve_mentions(&text).await?;
-        // Rocket.Chat's `preventMention`: `@all` and `@here` each need their permission,
-        // globally or through a room role.
-        for (mention, permission) in [("all", "mention-all"), ("here", "mention-here")] {
-            if mentions.iter().any(|m| m.id == mention)
-                && !self.has_in_room(who, sub.as_ref(), permission).await?
-            {
-                return Err(ServiceError::invalid(
-                    "error-action-not-allowed",
-                    format!("Notify {mention} in this room not allowed"),
-                )
-                .with_details(serde_json::json!({ "action": "Notify all in this room" })));
-            }
-        }
+        self.check_group_mentions(who, sub.as_ref(), &mentions).await?;
         let channels = self.resolve_channels(&text).await?;
         let message = Message {
             id: new.id.filter(|id| !id.is_empty()).unwrap_or_else(random_id),

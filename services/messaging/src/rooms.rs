@@ -181,6 +181,14 @@ impl Messaging {
             Some(id) => self.store.team_by_id(id).await.map_err(store_error)?,
             None => None,
         };
+        // Rocket.Chat takes any team here; we ask that the creator be in the team (or may add
+        // rooms to any team), so that nobody outside a private team can put rooms in it.
+        if let Some(team) = &team {
+            let sub = self.store.subscription(&team.room_id, &who.user_id).await.map_err(store_error)?;
+            if sub.is_none() && !self.has_in_room(who, None, "add-team-channel").await? {
+                return Err(ServiceError::unauthorized());
+            }
+        }
         room.team_id = team.as_ref().map(|t| t.id.clone());
         let mut members: Vec<UserRef> = Vec::new();
         for username in &req.members {
