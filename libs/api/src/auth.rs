@@ -194,6 +194,12 @@ pub trait AuthService: Send + Sync + 'static {
     /// For other services: every user (only the active ones when asked), by username, with the
     /// total count, without a permission check.
     async fn all_users(&self, active_only: bool, page: PageRequest) -> ServiceResult<Page<User>>;
+    /// For other services: users changed at or after `since` (`_updatedAt`), by username.
+    async fn users_changed_since(
+        &self,
+        since: apogee_types::Millis,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>>;
     /// For presence: stores a user's live status, and optionally their chosen default status and
     /// status text; returns the user after the change.
     async fn set_user_status(

@@ -179,6 +179,13 @@ pub async fn users_list_filters_and_pages(store: &dyn Store) {
     assert_eq!(store.list_users(&filter, ALL).await.unwrap().total, 0, "LIKE wildcards are escaped");
     let filter = UserFilter { roles: vec!["admin".into()], ..Default::default() };
     assert_eq!(store.list_users(&filter, ALL).await.unwrap().total, 0);
+    let newest = store.list_users(&UserFilter::default(), ALL).await.unwrap().items;
+    let latest = newest.iter().map(|u| u.updated_at).max().unwrap();
+    let filter = UserFilter { updated_since: Some(latest), ..Default::default() };
+    let changed = store.list_users(&filter, ALL).await.unwrap().items;
+    assert!(!changed.is_empty() && changed.iter().all(|u| u.updated_at >= latest), "{changed:?}");
+    let filter = UserFilter { updated_since: Some(apogee_types::Millis(latest.0 + 1)), ..Default::default() };
+    assert_eq!(store.list_users(&filter, ALL).await.unwrap().total, 0);
     let ids = store.users_by_ids(&["u1".into(), "u3".into(), "zz".into()]).await.unwrap();
     assert_eq!(ids.len(), 2);
 }

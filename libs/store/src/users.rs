@@ -13,6 +13,8 @@ pub struct UserFilter {
     pub active: Option<bool>,
     /// Only these ids (when non-empty).
     pub ids: Vec<String>,
+    /// Only users changed at or after this time (`_updatedAt`).
+    pub updated_since: Option<apogee_types::Millis>,
 }
 
 /// A change to one user, applied inside the store's transaction.

@@ -211,6 +211,15 @@ impl AuthService for Auth {
         .map_err(store_error)
     }
 
+    async fn users_changed_since(
+        &self,
+        since: apogee_types::Millis,
+        page: PageRequest,
+    ) -> ServiceResult<Page<User>> {
+        let filter = apogee_store::UserFilter { updated_since: Some(since), ..Default::default() };
+        self.store.list_users(&filter, page).await.map_err(store_error)
+    }
+
     async fn all_users(&self, active_only: bool, page: PageRequest) -> ServiceResult<Page<User>> {
         let filter = apogee_store::UserFilter { active: active_only.then_some(true), ..Default::default() };
         self.store.list_users(&filter, page).await.map_err(store_error)

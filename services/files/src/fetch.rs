@@ -57,7 +57,30 @@ fn v6_public(ip: Ipv6Addr) -> bool {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return v4_public(v4);
     }
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    // Forms that carry an IPv4 address: IPv4-compatible (`::a.b.c.d`), 6to4 (`2002:AABB:CCDD::`)
+    // and Teredo (`2001:0::/32`, the client address inverted): judged by that address.
+    if seg[..6] == [0; 6] {
+        return v4_public(Ipv4Addr::new(
+            (seg[6] >> 8) as u8,
+            seg[6] as u8,
+            (seg[7] >> 8) as u8,
+            seg[7] as u8,
+        ));
+    }
+    if first == 0x2002 {
+        return v4_public(Ipv4Addr::new(
+            (seg[1] >> 8) as u8,
+            seg[1] as u8,
+            (seg[2] >> 8) as u8,
+            seg[2] as u8,
+        ));
+    }
+    if first == 0x2001 && seg[1] == 0 {
+        let (a, b) = (!seg[6], !seg[7]);
+        return v4_public(Ipv4Addr::new((a >> 8) as u8, a as u8, (b >> 8) as u8, b as u8));
+    }
     !(ip.is_unspecified()
         || ip.is_loopback()
         || ip.is_multicast()
@@ -264,11 +287,25 @@ mod tests {
         for private in ["127.0.0.1", "10.1.2.3", "172.20.0.1", "192.168.1.1", "169.254.169.254", "0.0.0.0"] {
             assert!(!public(private.parse().unwrap()), "{private}");
         }
-        for private in ["::1", "::", "fd00::1", "fe80::1", "::ffff:127.0.0.1", "64:ff9b::a00:1"] {
+        for private in [
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+            "::7f00:1",
+            "::a00:1",
+            "2002:7f00:1::",
+            "2002:c0a8:101::1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+        ] {
             assert!(!public(private.parse().unwrap()), "{private}");
         }
         assert!(!public("100.100.100.200".parse().unwrap()));
-        for open in ["8.8.8.8", "172.32.0.1", "2606:4700::1111", "::ffff:1.1.1.1"] {
+        for open in
+            ["8.8.8.8", "172.32.0.1", "2606:4700::1111", "::ffff:1.1.1.1", "2002:808:808::1", "2001:db9::1"]
+        {
             assert!(public(open.parse().unwrap()), "{open}");
         }
     }

@@ -65,6 +65,7 @@ grpc_adapters! {
         (Read, UsersByIds, users_by_ids, [ids: &[String] => Vec<String>], Vec<User>),
         (Read, FindUser, find_user, [selector: UserSelector => UserSelector], Option<User>),
         (Read, AllUsers, all_users, [active_only: bool => bool, page: PageRequest => PageRequest], Page<User>),
+        (Read, UsersChangedSince, users_changed_since, [since: apogee_types::Millis => apogee_types::Millis, page: PageRequest => PageRequest], Page<User>),
         (Write, SetUserStatus, set_user_status, [user_id: &str => String, status: &str => String, status_default: Option<String> => Option<String>, status_text: Option<String> => Option<String>], User),
         (Read, OnlineUsers, online_users, [], Vec<User>),
         (Read, UserPreferences, user_preferences, [user: &User => User], serde_json::Map<String, Value>),

@@ -71,6 +71,9 @@ pub(crate) fn user_list_filter(filter: &UserFilter) -> Document {
     if let Some(active) = filter.active {
         q.insert("active", active);
     }
+    if let Some(since) = filter.updated_since {
+        q.insert("_updatedAt", doc! { "$gte": mongodb::bson::DateTime::from_millis(since.0) });
+    }
     if !filter.ids.is_empty() {
         q.insert("_id", doc! { "$in": &filter.ids });
     }

@@ -394,12 +394,14 @@ fn user_list_filter_combines_conditions() {
         roles: vec!["admin".into()],
         active: Some(true),
         ids: vec!["u1".into()],
+        updated_since: Some(apogee_types::Millis(5)),
     };
     assert_eq!(
         user_list_filter(&filter),
         doc! {
             "$or": [{ "username": contains("ali") }, { "name": contains("ali") }],
             "active": true,
+            "_updatedAt": { "$gte": mongodb::bson::DateTime::from_millis(5) },
             "_id": { "$in": ["u1"] },
             "roles": { "$in": ["admin"] },
         }

@@ -100,6 +100,10 @@ impl UserStore for SqliteStore {
             args.push(i64::from(active).into());
             clauses.push(format!("active = ?{}", args.len()));
         }
+        if let Some(since) = filter.updated_since {
+            args.push(since.0.into());
+            clauses.push(format!("json_extract(doc, '$._updatedAt') >= ?{}", args.len()));
+        }
         if !filter.ids.is_empty() {
             let marks: Vec<String> = filter
                 .ids

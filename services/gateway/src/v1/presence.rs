@@ -147,10 +147,12 @@ pub(crate) async fn get_presence(
     }
 }
 
-/// `GET users.presence?ids=a,b` (or `ids[]=`): the users among `ids` who are not offline.
+/// Most users one `users.presence?from=` answer lists (a ten-minute window of changes).
+const PRESENCE_DELTA_MAX: u64 = 5_000;
 /// How recent `from` must be for `users.presence` to answer with the changes alone.
 const PRESENCE_DELTA_MS: i64 = 10 * 60 * 1000;
 
+/// `GET users.presence?ids=a,b` (or `ids[]=`): the users among `ids` who are not offline.
 pub(crate) async fn presence(
     State(state): State<GatewayState>,
     caller: Caller,
@@ -173,9 +175,10 @@ pub(crate) async fn presence(
             (state.auth.users_by_ids(&ids).await?, false, true)
         }
         (None, Some(from)) => {
-            let all = apogee_types::PageRequest { offset: 0, count: None };
-            let mut changed = state.auth.all_users(false, all).await?.items;
-            changed.retain(|u| u.updated_at >= from && u.id != caller.principal.user_id);
+            // The store filters; a page bounds what one call may load.
+            let page = apogee_types::PageRequest { offset: 0, count: Some(PRESENCE_DELTA_MAX) };
+            let mut changed = state.auth.users_changed_since(from, page).await?.items;
+            changed.retain(|u| u.id != caller.principal.user_id);
             (changed, false, false)
         }
         (None, None) => (state.auth.online_users().await?, true, true),
