@@ -88,16 +88,38 @@ fn trash(conn: &Connection, collection: &str, id: &str, uid: Option<&str>, at: M
 /// Candidates are found by the text of their documents (the quoted old username, the user's
 /// id) and decided by [`UserRename`]; a rename is rare enough for a scan, and adds no index to
 /// every message write.
+/// Messages a rename reads at once.
+const RENAME_BATCH: i64 = 500;
+
 fn apply_rename(conn: &Connection, rename: &UserRename) -> StoreResult<RenameOutcome> {
     let quoted = |s: &str| serde_json::to_string(s).unwrap_or_default();
     let (old, uid) = (quoted(&rename.old_username), quoted(&rename.user_id));
     let mut outcome = RenameOutcome::default();
     if rename.renames_username() {
-        let sql = "SELECT doc FROM messages WHERE uid = ?1 OR instr(doc, ?2) > 0";
-        for doc in docs(conn, sql, &[rename.user_id.clone().into(), old.clone().into()])? {
-            let mut message: apogee_types::Message = decode("message", &doc)?;
-            if rename.apply_to_message(&mut message) {
-                rewrite_message(conn, &message)?;
+        // A prolific user's messages are read a batch at a time (by rowid, which a rewrite
+        // keeps), so memory stays bounded whatever they wrote.
+        let mut stmt = conn
+            .prepare_cached(
+                "SELECT rowid, doc FROM messages WHERE (uid = ?1 OR instr(doc, ?2) > 0) AND rowid > ?3
+                 ORDER BY rowid LIMIT ?4",
+            )
+            .map_err(unavailable)?;
+        let mut after = 0i64;
+        loop {
+            let batch = stmt
+                .query_map(params![rename.user_id, old, after, RENAME_BATCH], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(unavailable)?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(unavailable)?;
+            let Some((last, _)) = batch.last() else { break };
+            after = *last;
+            for (_, doc) in &batch {
+                let mut message: apogee_types::Message = decode("message", doc)?;
+                if rename.apply_to_message(&mut message) {
+                    rewrite_message(conn, &message)?;
+                }
             }
         }
         let sql = "SELECT doc FROM rooms WHERE instr(doc, ?1) > 0 OR instr(doc, ?2) > 0";

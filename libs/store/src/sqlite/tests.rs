@@ -62,3 +62,27 @@ async fn searches_page_alike_whichever_plan_they_take() {
     assert_eq!(find("rare", true, 1, 2).await, ["r1-500", "r1-1000"]);
     assert_eq!(find("nowhere", false, 0, 10).await, Vec::<String>::new());
 }
+
+/// A rename reads the user's messages in batches: every one of more than a batch is rewritten.
+#[tokio::test]
+async fn a_rename_rewrites_more_messages_than_a_batch() {
+    use crate::testsuite::{message, room};
+    use crate::{MessageStore, RoomStore, RoomWrite, UserRename};
+    let store = SqliteStore::open_temp().unwrap();
+    let mut write = RoomWrite::new("r1");
+    write.create = Some(room("r1", "r1"));
+    write.messages = (0..1_234).map(|i| message(&format!("m{i}"), "r1", "u1", i)).collect();
+    store.write_room(write).await.unwrap();
+    let rename = UserRename {
+        user_id: "u1".into(),
+        old_username: "u1".into(),
+        username: Some("renamed".into()),
+        name: None,
+        at: apogee_types::Millis(5_000),
+    };
+    store.rename_user(&rename).await.unwrap();
+    for i in [0, 499, 500, 1_000, 1_233] {
+        let m = store.message_by_id(&format!("m{i}")).await.unwrap().unwrap();
+        assert_eq!(m.u.username, "renamed", "m{i}");
+    }
+}
