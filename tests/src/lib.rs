@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod cluster;
 pub mod ddp;
+pub mod http_site;
 pub mod moto;
 pub mod otlp;
 

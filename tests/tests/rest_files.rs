@@ -507,47 +507,21 @@ async fn s3_storage_end_to_end() {
     assert_eq!(listed["files"][0]["store"], "AmazonS3:Uploads");
 }
 
-/// A tiny HTTP/1.1 server for avatar URLs: `(path, status, content type, body)` routes; counts
+/// A site of images for avatar URLs: `(path, status, content type, body)` routes; counts
 /// the requests it answered.
 async fn image_host(
     routes: Vec<(&'static str, u16, &'static str, Vec<u8>)>,
 ) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let routes = routes.clone();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let text = String::from_utf8_lossy(&request);
-                let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let (status, ty, body) = routes
-                    .iter()
-                    .find(|(p, ..)| *p == path)
-                    .map(|(_, s, t, b)| (*s, *t, b.clone()))
-                    .unwrap_or((404, "text/plain", b"missing".to_vec()));
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: {ty}\r\nContent-Length: {}\r\nLocation: /a.png\r\nConnection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(&body).await;
-            });
-        }
-    });
-    (base, hits)
+    let routes = routes
+        .into_iter()
+        .map(|(path, status, ty, body)| apogee_tests::http_site::Route {
+            path,
+            status,
+            headers: format!("Content-Type: {ty}\r\nLocation: /a.png\r\n"),
+            body,
+        })
+        .collect();
+    apogee_tests::http_site::http_site(routes).await
 }
 
 #[tokio::test]

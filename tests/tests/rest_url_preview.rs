@@ -6,9 +6,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use apogee_tests::http_site::{Route, http_site};
 use apogee_tests::{Client, TestServer, assert_error};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const PAGE: &str = r#"<!doctype html><html><head>
 <meta charset="utf-8"><title>Launch &amp; Notes</title>
@@ -20,43 +20,18 @@ const PAGE: &str = r#"<!doctype html><html><head>
 <meta property="og:empty" content="  ">
 </head><body>hello</body></html>"#;
 
-/// A tiny HTTP/1.1 server: `(path, status, extra header lines, body)`; counts requests.
+/// A site of HTML pages: `(path, status, extra header lines, body)`; counts requests.
 async fn site(routes: Vec<(&'static str, u16, String, &'static str)>) -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let routes = routes.clone();
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match socket.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => request.extend_from_slice(&buf[..n]),
-                    }
-                }
-                counter.fetch_add(1, Ordering::SeqCst);
-                let text = String::from_utf8_lossy(&request).into_owned();
-                let path = text.split_whitespace().nth(1).unwrap_or("/").to_owned();
-                let (status, extra, body) = routes
-                    .iter()
-                    .find(|(p, ..)| *p == path)
-                    .map(|(_, s, h, b)| (*s, h.clone(), *b))
-                    .unwrap_or((404, String::new(), "missing"));
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = socket.write_all(head.as_bytes()).await;
-                let _ = socket.write_all(body.as_bytes()).await;
-            });
-        }
-    });
-    (base, hits)
+    let routes = routes
+        .into_iter()
+        .map(|(path, status, extra, body)| Route {
+            path,
+            status,
+            headers: format!("Content-Type: text/html; charset=utf-8\r\n{extra}"),
+            body: body.as_bytes().to_vec(),
+        })
+        .collect();
+    http_site(routes).await
 }
 
 async fn preview(client: &Client, rid: &str, url: &str) -> Value {

@@ -96,6 +96,15 @@ fn value_of(bytes: &[u8], name: &str) -> Result<Value> {
     serde_json::from_slice(bytes).map_err(|e| DecodeError(format!("{name}: {e}")))
 }
 
+/// An optional JSON field where present-but-`null` differs from absent (`Some(Null)` vs `None`).
+fn present_value_bytes(value: Option<&Value>) -> Option<Vec<u8>> {
+    value.map(|v| v.to_string().into_bytes())
+}
+
+fn present_value_of(bytes: Option<&[u8]>, name: &str) -> Result<Option<Value>> {
+    bytes.map(|b| serde_json::from_slice(b).map_err(|e| DecodeError(format!("{name}: {e}")))).transpose()
+}
+
 // === shapes ===
 
 fn user_ref(u: &UserRef) -> pb::UserRef {
@@ -227,7 +236,7 @@ fn room(r: &Room) -> pb::Room {
         broadcast: r.broadcast,
         encrypted: r.encrypted,
         // Present even for `null`: `Some(Null)` and `None` are different rooms.
-        sys_mes: r.sys_mes.as_ref().map(|v| v.to_string().into_bytes()),
+        sys_mes: present_value_bytes(r.sys_mes.as_ref()),
         uids: r.uids.clone(),
         usernames: r.usernames.clone(),
         join_code: r.join_code.clone(),
@@ -242,23 +251,13 @@ fn room(r: &Room) -> pb::Room {
         team_id: r.team_id.clone(),
         team_main: r.team_main,
         team_default: r.team_default,
-        sidepanel: r.sidepanel.as_ref().map(|v| v.to_string().into_bytes()),
+        sidepanel: present_value_bytes(r.sidepanel.as_ref()),
     }
 }
 
 fn room_of(r: pb::Room) -> Result<Room> {
-    let sys_mes = match r.sys_mes {
-        Some(bytes) => {
-            Some(serde_json::from_slice(&bytes).map_err(|e| DecodeError(format!("room.sys_mes: {e}")))?)
-        }
-        None => None,
-    };
-    let sidepanel = match r.sidepanel {
-        Some(bytes) => {
-            Some(serde_json::from_slice(&bytes).map_err(|e| DecodeError(format!("room.sidepanel: {e}")))?)
-        }
-        None => None,
-    };
+    let sys_mes = present_value_of(r.sys_mes.as_deref(), "room.sys_mes")?;
+    let sidepanel = present_value_of(r.sidepanel.as_deref(), "room.sidepanel")?;
     Ok(Room {
         sidepanel,
         t: room_type_of(r.t)?,

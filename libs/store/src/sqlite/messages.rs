@@ -691,48 +691,39 @@ impl MessageStore for SqliteStore {
             let plan = search_text.map(|text| text_plan(conn, text)).transpose()?;
             let (condition, args) = filter_sql(&filter, plan);
             let mut args: Vec<rusqlite::types::Value> = std::iter::once(rid.into()).chain(args).collect();
-            if matches!(filter, MessageFilter::Search(_)) {
-                // Searches are not counted (no caller shows a total, and counting every match
-                // of a common word is the cost the plans above avoid): `total` is what this
-                // page reached.
-                // `+rid` keeps SQLite from walking the room's index when the text's matches
-                // are few: they drive the query instead.
-                let room = if plan == Some(TextPlan::IndexDriven) { "+rid = ?1" } else { "rid = ?1" };
-                let n = args.len();
-                args.extend([lim.into(), off.into()]);
-                let items = messages_from(
-                    conn,
-                    &format!(
-                        "SELECT doc FROM messages WHERE {room} AND {condition}
-                         ORDER BY ts {order}, seq {order} LIMIT ?{} OFFSET ?{}",
-                        n + 1,
-                        n + 2
-                    ),
-                    &args,
-                )?;
-                let total = page.offset + items.len() as u64;
-                return Ok(Page { items, offset: page.offset, total });
-            }
-            let total: i64 = conn
-                .query_row(
-                    &format!("SELECT COUNT(*) FROM messages WHERE rid = ?1 AND {condition}"),
-                    params_from_iter(args.iter()),
-                    |row| row.get(0),
-                )
-                .map_err(unavailable)?;
+            // Searches are not counted (no caller shows a total, and counting every match of a
+            // common word is the cost the plans above avoid): their `total` is what this page
+            // reached.
+            let search = matches!(filter, MessageFilter::Search(_));
+            let total = if search {
+                None
+            } else {
+                let n: i64 = conn
+                    .query_row(
+                        &format!("SELECT COUNT(*) FROM messages WHERE rid = ?1 AND {condition}"),
+                        params_from_iter(args.iter()),
+                        |row| row.get(0),
+                    )
+                    .map_err(unavailable)?;
+                Some(n.try_into().unwrap_or(0))
+            };
+            // `+rid` keeps SQLite from walking the room's index when a search text's matches
+            // are few: they drive the query instead.
+            let room = if plan == Some(TextPlan::IndexDriven) { "+rid = ?1" } else { "rid = ?1" };
             let n = args.len();
             args.extend([lim.into(), off.into()]);
             let items = messages_from(
                 conn,
                 &format!(
-                    "SELECT doc FROM messages WHERE rid = ?1 AND {condition}
+                    "SELECT doc FROM messages WHERE {room} AND {condition}
                      ORDER BY ts {order}, seq {order} LIMIT ?{} OFFSET ?{}",
                     n + 1,
                     n + 2
                 ),
                 &args,
             )?;
-            Ok(Page { items, offset: page.offset, total: total.try_into().unwrap_or(0) })
+            let total = total.unwrap_or(page.offset + items.len() as u64);
+            Ok(Page { items, offset: page.offset, total })
         })
         .await
     }
